@@ -1,0 +1,191 @@
+/**
+ * The Endpoint record and the parser for etcd values. Three value forms are accepted:
+ *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"metadata":{…}}
+ *   2. etcd's Go endpoints.Manager JSON  {"Op":0,"Addr":"10.0.0.5:50051","Metadata":{…}}
+ *      (field names match case-insensitively, as Go's encoding/json does; anchors come
+ *      from Metadata.anchors when present)
+ *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4
+ * Parsing never throws: it returns an Endpoint or a readable reason.
+ */
+import { z } from 'zod';
+import { parseAddress } from './address.js';
+
+export type EndpointFormat = 'json' | 'go' | 'text' | 'static';
+
+export interface Endpoint {
+  /** Identity of the entry: the etcd key, or `static/<i>` for pass:/// entries. */
+  readonly key: string;
+  readonly addr: string;
+  readonly anchors: number;
+  readonly metadata?: unknown;
+  readonly format: EndpointFormat;
+}
+
+export interface ParseLimits {
+  readonly defaultAnchors: number;
+  readonly maxAnchorsPerKey: number;
+  readonly maxValueBytes: number;
+}
+
+export const DEFAULT_LIMITS: ParseLimits = { defaultAnchors: 1, maxAnchorsPerKey: 64, maxValueBytes: 64 * 1024 };
+
+export type ParseResult = { ok: true; endpoint: Endpoint } | { ok: false; reason: string };
+
+const MAX_METADATA_DEPTH = 32;
+const NATIVE_FIELDS = new Set(['addr', 'anchors', 'metadata']);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function invalid(reason: string): ParseResult {
+  return { ok: false, reason };
+}
+
+const addressSchema = z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
+  const parsed = parseAddress(value);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+});
+
+function anchorsSchema(max: number) {
+  return z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(1, { error: `must be between 1 and ${max}` })
+    .max(max, { error: `must be between 1 and ${max}` });
+}
+
+function depthWithin(value: unknown, limit: number): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (limit === 0) return false;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  return children.every((child) => depthWithin(child, limit - 1));
+}
+
+const schemaCache = new Map<number, z.ZodType<{ addr: string; anchors?: number | undefined; metadata?: unknown; op?: number | undefined }>>();
+
+function valueSchema(maxAnchors: number) {
+  let schema = schemaCache.get(maxAnchors);
+  if (schema === undefined) {
+    const anchors = anchorsSchema(maxAnchors);
+    schema = z
+      .object({
+        addr: addressSchema,
+        anchors: anchors.optional(),
+        metadata: z
+          .unknown()
+          .refine((m) => depthWithin(m, MAX_METADATA_DEPTH), { error: `is nested deeper than ${MAX_METADATA_DEPTH} levels` })
+          .optional(),
+        // Go's Op is a uint8; a PUT always means add/update whatever it says.
+        op: z.number({ error: 'must be a number' }).int().min(0).max(255).optional(),
+      })
+      .superRefine((value, ctx) => {
+        const fromMetadata = metadataAnchors(value.metadata);
+        if (value.anchors !== undefined || fromMetadata === undefined) return;
+        const checked = anchors.safeParse(fromMetadata);
+        for (const issue of checked.error?.issues ?? []) {
+          ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'anchors'] });
+        }
+      });
+    schemaCache.set(maxAnchors, schema);
+  }
+  return schema;
+}
+
+/** Go's encoding/json prefers an exact field match, then any case-insensitive one. */
+function goField(object: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(object, name)) return object[name];
+  const lower = name.toLowerCase();
+  for (const key of Object.keys(object)) {
+    if (key.toLowerCase() === lower) return object[key];
+  }
+  return undefined;
+}
+
+/** One readable line per value: `anchors: must be between 1 and 64; addr: missing port …`. */
+function oneLine(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => (issue.path.length === 0 ? issue.message : `${issue.path.join('.')}: ${issue.message}`))
+    .join('; ');
+}
+
+function metadataAnchors(metadata: unknown): unknown {
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined;
+  return (metadata as Record<string, unknown>)['anchors'];
+}
+
+function parseJson(key: string, text: string, limits: ParseLimits): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return invalid(`value is not valid JSON (${(err as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return invalid('JSON value must be an object with an "addr" field');
+  }
+  const object = raw as Record<string, unknown>;
+  const format: EndpointFormat = Object.keys(object).every((k) => NATIVE_FIELDS.has(k)) ? 'json' : 'go';
+  const candidate = {
+    addr: goField(object, 'addr'),
+    anchors: goField(object, 'anchors'),
+    metadata: goField(object, 'metadata'),
+    op: goField(object, 'op'),
+  };
+  if (candidate.addr === undefined) return invalid('JSON value has no "addr" (or Go "Addr") field');
+  const parsed = valueSchema(limits.maxAnchorsPerKey).safeParse(candidate);
+  if (!parsed.success) return invalid(oneLine(parsed.error));
+  const { addr, metadata } = parsed.data;
+  const anchors = parsed.data.anchors ?? (metadataAnchors(metadata) as number | undefined) ?? limits.defaultAnchors;
+  const endpoint: Endpoint =
+    metadata === undefined || metadata === null ? { key, addr, anchors, format } : { key, addr, anchors, metadata, format };
+  return { ok: true, endpoint };
+}
+
+/** Parses `addr` or `addr#N`, the seed's text form (also used inside pass:/// targets). */
+export function parseAddressWithAnchors(text: string, limits: ParseLimits): { ok: true; addr: string; anchors: number } | { ok: false; reason: string } {
+  const hash = text.lastIndexOf('#');
+  const addrText = hash === -1 ? text : text.slice(0, hash);
+  const parsedAddr = parseAddress(addrText);
+  if (!parsedAddr.ok) return parsedAddr;
+  if (hash === -1) return { ok: true, addr: addrText, anchors: limits.defaultAnchors };
+  const anchorsText = text.slice(hash + 1);
+  if (!/^[0-9]+$/.test(anchorsText)) {
+    return { ok: false, reason: `anchor count ${JSON.stringify(anchorsText)} after "#" must be an integer` };
+  }
+  const anchors = Number(anchorsText);
+  if (anchors < 1 || anchors > limits.maxAnchorsPerKey) {
+    return { ok: false, reason: `anchor count ${anchorsText} must be between 1 and ${limits.maxAnchorsPerKey}` };
+  }
+  return { ok: true, addr: addrText, anchors };
+}
+
+/**
+ * Parses one etcd value. The size check runs on the raw bytes before any decoding,
+ * so an oversized value is rejected without being copied.
+ */
+export function parseEndpointValue(key: string, value: Uint8Array, limits: ParseLimits = DEFAULT_LIMITS): ParseResult {
+  if (value.byteLength > limits.maxValueBytes) {
+    return invalid(`value is ${value.byteLength} bytes, over the limit of ${limits.maxValueBytes}`);
+  }
+  let text: string;
+  try {
+    text = utf8.decode(value);
+  } catch {
+    return invalid('value is not valid UTF-8');
+  }
+  const trimmed = text.trim();
+  if (trimmed.length === 0) return invalid('value is empty');
+  if (trimmed.startsWith('{') || trimmed.startsWith('"') || trimmed.startsWith('[{')) return parseJson(key, trimmed, limits);
+  const parsed = parseAddressWithAnchors(trimmed, limits);
+  if (!parsed.ok) return parsed;
+  return { ok: true, endpoint: { key, addr: parsed.addr, anchors: parsed.anchors, format: 'text' } };
+}
+
+/** Whether two endpoints describe the same desired state (identity, address, anchors, metadata). */
+export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return (
+    a.key === b.key &&
+    a.addr === b.addr &&
+    a.anchors === b.anchors &&
+    a.format === b.format &&
+    JSON.stringify(a.metadata) === JSON.stringify(b.metadata)
+  );
+}

@@ -1,0 +1,20 @@
+/** anchorpool's public API. Everything exported here is supported; deep imports are not. */
+export { createSource } from './create-source.js';
+export type { SourceOptions, EtcdOptions } from './config.js';
+export type { EndpointSource, EndpointChange, EndpointSnapshot, ResyncInfo, ResyncReason, SourceEvents, SourceStatus, ReadyOptions, ChangeCause } from './source.js';
+export { EtcdEndpointSource } from './source-etcd.js';
+export { StaticEndpointSource } from './source-static.js';
+export { type Endpoint, type EndpointFormat, type ParseLimits, type ParseResult, parseEndpointValue, DEFAULT_LIMITS } from './endpoint.js';
+export { type ParsedAddress, parseAddress } from './address.js';
+export { type Target, type EtcdTarget, type StaticTarget, parseTarget } from './target.js';
+export type { EndpointDiff, InvalidEndpoint } from './desired-state.js';
+export type { Logger, LogFields } from './logger.js';
+export {
+  AnchorPoolError,
+  ConfigError,
+  InvalidTargetError,
+  EtcdUnavailableError,
+  EtcdAuthError,
+  ClosedError,
+  isAnchorPoolError,
+} from './errors.js';

@@ -1,0 +1,171 @@
+/**
+ * What every EndpointSource shares: the desired state, coalesced change events,
+ * invalid-value reporting, the ready() promise and an idempotent close().
+ * Subclasses only implement begin() (start fetching) and end() (stop all I/O).
+ */
+import { EventEmitter } from 'node:events';
+import { DesiredState, type InvalidEndpoint } from './desired-state.js';
+import type { ParseLimits } from './endpoint.js';
+import { type AnchorPoolError, ClosedError } from './errors.js';
+import type { Logger } from './logger.js';
+import type {
+  ChangeCause,
+  EndpointSnapshot,
+  EndpointSource,
+  ReadyOptions,
+  SourceEvents,
+  SourceStatus,
+} from './source.js';
+
+export const DEFAULT_READY_TIMEOUT_MILLIS = 10_000;
+
+interface ReadyWaiter {
+  resolve(snapshot: EndpointSnapshot): void;
+  reject(error: Error): void;
+}
+
+export abstract class SourceBase extends EventEmitter<SourceEvents> implements EndpointSource {
+  abstract readonly kind: 'etcd' | 'static';
+  protected readonly state: DesiredState;
+  protected readonly logger: Logger;
+  protected revision = 0;
+  readonly #coalesceMillis: number;
+  #started = false;
+  #closed = false;
+  #ready = false;
+  #waiters = new Set<ReadyWaiter>();
+  #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  #pendingCause: ChangeCause = 'snapshot';
+
+  constructor(limits: ParseLimits, logger: Logger, coalesceMillis: number) {
+    super();
+    this.state = new DesiredState(limits);
+    this.logger = logger;
+    this.#coalesceMillis = coalesceMillis;
+  }
+
+  /** Begins fetching. Must not emit synchronously. */
+  protected abstract begin(): void;
+  /** Stops all I/O and timers; resolves when nothing of the source is left running. */
+  protected abstract end(): Promise<void>;
+  /** The error a timed-out ready() rejects with. */
+  protected abstract readyTimeoutError(timeoutMillis: number): AnchorPoolError;
+  abstract status(): SourceStatus;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get isReady(): boolean {
+    return this.#ready;
+  }
+
+  start(): void {
+    if (this.#started || this.#closed) return;
+    this.#started = true;
+    this.begin();
+  }
+
+  snapshot(): EndpointSnapshot {
+    return { endpoints: new Map(this.state.endpoints), invalid: new Map(this.state.invalid), revision: this.revision };
+  }
+
+  ready(options: ReadyOptions = {}): Promise<EndpointSnapshot> {
+    if (this.#closed) return Promise.reject(new ClosedError('the endpoint source is closed'));
+    if (this.#ready) return Promise.resolve(this.snapshot());
+    this.start();
+    const timeoutMillis = options.timeoutMillis ?? DEFAULT_READY_TIMEOUT_MILLIS;
+    const { signal } = options;
+    return new Promise<EndpointSnapshot>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => settle(() => reject(signal?.reason ?? new Error('aborted')));
+      const settle = (action: () => void): void => {
+        this.#waiters.delete(waiter);
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        action();
+      };
+      const waiter: ReadyWaiter = {
+        resolve: (snapshot) => settle(() => resolve(snapshot)),
+        reject: (error) => settle(() => reject(error)),
+      };
+      if (signal?.aborted) return onAbort();
+      this.#waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (Number.isFinite(timeoutMillis)) {
+        timer = setTimeout(() => waiter.reject(this.readyTimeoutError(timeoutMillis)), timeoutMillis);
+        timer.unref();
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cancelFlush();
+    const closed = new ClosedError('the endpoint source was closed before it became ready');
+    for (const waiter of [...this.#waiters]) waiter.reject(closed);
+    await this.end();
+  }
+
+  /** Marks the state as changed; the diff is emitted once per coalescing window. */
+  protected changed(cause: ChangeCause): void {
+    if (cause !== 'watch') this.#pendingCause = cause;
+    if (this.#flushTimer !== undefined || this.#closed) return;
+    this.#flushTimer =
+      this.#coalesceMillis === 0
+        ? setImmediate(() => this.flush())
+        : setTimeout(() => this.flush(), this.#coalesceMillis).unref();
+  }
+
+  /** Emits the pending diff now. Called before ready/resync so events keep their order. */
+  protected flush(): void {
+    this.#cancelFlush();
+    const cause = this.#pendingCause;
+    this.#pendingCause = 'watch';
+    const diff = this.state.takeDiff();
+    if (diff !== null) this.emitSafely('change', { ...diff, revision: this.revision, cause });
+  }
+
+  protected markReady(): void {
+    this.flush();
+    if (this.#ready) return;
+    this.#ready = true;
+    const snapshot = this.snapshot();
+    for (const waiter of [...this.#waiters]) waiter.resolve(snapshot);
+  }
+
+  /** Rejects current ready() callers at once (for errors that waiting cannot fix). */
+  protected failReady(error: AnchorPoolError): void {
+    for (const waiter of [...this.#waiters]) waiter.reject(error);
+  }
+
+  protected reportInvalid(record: InvalidEndpoint): void {
+    this.logger.warn(
+      { key: record.key, reason: record.reason, modRevision: record.modRevision, keptPrevious: record.keptPrevious },
+      `ignoring invalid endpoint value at ${JSON.stringify(record.key)}: ${record.reason}`,
+    );
+    this.emitSafely('invalid', record);
+  }
+
+  protected reportError(error: AnchorPoolError): void {
+    this.logger.error({ code: error.code, error: error.message }, error.message);
+    if (this.listenerCount('error') > 0) this.emitSafely('error', error);
+  }
+
+  /** A listener that throws must not take the source down with it. */
+  protected emitSafely<E extends keyof SourceEvents>(event: E, ...args: SourceEvents[E]): void {
+    try {
+      (this.emit as (event: E, ...args: SourceEvents[E]) => boolean)(event, ...args);
+    } catch (err) {
+      this.logger.error({ event, error: String(err) }, `a listener of "${event}" threw`);
+    }
+  }
+
+  #cancelFlush(): void {
+    if (this.#flushTimer === undefined) return;
+    clearTimeout(this.#flushTimer as NodeJS.Timeout);
+    clearImmediate(this.#flushTimer as NodeJS.Immediate);
+    this.#flushTimer = undefined;
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * The etcd source: keeps DesiredState equal to the values under one key prefix.
+ *
+ *   list(prefix) at revision R ──► watch from R+1 ──► (any break) ──► list again ──► …
+ *
+ * Every break of the watch (disconnect, error, cancel, compaction, watchdog) leads to
+ * a fresh paginated listing at a new revision, diffed against the current state; the
+ * resume revision etcd3 keeps internally is never trusted (DESIGN §3). While etcd is
+ * unreachable the last known state stays and retries back off with jitter.
+ *
+ * The watchdog: after `watchdogMillis` without any watch traffic it probes etcd for
+ * keys under the prefix changed after the last revision the stream delivered. A probe
+ * that times out means a half-open connection; a change the stream still has not
+ * delivered one period later means a stuck stream. Either forces a resync on a new
+ * connection. (etcd's own progress notifications come only every 10 minutes.)
+ */
+import { isUtf8 } from 'node:buffer';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  GRPCUnauthenticatedError,
+  Range,
+  isRecoverableError,
+  type IKeyValue,
+  type IOptions,
+  type IWatchResponse,
+} from 'etcd3';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop, type IBackoff } from 'cockatiel';
+import type { ResolvedEtcdOptions } from './config.js';
+import type { KeyValue } from './desired-state.js';
+import type { ParseLimits } from './endpoint.js';
+import { type AnchorPoolError, EtcdAuthError, EtcdUnavailableError } from './errors.js';
+import type { Logger } from './logger.js';
+import { SourceBase } from './source-base.js';
+import type { ResyncReason, SourceStatus } from './source.js';
+
+const PAGE_SIZE = 5000;
+/** A watch that breaks sooner than this counts as a failed attempt and backs off. */
+const STABLE_WATCH_MILLIS = 1000;
+
+let clientGeneration = 0;
+
+function decodeKey(key: Buffer): string {
+  return isUtf8(key) ? key.toString('utf8') : `0x${key.toString('hex')}`;
+}
+
+function toKeyValue(kv: IKeyValue): KeyValue {
+  return { key: decodeKey(kv.key), value: kv.value, modRevision: Number(kv.mod_revision) };
+}
+
+function isCompaction(err: unknown): boolean {
+  return err instanceof Error && /compacted/.test(err.message);
+}
+
+function isAuthFailure(err: unknown): boolean {
+  return (
+    err instanceof EtcdAuthenticationFailedError ||
+    err instanceof EtcdPermissionDeniedError ||
+    err instanceof EtcdInvalidAuthTokenError ||
+    err instanceof GRPCUnauthenticatedError
+  );
+}
+
+type WatchOutcome = { reason: ResyncReason; cause?: unknown; freshConnection?: boolean };
+
+export class EtcdEndpointSource extends SourceBase {
+  readonly kind = 'etcd' as const;
+  readonly #options: ResolvedEtcdOptions;
+  readonly #abort = new AbortController();
+  #client: Etcd3 | undefined;
+  #loop: Promise<void> | undefined;
+  #connected = false;
+  #disconnectedSince: Date | null = null;
+  #lastError: AnchorPoolError | null = null;
+  #resyncs = 0;
+
+  constructor(options: ResolvedEtcdOptions, limits: ParseLimits, logger: Logger, coalesceMillis: number) {
+    super(limits, logger, coalesceMillis);
+    this.#options = options;
+  }
+
+  get prefix(): string {
+    return this.#options.prefix;
+  }
+
+  protected begin(): void {
+    this.#loop = this.#run().catch((err: unknown) => {
+      // The loop handles its own failures; reaching here is a bug, reported not thrown.
+      this.reportError(new EtcdUnavailableError(`etcd source stopped unexpectedly: ${String(err)}`, { cause: err }));
+    });
+  }
+
+  protected async end(): Promise<void> {
+    this.#abort.abort();
+    this.#dropClient();
+    await this.#loop;
+  }
+
+  protected readyTimeoutError(timeoutMillis: number): AnchorPoolError {
+    const last = this.#lastError;
+    if (last instanceof EtcdAuthError) return last;
+    const detail = last ? `: ${last.message}` : '';
+    return new EtcdUnavailableError(
+      `no snapshot of prefix ${JSON.stringify(this.prefix)} from etcd at ${this.#options.hosts.join(',')} within ${timeoutMillis} ms${detail}`,
+      { cause: last ?? undefined },
+    );
+  }
+
+  status(): SourceStatus {
+    return {
+      kind: 'etcd',
+      target: `etcd://${this.#options.hosts.join(',')}/${this.prefix}`,
+      ready: this.isReady,
+      connected: this.#connected,
+      disconnectedSince: this.#disconnectedSince,
+      lastError: this.#lastError?.message ?? null,
+      revision: this.revision,
+      resyncs: this.#resyncs,
+      endpoints: this.state.endpoints.size,
+      invalid: this.state.invalid.size,
+    };
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    const backoffs = new ExponentialBackoff({
+      initialDelay: this.#options.retryInitialMillis,
+      maxDelay: this.#options.retryMaxMillis,
+    });
+    let backoff: IBackoff<unknown> = backoffs.next();
+    let reason: ResyncReason = 'initial';
+    while (!signal.aborted) {
+      let failed = false;
+      const startedAt = Date.now();
+      try {
+        const client = this.#ensureClient();
+        const revision = await this.#resync(client, reason);
+        const outcome = await this.#watch(client, revision);
+        reason = outcome.reason;
+        if (outcome.freshConnection) this.#dropClient();
+        if (reason === 'disconnected') this.#markDisconnected(this.#classify(outcome.cause));
+      } catch (err) {
+        if (signal.aborted) return;
+        if (isCompaction(err)) {
+          reason = 'compacted';
+          continue;
+        }
+        const error = this.#classify(err);
+        this.#markDisconnected(error);
+        if (error instanceof EtcdAuthError) this.failReady(error);
+        this.#dropClient();
+        reason = 'reconnect';
+        failed = true;
+      }
+      if (signal.aborted) return;
+      if (failed || (Date.now() - startedAt < STABLE_WATCH_MILLIS && reason !== 'compacted')) {
+        await sleep(backoff.duration, undefined, { signal, ref: false }).catch(() => undefined);
+        backoff = backoff.next(undefined);
+      } else {
+        backoff = backoffs.next();
+      }
+    }
+  }
+
+  /** Lists the prefix (paginated, at one revision), applies it as the new state, returns the revision. */
+  async #resync(client: Etcd3, reason: ResyncReason): Promise<number> {
+    const startedAt = performance.now();
+    const { revision, kvs } = await this.#list(client);
+    if (this.#abort.signal.aborted) return revision;
+    for (const record of this.state.replace(kvs)) this.reportInvalid(record);
+    this.revision = revision;
+    this.changed(reason === 'initial' ? 'snapshot' : 'resync');
+    this.#markConnected();
+    if (reason !== 'initial') this.#resyncs += 1;
+    this.markReady();
+    const info = { reason, revision, keys: kvs.length, durationMillis: performance.now() - startedAt };
+    this.logger.debug({ ...info }, `listed ${kvs.length} keys under ${JSON.stringify(this.prefix)} (${reason})`);
+    this.emitSafely('resync', info);
+    return revision;
+  }
+
+  async #list(client: Etcd3): Promise<{ revision: number; kvs: KeyValue[] }> {
+    const whole = Range.prefix(this.prefix);
+    const kvs: KeyValue[] = [];
+    let start = whole.start;
+    let revision: string | undefined;
+    for (;;) {
+      let request = client
+        .getAll()
+        .inRange(new Range(start, whole.end))
+        .limit(PAGE_SIZE)
+        .options({ deadline: Date.now() + this.#options.dialTimeoutMillis });
+      // Later pages read at the first page's revision, so the listing is one consistent snapshot.
+      if (revision !== undefined) request = request.revision(revision);
+      const page = await request.exec();
+      revision ??= page.header.revision;
+      for (const kv of page.kvs) kvs.push(toKeyValue(kv));
+      const last = page.kvs.at(-1);
+      if (!page.more || last === undefined) break;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return { revision: Number(revision), kvs };
+  }
+
+  /** Watches from revision+1 until the stream breaks; resolves with the reason to resync. */
+  #watch(client: Etcd3, revision: number): Promise<WatchOutcome> {
+    const signal = this.#abort.signal;
+    const watchdogMillis = this.#options.watchdogMillis;
+    return new Promise<WatchOutcome>((resolve) => {
+      // Highest revision the stream is known to have delivered everything up to.
+      let delivered = revision;
+      // A change newer than `delivered` that a probe saw; still missing at the next probe = stuck.
+      let suspect: number | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
+      let done = false;
+      const watcher = client.watch().inRange(Range.prefix(this.prefix)).startRevision(String(revision + 1)).watcher();
+
+      const finish = (outcome: WatchOutcome): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(watchdog);
+        signal.removeEventListener('abort', onAbort);
+        // Not awaited: on a frozen connection the cancel never completes; dropping the client ends it.
+        watcher.cancel().catch(() => undefined);
+        resolve(outcome);
+      };
+      const onAbort = (): void => finish({ reason: 'watch-ended' });
+      const arm = (): void => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => void probe(), watchdogMillis);
+        watchdog.unref();
+      };
+      const probe = async (): Promise<void> => {
+        try {
+          const newest = await client
+            .getAll()
+            .prefix(this.prefix)
+            .minModRevision(delivered + 1)
+            .sort('Mod', 'Descend')
+            .limit(1)
+            .options({ deadline: Date.now() + this.#options.dialTimeoutMillis })
+            .exec();
+          if (done) return;
+          const seen = newest.kvs[0] === undefined ? undefined : Number(newest.kvs[0].mod_revision);
+          if (suspect !== undefined && delivered < suspect) {
+            this.logger.warn({ delivered, missing: suspect }, 'etcd watch stream stopped delivering events; resyncing');
+            return finish({ reason: 'watchdog', freshConnection: true });
+          }
+          suspect = seen;
+          arm();
+        } catch (err) {
+          if (done) return;
+          this.logger.warn({ error: String(err) }, 'etcd watch probe failed: connection is half-open or down; resyncing');
+          finish({ reason: 'watchdog', cause: err, freshConnection: true });
+        }
+      };
+      const onData = (response: IWatchResponse): void => {
+        if (done) return;
+        arm();
+        try {
+          if (response.events.length === 0) {
+            // A progress notification: everything up to header.revision has been sent.
+            delivered = Math.max(delivered, Number(response.header.revision));
+            return;
+          }
+          for (const event of response.events) {
+            const kv = toKeyValue(event.kv);
+            if (event.type === 'Put') {
+              const invalid = this.state.put(kv);
+              if (invalid) this.reportInvalid(invalid);
+            } else {
+              this.state.delete(kv.key);
+            }
+            delivered = Math.max(delivered, kv.modRevision);
+          }
+          this.revision = Math.max(this.revision, delivered);
+          this.changed('watch');
+        } catch (err) {
+          this.logger.error({ error: String(err) }, 'failed to apply etcd watch events; resyncing');
+          finish({ reason: 'watch-error', cause: err });
+        }
+      };
+
+      watcher.on('data', onData);
+      watcher.on('connected', () => {
+        if (!done) arm();
+      });
+      watcher.on('disconnected', (err: unknown) => finish({ reason: 'disconnected', cause: err }));
+      watcher.on('error', (err: unknown) => finish({ reason: isCompaction(err) ? 'compacted' : 'watch-error', cause: err }));
+      watcher.on('end', () => finish({ reason: 'watch-ended' }));
+      signal.addEventListener('abort', onAbort, { once: true });
+      arm();
+    });
+  }
+
+  #ensureClient(): Etcd3 {
+    if (this.#client !== undefined) return this.#client;
+    const o = this.#options;
+    clientGeneration += 1;
+    const options: IOptions = {
+      hosts: o.hosts,
+      grpcOptions: {
+        'grpc.keepalive_time_ms': o.keepaliveTimeMillis,
+        'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMillis,
+        'grpc.keepalive_permit_without_calls': 1,
+        // A distinct arg per client: its channels share one connection with each other
+        // but never with a dropped client's (possibly half-open) connection.
+        'anchorpool.etcd_client': clientGeneration,
+        ...o.grpcOptions,
+      },
+      faultHandling: {
+        // Retries are this source's job (with its own backoff); skip dead hosts for a second.
+        global: noop,
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(2) }),
+      },
+    };
+    if (o.credentials) options.credentials = o.credentials as NonNullable<IOptions['credentials']>;
+    if (o.auth) options.auth = { username: o.auth.username, password: o.auth.password };
+    this.#client = new Etcd3(options);
+    return this.#client;
+  }
+
+  #dropClient(): void {
+    const client = this.#client;
+    this.#client = undefined;
+    client?.close();
+  }
+
+  #classify(err: unknown): AnchorPoolError {
+    const detail = err instanceof Error ? err.message : String(err);
+    if (isAuthFailure(err)) {
+      return new EtcdAuthError(`etcd at ${this.#options.hosts.join(',')} refused access to ${JSON.stringify(this.prefix)}: ${detail}`, { cause: err });
+    }
+    return new EtcdUnavailableError(`etcd at ${this.#options.hosts.join(',')} is unavailable: ${detail}`, { cause: err });
+  }
+
+  #markConnected(): void {
+    if (this.#connected) return;
+    this.#connected = true;
+    this.#disconnectedSince = null;
+    this.#lastError = null;
+    this.logger.info({ revision: this.revision }, 'connected to etcd');
+    this.emitSafely('connected', { revision: this.revision });
+  }
+
+  #markDisconnected(error: AnchorPoolError): void {
+    this.#lastError = error;
+    if (!this.#connected && this.#disconnectedSince !== null) return;
+    this.#connected = false;
+    this.#disconnectedSince = new Date();
+    this.logger.warn({ code: error.code, error: error.message }, 'lost etcd; serving the last known endpoints');
+    this.emitSafely('disconnected', { since: this.#disconnectedSince, error });
+    if (error instanceof EtcdAuthError) this.reportError(error);
+  }
+}

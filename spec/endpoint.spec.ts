@@ -1,0 +1,101 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { parseEndpointValue, type ParseLimits } from '../lib/endpoint.js';
+
+const limits: ParseLimits = { defaultAnchors: 2, maxAnchorsPerKey: 64, maxValueBytes: 1024 };
+const parse = (value: string | Uint8Array, l = limits) =>
+  parseEndpointValue('services/echo/k', typeof value === 'string' ? Buffer.from(value) : value, l);
+
+t.test('the three value forms parse', async (t) => {
+  const cases: [string, string, object][] = [
+    ['native JSON', '{"addr":"10.0.0.5:50051","anchors":4}', { addr: '10.0.0.5:50051', anchors: 4, format: 'json' }],
+    ['native JSON with metadata', '{"addr":"h:1","anchors":3,"metadata":{"zone":"a"}}', { anchors: 3, metadata: { zone: 'a' }, format: 'json' }],
+    ['native JSON without anchors uses the default', '{"addr":"h:1"}', { anchors: 2, format: 'json' }],
+    // Exactly what Go's endpoints.Manager writes: json.Marshal of internal.Update{Op, Addr, Metadata}.
+    ['Go Manager value, nil metadata', '{"Op":0,"Addr":"10.0.0.5:50051","Metadata":null}', { addr: '10.0.0.5:50051', anchors: 2, format: 'go' }],
+    ['Go Manager value, anchors in metadata', '{"Op":0,"Addr":"10.0.0.5:50051","Metadata":{"anchors":4}}', { anchors: 4, format: 'go' }],
+    ['Go value without Op or Metadata', '{"Addr":"10.0.0.5:50051"}', { anchors: 2, format: 'go' }],
+    ['Go field names are case-insensitive', '{"aDdR":"h:7","METADATA":{"anchors":5}}', { addr: 'h:7', anchors: 5, format: 'go' }],
+    ['Go Op is ignored on a PUT', '{"Op":1,"Addr":"h:1"}', { addr: 'h:1' }],
+    ['Go metadata that is not an object', '{"Addr":"h:1","Metadata":"v1"}', { anchors: 2, metadata: 'v1' }],
+    ['Go value with unknown fields', '{"Addr":"h:1","Weight":3}', { addr: 'h:1' }],
+    ['plain host:port', '10.0.0.5:50051', { addr: '10.0.0.5:50051', anchors: 2, format: 'text' }],
+    ['plain host:port#N', '10.0.0.5:50051#4', { addr: '10.0.0.5:50051', anchors: 4, format: 'text' }],
+    ['plain text with a trailing newline', '10.0.0.5:50051\n', { addr: '10.0.0.5:50051' }],
+    ['plain IPv6', '[::1]:50051#3', { addr: '[::1]:50051', anchors: 3 }],
+    ['plain unix socket', 'unix:/tmp/echo.sock', { addr: 'unix:/tmp/echo.sock' }],
+  ];
+  for (const [name, value, expected] of cases) {
+    const result = parse(value);
+    t.ok(result.ok, name);
+    if (result.ok) t.match(result.endpoint, { key: 'services/echo/k', ...expected }, name);
+  }
+});
+
+t.test('invalid values give a readable reason', async (t) => {
+  const cases: [string, string | Uint8Array, RegExp][] = [
+    ['empty', '', /empty/],
+    ['blank', '  \n', /empty/],
+    ['not JSON', '{"addr":', /not valid JSON/],
+    ['JSON array', '[{"addr":"h:1"}]', /must be an object/],
+    ['JSON string', '"h:1"', /must be an object/],
+    ['missing addr', '{"anchors":4}', /no "addr"/],
+    ['addr not a string', '{"addr":5}', /addr: must be a string/],
+    ['anchors zero', '{"addr":"h:1","anchors":0}', /anchors: must be between 1 and 64/],
+    ['anchors negative', '{"addr":"h:1","anchors":-3}', /anchors: must be between 1 and 64/],
+    ['anchors huge', '{"addr":"h:1","anchors":1e9}', /anchors: must be between 1 and 64/],
+    ['anchors fractional', '{"addr":"h:1","anchors":2.5}', /anchors: must be an integer/],
+    ['anchors string', '{"addr":"h:1","anchors":"4"}', /anchors: must be a number/],
+    ['Go metadata anchors out of range', '{"Addr":"h:1","Metadata":{"anchors":65}}', /metadata\.anchors: must be between 1 and 64/],
+    ['Go Op wrong type', '{"Op":"add","Addr":"h:1"}', /op: must be a number/],
+    ['two problems at once', '{"addr":"h","anchors":0}', /addr: missing port.*; anchors:/],
+    ['port 0', '{"addr":"h:0"}', /out of range/],
+    ['port 65536', 'h:65536', /out of range/],
+    ['text anchors zero', 'h:1#0', /between 1 and 64/],
+    ['text anchors not a number', 'h:1#x', /must be an integer/],
+    ['bare IPv6', '::1:50051', /brackets/],
+    ['invalid UTF-8', new Uint8Array([0x68, 0x3a, 0x31, 0xff]), /UTF-8/],
+    ['deep metadata', `{"addr":"h:1","metadata":${'['.repeat(40)}${']'.repeat(40)}}`, /nested deeper than 32/],
+  ];
+  for (const [name, value, reason] of cases) {
+    const result = parse(value);
+    t.notOk(result.ok, name);
+    if (!result.ok) t.match(result.reason, reason, name);
+  }
+});
+
+t.test('a value over the size limit is rejected before it is decoded', async (t) => {
+  const big = Buffer.alloc(2048, 0x20);
+  const result = parse(big);
+  t.notOk(result.ok);
+  if (!result.ok) t.match(result.reason, /2048 bytes, over the limit of 1024/);
+});
+
+t.test('the anchors cap is configurable', async (t) => {
+  const tight = { ...limits, maxAnchorsPerKey: 3 };
+  t.ok(parse('{"addr":"h:1","anchors":3}', tight).ok);
+  const result = parse('{"addr":"h:1","anchors":4}', tight);
+  t.notOk(result.ok);
+  if (!result.ok) t.match(result.reason, /between 1 and 3/);
+});
+
+t.test('property: parsing arbitrary bytes or JSON never throws and always explains a rejection', async (t) => {
+  const anyJson = fc.jsonValue({ maxDepth: 6 }).map((v) => JSON.stringify(v));
+  const almostValid = fc
+    .record({
+      addr: fc.oneof(fc.string(), fc.constantFrom('h:1', '[::1]:80', 'unix:/s', '1.2.3.4:0', 'x:65536')),
+      anchors: fc.oneof(fc.integer(), fc.double(), fc.string(), fc.constant(undefined)),
+    })
+    .map((v) => JSON.stringify(v));
+  fc.assert(
+    fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), anyJson, almostValid, fc.string()), (value) => {
+      const result = parse(value);
+      if (result.ok) {
+        return result.endpoint.anchors >= 1 && result.endpoint.anchors <= 64 && result.endpoint.addr.length > 0;
+      }
+      return typeof result.reason === 'string' && result.reason.length > 0;
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass('3000 generated values parsed without throwing');
+});
