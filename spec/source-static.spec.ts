@@ -1,0 +1,34 @@
+import t from 'tap';
+import { createSource } from '../lib/create-source.js';
+import type { EndpointChange } from '../lib/source.js';
+
+t.test('pass:/// gives a fixed list of entries, ready without etcd', async (t) => {
+  const source = createSource({ target: 'pass:///127.0.0.1:50051#2,127.0.0.1:50052,127.0.0.1:50051' });
+  t.teardown(() => source.close());
+  const changes: EndpointChange[] = [];
+  source.on('change', (c) => changes.push(c));
+  source.start();
+  t.equal(changes.length, 0, 'no event is emitted synchronously from start()');
+  const snapshot = await source.ready();
+  t.same(
+    [...snapshot.endpoints.values()].map((e) => [e.key, e.addr, e.anchors]),
+    [
+      ['static/0', '127.0.0.1:50051', 2],
+      ['static/1', '127.0.0.1:50052', 1],
+      ['static/2', '127.0.0.1:50051', 1],
+    ],
+    'the same address listed twice is two entries',
+  );
+  t.equal(changes.length, 1);
+  t.equal(changes[0]?.cause, 'snapshot');
+  t.equal(changes[0]?.added.length, 3);
+  t.match(source.status(), { kind: 'static', ready: true, connected: true, endpoints: 3 });
+});
+
+t.test('ready() after close() rejects with a typed error', async (t) => {
+  const source = createSource({ target: 'pass:///h:1' });
+  await source.close();
+  await t.rejects(source.ready(), { code: 'ANCHORPOOL_CLOSED' });
+  await source.close();
+  t.pass('close() is idempotent');
+});

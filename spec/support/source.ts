@@ -1,0 +1,87 @@
+// Helpers for tests of endpoint sources against a real etcd: a direct etcd3 client for
+// writing and reading the truth, a capturing logger, and a comparison of the source's
+// state with what etcd holds.
+import type { Test } from 'tap';
+import { Etcd3 } from 'etcd3';
+import type { EndpointSource } from '../../lib/source.js';
+import type { Logger, LogFields } from '../../lib/logger.js';
+import { DEFAULT_LIMITS, parseEndpointValue, type ParseLimits } from '../../lib/endpoint.js';
+import { waitFor } from './etcd.js';
+
+/** A plain etcd3 client for the test's own reads and writes; closed at teardown. */
+export function directClient(t: Test, hosts: string[]): Etcd3 {
+  const client = new Etcd3({ hosts });
+  t.teardown(() => client.close());
+  return client;
+}
+
+export interface CapturedLog {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  fields: LogFields;
+  message: string;
+}
+
+export function capturingLogger(): Logger & { lines: CapturedLog[] } {
+  const lines: CapturedLog[] = [];
+  const at = (level: CapturedLog['level']) => (fields: LogFields, message: string) => {
+    lines.push({ level, fields, message });
+  };
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** `key => addr#anchors` for every valid value under the prefix in etcd right now. */
+export async function etcdTruth(client: Etcd3, prefix: string, limits: ParseLimits = DEFAULT_LIMITS): Promise<Map<string, string>> {
+  const raw = await client.getAll().prefix(prefix).buffers();
+  const truth = new Map<string, string>();
+  for (const [key, value] of Object.entries(raw)) {
+    const parsed = parseEndpointValue(key, value, limits);
+    if (parsed.ok) truth.set(key, `${parsed.endpoint.addr}#${parsed.endpoint.anchors}`);
+  }
+  return truth;
+}
+
+export function sourceView(source: EndpointSource): Map<string, string> {
+  const view = new Map<string, string>();
+  for (const [key, e] of source.snapshot().endpoints) view.set(key, `${e.addr}#${e.anchors}`);
+  return view;
+}
+
+export function diffViews(actual: Map<string, string>, expected: Map<string, string>): { lost: string[]; phantom: string[]; stale: string[] } {
+  const lost = [...expected.keys()].filter((k) => !actual.has(k));
+  const phantom = [...actual.keys()].filter((k) => !expected.has(k));
+  const stale = [...expected.keys()].filter((k) => actual.has(k) && actual.get(k) !== expected.get(k));
+  return { lost, phantom, stale };
+}
+
+/** Waits until the source's endpoints equal etcd's valid values; returns the final difference. */
+export async function converge(source: EndpointSource, client: Etcd3, prefix: string, timeoutMs = 15_000) {
+  let last = { lost: [] as string[], phantom: [] as string[], stale: [] as string[] };
+  try {
+    await waitFor(
+      async () => {
+        last = diffViews(sourceView(source), await etcdTruth(client, prefix));
+        return last.lost.length + last.phantom.length + last.stale.length === 0;
+      },
+      { timeoutMs, intervalMs: 100, what: `source state to equal etcd under ${prefix}` },
+    );
+  } catch {
+    // Fall through: the caller asserts on the difference, which names what is off.
+  }
+  return last;
+}
+
+export function once<T>(source: EndpointSource, event: 'resync' | 'disconnected' | 'connected', match: (value: T) => boolean = () => true, timeoutMs = 15_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      source.off(event, listener as never);
+      reject(new Error(`no matching "${event}" event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const listener = (value: T) => {
+      if (!match(value)) return;
+      clearTimeout(timer);
+      source.off(event, listener as never);
+      resolve(value);
+    };
+    source.on(event, listener as never);
+  });
+}
