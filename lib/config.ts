@@ -10,7 +10,7 @@ import { type ParseLimits } from './endpoint.js';
 import { normalizePrefix, parseTarget, validateEtcdHost, type Target } from './target.js';
 
 const millis = (min = 1) => z.number().int().min(min).max(2_147_483_647);
-const buffer = z.instanceof(Uint8Array, { error: 'must be a Buffer' });
+const buffer = z.custom<Buffer>((value) => value instanceof Uint8Array, { error: 'must be a Buffer' });
 const loggerSchema = z.custom<Logger>(
   (value) =>
     typeof value === 'object' &&

@@ -77,6 +77,8 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
     const timeoutMillis = options.timeoutMillis ?? DEFAULT_READY_TIMEOUT_MILLIS;
     const { signal } = options;
     return new Promise<EndpointSnapshot>((resolve, reject) => {
+      // Ref'd on purpose: a caller awaiting ready() must not see Node exit under it
+      // while the source is between retries (all other timers of the source are unref'd).
       let timer: NodeJS.Timeout | undefined;
       const onAbort = (): void => settle(() => reject(signal?.reason ?? new Error('aborted')));
       const settle = (action: () => void): void => {
@@ -92,10 +94,9 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
       if (signal?.aborted) return onAbort();
       this.#waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (Number.isFinite(timeoutMillis)) {
-        timer = setTimeout(() => waiter.reject(this.readyTimeoutError(timeoutMillis)), timeoutMillis);
-        timer.unref();
-      }
+      timer = Number.isFinite(timeoutMillis)
+        ? setTimeout(() => waiter.reject(this.readyTimeoutError(timeoutMillis)), timeoutMillis)
+        : setInterval(() => undefined, 2 ** 30);
     });
   }
 

@@ -1,0 +1,75 @@
+/**
+ * The etcd connection flags every command shares, turned into source options.
+ * Passwords never come from argv: --password-file, or ANCHORPOOL_ETCD_PASSWORD.
+ * ETCDCTL_ENDPOINTS is the default for --etcd, as etcdctl users expect.
+ */
+import { readFileSync } from 'node:fs';
+import type { ParseArgsConfig } from 'node:util';
+import type { SourceOptions } from '../config.js';
+import { UsageError } from './usage-error.js';
+
+export const etcdFlags = {
+  etcd: { type: 'string' },
+  prefix: { type: 'string' },
+  target: { type: 'string' },
+  cacert: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  user: { type: 'string' },
+  'password-file': { type: 'string' },
+  'dial-timeout': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+export const ETCD_FLAGS_HELP = `etcd connection:
+  --target URI           etcd://[hosts]/<prefix> or pass:///host:port[#N],… (instead of --prefix)
+  --prefix P             key prefix to watch, used exactly as typed (a trailing / is added)
+  --etcd HOSTS           comma-separated etcd hosts (default: $ETCDCTL_ENDPOINTS or 127.0.0.1:2379)
+  --cacert FILE          CA certificate for etcd TLS (--cert/--key for client certificates)
+  --user NAME            etcd user; the password is read from --password-file FILE
+                         or the ANCHORPOOL_ETCD_PASSWORD environment variable
+  --dial-timeout MS      deadline of each etcd call (default 5000)`;
+
+type EtcdFlagValues = { [K in keyof typeof etcdFlags]?: string };
+
+function readFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function sourceOptionsFromFlags(values: EtcdFlagValues, env: NodeJS.ProcessEnv): SourceOptions {
+  if (values.target !== undefined && values.prefix !== undefined) throw new UsageError('give --target or --prefix, not both');
+  if (values.target === undefined && values.prefix === undefined) throw new UsageError('--prefix (or --target) is required');
+  const etcd: NonNullable<SourceOptions['etcd']> = {};
+  const hostList = values.etcd ?? (values.target === undefined ? env['ETCDCTL_ENDPOINTS'] : undefined);
+  if (hostList !== undefined) etcd.hosts = hostList.split(',').map((h) => h.trim()).filter((h) => h.length > 0);
+  if (values.prefix !== undefined) etcd.prefix = values.prefix;
+  if (values.cacert !== undefined) {
+    const credentials: NonNullable<typeof etcd.credentials> = { rootCertificate: readFile('cacert', values.cacert) };
+    if (values.cert !== undefined) credentials.certChain = readFile('cert', values.cert);
+    if (values.key !== undefined) credentials.privateKey = readFile('key', values.key);
+    etcd.credentials = credentials;
+  } else if (values.cert !== undefined || values.key !== undefined) {
+    throw new UsageError('--cert and --key need --cacert');
+  }
+  if (values.user !== undefined) {
+    const password =
+      values['password-file'] !== undefined
+        ? readFile('password-file', values['password-file']).toString('utf8').replace(/\r?\n$/, '')
+        : env['ANCHORPOOL_ETCD_PASSWORD'];
+    if (password === undefined) throw new UsageError('--user needs --password-file FILE or ANCHORPOOL_ETCD_PASSWORD');
+    etcd.auth = { username: values.user, password };
+  }
+  if (values['dial-timeout'] !== undefined) {
+    const ms = Number(values['dial-timeout']);
+    if (!Number.isInteger(ms) || ms < 1) throw new UsageError(`--dial-timeout must be a positive integer (ms), got ${values['dial-timeout']}`);
+    etcd.dialTimeoutMillis = ms;
+  }
+  const options: SourceOptions = {};
+  if (values.target !== undefined) options.target = values.target;
+  const isStatic = values.target?.startsWith('pass:') ?? false;
+  if (!isStatic) options.etcd = etcd;
+  return options;
+}

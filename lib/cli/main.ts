@@ -1,0 +1,51 @@
+/** The `anchorpool` command: dispatches to a subcommand; usage errors exit with 2. */
+import { ENDPOINTS_HELP, endpointsCommand, type CommandIo } from './endpoints-command.js';
+import { UsageError } from './usage-error.js';
+
+const HELP = `usage: anchorpool <command> [options]
+
+commands:
+  endpoints    print the endpoints discovered under an etcd prefix (--watch to follow)
+
+Run "anchorpool <command> --help" for the options of a command.`;
+
+const commands: Record<string, { run: (argv: string[], io: CommandIo) => Promise<number>; help: string }> = {
+  endpoints: { run: endpointsCommand, help: ENDPOINTS_HELP },
+};
+
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    io.err(`anchorpool: unknown command ${JSON.stringify(name)}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    // parseArgs throws TypeErrors with an ERR_PARSE_ARGS_* code for bad flags.
+    const code = (err as { code?: string }).code ?? '';
+    if (err instanceof UsageError || code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`anchorpool ${name}: ${(err as Error).message}\n\n${command.help}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+export function processIo(): CommandIo {
+  const interrupted = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  return {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+    env: process.env,
+    interrupted,
+  };
+}
