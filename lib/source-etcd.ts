@@ -55,8 +55,12 @@ function isCompaction(err: unknown): boolean {
   return err instanceof Error && /compacted/.test(err.message);
 }
 
+// etcd's own wording for auth problems that etcd3 has no class for (e.g. auth not enabled).
+const AUTH_MESSAGE = /etcdserver: (authentication|user name|permission denied|invalid auth token|root user)/;
+
 function isAuthFailure(err: unknown): boolean {
   return (
+    (err instanceof Error && AUTH_MESSAGE.test(err.message)) ||
     err instanceof EtcdAuthenticationFailedError ||
     err instanceof EtcdPermissionDeniedError ||
     err instanceof EtcdInvalidAuthTokenError ||
