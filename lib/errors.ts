@@ -49,11 +49,53 @@ export class EtcdAuthError extends AnchorPoolError {
 }
 
 /** The source (or pool) was closed; nothing more can be done with it. */
-export class ClosedError extends AnchorPoolError {
+export class PoolClosedError extends AnchorPoolError {
   readonly code = 'ANCHORPOOL_CLOSED';
   readonly retryable = false;
 }
 
 export function isAnchorPoolError(err: unknown): err is AnchorPoolError {
   return err instanceof AnchorPoolError;
+}
+
+/** `pool.ready()` saw no READY anchor before its timeout. */
+export class ReadyTimeoutError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_READY_TIMEOUT';
+  readonly retryable = true;
+}
+
+/** No anchor could take a lease within the acquire timeout. */
+export class AcquireTimeoutError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_ACQUIRE_TIMEOUT';
+  readonly retryable = true;
+}
+
+/** The acquire's AbortSignal fired while it waited; the signal's reason is the cause. */
+export class AcquireAbortedError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_ACQUIRE_ABORTED';
+  readonly retryable = false;
+}
+
+/** `maxWaitingClients` callers are already waiting. */
+export class TooManyWaitersError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_TOO_MANY_WAITERS';
+  readonly retryable = true;
+}
+
+/** `failFast`: no anchor could take a lease right now. */
+export class NoAnchorAvailableError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_NO_ANCHOR_AVAILABLE';
+  readonly retryable = true;
+}
+
+/** The lease was already released. */
+export class LeaseReleasedError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_LEASE_RELEASED';
+  readonly retryable = false;
+}
+
+/** The object is not a lease of this pool. */
+export class ForeignLeaseError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_FOREIGN_LEASE';
+  readonly retryable = false;
 }

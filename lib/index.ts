@@ -15,6 +15,19 @@ export {
   InvalidTargetError,
   EtcdUnavailableError,
   EtcdAuthError,
-  ClosedError,
+  PoolClosedError,
   isAnchorPoolError,
+} from './errors.js';
+export { AnchorPool, createPool, type AcquireOptions, type AnchorStateEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats } from './pool.js';
+export type { PoolOptions } from './pool-config.js';
+export { Lease } from './lease.js';
+export type { AnchorState } from './anchor.js';
+export {
+  ReadyTimeoutError,
+  AcquireTimeoutError,
+  AcquireAbortedError,
+  TooManyWaitersError,
+  NoAnchorAvailableError,
+  LeaseReleasedError,
+  ForeignLeaseError,
 } from './errors.js';

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { DesiredState, type InvalidEndpoint } from './desired-state.js';
 import type { ParseLimits } from './endpoint.js';
-import { type AnchorPoolError, ClosedError } from './errors.js';
+import { type AnchorPoolError, PoolClosedError } from './errors.js';
 import type { Logger } from './logger.js';
 import type {
   ChangeCause,
@@ -71,7 +71,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   }
 
   ready(options: ReadyOptions = {}): Promise<EndpointSnapshot> {
-    if (this.#closed) return Promise.reject(new ClosedError('the endpoint source is closed'));
+    if (this.#closed) return Promise.reject(new PoolClosedError('the endpoint source is closed'));
     if (this.#ready) return Promise.resolve(this.snapshot());
     this.start();
     const timeoutMillis = options.timeoutMillis ?? DEFAULT_READY_TIMEOUT_MILLIS;
@@ -104,7 +104,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
     if (this.#closed) return;
     this.#closed = true;
     this.#cancelFlush();
-    const closed = new ClosedError('the endpoint source was closed before it became ready');
+    const closed = new PoolClosedError('the endpoint source was closed before it became ready');
     for (const waiter of [...this.#waiters]) waiter.reject(closed);
     await this.end();
   }

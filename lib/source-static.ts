@@ -3,7 +3,7 @@
  * as soon as it starts, that never changes. Entry i has the key `static/<i>`, so the
  * same address listed twice is two entries, as two etcd keys would be.
  */
-import { ClosedError, type AnchorPoolError } from './errors.js';
+import { PoolClosedError, type AnchorPoolError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ParseLimits } from './endpoint.js';
 import { SourceBase } from './source-base.js';
@@ -37,7 +37,7 @@ export class StaticEndpointSource extends SourceBase {
   }
 
   protected readyTimeoutError(): AnchorPoolError {
-    return new ClosedError('the static source was closed before it became ready');
+    return new PoolClosedError('the static source was closed before it became ready');
   }
 
   status(): SourceStatus {
