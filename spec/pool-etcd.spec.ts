@@ -1,0 +1,90 @@
+// The lease pool following a real etcd: anchors created, grown, shrunk and drained as
+// operators change keys with etcdctl, counted as connections on the server side.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createPool } from '../lib/pool.js';
+import { silentLogger } from '../lib/logger.js';
+import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
+import { startBackend, type Backend } from './support/backend.js';
+import { callEcho, EchoClient } from './support/echo-service.js';
+
+const cluster = await startEtcd(t);
+
+async function connections(backend: Backend, count: number, what: string): Promise<number[]> {
+  return waitFor(
+    async () => {
+      const { connections } = await backend.stats();
+      return connections.length === count ? connections : false;
+    },
+    { timeoutMs: 15_000, what: `${what}: ${count} connection(s) on ${backend.name}` },
+  );
+}
+
+t.test('etcdctl put anchors 3 → 3 connections; 5 keeps the first 3; 2 after drain', async (t) => {
+  const backend = await startBackend(t, { name: 'echo' });
+  const pool = createPool({ target: 'etcd:///services/echo/', etcd: { hosts: cluster.hosts }, logger: silentLogger, drainTimeoutMillis: 5000 });
+  t.teardown(() => pool.close());
+  await etcdctl(cluster, 'put', 'services/echo/b1', JSON.stringify({ addr: backend.address, anchors: 3 }));
+  await pool.ready();
+  const three = await connections(backend, 3, 'anchors 3');
+  t.equal(three.length, 3, 'exactly 3 server-side connections');
+
+  await etcdctl(cluster, 'put', 'services/echo/b1', JSON.stringify({ addr: backend.address, anchors: 5 }));
+  const five = await connections(backend, 5, 'anchors 5');
+  t.same(five.filter((port) => three.includes(port)), three, 'the first 3 connections are unchanged (same remote ports)');
+
+  await etcdctl(cluster, 'put', 'services/echo/b1', JSON.stringify({ addr: backend.address, anchors: 2 }));
+  const two = await connections(backend, 2, 'anchors 2');
+  t.equal(two.filter((port) => three.includes(port)).length, 2, 'the survivors are two of the original connections');
+  t.match(pool.stats(), { endpoints: 1, anchors: { wanted: 2, active: 2 } });
+});
+
+t.test('a removed key with a lease held: the lease works until released, then the connection closes', async (t) => {
+  const backend = await startBackend(t, { name: 'doomed' });
+  const stay = await startBackend(t, { name: 'stays' });
+  const pool = createPool({ target: 'etcd:///svc/drain/', etcd: { hosts: cluster.hosts }, logger: silentLogger, drainTimeoutMillis: 30_000 });
+  t.teardown(() => pool.close());
+  await etcdctl(cluster, 'put', 'svc/drain/doomed', `${backend.address}#1`);
+  await etcdctl(cluster, 'put', 'svc/drain/stays', `${stay.address}#1`);
+  await pool.ready();
+  await waitFor(() => pool.stats().anchors.byState.READY === 2, { what: 'both anchors READY' });
+  let lease = await pool.acquire();
+  if (lease.address !== backend.address) {
+    const other = lease;
+    lease = await pool.acquire();
+    other.release();
+  }
+  t.equal(lease.address, backend.address, 'holding a lease on the backend about to be removed');
+
+  const removed = new Promise((resolve) => pool.once('endpoint-removed', resolve));
+  await etcdctl(cluster, 'del', 'svc/drain/doomed');
+  await removed;
+  t.match(pool.stats(), { endpoints: 1, anchors: { active: 1, draining: 1 } });
+  for (let i = 0; i < 5; i++) {
+    const next = await pool.acquire();
+    t.equal(next.address, stay.address, 'new leases go elsewhere');
+    next.release();
+  }
+  const reply = await callEcho(lease.client(EchoClient));
+  t.equal(reply.server, 'doomed', 'the held lease still works');
+  t.equal((await backend.stats()).connections.length, 1, 'its connection is still open');
+  lease.release();
+  await connections(backend, 0, 'after the last lease is released');
+  t.match(pool.stats(), { anchors: { draining: 0 } });
+});
+
+t.test('a process that only creates, uses and closes a pool exits by itself', async (t) => {
+  const backend = await startBackend(t);
+  const script = fileURLToPath(new URL('./fixtures/pool-close-exits.js', import.meta.url));
+  const child = spawn(process.execPath, [script], { env: { ...process.env, BACKEND: backend.address } });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(killer);
+  t.equal(code, 0, `exited by itself (${output.trim()})`);
+  t.match(output, /closed/);
+  await connections(backend, 0, 'after the child exited');
+});
