@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { createPool } from '../lib/pool.js';
 import { silentLogger } from '../lib/logger.js';
 import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { startBackend, type Backend } from './support/backend.js';
-import { callEcho, EchoClient } from './support/echo-service.js';
+import { callEcho, EchoClient, startBackend, type Backend } from './support/backend.js';
+
 
 const cluster = await startEtcd(t);
 

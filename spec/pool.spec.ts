@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createPool, type AnchorPool } from '../lib/pool.js';
 import type { PoolOptions } from '../lib/pool-config.js';
 import { silentLogger } from '../lib/logger.js';
-import { startBackend, type Backend } from './support/backend.js';
-import { callEcho, EchoClient } from './support/echo-service.js';
+import { callEcho, EchoClient, startBackend, type Backend } from './support/backend.js';
+
 import { waitFor } from './support/etcd.js';
 
 function newPool(t: Test, options: PoolOptions): AnchorPool {

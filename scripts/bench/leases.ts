@@ -12,7 +12,7 @@ import os from 'node:os';
 import genericPool from 'generic-pool';
 import { createPool, type AnchorPool } from '../../lib/pool.js';
 import { silentLogger } from '../../lib/logger.js';
-import { Backend } from '../../spec/support/backend.js';
+import { Backend } from '../echo/backend.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' } } });
 const SIZES = [8, 4000];

@@ -1,105 +1,10 @@
-// Real grpc-js backends in child processes for tests. Each counts, on the server side,
-// the TCP connections it holds. Every backend is killed at t.teardown, and also when the
-// test process exits or is interrupted.
+// Echo backends for tap tests: started per test, killed at t.teardown even on failure.
 import type { Test } from 'tap';
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { registerExitCleanup } from './process-cleanup.js';
+import { Backend, type BackendOptions } from '../../scripts/echo/backend.js';
 
-const SCRIPT = fileURLToPath(new URL('../fixtures/echo-server.js', import.meta.url));
+export { Backend, type BackendOptions, type BackendStats } from '../../scripts/echo/backend.js';
+export { callEcho, EchoClient, type EchoReply } from '../../scripts/echo/echo-service.js';
 
-export interface BackendOptions {
-  name?: string;
-  /** Port to listen on; default a free one (kept across restart()). */
-  port?: number;
-  maxConcurrentStreams?: number;
-  delayMillis?: number;
-}
-
-export interface BackendStats {
-  /** Remote ports of the connections the server holds, sorted. */
-  connections: number[];
-  calls: number;
-  maxInFlight: number;
-}
-
-export class Backend {
-  readonly name: string;
-  port = 0;
-  #child: ChildProcess | undefined;
-  #nextId = 0;
-  readonly #options: BackendOptions;
-  #unregister: (() => void) | undefined;
-
-  constructor(options: BackendOptions) {
-    this.name = options.name ?? 'backend';
-    this.#options = options;
-    this.port = options.port ?? 0;
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
-  }
-
-  async start(): Promise<void> {
-    const env: NodeJS.ProcessEnv = { ...process.env, BACKEND_NAME: this.name, BACKEND_PORT: String(this.port) };
-    if (this.#options.maxConcurrentStreams !== undefined) env['BACKEND_MAX_STREAMS'] = String(this.#options.maxConcurrentStreams);
-    if (this.#options.delayMillis !== undefined) env['BACKEND_DELAY_MS'] = String(this.#options.delayMillis);
-    const child = fork(SCRIPT, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.#child = child;
-    this.#unregister = registerExitCleanup(() => {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
-    this.port = await new Promise<number>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`backend ${this.name} exited (${code}) before listening`)));
-      child.on('message', (m: { type: string; port?: number }) => {
-        if (m.type === 'listening') resolve(m.port!);
-      });
-    });
-  }
-
-  async stats(): Promise<BackendStats> {
-    const child = this.#child;
-    if (!child || !this.running) throw new Error(`backend ${this.name} is not running`);
-    const id = ++this.#nextId;
-    return new Promise((resolve) => {
-      const onMessage = (m: { type: string; id: number } & BackendStats) => {
-        if (m.type !== 'stats' || m.id !== id) return;
-        child.off('message', onMessage);
-        resolve({ connections: m.connections, calls: m.calls, maxInFlight: m.maxInFlight });
-      };
-      child.on('message', onMessage);
-      child.send({ type: 'stats', id });
-    });
-  }
-
-  /** Kills the process (SIGKILL by default) and waits for it to exit. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.#child;
-    if (!child || !this.running) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
-    await exited;
-    this.#unregister?.();
-  }
-
-  /** Starts again on the same port. */
-  async restart(): Promise<void> {
-    await this.kill();
-    await this.start();
-  }
-}
-
-/** Starts a backend that is killed when the test ends, whatever happens. */
 export async function startBackend(t: Test, options: BackendOptions = {}): Promise<Backend> {
   const backend = new Backend(options);
   await backend.start();
