@@ -1,70 +1,78 @@
-// npm run demo: discovery end to end on a fresh machine. It starts its own etcd through
-// etcd-dev (installing etcd from Debian's packages if needed and possible), registers
-// backends with the real etcdctl — printing every command — and shows what anchorpool
-// sees after each change, including an invalid value that is reported and ignored.
+// npm run demo: anchorpool end to end on a fresh machine. It starts its own etcd through
+// etcd-dev (installing etcd from Debian's packages if needed and possible) and three real
+// grpc-js backends, registers them with the real etcdctl — printing every command — and
+// runs real calls through round-robin leases, showing after each change what the pool
+// holds: anchors per backend, leases per anchor, and connections counted by each server.
 // Everything it started is stopped on success, on failure and on Ctrl-C.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSource } from '../lib/create-source.js';
-import type { EndpointSource } from '../lib/source.js';
+import { createPool, type AnchorPool } from '../lib/pool.js';
 import { silentLogger } from '../lib/logger.js';
 import { ensureEtcdInstalled, etcdctl, startCluster, type EtcdCluster } from '../etcd-dev/etcd-dev.mjs';
+import { Backend } from './echo/backend.js';
+import { callEcho, EchoClient } from './echo/echo-service.js';
 
 const PREFIX = 'services/echo/';
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
-function show(source: EndpointSource): void {
-  const { endpoints, invalid, revision } = source.snapshot();
-  say(`   anchorpool sees (revision ${revision}):`);
-  if (endpoints.size === 0) say('     (no endpoints)');
-  for (const e of endpoints.values()) say(`     ${e.key.padEnd(22)} ${e.addr.padEnd(18)} anchors=${e.anchors}  [${e.format}]`);
-  for (const r of invalid.values()) say(`     INVALID ${r.key}: ${r.reason}${r.keptPrevious ? ' (last valid value kept)' : ''}`);
+async function report(pool: AnchorPool, backends: Backend[], calls: number): Promise<void> {
+  // A burst of real calls, one lease each, counted per key and anchor.
+  const perAnchor = new Map<string, number>();
+  for (let i = 0; i < calls; i++) {
+    await pool.use(async (lease) => {
+      await callEcho(lease.client(EchoClient));
+      const slot = `${lease.key}#${lease.anchor}`;
+      perAnchor.set(slot, (perAnchor.get(slot) ?? 0) + 1);
+    });
+  }
+  const stats = pool.stats();
+  say(`   pool: ${stats.endpoints} endpoint(s), ${stats.anchors.active} anchor(s) (${stats.anchors.byState.READY} READY, ${stats.anchors.draining} draining)${stats.invalid.length ? `, invalid: ${stats.invalid.map((i) => `${i.key} (${i.reason})`).join('; ')}` : ''}`);
+  say(`   ${calls} calls through leases, per anchor:`);
+  for (const [slot, n] of [...perAnchor].sort()) say(`     ${slot.padEnd(22)} ${'#'.repeat(Math.round(n / 4)).padEnd(20)} ${n}`);
+  const connections = await Promise.all(backends.filter((b) => b.running).map(async (b) => `${b.name}=${(await b.stats()).connections.length}`));
+  say(`   connections counted by the servers: ${connections.join('  ')}`);
 }
 
-async function step(cluster: EtcdCluster, source: EndpointSource, args: string[]): Promise<void> {
+async function step(cluster: EtcdCluster, pool: AnchorPool, backends: Backend[], args: string[]): Promise<void> {
   const quoted = args.map((a) => (/[\s"{}#]/.test(a) ? `'${a}'` : a));
   say();
   say(`$ etcdctl ${quoted.join(' ')}`);
-  const changed = new Promise<void>((resolve) => {
-    const done = () => {
-      source.off('change', done);
-      source.off('invalid', done);
-      resolve();
-    };
-    source.on('change', done);
-    source.on('invalid', done);
-  });
   await etcdctl(args, { endpoints: cluster.endpoints });
-  await Promise.race([changed, sleep(3000)]);
-  show(source);
+  await sleep(600); // the watch event, reconcile, and new connections becoming READY
+  await report(pool, backends, 60);
 }
 
 async function main(): Promise<void> {
   await ensureEtcdInstalled({ log: (line) => say(`[etcd-dev] ${line}`) });
-  say('Starting a dev etcd on a free loopback port…');
+  say('Starting a dev etcd on a free loopback port and three grpc-js echo backends…');
   const cluster = await startCluster({ members: 1 });
-  let source: EndpointSource | undefined;
+  const backends = ['alpha', 'beta', 'gamma'].map((name) => new Backend({ name }));
+  let pool: AnchorPool | undefined;
   const stop = async () => {
-    await source?.close();
+    await pool?.close();
+    await Promise.all(backends.map((b) => b.kill()));
     await cluster.stop();
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    say(`etcd is at ${cluster.endpoints.join(',')}; anchorpool watches etcd:///${PREFIX}`);
-    source = createSource({ target: `etcd:///${PREFIX}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
-    await source.ready({ timeoutMillis: 10_000 });
-    show(source);
-    await step(cluster, source, ['put', `${PREFIX}b1`, '{"addr":"127.0.0.1:50051","anchors":4}']);
-    await step(cluster, source, ['put', `${PREFIX}b2`, '{"Op":0,"Addr":"127.0.0.1:50052","Metadata":{"anchors":2}}']);
-    await step(cluster, source, ['put', `${PREFIX}b3`, '127.0.0.1:50053#1']);
-    say('\n-- an operator typo: anchors must be 1..64. anchorpool reports it and keeps b1 as it was --');
-    await step(cluster, source, ['put', `${PREFIX}b1`, '{"addr":"127.0.0.1:50051","anchors":0}']);
-    await step(cluster, source, ['put', `${PREFIX}b1`, '{"addr":"127.0.0.1:50051","anchors":6}']);
-    await step(cluster, source, ['del', `${PREFIX}b2`]);
-    say('\n-- a key outside the prefix is not picked up --');
-    await step(cluster, source, ['put', 'services/echo_other/x', '127.0.0.1:50059']);
-    const status = source.status();
-    say(`\nstatus: connected=${status.connected} revision=${status.revision} endpoints=${status.endpoints} invalid=${status.invalid}`);
-    say('Demo finished; stopping etcd.');
+    await Promise.all(backends.map((b) => b.start()));
+    const [alpha, beta, gamma] = backends as [Backend, Backend, Backend];
+    say(`etcd at ${cluster.endpoints.join(',')}; backends at ${backends.map((b) => `${b.name} ${b.address}`).join(', ')}`);
+    await etcdctl(['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 3 })], { endpoints: cluster.endpoints });
+    say(`$ etcdctl put ${PREFIX}alpha '{"addr":"${alpha.address}","anchors":3}'`);
+    pool = createPool({ target: `etcd:///${PREFIX}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
+    await pool.ready();
+    await sleep(300);
+    say(`anchorpool watches etcd:///${PREFIX}`);
+    await report(pool, backends, 60);
+    await step(cluster, pool, backends, ['put', `${PREFIX}beta`, `{"Op":0,"Addr":"${beta.address}","Metadata":{"anchors":1}}`]);
+    await step(cluster, pool, backends, ['put', `${PREFIX}gamma`, `${gamma.address}#2`]);
+    say('\n-- an operator typo (anchors must be 1..64): reported, and alpha keeps its 3 anchors --');
+    await step(cluster, pool, backends, ['put', `${PREFIX}alpha`, `{"addr":"${alpha.address}","anchors":0}`]);
+    say('\n-- alpha grows to 5 anchors: its 3 connections stay, 2 are added --');
+    await step(cluster, pool, backends, ['put', `${PREFIX}alpha`, `{"addr":"${alpha.address}","anchors":5}`]);
+    say('\n-- beta is removed: its anchor drains and its connection closes --');
+    await step(cluster, pool, backends, ['del', `${PREFIX}beta`]);
+    say('\nDemo finished; stopping the pool, the backends and etcd.');
   } finally {
     await stop();
   }
