@@ -50,9 +50,22 @@ interface Pair {
   closed: boolean;
 }
 
+/**
+ * Close with RST where that is safe, else a plain destroy.
+ *
+ * Never resetAndDestroy() a socket whose writable side was ended: if its shutdown is still
+ * pending, libuv's uv_tcp_close_reset() fails with EINVAL, yet Node 20 marks the handle as
+ * closing anyway, so it is never closed and the process spins at 100% CPU in
+ * Environment::CleanupHandles() when it exits (seen intermittently here).
+ */
 function reset(socket: net.Socket): void {
   try {
-    if (!socket.destroyed && typeof socket.resetAndDestroy === 'function' && !socket.connecting) {
+    if (
+      !socket.destroyed &&
+      !socket.connecting &&
+      !socket.writableEnded &&
+      typeof socket.resetAndDestroy === 'function'
+    ) {
       socket.resetAndDestroy();
       return;
     }
