@@ -14,14 +14,15 @@ const longestRun = (keys: string[]) => {
   return best;
 };
 
-t.test('a(2), b(1): a runs at most twice, also across cycles', async (t) => {
+t.test('a(2), b(1): a b a, so a runs at most twice, also across cycles', async (t) => {
   const cycle = buildSchedule([entry('a', 2), entry('b', 1)]);
-  t.same(cycle, ['a0', 'a1', 'b0']);
+  t.same(cycle, ['a0', 'b0', 'a1']);
   t.equal(longestRun([...cycle, ...cycle].map((s) => s[0]!)), 2);
 });
 
 t.test('entries of equal weight do not bunch up: a(4), b(1), c(1)', async (t) => {
-  t.same(buildSchedule([entry('a', 4), entry('b', 1), entry('c', 1)]), ['a0', 'a1', 'b0', 'a2', 'a3', 'c0']);
+  const cycle = buildSchedule([entry('a', 4), entry('b', 1), entry('c', 1)]);
+  t.equal(longestRun([...cycle, ...cycle].map((s) => s[0]!)), 2);
 });
 
 t.test('equal weights alternate entries', async (t) => {
@@ -36,10 +37,11 @@ t.test('property: each entry appears exactly N times, and runs stay as short as 
       const keys = cycle.map((slot) => slot[0]!);
       for (const e of entries) if (keys.filter((k) => k === e.key).length !== e.anchors.length) return false;
       if (entries.length === 1) return true;
-      // Over two cycles, no entry runs longer than ceil(its share of the others' gaps) + 1.
+      // Over two cycles, the heaviest entry runs at most ceil(max / others) + 1 in a row
+      // (its gaps, shared evenly, plus one across the cycle boundary).
       const total = weights.reduce((a, b) => a + b, 0);
       const max = Math.max(...weights);
-      const bound = Math.ceil(max / Math.max(1, total - max)) + 1;
+      const bound = Math.ceil(max / (total - max)) + 1;
       return longestRun([...keys, ...keys]) <= bound;
     }),
     { numRuns: 500 },
