@@ -1,12 +1,11 @@
 // The lease pool following a real etcd: anchors created, grown, shrunk and drained as
 // operators change keys with etcdctl, counted as connections on the server side.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createPool } from '../lib/pool.js';
 import { silentLogger } from '../lib/logger.js';
 import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
 import { callEcho, EchoClient, startBackend, type Backend } from './support/backend.js';
+import { runFixture } from './support/fixture-process.js';
 
 
 const cluster = await startEtcd(t);
@@ -76,15 +75,8 @@ t.test('a removed key with a lease held: the lease works until released, then th
 
 t.test('a process that only creates, uses and closes a pool exits by itself', async (t) => {
   const backend = await startBackend(t);
-  const script = fileURLToPath(new URL('./fixtures/pool-close-exits.js', import.meta.url));
-  const child = spawn(process.execPath, [script], { env: { ...process.env, BACKEND: backend.address } });
-  let output = '';
-  child.stdout.on('data', (chunk) => (output += chunk));
-  child.stderr.on('data', (chunk) => (output += chunk));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  clearTimeout(killer);
-  t.equal(code, 0, `exited by itself (${output.trim()})`);
+  const { code, output } = await runFixture('pool-close-exits', { BACKEND: backend.address });
+  t.equal(code, 0, `exited by itself (${output})`);
   t.match(output, /closed/);
   await connections(backend, 0, 'after the child exited');
 });

@@ -2,8 +2,6 @@
 // controls: compaction while disconnected, a half-open stream, etcd down and back,
 // ready() timeouts, and close() leaving nothing behind.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSource } from '../lib/create-source.js';
 import type { ResyncInfo } from '../lib/source.js';
@@ -11,6 +9,7 @@ import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 import { capturingLogger, converge, directClient, once, sourceView } from './support/source.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
+import { runFixture } from './support/fixture-process.js';
 
 const cluster = await startEtcd(t);
 const member = cluster.members[0]!;
@@ -144,14 +143,7 @@ t.test('ready() without a timeout keeps retrying until etcd is reachable', async
 });
 
 t.test('close() leaves nothing that keeps the process alive', async (t) => {
-  const script = fileURLToPath(new URL('./fixtures/source-close-exits.js', import.meta.url));
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ETCD_HOSTS: cluster.hosts.join(',') } });
-  let output = '';
-  child.stdout.on('data', (chunk) => (output += chunk));
-  child.stderr.on('data', (chunk) => (output += chunk));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  clearTimeout(killer);
-  t.equal(code, 0, `the process exited by itself after close() (output: ${output.trim()})`);
+  const { code, output } = await runFixture('source-close-exits', { ETCD_HOSTS: cluster.hosts.join(',') });
+  t.equal(code, 0, `the process exited by itself after close() (output: ${output})`);
   t.match(output, /closed/);
 });
