@@ -359,7 +359,8 @@ export function isEtcdPid(pid, dataDir) {
     }
   }
   const argv = cmdline.split('\0');
-  if (!argv[0] || !path.basename(argv[0]).includes('etcd')) return false;
+  // The etcd server itself (not etcdctl/etcdutl, not a node script with etcd in its name).
+  if (!argv[0] || !/^etcd(?!ctl|utl)/.test(path.basename(argv[0]))) return false;
   if (dataDir) {
     const i = argv.indexOf('--data-dir');
     if (i >= 0 && argv[i + 1] !== dataDir) return false;

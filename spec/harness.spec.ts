@@ -7,7 +7,6 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { etcdctl, leaderOf, startEtcd, waitFor, type EtcdCluster } from './support/etcd.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
-import { etcdctl as rawEtcdctl } from '../etcd-dev/etcd-dev.mjs';
 
 /** Whether a process with this pid exists (process.kill(pid, 0) throws when it does not). */
 function pidExists(pid: number): boolean {
@@ -97,7 +96,7 @@ t.test('single member: etcdctl put/get, then a proxy with cut/resume', async (t)
   t.teardown(() => proxy.close());
   t.match(proxy.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   const viaProxy = (allowFail: boolean) =>
-    rawEtcdctl(['get', 'a', '--print-value-only', '--command-timeout=1s', '--dial-timeout=1s'], {
+    etcdctl(cluster, 'get', 'a', '--print-value-only', '--command-timeout=1s', '--dial-timeout=1s', {
       endpoints: proxy.url,
       allowFail,
       timeoutMs: 8000,
