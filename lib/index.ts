@@ -31,3 +31,4 @@ export {
   LeaseReleasedError,
   ForeignLeaseError,
 } from './errors.js';
+export { registerAnchorpool, type RegisterOptions } from './grpc/register.js';

@@ -7,6 +7,15 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Anchor } from './anchor.js';
 import { ForeignLeaseError, LeaseReleasedError } from './errors.js';
 
+export interface AcquireOptions {
+  /** Gives up waiting when aborted (AcquireAbortedError). */
+  readonly signal?: AbortSignal;
+  /** Overrides acquireTimeoutMillis for this call. */
+  readonly timeoutMillis?: number;
+  /** Higher is served first among waiters; default 0. */
+  readonly priority?: number;
+}
+
 /** What a lease needs from its pool. */
 export interface LeaseOwner {
   release(lease: Lease): void;

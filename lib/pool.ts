@@ -5,6 +5,7 @@
  * other piece of work (reconcile, schedule rebuild) happens on topology changes only.
  */
 import { EventEmitter } from 'node:events';
+import type * as grpc from '@grpc/grpc-js';
 import { Anchor, type AnchorOwner, type AnchorState } from './anchor.js';
 import { createSource } from './create-source.js';
 import type { InvalidEndpoint } from './desired-state.js';
@@ -19,7 +20,10 @@ import {
   ReadyTimeoutError,
   TooManyWaitersError,
 } from './errors.js';
-import { Lease, type LeaseOwner } from './lease.js';
+import { Lease, type AcquireOptions, type LeaseOwner } from './lease.js';
+
+export type { AcquireOptions } from './lease.js';
+import { createPoolClient, type LeaseProvider } from './pool-client.js';
 import { stderrLogger, type Logger } from './logger.js';
 import { Picker } from './picker.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './pool-config.js';
@@ -27,15 +31,6 @@ import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
 import type { EndpointChange, EndpointSource, ResyncInfo, SourceStatus } from './source.js';
 import { WaiterQueue } from './waiter-queue.js';
-
-export interface AcquireOptions {
-  /** Gives up waiting when aborted (AcquireAbortedError). */
-  readonly signal?: AbortSignal;
-  /** Overrides acquireTimeoutMillis for this call. */
-  readonly timeoutMillis?: number;
-  /** Higher is served first among waiters; default 0. */
-  readonly priority?: number;
-}
 
 export interface AnchorStateEvent {
   readonly key: string;
@@ -110,7 +105,7 @@ function validateAcquireOptions(options: AcquireOptions): void {
   }
 }
 
-export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner, LeaseOwner {
+export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner, LeaseOwner, LeaseProvider {
   readonly #options: ResolvedPoolOptions;
   readonly #source: EndpointSource;
   readonly #logger: Logger;
@@ -184,6 +179,18 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     }
   }
 
+  /**
+   * A client stub whose every call (unary or streaming) takes a lease and releases it
+   * when the call ends, however it ends. Calls wait for a lease like acquire() does,
+   * bounded by their deadline.
+   */
+  client<C extends grpc.Client>(
+    Ctor: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C,
+    options?: grpc.ClientOptions,
+  ): C {
+    return createPoolClient(this, Ctor, options);
+  }
+
   // ── lifecycle ─────────────────────────────────────────────────────────────
 
   /** Resolves once the first snapshot is applied and at least one anchor is READY. */
@@ -193,7 +200,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     const startedAt = Date.now();
     const sourceOptions = options.signal ? { timeoutMillis, signal: options.signal } : { timeoutMillis };
     await this.#source.ready(sourceOptions);
-    if (this.#hasReadyAnchor()) return;
+    if (this.hasReadyAnchor()) return;
     const remaining = Math.max(0, timeoutMillis - (Date.now() - startedAt));
     await new Promise<void>((resolve, reject) => {
       const done = (): void => {
@@ -235,6 +242,22 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
       timeouts: this.#timeouts,
       source: this.#source.status(),
     };
+  }
+
+  // ── LeaseProvider (for pool.client) ──────────────────────────────────────
+
+  hasReadyAnchor(): boolean {
+    for (const anchor of this.#active.values()) if (anchor.state === 'READY') return true;
+    return false;
+  }
+
+  onStateChange(listener: () => void): () => void {
+    this.on('anchor-state', listener);
+    return () => this.off('anchor-state', listener);
+  }
+
+  describeTarget(): string {
+    return this.#source.status().target;
   }
 
   // ── AnchorOwner ───────────────────────────────────────────────────────────
@@ -397,10 +420,6 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     for (const anchor of created) anchor.start();
   }
 
-  #hasReadyAnchor(): boolean {
-    for (const anchor of this.#active.values()) if (anchor.state === 'READY') return true;
-    return false;
-  }
 
   #describe(): string {
     const s = this.stats();

@@ -1,0 +1,198 @@
+/**
+ * pool.client(Ctor): a grpc-js client stub whose every call runs on a lease. It is built
+ * from public grpc-js API only: an interceptor delays the call until pool.acquire()
+ * resolves, then creates it through a routing channel (passed as `channelOverride`) on
+ * the leased anchor's channel; the lease is released when the call ends with any status
+ * — OK, an error, a deadline, or a cancel. One code path covers unary calls and every
+ * kind of stream, since they all go through the same intercepting call.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { AcquireOptions, Lease } from './lease.js';
+import { isAnchorPoolError } from './errors.js';
+
+/** What the client needs from a pool. */
+export interface LeaseProvider {
+  acquire(options?: AcquireOptions): Promise<Lease>;
+  hasReadyAnchor(): boolean;
+  onStateChange(listener: () => void): () => void;
+  describeTarget(): string;
+}
+
+type InnerCall = ReturnType<grpc.NextCall>;
+type Listener = Parameters<InnerCall['start']>[1];
+type MessageContext = Parameters<InnerCall['sendMessageWithContext']>[0];
+
+const CODES: Record<string, grpc.status> = {
+  ANCHORPOOL_ACQUIRE_TIMEOUT: grpc.status.UNAVAILABLE,
+  ANCHORPOOL_NO_ANCHOR_AVAILABLE: grpc.status.UNAVAILABLE,
+  ANCHORPOOL_CLOSED: grpc.status.UNAVAILABLE,
+  ANCHORPOOL_TOO_MANY_WAITERS: grpc.status.RESOURCE_EXHAUSTED,
+  ANCHORPOOL_ACQUIRE_ABORTED: grpc.status.CANCELLED,
+};
+
+/**
+ * The channel the stub sees. It creates each call on the channel of the lease that the
+ * interceptor hands it, synchronously, for the duration of one nextCall().
+ */
+class LeaseRoutingChannel implements grpc.ChannelInterface {
+  #current: Lease | undefined;
+  readonly #provider: LeaseProvider;
+
+  constructor(provider: LeaseProvider) {
+    this.#provider = provider;
+  }
+
+  route<T>(lease: Lease, create: () => T): T {
+    this.#current = lease;
+    try {
+      return create();
+    } finally {
+      this.#current = undefined;
+    }
+  }
+
+  createCall(...args: Parameters<grpc.ChannelInterface['createCall']>): ReturnType<grpc.ChannelInterface['createCall']> {
+    const lease = this.#current;
+    if (lease === undefined) throw new Error('anchorpool: pool client calls must go through their lease interceptor');
+    return lease.channel.createCall(...args);
+  }
+
+  getTarget(): string {
+    return this.#provider.describeTarget();
+  }
+
+  getConnectivityState(): grpc.connectivityState {
+    return this.#provider.hasReadyAnchor() ? grpc.connectivityState.READY : grpc.connectivityState.CONNECTING;
+  }
+
+  watchConnectivityState(current: grpc.connectivityState, deadline: Date | number, callback: (error?: Error) => void): void {
+    let timer: NodeJS.Timeout | undefined;
+    const off = this.#provider.onStateChange(() => {
+      if (this.getConnectivityState() === current) return;
+      off();
+      clearTimeout(timer);
+      callback();
+    });
+    const wait = new Date(deadline).getTime() - Date.now();
+    if (Number.isFinite(wait)) {
+      timer = setTimeout(() => {
+        off();
+        callback(new Error('Deadline passed without connectivity state change'));
+      }, Math.max(0, wait));
+    }
+  }
+
+  getChannelzRef(): ReturnType<grpc.ChannelInterface['getChannelzRef']> {
+    return { kind: 'channel', id: 0, name: this.getTarget() } as ReturnType<grpc.ChannelInterface['getChannelzRef']>;
+  }
+
+  /** The pool owns the anchors' channels; closing a stub closes nothing. */
+  close(): void {}
+}
+
+/** A call that waits for its lease, then runs on the leased anchor and releases it at the end. */
+class LeasedCall implements InnerCall {
+  #call: InnerCall | undefined;
+  #lease: Lease | undefined;
+  #pending: ((call: InnerCall) => void)[] = [];
+  #finished = false;
+  readonly #abort = new AbortController();
+  #listener: Listener | undefined;
+
+  constructor(
+    private readonly provider: LeaseProvider,
+    private readonly router: LeaseRoutingChannel,
+    private readonly options: grpc.InterceptorOptions,
+    private readonly nextCall: grpc.NextCall,
+  ) {}
+
+  start(metadata: grpc.Metadata, listener?: Listener): void {
+    this.#listener = listener;
+    const acquire: AcquireOptions = { signal: this.#abort.signal };
+    const deadline = this.options.deadline === undefined ? Infinity : new Date(this.options.deadline).getTime() - Date.now();
+    const timeoutMillis = Number.isFinite(deadline) ? Math.max(0, Math.floor(deadline)) : undefined;
+    this.provider.acquire(timeoutMillis === undefined ? acquire : { ...acquire, timeoutMillis }).then(
+      (lease) => {
+        if (this.#finished) return lease.release(); // cancelled while waiting
+        this.#lease = lease;
+        const call = this.router.route(lease, () => this.nextCall(this.options));
+        this.#call = call;
+        call.start(metadata, {
+          ...listener,
+          onReceiveStatus: (status) => {
+            this.#finish();
+            listener?.onReceiveStatus?.(status);
+          },
+        });
+        for (const op of this.#pending) op(call);
+        this.#pending = [];
+      },
+      (error: unknown) => {
+        if (this.#finished) return;
+        const byDeadline = timeoutMillis !== undefined && isAnchorPoolError(error) && error.code === 'ANCHORPOOL_ACQUIRE_TIMEOUT';
+        const code = byDeadline ? grpc.status.DEADLINE_EXCEEDED : isAnchorPoolError(error) ? (CODES[error.code] ?? grpc.status.UNAVAILABLE) : grpc.status.INTERNAL;
+        this.#fail(code, `anchorpool: ${(error as Error).message}`);
+      },
+    );
+  }
+
+  sendMessageWithContext(context: MessageContext, message: unknown): void {
+    this.#run((call) => call.sendMessageWithContext(context, message));
+  }
+  sendMessage(message: unknown): void {
+    this.#run((call) => call.sendMessage(message));
+  }
+  startRead(): void {
+    this.#run((call) => call.startRead());
+  }
+  halfClose(): void {
+    this.#run((call) => call.halfClose());
+  }
+
+  cancelWithStatus(status: grpc.status, details: string): void {
+    if (this.#call !== undefined) return this.#call.cancelWithStatus(status, details);
+    this.#abort.abort();
+    this.#fail(status, details);
+  }
+
+  getPeer(): string {
+    return this.#call?.getPeer() ?? '';
+  }
+
+  getAuthContext(): ReturnType<InnerCall['getAuthContext']> {
+    return this.#call?.getAuthContext() ?? null;
+  }
+
+  #run(op: (call: InnerCall) => void): void {
+    if (this.#call !== undefined) op(this.#call);
+    else if (!this.#finished) this.#pending.push(op);
+  }
+
+  #fail(code: grpc.status, details: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#pending = [];
+    this.#listener?.onReceiveStatus?.({ code, details, metadata: new grpc.Metadata() });
+  }
+
+  #finish(): void {
+    this.#finished = true;
+    const lease = this.#lease;
+    this.#lease = undefined;
+    if (lease !== undefined && !lease.released) lease.release();
+  }
+}
+
+type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C;
+
+export function createPoolClient<C extends grpc.Client>(provider: LeaseProvider, Ctor: ClientConstructor<C>, options: grpc.ClientOptions = {}): C {
+  const router = new LeaseRoutingChannel(provider);
+  // Innermost interceptor: every other interceptor sees an ordinary call.
+  const leaseInterceptor: grpc.Interceptor = (interceptorOptions, nextCall) =>
+    new grpc.InterceptingCall(new LeasedCall(provider, router, interceptorOptions, nextCall));
+  return new Ctor(provider.describeTarget(), grpc.credentials.createInsecure(), {
+    ...options,
+    channelOverride: router,
+    interceptors: [...(options.interceptors ?? []), leaseInterceptor],
+  });
+}
