@@ -117,8 +117,10 @@ class LeasedCall implements InnerCall {
         this.#lease = lease;
         const call = this.router.route(lease, () => this.nextCall(this.options));
         this.#call = call;
+        // Methods are called on the listener itself: grpc-js passes class instances.
         call.start(metadata, {
-          ...listener,
+          onReceiveMetadata: (received) => listener?.onReceiveMetadata?.(received),
+          onReceiveMessage: (message) => listener?.onReceiveMessage?.(message),
           onReceiveStatus: (status) => {
             this.#finish();
             listener?.onReceiveStatus?.(status);
