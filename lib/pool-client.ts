@@ -13,6 +13,7 @@ import { isAnchorPoolError } from './errors.js';
 /** What the client needs from a pool. */
 export interface LeaseProvider {
   acquire(options?: AcquireOptions): Promise<Lease>;
+  tryAcquire(): Lease | undefined;
   hasReadyAnchor(): boolean;
   onStateChange(listener: () => void): () => void;
   describeTarget(): string;
@@ -96,7 +97,8 @@ class LeasedCall implements InnerCall {
   #lease: Lease | undefined;
   #pending: ((call: InnerCall) => void)[] = [];
   #finished = false;
-  readonly #abort = new AbortController();
+  /** Created only when the call has to wait for a lease (AbortController is not cheap). */
+  #abort: AbortController | undefined;
   #listener: Listener | undefined;
 
   constructor(
@@ -108,25 +110,18 @@ class LeasedCall implements InnerCall {
 
   start(metadata: grpc.Metadata, listener?: Listener): void {
     this.#listener = listener;
+    // The common case: a free slot now, so the call starts synchronously, as a plain call would.
+    const lease = this.provider.tryAcquire();
+    if (lease !== undefined) return this.#begin(lease, metadata);
+    this.#abort = new AbortController();
     const acquire: AcquireOptions = { signal: this.#abort.signal };
     const deadline = this.options.deadline === undefined ? Infinity : new Date(this.options.deadline).getTime() - Date.now();
     const timeoutMillis = Number.isFinite(deadline) ? Math.max(0, Math.floor(deadline)) : undefined;
     this.provider.acquire(timeoutMillis === undefined ? acquire : { ...acquire, timeoutMillis }).then(
-      (lease) => {
-        if (this.#finished) return lease.release(); // cancelled while waiting
-        this.#lease = lease;
-        const call = this.router.route(lease, () => this.nextCall(this.options));
-        this.#call = call;
-        // Methods are called on the listener itself: grpc-js passes class instances.
-        call.start(metadata, {
-          onReceiveMetadata: (received) => listener?.onReceiveMetadata?.(received),
-          onReceiveMessage: (message) => listener?.onReceiveMessage?.(message),
-          onReceiveStatus: (status) => {
-            this.#finish();
-            listener?.onReceiveStatus?.(status);
-          },
-        });
-        for (const op of this.#pending) op(call);
+      (leased) => {
+        if (this.#finished) return leased.release(); // cancelled while waiting
+        this.#begin(leased, metadata);
+        for (const op of this.#pending) op(this.#call!);
         this.#pending = [];
       },
       (error: unknown) => {
@@ -136,6 +131,22 @@ class LeasedCall implements InnerCall {
         this.#fail(code, `anchorpool: ${(error as Error).message}`);
       },
     );
+  }
+
+  #begin(lease: Lease, metadata: grpc.Metadata): void {
+    const listener = this.#listener;
+    this.#lease = lease;
+    const call = this.router.route(lease, () => this.nextCall(this.options));
+    this.#call = call;
+    // Methods are called on the listener itself: grpc-js passes class instances.
+    call.start(metadata, {
+      onReceiveMetadata: (received) => listener?.onReceiveMetadata?.(received),
+      onReceiveMessage: (message) => listener?.onReceiveMessage?.(message),
+      onReceiveStatus: (status) => {
+        this.#finish();
+        listener?.onReceiveStatus?.(status);
+      },
+    });
   }
 
   sendMessageWithContext(context: MessageContext, message: unknown): void {
@@ -153,7 +164,7 @@ class LeasedCall implements InnerCall {
 
   cancelWithStatus(status: grpc.status, details: string): void {
     if (this.#call !== undefined) return this.#call.cancelWithStatus(status, details);
-    this.#abort.abort();
+    this.#abort?.abort();
     this.#fail(status, details);
   }
 

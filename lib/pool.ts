@@ -153,11 +153,15 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
       }
     }
     if (this.#closed) return Promise.reject(new PoolClosedError('acquire() on a closed pool'));
-    if (this.#waiters.size === 0) {
-      const anchor = this.#picker.pick();
-      if (anchor !== undefined) return Promise.resolve(this.#grant(anchor));
-    }
-    return this.#wait(options);
+    const lease = this.tryAcquire();
+    return lease === undefined ? this.#wait(options) : Promise.resolve(lease);
+  }
+
+  /** A lease right now, or undefined when no anchor has a free slot (or callers are already waiting). */
+  tryAcquire(): Lease | undefined {
+    if (this.#closed || this.#waiters.size > 0) return undefined;
+    const anchor = this.#picker.pick();
+    return anchor === undefined ? undefined : this.#grant(anchor);
   }
 
   /** Gives a lease back. Throws LeaseReleasedError on a second release, ForeignLeaseError for another pool's lease. */
