@@ -241,3 +241,31 @@ t.test('close() under load: waiters rejected, leases drained, every connection c
   await connectionsOf(backend, 0, 'after close');
   t.pass('the server sees no connection left');
 });
+
+t.test('leak detection (opt-in) reports a lease held too long, with the stack of its acquire', async (t) => {
+  const backend = await startBackend(t);
+  const pool = newPool(t, { target: `pass:///${backend.address}`, leakDetectionMillis: 100 });
+  await pool.ready();
+  const leaks: { key: string; heldMillis: number; stack: string }[] = [];
+  pool.on('lease-leak', (event) => leaks.push(event));
+  const forgotten = await pool.acquire();
+  const returned = await pool.acquire();
+  returned.release();
+  await sleep(250);
+  t.equal(leaks.length, 1, 'only the lease still held is reported');
+  t.ok(leaks[0]!.heldMillis >= 100);
+  t.match(leaks[0]!.stack, /pool\.spec\.ts/, 'the stack points at the acquire in this file');
+  forgotten.release();
+});
+
+t.test('`await using` releases at the end of the scope', async (t) => {
+  const backend = await startBackend(t);
+  const pool = newPool(t, { target: `pass:///${backend.address}` });
+  await pool.ready();
+  {
+    await using lease = await pool.acquire();
+    t.equal(lease.released, false);
+    t.equal(pool.stats().leased, 1);
+  }
+  t.equal(pool.stats().leased, 0);
+});
