@@ -51,6 +51,7 @@ export class Anchor {
   readonly maxLeases: number;
   #state: AnchorState = 'IDLE';
   #leases = 0;
+  #acquired = 0;
   #draining = false;
   #closed = false;
   #eligible = false;
@@ -80,6 +81,10 @@ export class Anchor {
   get leases(): number {
     return this.#leases;
   }
+  /** Leases handed out on this anchor since it was created. */
+  get acquired(): number {
+    return this.#acquired;
+  }
   get draining(): boolean {
     return this.#draining;
   }
@@ -99,6 +104,7 @@ export class Anchor {
   /** Counts a lease on this anchor. The caller checked `eligible`. */
   take(): void {
     this.#leases += 1;
+    this.#acquired += 1;
     if (this.#leases >= this.maxLeases) this.#refresh();
   }
 

@@ -18,7 +18,7 @@ export {
   PoolClosedError,
   isAnchorPoolError,
 } from './errors.js';
-export { AnchorPool, createPool, type AcquireOptions, type AnchorStateEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats } from './pool.js';
+export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats } from './pool.js';
 export type { PoolOptions } from './pool-config.js';
 export { Lease } from './lease.js';
 export type { AnchorState } from './anchor.js';

@@ -63,6 +63,17 @@ export interface PoolEvents {
   error: [error: AnchorPoolError];
 }
 
+export interface AnchorInfo {
+  readonly key: string;
+  readonly anchor: number;
+  readonly address: string;
+  readonly state: AnchorState;
+  readonly leased: number;
+  /** Leases handed out on this anchor since it was created. */
+  readonly acquired: number;
+  readonly draining: boolean;
+}
+
 export interface PoolStats {
   readonly endpoints: number;
   readonly invalid: readonly { key: string; reason: string }[];
@@ -246,6 +257,21 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
       timeouts: this.#timeouts,
       source: this.#source.status(),
     };
+  }
+
+  /** Every anchor, active ones in (key, index) order, then the draining ones. */
+  anchors(): AnchorInfo[] {
+    const info = (a: Anchor): AnchorInfo => ({
+      key: a.key,
+      anchor: a.index,
+      address: a.address,
+      state: a.state,
+      leased: a.leases,
+      acquired: a.acquired,
+      draining: a.draining,
+    });
+    const active = [...this.#active.values()].sort((a, b) => (a.key === b.key ? a.index - b.index : a.key < b.key ? -1 : 1));
+    return [...active.map(info), ...[...this.#draining].map(info)];
   }
 
   // ── LeaseProvider (for pool.client) ──────────────────────────────────────
