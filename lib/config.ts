@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { Logger } from './logger.js';
-import { stderrLogger } from './logger.js';
+import { silentLogger } from './logger.js';
 import { type ParseLimits } from './endpoint.js';
 import { normalizePrefix, parseTarget, validateEtcdHost, type Target } from './target.js';
 
@@ -93,7 +93,7 @@ export function resolveSourceOptions(input: SourceOptions): ResolvedSourceOption
     maxAnchorsPerKey: options.maxAnchorsPerKey,
     maxValueBytes: options.maxValueBytes,
   };
-  const logger = options.logger ?? stderrLogger;
+  const logger = options.logger ?? silentLogger;
   const etcd = options.etcd ?? etcdOptionsSchema.parse({});
 
   let target: Target;

@@ -8,7 +8,7 @@ export { type Endpoint, type EndpointFormat, type ParseLimits, type ParseResult,
 export { type ParsedAddress, parseAddress } from './address.js';
 export { type Target, type EtcdTarget, type StaticTarget, parseTarget } from './target.js';
 export type { EndpointDiff, InvalidEndpoint } from './desired-state.js';
-export type { Logger, LogFields } from './logger.js';
+export { type Logger, type LogFields, type LogLevel, consoleLogger, silentLogger } from './logger.js';
 export {
   AnchorPoolError,
   ConfigError,

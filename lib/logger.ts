@@ -1,7 +1,8 @@
 /**
  * The logger contract: pino-compatible `(fields, message)` methods, so a pino or
- * bunyan logger can be passed as is. The default prints warnings and errors to
- * stderr and stays quiet otherwise, as a library should.
+ * bunyan logger can be passed as is. The library is silent unless given a logger; the
+ * CLI uses consoleLogger(), one readable line per event on stderr.
+ * Callers never put secrets (passwords, key material, tokens) into fields or messages.
  */
 export type LogFields = Record<string, unknown>;
 
@@ -12,14 +13,29 @@ export interface Logger {
   error(fields: LogFields, message: string): void;
 }
 
-function toStderr(level: string) {
-  return (fields: LogFields, message: string): void => {
-    process.stderr.write(`anchorpool ${level}: ${message} ${JSON.stringify(fields)}\n`);
-  };
-}
+export type LogLevel = keyof Logger;
+const LEVELS: LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 const ignore = (): void => {};
 
-export const stderrLogger: Logger = { debug: ignore, info: ignore, warn: toStderr('warn'), error: toStderr('error') };
-
 export const silentLogger: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore };
+
+function formatFields(fields: LogFields): string {
+  return Object.entries(fields)
+    .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`)
+    .join(' ');
+}
+
+/** Readable lines (`12:00:01 warn  message key=value …`) for levels at or above `level`. */
+export function consoleLogger(level: LogLevel = 'info', write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Logger {
+  const min = LEVELS.indexOf(level);
+  const at = (name: LogLevel) =>
+    LEVELS.indexOf(name) < min
+      ? ignore
+      : (fields: LogFields, message: string) => {
+          const time = new Date().toISOString().slice(11, 19);
+          const rest = formatFields(fields);
+          write(`${time} ${name.padEnd(5)} ${message}${rest ? `  ${rest}` : ''}`);
+        };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}

@@ -24,7 +24,7 @@ import { Lease, type AcquireOptions, type LeaseOwner } from './lease.js';
 
 export type { AcquireOptions } from './lease.js';
 import { createPoolClient, type LeaseProvider } from './pool-client.js';
-import { stderrLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from './logger.js';
 import { Picker } from './picker.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './pool-config.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
@@ -139,7 +139,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     super();
     this.#options = resolvePoolOptions(options);
     this.#source = createSource(this.#options.source);
-    this.#logger = options.logger ?? stderrLogger;
+    this.#logger = options.logger ?? silentLogger;
     poolCount += 1;
     this.#tag = `pool${poolCount}.${process.pid}`;
     const source = this.#source;
