@@ -32,3 +32,4 @@ export {
   ForeignLeaseError,
 } from './errors.js';
 export { registerAnchorpool, type RegisterOptions } from './grpc/register.js';
+export { registerPoolMetrics, serveMetrics, type MetricsSource } from './metrics.js';

@@ -29,8 +29,10 @@ import { Picker } from './picker.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './pool-config.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
-import type { EndpointChange, EndpointSource, ResyncInfo, SourceStatus } from './source.js';
+import type { EndpointChange, EndpointSnapshot, EndpointSource, ResyncInfo, SourceStatus } from './source.js';
 import { WaiterQueue } from './waiter-queue.js';
+import { registerPoolMetrics, type MetricsSource } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface AnchorStateEvent {
   readonly key: string;
@@ -94,6 +96,7 @@ export interface PoolStats {
 
 interface PendingAcquire {
   readonly priority: number;
+  readonly since: number;
   active: boolean;
   resolve(lease: Lease): void;
   reject(error: Error): void;
@@ -116,7 +119,7 @@ function validateAcquireOptions(options: AcquireOptions): void {
   }
 }
 
-export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner, LeaseOwner, LeaseProvider {
+export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner, LeaseOwner, LeaseProvider, MetricsSource {
   readonly #options: ResolvedPoolOptions;
   readonly #source: EndpointSource;
   readonly #logger: Logger;
@@ -134,6 +137,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
   #closing: Promise<void> | undefined;
   #allClosed: (() => void) | undefined;
   #servePending = false;
+  #waitObserver: ((seconds: number) => void) | undefined;
 
   constructor(options: PoolOptions) {
     super();
@@ -172,7 +176,19 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
   tryAcquire(): Lease | undefined {
     if (this.#closed || this.#waiters.size > 0) return undefined;
     const anchor = this.#picker.pick();
-    return anchor === undefined ? undefined : this.#grant(anchor);
+    if (anchor === undefined) return undefined;
+    this.#waitObserver?.(0);
+    return this.#grant(anchor);
+  }
+
+  /** Registers the pool's Prometheus series (see lib/metrics.ts) in `registry`, or a new one. */
+  metrics(registry?: Registry): Registry {
+    return registerPoolMetrics(this, registry);
+  }
+
+  /** Called with the wait of every granted lease, in seconds (used by metrics). */
+  observeAcquireWait(observer: (seconds: number) => void): void {
+    this.#waitObserver = observer;
   }
 
   /** Gives a lease back. Throws LeaseReleasedError on a second release, ForeignLeaseError for another pool's lease. */
@@ -257,6 +273,11 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
       timeouts: this.#timeouts,
       source: this.#source.status(),
     };
+  }
+
+  /** What discovery sees: the endpoints, the invalid keys and the etcd revision. */
+  snapshot(): EndpointSnapshot {
+    return this.#source.snapshot();
   }
 
   /** Every anchor, active ones in (key, index) order, then the draining ones. */
@@ -367,6 +388,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
       }, timeoutMillis);
       const waiter: PendingAcquire = {
         priority: options?.priority ?? 0,
+        since: performance.now(),
         active: true,
         resolve,
         reject,
@@ -388,6 +410,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
       const waiter = this.#waiters.shift()!;
       waiter.active = false;
       waiter.cleanup();
+      this.#waitObserver?.((performance.now() - waiter.since) / 1000);
       waiter.resolve(this.#grant(anchor));
     }
   }

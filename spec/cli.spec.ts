@@ -1,4 +1,5 @@
-// `anchorpool endpoints` against a real etcd: the table, JSON, exit codes, usage errors.
+// `anchorpool status` and `anchorpool watch` against a real etcd and real backends:
+// the table, JSON, exit codes, usage errors, and secrets kept out of every output.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -6,65 +7,108 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
-import type { CommandIo } from '../lib/cli/endpoints-command.js';
-import { etcdctl, startEtcd } from './support/etcd.js';
+import type { CommandIo } from '../lib/cli/command-io.js';
+import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
+import { startBackend } from './support/backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
 const cluster = await startEtcd(t);
 const etcdFlag = cluster.hosts.join(',');
-await etcdctl(cluster, 'put', 'cli/echo/b1', '{"addr":"10.0.0.5:50051","anchors":4}');
-await etcdctl(cluster, 'put', 'cli/echo/b2', '10.0.0.6:50051');
+const backend = await startBackend(t, { name: 'up' });
+await etcdctl(cluster, 'put', 'cli/echo/native', JSON.stringify({ addr: backend.address, anchors: 2 }));
+await etcdctl(cluster, 'put', 'cli/echo/go', JSON.stringify({ Op: 0, Addr: backend.address, Metadata: { anchors: 3 } }));
 await etcdctl(cluster, 'put', 'cli/echo/bad', '{"addr":"10.0.0.7"}');
 
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+function io(env: NodeJS.ProcessEnv, interrupted: Promise<void> = Promise.resolve(), out: string[] = [], err: string[] = []): CommandIo {
+  return { out: (l) => out.push(l), err: (l) => err.push(l), env, interrupted };
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   const out: string[] = [];
   const err: string[] = [];
-  const io: CommandIo = { out: (l) => out.push(l), err: (l) => err.push(l), env, interrupted: Promise.resolve() };
-  const code = await main(argv, io);
+  const code = await main(argv, io(env, Promise.resolve(), out, err));
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-t.test('prints every key with address and anchors, and the invalid keys with their reason', async (t) => {
-  const { code, out } = await run(['endpoints', '--etcd', etcdFlag, '--prefix', 'cli/echo/']);
-  t.equal(code, 1, 'exit 1 because a value is invalid');
-  t.match(out, /revision \d+: 2 endpoint\(s\), 1 invalid/);
-  t.match(out, /cli\/echo\/b1\s+10\.0\.0\.5:50051\s+4\s+json/);
-  t.match(out, /cli\/echo\/b2\s+10\.0\.0\.6:50051\s+1\s+text/);
+t.test('status --json lists valid, Go-format and invalid keys; exit 1 until the invalid key is fixed', async (t) => {
+  const first = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/echo/', '--json']);
+  t.equal(first.code, 1, 'exit 1 with an invalid key');
+  const report = JSON.parse(first.out) as { endpoints: { key: string; anchors: number; format: string }[]; invalid: { key: string; reason: string }[]; revision: number };
+  t.same(
+    report.endpoints.map((e) => [e.key, e.anchors, e.format]),
+    [
+      ['cli/echo/go', 3, 'go'],
+      ['cli/echo/native', 2, 'json'],
+    ],
+  );
+  t.match(report.invalid, [{ key: 'cli/echo/bad', reason: /addr: missing port/ }]);
+  t.ok(report.revision > 0);
+
+  await etcdctl(cluster, 'put', 'cli/echo/bad', `${backend.address}#1`);
+  const fixed = await run(['status', '--prefix', 'cli/echo/', '--json'], { ETCDCTL_ENDPOINTS: etcdFlag });
+  t.equal(fixed.code, 0, 'exit 0 once fixed (and ETCDCTL_ENDPOINTS gave the hosts)');
+  t.equal((JSON.parse(fixed.out) as { invalid: unknown[] }).invalid.length, 0);
+  await etcdctl(cluster, 'put', 'cli/echo/bad', '{"addr":"10.0.0.7"}');
+});
+
+t.test('status prints a table: keys, addresses, anchors, format, and the invalid key with its reason', async (t) => {
+  const { code, out } = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/echo/']);
+  t.equal(code, 1);
+  t.match(out, /revision \d+ +\(connected\)/);
+  t.match(out, new RegExp(`cli/echo/native\\s+${backend.address.replace(/\./g, '\\.')}\\s+2\\s+json`));
   t.match(out, /INVALID cli\/echo\/bad: addr: missing port/);
 });
 
-t.test('--json, and ETCDCTL_ENDPOINTS as the default hosts', async (t) => {
-  const { code, out } = await run(['endpoints', '--prefix', 'cli/echo/', '--json'], { ETCDCTL_ENDPOINTS: etcdFlag });
-  t.equal(code, 1);
-  const parsed = JSON.parse(out) as { endpoints: { key: string; anchors: number }[]; invalid: { key: string }[]; revision: number };
-  t.same(parsed.endpoints.map((e) => [e.key, e.anchors]), [['cli/echo/b1', 4], ['cli/echo/b2', 1]]);
-  t.same(parsed.invalid.map((r) => r.key), ['cli/echo/bad']);
-  t.ok(parsed.revision > 0);
+t.test('status --connect dials every anchor: READY counts, and an unreachable backend means exit 1', async (t) => {
+  await etcdctl(cluster, 'put', 'cli/dial/up', `${backend.address}#2`);
+  const ok = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/dial/', '--connect', '--json', '--timeout', '5000']);
+  t.equal(ok.code, 0);
+  t.match(JSON.parse(ok.out), { endpoints: [{ key: 'cli/dial/up', states: { READY: 2 } }], unreachable: [] });
+  const deadPort = await freePort();
+  await etcdctl(cluster, 'put', 'cli/dial/down', `127.0.0.1:${deadPort}#1`);
+  const bad = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/dial/', '--connect', '--timeout', '2000']);
+  t.equal(bad.code, 1, 'exit 1 with an unreachable backend');
+  t.match(bad.out, /UNREACHABLE cli\/dial\/down/);
+  t.match(bad.out, /READY\s+CONNECTING\s+FAILED\s+DRAINING/);
 });
 
-t.test('exit 0 when every value is valid', async (t) => {
-  await etcdctl(cluster, 'put', 'cli/clean/a', '10.0.0.1:1');
-  const { code } = await run(['endpoints', '--etcd', etcdFlag, '--prefix', 'cli/clean']);
-  t.equal(code, 0);
+t.test('watch redraws as etcd changes, and stops on interrupt', async (t) => {
+  const out: string[] = [];
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const running = main(['watch', '--etcd', etcdFlag, '--prefix', 'cli/watch/'], io({}, stopped, out));
+  await waitFor(() => out.some((l) => l.includes('0 endpoint(s)')), { what: 'the first view' });
+  await etcdctl(cluster, 'put', 'cli/watch/a', `${backend.address}#2`);
+  await waitFor(() => out.some((l) => /cli\/watch\/a\s+\S+\s+2\s+text\s+2\s/.test(l)), { what: 'a view with 2 READY anchors' });
+  stop();
+  t.equal(await running, 0);
 });
 
 t.test('exit 1 with a clear message when etcd is unreachable', async (t) => {
   const port = await freePort();
-  const { code, err } = await run(['endpoints', '--etcd', `127.0.0.1:${port}`, '--prefix', 'x/', '--timeout', '500']);
+  const { code, err } = await run(['status', '--etcd', `127.0.0.1:${port}`, '--prefix', 'x/', '--timeout', '500']);
   t.equal(code, 1);
   t.match(err, new RegExp(`no snapshot of prefix "x/" from etcd at 127\\.0\\.0\\.1:${port} within 500 ms`));
 });
 
 t.test('usage errors exit 2 and say what is wrong', async (t) => {
   const cases: [string[], RegExp][] = [
-    [['endpoints', '--bogus'], /Unknown option '--bogus'/],
-    [['endpoints'], /--prefix \(or --target\) is required/],
-    [['endpoints', '--prefix', 'a/', '--target', 'etcd:///a/'], /not both/],
-    [['endpoints', '--prefix', 'a/', '--timeout', 'soon'], /--timeout must be a positive integer/],
-    [['endpoints', '--prefix', 'a/', '--user', 'root'], /--password-file FILE or ANCHORPOOL_ETCD_PASSWORD/],
-    [['endpoints', '--prefix', 'a/', '--cert', 'c.pem'], /--cert and --key need --cacert/],
-    [['endpoints', '--prefix', 'a/', '--etcd', 'nope'], /etcd\.hosts\.0: missing port/],
-    [['endpoints', '--target', 'dns:///x'], /unknown scheme "dns"/],
+    [['status', '--bogus'], /Unknown option '--bogus'/],
+    [['status'], /--prefix \(or --target\) is required/],
+    [['status', '--prefix', 'a/', '--target', 'etcd:///a/'], /not both/],
+    [['status', '--prefix', 'a/', '--timeout', 'soon'], /--timeout must be a positive integer/],
+    [['status', '--prefix', 'a/', '--metrics-port', 'http'], /--metrics-port must be a port number/],
+    [['status', '--prefix', 'a/', '--user', 'root'], /--password-file FILE or ANCHORPOOL_ETCD_PASSWORD/],
+    [['status', '--prefix', 'a/', '--cert', 'c.pem'], /--cert and --key need --cacert/],
+    [['status', '--prefix', 'a/', '--etcd', 'nope'], /etcd\.hosts\.0: missing port/],
+    [['status', '--target', 'dns:///x'], /unknown scheme "dns"/],
+    [['watch', '--json', '--frob'], /Unknown option '--frob'/],
     [['frobnicate'], /unknown command "frobnicate"/],
   ];
   for (const [argv, message] of cases) {
@@ -74,25 +118,53 @@ t.test('usage errors exit 2 and say what is wrong', async (t) => {
   }
 });
 
-t.test('the password comes from a file and never shows in output', async (t) => {
+t.test('no password or key material appears in output, errors or logs', async (t) => {
+  // An etcd of its own with auth enabled: a root user and a password.
+  const secured = await startEtcd(t);
+  const password = 'Pa55-w0rd-never-shown';
+  await etcdctl(secured, 'user', 'add', `root:${password}`);
+  await etcdctl(secured, 'auth', 'enable');
+  await etcdctl(secured, 'put', 'sec/a', `${backend.address}#1`, '--user', `root:${password}`);
   const dir = mkdtempSync(join(tmpdir(), 'anchorpool-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'pw');
-  writeFileSync(file, 'hunter2-secret\n');
-  // This etcd has auth disabled, so etcd refuses to authenticate: a config error, reported at once.
+  const passwordFile = join(dir, 'pw');
+  writeFileSync(passwordFile, `${password}\n`);
+  const flags = ['--etcd', secured.hosts.join(','), '--prefix', 'sec/', '--verbose', '--json'];
+
+  const good = await run(['status', ...flags, '--user', 'root', '--password-file', passwordFile, '--connect']);
+  t.equal(good.code, 0, `the right password works (${good.err.slice(0, 200)})`);
+  t.match(JSON.parse(good.out), { endpoints: [{ key: 'sec/a' }] });
+
+  writeFileSync(passwordFile, 'wrong-Secret-Value\n');
   const startedAt = Date.now();
-  const { code, out, err } = await run(['endpoints', '--etcd', etcdFlag, '--prefix', 'cli/clean/', '--user', 'root', '--password-file', file]);
-  t.equal(code, 1);
-  t.match(err, /refused access to "cli\/clean\/".*authentication is not enabled/);
-  t.ok(Date.now() - startedAt < 4000, 'an auth error does not wait for the timeout');
-  t.notMatch(out + err, /hunter2/);
+  const bad = await run(['status', ...flags, '--user', 'root', '--password-file', passwordFile]);
+  t.equal(bad.code, 1);
+  t.match(bad.err, /refused access/, 'a wrong password is a clear auth error');
+  t.ok(Date.now() - startedAt < 4000, 'reported at once, not after the timeout');
+
+  const fromEnv = await run(['status', ...flags, '--user', 'root'], { ANCHORPOOL_ETCD_PASSWORD: password });
+  t.equal(fromEnv.code, 0, 'the password can come from ANCHORPOOL_ETCD_PASSWORD');
+
+  // TLS files with recognisable (fake) key material: the connection fails, the material stays private.
+  const marker = 'KEYMATERIAL-7f3a9c';
+  for (const name of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(dir, name), `-----BEGIN PRIVATE KEY-----\n${marker}\n-----END PRIVATE KEY-----\n`);
+  const tls = await run(['status', ...flags, '--timeout', '1000', '--cacert', join(dir, 'ca.pem'), '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem')]);
+  t.equal(tls.code, 1);
+
+  for (const [name, result] of Object.entries({ good, bad, fromEnv, tls })) {
+    const everything = `${result.out}\n${result.err}`;
+    t.notMatch(everything, password, `${name}: no password`);
+    t.notMatch(everything, 'wrong-Secret-Value', `${name}: no wrong password either`);
+    t.notMatch(everything, marker, `${name}: no key material`);
+  }
 });
 
-t.test('the installed bin runs the same command', async (t) => {
+t.test('the installed bin runs the same commands', async (t) => {
   const bin = fileURLToPath(new URL('../../bin/anchorpool.js', import.meta.url));
-  const result = spawnSync(process.execPath, [bin, 'endpoints', '--etcd', etcdFlag, '--prefix', 'cli/clean/'], { encoding: 'utf8' });
+  await etcdctl(cluster, 'put', 'cli/bin/a', `${backend.address}#2`);
+  const result = spawnSync(process.execPath, [bin, 'status', '--etcd', etcdFlag, '--prefix', 'cli/bin'], { encoding: 'utf8' });
   t.equal(result.status, 0, result.stderr);
-  t.match(result.stdout, /cli\/clean\/a\s+10\.0\.0\.1:1/);
+  t.match(result.stdout, /cli\/bin\/a\s+\S+\s+2/);
   const help = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
   t.equal(help.status, 0);
   t.match(help.stdout, /usage: anchorpool <command>/);

@@ -1,16 +1,20 @@
 /** The `anchorpool` command: dispatches to a subcommand; usage errors exit with 2. */
-import { ENDPOINTS_HELP, endpointsCommand, type CommandIo } from './endpoints-command.js';
+import type { CommandIo } from './command-io.js';
+import { STATUS_HELP, statusCommand } from './status-command.js';
+import { WATCH_HELP, watchCommand } from './watch-command.js';
 import { UsageError } from './usage-error.js';
 
 const HELP = `usage: anchorpool <command> [options]
 
 commands:
-  endpoints    print the endpoints discovered under an etcd prefix (--watch to follow)
+  status       one snapshot: keys, anchors (--connect dials them), invalid keys, revision
+  watch        the same view, live, as etcd and the anchors change
 
 Run "anchorpool <command> --help" for the options of a command.`;
 
 const commands: Record<string, { run: (argv: string[], io: CommandIo) => Promise<number>; help: string }> = {
-  endpoints: { run: endpointsCommand, help: ENDPOINTS_HELP },
+  status: { run: statusCommand, help: STATUS_HELP },
+  watch: { run: watchCommand, help: WATCH_HELP },
 };
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {
@@ -38,14 +42,19 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
 }
 
 export function processIo(): CommandIo {
-  const interrupted = new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  // Signal handlers only once a command waits for them: until then Ctrl-C ends the process as usual.
+  let interrupted: Promise<void> | undefined;
   return {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
     env: process.env,
-    interrupted,
+    get interrupted() {
+      interrupted ??= new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      return interrupted;
+    },
+    isTTY: process.stdout.isTTY === true,
   };
 }

@@ -1,0 +1,82 @@
+/**
+ * What `status` and `watch` show: per key its address, wanted anchors and (when the
+ * anchors were dialled) how many are in each state; the invalid keys with their reason;
+ * the etcd revision and connection. Built from a source snapshot or a pool, rendered as
+ * a table or as JSON.
+ */
+import type { AnchorInfo, PoolStats } from '../pool.js';
+import type { EndpointSnapshot, SourceStatus } from '../source.js';
+
+export interface KeyReport {
+  key: string;
+  addr: string;
+  anchors: number;
+  format: string;
+  /** Anchors by state, when they were dialled (--connect / watch). */
+  states?: { READY: number; CONNECTING: number; IDLE: number; TRANSIENT_FAILURE: number; DRAINING: number };
+}
+
+export interface StatusReport {
+  target: string;
+  revision: number;
+  etcd: { connected: boolean; disconnectedSince: string | null; lastError: string | null };
+  endpoints: KeyReport[];
+  invalid: { key: string; reason: string; keptPrevious: boolean }[];
+  /** Keys with no READY anchor after dialling. */
+  unreachable: string[];
+}
+
+export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceStatus): StatusReport {
+  return {
+    target: status.target,
+    revision: snapshot.revision,
+    etcd: { connected: status.connected, disconnectedSince: status.disconnectedSince?.toISOString() ?? null, lastError: status.lastError },
+    endpoints: [...snapshot.endpoints.values()].map((e) => ({ key: e.key, addr: e.addr, anchors: e.anchors, format: e.format })),
+    invalid: [...snapshot.invalid.values()].map((r) => ({ key: r.key, reason: r.reason, keptPrevious: r.keptPrevious })),
+    unreachable: [],
+  };
+}
+
+/** Adds anchor states from a pool to a snapshot report. */
+export function withAnchorStates(report: StatusReport, anchors: readonly AnchorInfo[], stats: PoolStats): StatusReport {
+  const endpoints = report.endpoints.map((entry) => {
+    const states = { READY: 0, CONNECTING: 0, IDLE: 0, TRANSIENT_FAILURE: 0, DRAINING: 0 };
+    for (const a of anchors) {
+      if (a.key !== entry.key) continue;
+      if (a.draining) states.DRAINING += 1;
+      else if (a.state !== 'SHUTDOWN') states[a.state] += 1;
+    }
+    return { ...entry, states };
+  });
+  return {
+    ...report,
+    revision: stats.source.revision,
+    endpoints,
+    unreachable: endpoints.filter((e) => e.states.READY === 0).map((e) => e.key),
+  };
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+export function renderReport(report: StatusReport): string[] {
+  const etcd = report.etcd.connected ? 'connected' : `DISCONNECTED${report.etcd.disconnectedSince ? ` since ${report.etcd.disconnectedSince}` : ''}`;
+  const lines = [`${report.target}  revision ${report.revision}  (${etcd})`];
+  if (!report.etcd.connected && report.etcd.lastError) lines.push(`  last error: ${report.etcd.lastError}`);
+  const dialled = report.endpoints.some((e) => e.states !== undefined);
+  const header = ['KEY', 'ADDRESS', 'ANCHORS', 'FORMAT', ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : [])];
+  const rows = report.endpoints.map((e) => [
+    e.key,
+    e.addr,
+    String(e.anchors),
+    e.format,
+    ...(e.states ? [String(e.states.READY), String(e.states.CONNECTING + e.states.IDLE), String(e.states.TRANSIENT_FAILURE), String(e.states.DRAINING)] : []),
+  ]);
+  lines.push(`${report.endpoints.length} endpoint(s), ${report.invalid.length} invalid${dialled ? `, ${report.unreachable.length} unreachable` : ''}`);
+  if (rows.length > 0) lines.push(...table([header, ...rows]));
+  for (const r of report.invalid) lines.push(`INVALID ${r.key}: ${r.reason}${r.keptPrevious ? ' (serving its last valid value)' : ''}`);
+  for (const key of report.unreachable) lines.push(`UNREACHABLE ${key}: no anchor is READY`);
+  return lines;
+}

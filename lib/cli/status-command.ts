@@ -1,0 +1,126 @@
+/**
+ * `anchorpool status`: one snapshot of what the pool sees under a prefix — every key
+ * with its address and wanted anchors, the invalid keys with their reason, the etcd
+ * revision — and, with --connect, each anchor dialled and counted by state after up to
+ * --timeout. With --metrics-port it keeps running and serves Prometheus metrics.
+ * Exit code: 0 all is well, 1 invalid keys, unreachable backends or etcd unreachable,
+ * 2 usage error.
+ */
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createSource } from '../create-source.js';
+import { isAnchorPoolError } from '../errors.js';
+import { consoleLogger } from '../logger.js';
+import { serveMetrics } from '../metrics.js';
+import { createPool } from '../pool.js';
+import type { CommandIo } from './command-io.js';
+import { ETCD_FLAGS_HELP, etcdFlags, sourceOptionsFromFlags } from './etcd-flags.js';
+import { renderReport, reportFromSnapshot, withAnchorStates, type StatusReport } from './report.js';
+import { UsageError } from './usage-error.js';
+
+export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--timeout MS] [--metrics-port PORT]
+
+Print what anchorpool sees under an etcd prefix (or a pass:/// target): every key with
+its address and anchors, invalid keys with their reason, and the etcd revision.
+
+  --json                 print JSON instead of a table
+  --connect              dial every anchor and report them by state (waits up to --timeout)
+  --timeout MS           how long to wait for etcd and for anchors to connect (default 5000)
+  --metrics-port PORT    keep running and serve Prometheus metrics at :PORT/metrics (implies --connect)
+  --verbose              log discovery and connection events to stderr
+
+${ETCD_FLAGS_HELP}
+
+Exit status: 0 all well, 1 invalid values, unreachable backends or etcd unreachable, 2 usage error.`;
+
+export const statusFlags = {
+  ...etcdFlags,
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export function parseTimeout(text: string | undefined): number {
+  if (text === undefined) return 5000;
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms < 1) throw new UsageError(`--timeout must be a positive integer (ms), got ${text}`);
+  return ms;
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--metrics-port must be a port number, got ${text}`);
+  return port;
+}
+
+/** Options that fail validation are the user's typing: a usage error (exit 2). */
+export function asUsage<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (isAnchorPoolError(err)) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function print(report: StatusReport, json: boolean | undefined, io: CommandIo): void {
+  if (json) io.out(JSON.stringify(report, null, 2));
+  else for (const line of renderReport(report)) io.out(line);
+}
+
+export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...statusFlags, connect: { type: 'boolean' }, 'metrics-port': { type: 'string' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    io.out(STATUS_HELP);
+    return 0;
+  }
+  const timeoutMillis = parseTimeout(values.timeout);
+  const metricsPort = values['metrics-port'] === undefined ? undefined : parsePort(values['metrics-port']);
+  const logger = consoleLogger(values.verbose ? 'info' : 'error', io.err);
+  const options = { ...sourceOptionsFromFlags(values, io.env), logger };
+  if (!values.connect && metricsPort === undefined) {
+    const source = asUsage(() => createSource(options));
+    try {
+      const snapshot = await source.ready({ timeoutMillis });
+      const report = reportFromSnapshot(snapshot, source.status());
+      print(report, values.json, io);
+      return report.invalid.length > 0 ? 1 : 0;
+    } catch (err) {
+      io.err(`anchorpool status: ${(err as Error).message}`);
+      return 1;
+    } finally {
+      await source.close();
+    }
+  }
+
+  const pool = asUsage(() => createPool({ ...options, readyTimeoutMillis: timeoutMillis }));
+  try {
+    const deadline = Date.now() + timeoutMillis;
+    // No READY anchor at all is a finding to report, not a reason to stop here.
+    await pool.ready({ timeoutMillis }).catch((err: unknown) => {
+      if (!isAnchorPoolError(err) || err.code !== 'ANCHORPOOL_READY_TIMEOUT') throw err;
+    });
+    while (Date.now() < deadline && pool.anchors().some((a) => a.state === 'CONNECTING' || a.state === 'IDLE')) await sleep(50);
+    const report = withAnchorStates(reportFromSnapshot(pool.snapshot(), pool.stats().source), pool.anchors(), pool.stats());
+    print(report, values.json, io);
+    if (metricsPort !== undefined) {
+      const server = await serveMetrics(pool.metrics(), metricsPort);
+      const address = server.address();
+      io.err(`serving metrics at http://127.0.0.1:${typeof address === 'object' && address ? address.port : metricsPort}/metrics (Ctrl-C to stop)`);
+      await io.interrupted;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    return report.invalid.length > 0 || report.unreachable.length > 0 ? 1 : 0;
+  } catch (err) {
+    io.err(`anchorpool status: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await pool.close();
+  }
+}

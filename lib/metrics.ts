@@ -1,0 +1,122 @@
+/**
+ * Prometheus metrics for a pool, on prom-client. Gauges and counters are read from the
+ * pool's stats() when scraped, so the lease path pays nothing for them; only the
+ * acquire-wait histogram is fed as leases are granted (and only once metrics are on).
+ *
+ *   anchorpool_endpoints                 endpoint entries (valid keys)
+ *   anchorpool_invalid_keys              keys whose value is invalid
+ *   anchorpool_anchors{state}            anchors by state (IDLE, CONNECTING, READY,
+ *                                        TRANSIENT_FAILURE) and state="DRAINING"
+ *   anchorpool_anchors_wanted            sum of N over all entries
+ *   anchorpool_leases_held               leases currently held
+ *   anchorpool_leases_acquired_total     leases handed out
+ *   anchorpool_acquire_wait_seconds      time from acquire() to a lease (histogram)
+ *   anchorpool_waiters                   callers waiting for a lease
+ *   anchorpool_acquire_timeouts_total    acquires that timed out
+ *   anchorpool_resyncs_total             re-listings of the etcd prefix
+ *   anchorpool_etcd_connected            1 while connected to etcd (static targets: 1)
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What the metrics read from a pool. */
+export interface MetricsSource {
+  stats(): {
+    endpoints: number;
+    invalid: readonly unknown[];
+    anchors: { wanted: number; draining: number; byState: Record<string, number> };
+    leased: number;
+    waiting: number;
+    acquired: number;
+    timeouts: number;
+    source: { connected: boolean; resyncs: number };
+  };
+  observeAcquireWait(observer: (seconds: number) => void): void;
+}
+
+/** A counter that follows a monotonically growing number read at scrape time. */
+function followingCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  let seen = 0;
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read();
+      if (now > seen) this.inc(now - seen);
+      seen = now;
+    },
+  });
+}
+
+function gauge(registry: Registry, name: string, help: string, read: () => number): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+export function registerPoolMetrics(pool: MetricsSource, registry: Registry = new Registry()): Registry {
+  // One stats() per scrape, shared by every series.
+  let cached: ReturnType<MetricsSource['stats']> | undefined;
+  let cachedAt = -1;
+  const stats = () => {
+    const now = Date.now();
+    if (cached === undefined || now - cachedAt > 50) {
+      cached = pool.stats();
+      cachedAt = now;
+    }
+    return cached;
+  };
+  gauge(registry, 'anchorpool_endpoints', 'Endpoint entries (valid keys) under the watched prefix.', () => stats().endpoints);
+  gauge(registry, 'anchorpool_invalid_keys', 'Keys under the prefix whose value is invalid.', () => stats().invalid.length);
+  gauge(registry, 'anchorpool_anchors_wanted', 'Sum of the anchor counts of all entries.', () => stats().anchors.wanted);
+  new Gauge({
+    name: 'anchorpool_anchors',
+    help: 'Anchored connections by state; state="DRAINING" counts anchors being drained.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const { byState, draining } = stats().anchors;
+      for (const [state, count] of Object.entries(byState)) this.set({ state }, count);
+      this.set({ state: 'DRAINING' }, draining);
+    },
+  });
+  gauge(registry, 'anchorpool_leases_held', 'Leases currently held.', () => stats().leased);
+  followingCounter(registry, 'anchorpool_leases_acquired_total', 'Leases handed out.', () => stats().acquired);
+  gauge(registry, 'anchorpool_waiters', 'Callers waiting for a lease.', () => stats().waiting);
+  followingCounter(registry, 'anchorpool_acquire_timeouts_total', 'Acquires that timed out.', () => stats().timeouts);
+  followingCounter(registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
+  gauge(registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
+  const wait = new Histogram({
+    name: 'anchorpool_acquire_wait_seconds',
+    help: 'Time from acquire() to a granted lease.',
+    buckets: [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  pool.observeAcquireWait((seconds) => wait.observe(seconds));
+  return registry;
+}
+
+/** Serves `registry` at http://host:port/metrics. Resolves once listening. */
+export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.url !== '/metrics') {
+      response.writeHead(404).end('not found; metrics are at /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (body) => response.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (err: unknown) => response.writeHead(500).end(String(err)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
