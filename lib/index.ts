@@ -33,3 +33,4 @@ export {
 } from './errors.js';
 export { registerAnchorpool, type RegisterOptions } from './grpc/register.js';
 export { registerPoolMetrics, serveMetrics, type MetricsSource } from './metrics.js';
+export { register, registrationValue, type Registration, type RegistrationOptions, type RegistrationEvents, type RegistrationFormat } from './register.js';

@@ -16,19 +16,9 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  Etcd3,
-  EtcdAuthenticationFailedError,
-  EtcdInvalidAuthTokenError,
-  EtcdPermissionDeniedError,
-  GRPCUnauthenticatedError,
-  Range,
-  isRecoverableError,
-  type IKeyValue,
-  type IOptions,
-  type IWatchResponse,
-} from 'etcd3';
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop, type IBackoff } from 'cockatiel';
+import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { createEtcdClient, isAuthRefusal } from './etcd-client.js';
 import type { ResolvedEtcdOptions } from './config.js';
 import type { KeyValue } from './desired-state.js';
 import type { ParseLimits } from './endpoint.js';
@@ -53,19 +43,6 @@ function toKeyValue(kv: IKeyValue): KeyValue {
 
 function isCompaction(err: unknown): boolean {
   return err instanceof Error && /compacted/.test(err.message);
-}
-
-// etcd's own wording for auth problems that etcd3 has no class for (e.g. auth not enabled).
-const AUTH_MESSAGE = /etcdserver: (authentication|user name|permission denied|invalid auth token|root user)/;
-
-function isAuthFailure(err: unknown): boolean {
-  return (
-    (err instanceof Error && AUTH_MESSAGE.test(err.message)) ||
-    err instanceof EtcdAuthenticationFailedError ||
-    err instanceof EtcdPermissionDeniedError ||
-    err instanceof EtcdInvalidAuthTokenError ||
-    err instanceof GRPCUnauthenticatedError
-  );
 }
 
 type WatchOutcome = { reason: ResyncReason; cause?: unknown; freshConnection?: boolean };
@@ -302,28 +279,11 @@ export class EtcdEndpointSource extends SourceBase {
 
   #ensureClient(): Etcd3 {
     if (this.#client !== undefined) return this.#client;
-    const o = this.#options;
     clientGeneration += 1;
-    const options: IOptions = {
-      hosts: o.hosts,
-      grpcOptions: {
-        'grpc.keepalive_time_ms': o.keepaliveTimeMillis,
-        'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMillis,
-        'grpc.keepalive_permit_without_calls': 1,
-        // A distinct arg per client: its channels share one connection with each other
-        // but never with a dropped client's (possibly half-open) connection.
-        'anchorpool.etcd_client': clientGeneration,
-        ...o.grpcOptions,
-      },
-      faultHandling: {
-        // Retries are this source's job (with its own backoff); skip dead hosts for a second.
-        global: noop,
-        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(2) }),
-      },
-    };
-    if (o.credentials) options.credentials = o.credentials as NonNullable<IOptions['credentials']>;
-    if (o.auth) options.auth = { username: o.auth.username, password: o.auth.password };
-    this.#client = new Etcd3(options);
+    // A distinct arg per client: its channels share one connection with each other (so
+    // the watchdog's probe tests the watch's connection) but never with a dropped
+    // client's, possibly half-open, connection.
+    this.#client = createEtcdClient(this.#options, { grpcOptions: { 'anchorpool.etcd_client': clientGeneration } });
     return this.#client;
   }
 
@@ -335,7 +295,7 @@ export class EtcdEndpointSource extends SourceBase {
 
   #classify(err: unknown): AnchorPoolError {
     const detail = err instanceof Error ? err.message : String(err);
-    if (isAuthFailure(err)) {
+    if (isAuthRefusal(err)) {
       return new EtcdAuthError(`etcd at ${this.#options.hosts.join(',')} refused access to ${JSON.stringify(this.prefix)}: ${detail}`, { cause: err });
     }
     return new EtcdUnavailableError(`etcd at ${this.#options.hosts.join(',')} is unavailable: ${detail}`, { cause: err });

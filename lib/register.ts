@@ -1,0 +1,403 @@
+/**
+ * Self-registration: a backend puts its own entry under an etcd prefix, bound to a
+ * lease, so that discovery sees it while the process lives and loses it within the
+ * TTL when the process dies.
+ *
+ *   grant lease(ttl) ──► put prefix+key on it ──► etcd3 keeps the lease alive
+ *          ▲                                              │ 'lost': revoked, expired,
+ *          └──────── retry with backoff and jitter ◄──────┘  etcd gone past the TTL
+ *
+ * A lost lease is replaced and the key put again, until that works or close() is
+ * called. close() deletes the key while it is still ours, revokes the lease and closes
+ * the etcd client. The value is one parseEndpointValue accepts: native JSON, or byte
+ * for byte what etcd's Go endpoints.Manager writes, so Go resolvers read it too.
+ */
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Etcd3, Lease } from 'etcd3';
+import { ExponentialBackoff, isBrokenCircuitError } from 'cockatiel';
+import { z } from 'zod';
+import { parseAddress } from './address.js';
+import { etcdOptionsSchema, formatZodError, sourceOptionsSchema } from './config.js';
+import { DEFAULT_LIMITS, parseEndpointValue } from './endpoint.js';
+import { AnchorPoolError, ConfigError, EtcdAuthError, EtcdUnavailableError } from './errors.js';
+import { createEtcdClient, isAuthRefusal, type EtcdConnection } from './etcd-client.js';
+import { silentLogger, type Logger } from './logger.js';
+import { normalizePrefix } from './target.js';
+
+/** etcd3 arms a ttl×1000 ms timer per lease; longer TTLs would overflow Node's 32-bit timers. */
+const MAX_TTL_SECONDS = Math.floor(2_147_483_647 / 1000);
+
+export const registrationOptionsSchema = z
+  .object({
+    /** Connection to etcd (hosts, TLS, auth, dialTimeoutMillis, retry backoff); the prefix is given below. */
+    etcd: etcdOptionsSchema.optional(),
+    /** Used exactly as typed; a missing trailing '/' is added, as discovery does. */
+    prefix: z.string().min(1, { error: 'must not be empty' }),
+    /** The entry's name under the prefix; the etcd key is prefix + key. */
+    key: z
+      .string()
+      .min(1, { error: 'must not be empty' })
+      .refine((key) => !key.startsWith('/'), { error: 'must not start with "/" (the prefix already ends with one)' }),
+    addr: z.string().superRefine((addr, ctx) => {
+      const parsed = parseAddress(addr);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+    }),
+    anchors: z.number().int().min(1).max(DEFAULT_LIMITS.maxAnchorsPerKey).default(1),
+    // etcd itself grants no lease shorter than about 2 s (1.5 election timeouts by default).
+    ttlSeconds: z.number().int().min(2).max(MAX_TTL_SECONDS).default(10),
+    format: z.enum(['json', 'go']).default('json'),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    /** How long register() tries before it rejects with EtcdUnavailableError. */
+    timeoutMillis: z.number().int().min(1).max(2_147_483_647).default(10_000),
+    logger: sourceOptionsSchema.shape.logger,
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.etcd?.prefix !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['etcd', 'prefix'], message: 'is not used by register(); give the top-level prefix option' });
+    }
+    if (options.metadata !== undefined && Object.hasOwn(options.metadata, 'anchors')) {
+      // Go readers take the anchor count from Metadata.anchors: two sources would disagree.
+      ctx.addIssue({ code: 'custom', path: ['metadata', 'anchors'], message: 'set the anchors option instead' });
+    }
+  });
+
+export type RegistrationOptions = z.input<typeof registrationOptionsSchema>;
+export type RegistrationFormat = 'json' | 'go';
+
+export interface RegistrationEvents {
+  /** The key was put on a fresh lease: once in register(), then after every loss. */
+  registered: [{ key: string; leaseId: string }];
+  /** The lease is gone (revoked, expired, or etcd unreachable past the TTL); registering again. */
+  lost: [{ key: string; error: Error }];
+  /** An attempt to register again failed; it is retried. Emitted only when someone listens. */
+  error: [AnchorPoolError];
+}
+
+export interface Registration extends EventEmitter<RegistrationEvents> {
+  /** The full etcd key: prefix + key. */
+  readonly key: string;
+  /** The value written, exactly as stored in etcd. */
+  readonly value: string;
+  readonly ttlSeconds: number;
+  /**
+   * The current lease id in decimal, as etcd3 gives it (etcdctl lease list/revoke take it in
+   * hex: BigInt(id).toString(16)); undefined while registering again and after close().
+   */
+  leaseId(): string | undefined;
+  /** Deletes the key, revokes the lease, stops retrying and closes the etcd client. Idempotent; never rejects. */
+  close(): Promise<void>;
+}
+
+type ResolvedEtcd = EtcdConnection;
+
+interface ResolvedRegistration {
+  readonly etcd: ResolvedEtcd;
+  readonly key: string;
+  readonly value: string;
+  readonly ttlSeconds: number;
+  readonly timeoutMillis: number;
+  readonly logger: Logger;
+}
+
+/** Go's json.Marshal: map keys sorted by their UTF-8 bytes, struct fields in declaration order. */
+function goJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(goJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${goJson(record[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Go escapes <, >, & and the JavaScript line separators inside strings; they occur nowhere else in JSON. */
+function goEscape(json: string): string {
+  return json.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * The value a registration writes. json: `{"addr":…,"anchors":N[,"metadata":…]}`.
+ * go: what endpoints.Manager.AddEndpoint writes, `{"Op":0,"Addr":…,"Metadata":{"anchors":N,…}}`
+ * (Op 0 is Add; the Metadata map is marshalled with sorted keys, as Go does).
+ */
+export function registrationValue(format: RegistrationFormat, addr: string, anchors: number, metadata?: Record<string, unknown>): string {
+  if (format === 'json') return JSON.stringify(metadata === undefined ? { addr, anchors } : { addr, anchors, metadata });
+  // A round trip through JSON drops what JSON.stringify drops (undefined, functions), as the json format does.
+  const plain = metadata === undefined ? {} : (JSON.parse(JSON.stringify(metadata)) as Record<string, unknown>);
+  return `{"Op":0,"Addr":${goEscape(JSON.stringify(addr))},"Metadata":${goEscape(goJson({ ...plain, anchors }))}}`;
+}
+
+export function resolveRegistrationOptions(input: RegistrationOptions): ResolvedRegistration {
+  const parsed = registrationOptionsSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(`invalid register options: ${formatZodError(parsed.error)}`);
+  const o = parsed.data;
+  const key = normalizePrefix(o.prefix) + o.key;
+  let value: string;
+  try {
+    value = registrationValue(o.format, o.addr, o.anchors, o.metadata);
+  } catch (err) {
+    throw new ConfigError(`invalid register options: metadata: cannot be written as JSON (${(err as Error).message})`);
+  }
+  // Whatever we write, discovery must accept: check with the same parser and limits.
+  const check = parseEndpointValue(key, Buffer.from(value));
+  if (!check.ok) throw new ConfigError(`invalid register options: discovery would reject the value: ${check.reason}`);
+  const etcd = o.etcd ?? etcdOptionsSchema.parse({});
+  return {
+    etcd: { ...etcd, hosts: [...(etcd.hosts ?? ['127.0.0.1:2379'])] },
+    key,
+    value,
+    ttlSeconds: o.ttlSeconds,
+    timeoutMillis: o.timeoutMillis,
+    logger: o.logger ?? silentLogger,
+  };
+}
+
+/** Lease ids in logs are hex, as etcdctl lists and revokes them (etcd3 gives them in decimal). */
+function hexLease(leaseId: string | undefined): string | undefined {
+  return leaseId === undefined ? undefined : BigInt(leaseId).toString(16);
+}
+
+type Outcome<T> = { state: 'resolved'; value: T } | { state: 'rejected'; error: unknown } | { state: 'late' };
+
+/** Waits for `promise` until `deadline` (epoch ms) at the latest; never rejects. */
+async function settleBy<T>(promise: Promise<T>, deadline: number): Promise<Outcome<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Outcome<T>>((resolve) => {
+    timer = setTimeout(() => resolve({ state: 'late' }), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        (value): Outcome<T> => ({ state: 'resolved', value }),
+        (error: unknown): Outcome<T> => ({ state: 'rejected', error }),
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Registration {
+  readonly key: string;
+  readonly value: string;
+  readonly ttlSeconds: number;
+  readonly #options: ResolvedRegistration;
+  readonly #logger: Logger;
+  readonly #client: Etcd3;
+  readonly #abort = new AbortController();
+  readonly #backoffs: ExponentialBackoff<unknown>;
+  /** The lease the key is on, set only once the put succeeded. */
+  #lease: Lease | undefined;
+  #leaseId: string | undefined;
+  /** The registering loop now running (first registration or a re-registration). */
+  #work: Promise<void> = Promise.resolve();
+  #lastError: AnchorPoolError | undefined;
+  /** No etcd call may run past this: register()'s timeout, then close()'s deadline. */
+  #callsEndBy = Infinity;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ResolvedRegistration) {
+    super();
+    this.#options = options;
+    this.key = options.key;
+    this.value = options.value;
+    this.ttlSeconds = options.ttlSeconds;
+    this.#logger = options.logger;
+    this.#client = createEtcdClient(options.etcd, { latestDeadline: () => this.#callsEndBy });
+    this.#backoffs = new ExponentialBackoff({ initialDelay: options.etcd.retryInitialMillis, maxDelay: options.etcd.retryMaxMillis });
+  }
+
+  leaseId(): string | undefined {
+    return this.#leaseId;
+  }
+
+  /** Registers for the first time, within timeoutMillis; on failure everything is closed. */
+  async start(): Promise<void> {
+    const { timeoutMillis } = this.#options;
+    this.#work = this.#registerFirst(Date.now() + timeoutMillis);
+    let timer: NodeJS.Timeout | undefined;
+    // A backstop: each call has its own deadline, but an authenticate call may end later than ours.
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.#timeoutError()), timeoutMillis);
+    });
+    try {
+      await Promise.race([this.#work, late]);
+    } catch (err) {
+      await this.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #registerFirst(deadline: number): Promise<void> {
+    const dial = this.#options.etcd.dialTimeoutMillis;
+    this.#callsEndBy = deadline;
+    let backoff = this.#backoffs.next();
+    for (;;) {
+      try {
+        await this.#attempt(Math.min(deadline, Date.now() + dial));
+        if (this.#closed) throw this.#timeoutError();
+        this.#callsEndBy = Infinity;
+        this.#registered('registered in etcd', {});
+        return;
+      } catch (err) {
+        const error = this.#noteFailure(err);
+        if (error instanceof EtcdAuthError) throw error;
+        if (this.#closed) throw this.#timeoutError();
+        this.#logger.debug({ key: this.key, code: error.code, error: error.message }, 'registration attempt failed; retrying');
+        const remaining = deadline - Date.now();
+        if (remaining > 0) await sleep(Math.min(backoff.duration, remaining), undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        if (this.#closed || Date.now() >= deadline) throw this.#timeoutError();
+        backoff = backoff.next(undefined);
+      }
+    }
+  }
+
+  async #registerAgain(): Promise<void> {
+    const startedAt = performance.now();
+    let backoff = this.#backoffs.next();
+    for (let attempt = 1; !this.#closed; attempt++) {
+      try {
+        await this.#attempt(Date.now() + this.#options.etcd.dialTimeoutMillis);
+        if (this.#closed) return;
+        this.#registered('registered in etcd again', { attempts: attempt, millis: Math.round(performance.now() - startedAt) });
+        return;
+      } catch (err) {
+        if (this.#closed) return;
+        const error = this.#noteFailure(err);
+        this.#logger.warn(
+          { key: this.key, attempt, code: error.code, error: error.message, retryInMillis: Math.round(backoff.duration) },
+          'registering again failed; retrying',
+        );
+        if (this.listenerCount('error') > 0) this.#emitSafely('error', error);
+        await sleep(backoff.duration, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        backoff = backoff.next(undefined);
+      }
+    }
+  }
+
+  /** One try: a new lease, the key put on it. On success the lease becomes the current one. */
+  async #attempt(deadline: number): Promise<void> {
+    const lease = this.#client.lease(this.ttlSeconds, { deadline });
+    lease.on('lost', (err: Error) => this.#leaseLost(lease, err));
+    let id: string;
+    try {
+      id = await lease.grant();
+      await lease.put(this.key).value(this.value).options({ deadline }).exec();
+      if (lease.revoked()) throw new EtcdUnavailableError('the lease was lost while the key was being put');
+    } catch (err) {
+      // Abandon this lease: stop its keepalives and give it back, best effort. Revoking it
+      // cannot delete a key that a later attempt has put on another lease.
+      lease.revoke().catch(() => undefined);
+      throw err;
+    }
+    this.#lease = lease;
+    this.#leaseId = id;
+  }
+
+  #registered(message: string, fields: Record<string, unknown>): void {
+    const leaseId = this.#leaseId!;
+    this.#lastError = undefined;
+    this.#logger.info({ key: this.key, lease: hexLease(leaseId), ttlSeconds: this.ttlSeconds, ...fields }, message);
+    this.#emitSafely('registered', { key: this.key, leaseId });
+  }
+
+  #leaseLost(lease: Lease, err: Error): void {
+    // Leases of failed attempts and of a closed registration report losses too; only the current one counts.
+    if (this.#closed || lease !== this.#lease) return;
+    const leaseId = this.#leaseId;
+    this.#lease = undefined;
+    this.#leaseId = undefined;
+    lease.release();
+    this.#logger.warn({ key: this.key, lease: hexLease(leaseId), error: err.message }, 'registration lease lost; registering again');
+    this.#emitSafely('lost', { key: this.key, error: err });
+    this.#work = this.#registerAgain();
+  }
+
+  #noteFailure(err: unknown): AnchorPoolError {
+    const error = this.#classify(err);
+    // "Breaker is open" says less than the failure that opened it: keep that one.
+    if (!isBrokenCircuitError(err) || this.#lastError === undefined) this.#lastError = error;
+    return error;
+  }
+
+  #classify(err: unknown): AnchorPoolError {
+    if (err instanceof AnchorPoolError) return err;
+    const hosts = this.#options.etcd.hosts.join(',');
+    const detail = err instanceof Error ? err.message : String(err);
+    if (isAuthRefusal(err)) {
+      return new EtcdAuthError(`etcd at ${hosts} refused to register ${JSON.stringify(this.key)}: ${detail}`, { cause: err });
+    }
+    return new EtcdUnavailableError(`etcd at ${hosts} is unavailable: ${detail}`, { cause: err });
+  }
+
+  #timeoutError(): EtcdUnavailableError {
+    const last = this.#lastError;
+    return new EtcdUnavailableError(
+      `could not register ${JSON.stringify(this.key)} in etcd at ${this.#options.etcd.hosts.join(',')} within ${this.#options.timeoutMillis} ms${last ? `: ${last.message}` : ''}`,
+      { cause: last },
+    );
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort();
+    // One deadline for the whole close: an attempt in flight, the delete and the revoke.
+    const deadline = Math.min(this.#callsEndBy, Date.now() + this.#options.etcd.dialTimeoutMillis);
+    this.#callsEndBy = deadline;
+    await settleBy(this.#work, deadline);
+    const lease = this.#lease;
+    const leaseId = this.#leaseId;
+    this.#lease = undefined;
+    this.#leaseId = undefined;
+    if (lease !== undefined && leaseId !== undefined) {
+      const fields = { key: this.key, lease: hexLease(leaseId) };
+      const removal = (async () => {
+        // Only while the key is still on our lease: another process may have taken the name over.
+        const txn = await this.#client.if(this.key, 'Lease', '==', leaseId).then(this.#client.delete().key(this.key)).commit();
+        await lease.revoke();
+        return txn.succeeded;
+      })();
+      const outcome = await settleBy(removal, deadline);
+      if (outcome.state === 'resolved') {
+        this.#logger.info({ ...fields, deleted: outcome.value }, outcome.value ? 'registration removed' : 'lease revoked; the key was no longer on it');
+      } else {
+        lease.release();
+        const error = outcome.state === 'rejected' ? (outcome.error instanceof Error ? outcome.error.message : String(outcome.error)) : 'no answer in time';
+        this.#logger.warn({ ...fields, error }, `could not remove the registration; it expires with its lease within ${this.ttlSeconds} s`);
+      }
+    }
+    this.#client.close();
+  }
+
+  /** A listener that throws must not break the registration loop. */
+  #emitSafely<E extends keyof RegistrationEvents>(event: E, ...args: RegistrationEvents[E]): void {
+    try {
+      (this.emit as (event: E, ...args: RegistrationEvents[E]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#logger.error({ event, error: String(err) }, `a listener of "${event}" threw`);
+    }
+  }
+}
+
+/**
+ * Registers `prefix + key` in etcd with the given address, bound to a lease of
+ * `ttlSeconds`, and keeps it registered until close(). Resolves after the first put;
+ * rejects with ConfigError for bad options, EtcdAuthError when etcd refuses the
+ * credentials, EtcdUnavailableError when etcd cannot be reached within timeoutMillis.
+ */
+export async function register(options: RegistrationOptions): Promise<Registration> {
+  const registration = new LeaseRegistration(resolveRegistrationOptions(options));
+  await registration.start();
+  return registration;
+}
