@@ -1,84 +1,276 @@
-// npm run demo: anchorpool end to end on a fresh machine. It starts its own etcd through
-// etcd-dev (installing etcd from Debian's packages if needed and possible) and three real
-// grpc-js backends, registers them with the real etcdctl — printing every command — and
-// runs real calls through round-robin leases, showing after each change what the pool
-// holds: anchors per backend, leases per anchor, and connections counted by each server.
-// Everything it started is stopped on success, on failure and on Ctrl-C.
+// npm run demo / anchorpool demo: anchorpool end to end on a fresh machine, in about
+// twenty seconds. It starts its own etcd through etcd-dev (installing it from Debian's
+// packages if needed and possible) and real grpc-js echo backends that answer the
+// standard health check, registers them with the real etcdctl (printing every command),
+// and runs real calls through round-robin leases while a live chart shows the leases
+// per second on every anchor and the connections each server counts. Mid-run it adds a
+// backend, changes one's anchors and deletes one, so the chart follows etcd live.
+// Everything it started is stopped on success, on failure and on Ctrl-C or SIGTERM.
+//
+// This file is the story and its order; the pieces live in scripts/demo/.
+import { realpathSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { DEMO_HELP, parseDemoArgs, type DemoOptions } from '../lib/cli/demo-args.js';
+import { UsageError } from '../lib/cli/usage-error.js';
 import { createPool, type AnchorPool } from '../lib/pool.js';
-import { silentLogger } from '../lib/logger.js';
 import { ensureEtcdInstalled, etcdctl, startCluster, type EtcdCluster } from '../etcd-dev/etcd-dev.mjs';
 import { Backend } from './echo/backend.js';
-import { callEcho, EchoClient } from './echo/echo-service.js';
+import { colorPaint, plainPaint, visibleLength, type Paint } from './demo/ansi.js';
+import { Chart, summary } from './demo/chart.js';
+import { checkHealth } from './demo/health.js';
+import { Load } from './demo/load.js';
+import { Sampler, type Frame } from './demo/sampler.js';
+import { LiveScreen, PlainScreen, type Screen } from './demo/screen.js';
+import { etcdctlCommandLine } from './demo/shell.js';
+import { catchInterruptions, signalExitCode } from './demo/signals.js';
+import { Teardown } from './demo/teardown.js';
+
+export type { DemoOptions } from '../lib/cli/demo-args.js';
 
 const PREFIX = 'services/echo/';
-const say = (line = '') => process.stdout.write(`${line}\n`);
+const TARGET = `etcd:///${PREFIX}`;
+/** Calls in flight: enough to keep every anchor busy, few enough to leave the machine usable. */
+const LOOPS = 32;
+const FRAME_MILLIS = 250;
+/** Teardown stages: what calls something stops before it. */
+const STOP = { chart: 0, load: 1, pool: 2, backend: 3, etcd: 4 } as const;
+const PLAIN_FRAME_MILLIS = 2000;
+/** Long enough for the watch, the reconcile and new connections; short enough to catch drained rows. */
+const PLAIN_AFTER_CHANGE_MILLIS = 750;
 
-async function report(pool: AnchorPool, backends: Backend[], calls: number): Promise<void> {
-  // A burst of real calls, one lease each, counted per key and anchor.
-  const perAnchor = new Map<string, number>();
-  for (let i = 0; i < calls; i++) {
-    await pool.use(async (lease) => {
-      await callEcho(lease.client(EchoClient));
-      const slot = `${lease.key}#${lease.anchor}`;
-      perAnchor.set(slot, (perAnchor.get(slot) ?? 0) + 1);
-    });
-  }
-  const stats = pool.stats();
-  say(`   pool: ${stats.endpoints} endpoint(s), ${stats.anchors.active} anchor(s) (${stats.anchors.byState.READY} READY, ${stats.anchors.draining} draining)${stats.invalid.length ? `, invalid: ${stats.invalid.map((i) => `${i.key} (${i.reason})`).join('; ')}` : ''}`);
-  say(`   ${calls} calls through leases, per anchor:`);
-  for (const [slot, n] of [...perAnchor].sort()) say(`     ${slot.padEnd(22)} ${'#'.repeat(Math.round(n / 4)).padEnd(20)} ${n}`);
-  const connections = await Promise.all(backends.filter((b) => b.running).map(async (b) => `${b.name}=${(await b.stats()).connections.length}`));
-  say(`   connections counted by the servers: ${connections.join('  ')}`);
+const clock = (at = Date.now()): string => new Date(at).toTimeString().slice(0, 8) + `.${String(at % 1000).padStart(3, '0')}`;
+
+/** Block characters draw the bars unless the locale says the terminal cannot show them. */
+function terminalHasUnicode(env: NodeJS.ProcessEnv): boolean {
+  const locale = env['LC_ALL'] || env['LC_CTYPE'] || env['LANG'] || '';
+  return locale === '' || /utf-?8/i.test(locale);
 }
 
-async function step(cluster: EtcdCluster, pool: AnchorPool, backends: Backend[], args: string[]): Promise<void> {
-  const quoted = args.map((a) => (/[\s"{}#]/.test(a) ? `'${a}'` : a));
-  say();
-  say(`$ etcdctl ${quoted.join(' ')}`);
-  await etcdctl(args, { endpoints: cluster.endpoints });
-  await sleep(600); // the watch event, reconcile, and new connections becoming READY
-  await report(pool, backends, 60);
-}
+/** Runs the demo; resolves with the process exit code (see DEMO_HELP). */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const out = process.stdout;
+  const live = out.isTTY === true && process.env['TERM'] !== 'dumb';
+  const paint: Paint = live && !process.env['NO_COLOR'] ? colorPaint : plainPaint;
+  const unicode = live && terminalHasUnicode(process.env);
+  const screen: Screen = live ? new LiveScreen(out) : new PlainScreen(out);
+  const reportPids = process.env['ANCHORPOOL_DEMO_REPORT_PIDS'] === '1';
+  const interactive = options.interactive;
+  const teardown = new Teardown();
+  const interruptions = catchInterruptions((signal) => screen.log(paint('yellow', `${signal}: stopping everything the demo started…`)));
+  const abort = interruptions.signal;
 
-async function main(): Promise<void> {
-  await ensureEtcdInstalled({ log: (line) => say(`[etcd-dev] ${line}`) });
-  say('Starting a dev etcd on a free loopback port and three grpc-js echo backends…');
-  const cluster = await startCluster({ members: 1 });
-  const backends = ['alpha', 'beta', 'gamma'].map((name) => new Backend({ name }));
-  let pool: AnchorPool | undefined;
-  const stop = async () => {
-    await pool?.close();
-    await Promise.all(backends.map((b) => b.kill()));
-    await cluster.stop();
+  const backends: Backend[] = [];
+  let chart: Chart | undefined;
+  let cluster: EtcdCluster | undefined;
+  let loadStartedAt: number | undefined;
+  const stamp = (at = Date.now()): string => paint('dim', `${clock(at)}${loadStartedAt === undefined ? '' : ` t=${((at - loadStartedAt) / 1000).toFixed(1)}s`}`);
+  const note = (text: string): void => screen.log(`${stamp()}  ${paint('bold', `-- ${text}`)}`);
+
+  /** Runs the real etcdctl, printed first exactly as one would type it. */
+  const etcdctlStep = async (args: string[]): Promise<void> => {
+    const endpoints = cluster!.endpoints;
+    const prefix = `${stamp()}  `;
+    screen.log(`${prefix}${paint('cyan', `$ ${etcdctlCommandLine(endpoints, args)}`)}`);
+    const result = await etcdctl(args, { endpoints, timeoutMs: 10_000 });
+    // etcdctl's own answer ("OK", or the number of keys deleted), under the command as in a terminal.
+    for (const line of result.stdout.trim().split('\n')) if (line) screen.log(`${' '.repeat(visibleLength(prefix))}${paint('dim', line)}`);
   };
-  process.once('SIGINT', () => void stop().then(() => process.exit(130)));
+
+  const startBackend = async (name: string): Promise<Backend> => {
+    const backend = new Backend({ name });
+    backends.push(backend);
+    teardown.add(`backend ${name}`, STOP.backend, () => backend.kill());
+    await backend.start();
+    chart?.addBackend(backend.address);
+    const status = await checkHealth(backend.address);
+    screen.log(`backend ${paint('bold', name)} on ${backend.address} (pid ${backend.pid}): grpc.health.v1.Health/Check → ${paint(status === 'SERVING' ? 'green' : 'red', status)}`);
+    if (reportPids) screen.log(`pids: ${name}=${backend.pid}`);
+    if (status !== 'SERVING') throw new Error(`backend ${name} reports ${status}, not SERVING`);
+    return backend;
+  };
+
+  /** Ctrl-C is how --interactive ends (0); otherwise a signal gives 128 + its number. */
+  const interruptedCode = (): number | undefined => {
+    const received = interruptions.received;
+    if (received === undefined) return undefined;
+    return interactive && received === 'SIGINT' ? 0 : signalExitCode(received);
+  };
+
+  let code = 0;
   try {
-    await Promise.all(backends.map((b) => b.start()));
-    const [alpha, beta, gamma] = backends as [Backend, Backend, Backend];
-    say(`etcd at ${cluster.endpoints.join(',')}; backends at ${backends.map((b) => `${b.name} ${b.address}`).join(', ')}`);
-    await etcdctl(['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 3 })], { endpoints: cluster.endpoints });
-    say(`$ etcdctl put ${PREFIX}alpha '{"addr":"${alpha.address}","anchors":3}'`);
-    pool = createPool({ target: `etcd:///${PREFIX}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
-    await pool.ready();
-    await sleep(300);
-    say(`anchorpool watches etcd:///${PREFIX}`);
-    await report(pool, backends, 60);
-    await step(cluster, pool, backends, ['put', `${PREFIX}beta`, `{"Op":0,"Addr":"${beta.address}","Metadata":{"anchors":1}}`]);
-    await step(cluster, pool, backends, ['put', `${PREFIX}gamma`, `${gamma.address}#2`]);
-    say('\n-- an operator typo (anchors must be 1..64): reported, and alpha keeps its 3 anchors --');
-    await step(cluster, pool, backends, ['put', `${PREFIX}alpha`, `{"addr":"${alpha.address}","anchors":0}`]);
-    say('\n-- alpha grows to 5 anchors: its 3 connections stay, 2 are added --');
-    await step(cluster, pool, backends, ['put', `${PREFIX}alpha`, `{"addr":"${alpha.address}","anchors":5}`]);
-    say('\n-- beta is removed: its anchor drains and its connection closes --');
-    await step(cluster, pool, backends, ['del', `${PREFIX}beta`]);
-    say('\nDemo finished; stopping the pool, the backends and etcd.');
+    const length = interactive ? 'until Ctrl-C' : `${options.durationSeconds} s of load`;
+    screen.log(`${paint('bold', 'anchorpool demo')}: a dev etcd, grpc-js echo backends registered with etcdctl, and a lease pool under load (${length}).`);
+    await ensureEtcdInstalled({ log: (line) => screen.log(`[etcd-dev] ${line}`) });
+    abort.throwIfAborted();
+
+    // A port race retries with a new cluster; each attempt is registered for teardown as soon as it exists.
+    cluster = await startCluster({ members: 1, onSpawn: (c) => teardown.add(`etcd (pid ${c.members[0]?.pid}) and its data dir ${c.dir}`, STOP.etcd, () => c.stop(), () => c.killSync()) });
+    const member = cluster.members[0]!;
+    screen.log(`etcd on ${member.clientUrl} (pid ${member.pid}, data dir ${cluster.dir})`);
+    if (reportPids) screen.log(`pids: etcd=${member.pid}`);
+    abort.throwIfAborted();
+
+    chart = new Chart({ target: TARGET, etcdEndpoints: cluster.endpoints, loops: LOOPS, durationSeconds: interactive ? undefined : options.durationSeconds });
+    const alpha = await startBackend('alpha');
+    const beta = await startBackend('beta');
+    const gamma = await startBackend('gamma');
+    // In --interactive a spare backend waits for the user to register it.
+    const spare = interactive ? await startBackend('delta') : undefined;
+    abort.throwIfAborted();
+
+    note('register the backends under the prefix, in the three value formats anchorpool reads');
+    await etcdctlStep(['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 3 })]);
+    await etcdctlStep(['put', `${PREFIX}beta`, JSON.stringify({ Op: 0, Addr: beta.address, Metadata: { anchors: 2 } })]);
+    await etcdctlStep(['put', `${PREFIX}gamma`, `${gamma.address}#1`]);
+    abort.throwIfAborted();
+
+    const pool: AnchorPool = createPool({ target: TARGET, etcd: { hosts: cluster.hosts }, drainTimeoutMillis: 3000 });
+    teardown.add('pool', STOP.pool, () => pool.close());
+    pool.on('endpoint-added', (e) => screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${e.anchors} anchor${e.anchors === 1 ? '' : 's'}`));
+    pool.on('endpoint-updated', ({ before, after }) =>
+      screen.log(`${stamp()}  pool: ~ ${after.key} → ${after.addr}, ${before.anchors} → ${after.anchors} anchors${before.addr === after.addr ? '' : ` (was ${before.addr})`}`),
+    );
+    pool.on('endpoint-removed', (e) => screen.log(`${stamp()}  pool: - ${e.key} (${e.addr}): its anchors drain and close`));
+    pool.on('endpoint-invalid', (r) => screen.log(paint('red', `${stamp()}  pool: ! ${r.key}: ${r.reason}${r.keptPrevious ? ' (keeps its last valid value)' : ''}`)));
+    pool.on('etcd-disconnected', ({ error }) => screen.log(paint('red', `${stamp()}  pool: etcd disconnected (${error.message}); serving the last known endpoints`)));
+    pool.on('etcd-connected', ({ revision }) => screen.log(`${stamp()}  pool: etcd connected at revision ${revision}`));
+    await pool.ready({ signal: abort });
+    screen.log(`${stamp()}  pool on ${TARGET} ready; ${LOOPS} loops now call Echo, one lease per call`);
+
+    const startedAt = Date.now();
+    loadStartedAt = startedAt;
+    const load = new Load(pool, LOOPS);
+    teardown.add('load', STOP.load, () => load.stop());
+    const sampler = new Sampler(pool, () => backends.filter((b) => b.port !== 0), load, startedAt);
+    let lastFrame: Frame | undefined;
+    /** Without a live chart, a snapshot every PLAIN_FRAME_MILLIS, and one soon after each change. */
+    let nextPlainAt = PLAIN_FRAME_MILLIS;
+    let sampling: Promise<void> = Promise.resolve();
+    let busy = false;
+    const show = (frame: Frame, force: boolean): void => {
+      if (screen.live) screen.frame(chart!.live(frame, screen.width, paint, unicode));
+      else if (force || frame.elapsed >= nextPlainAt - FRAME_MILLIS / 2) {
+        nextPlainAt = frame.elapsed + PLAIN_FRAME_MILLIS;
+        screen.frame(chart!.plain(frame));
+      }
+    };
+    const tick = (): void => {
+      if (busy) return; // a slow sample (a busy backend) skips a frame rather than piling up
+      busy = true;
+      sampling = sampler
+        .sample()
+        .then((frame) => {
+          lastFrame = frame;
+          show(frame, false);
+        })
+        .catch((err: unknown) => screen.log(paint('red', `chart: ${err instanceof Error ? err.message : String(err)}`)))
+        .finally(() => (busy = false));
+    };
+    const ticker = setInterval(tick, FRAME_MILLIS);
+    teardown.add('chart', STOP.chart, async () => clearInterval(ticker));
+    tick();
+
+    const at = (seconds: number) => sleep(Math.max(0, startedAt + seconds * 1000 - Date.now()), undefined, { signal: abort });
+    const change = async (args: string[]): Promise<void> => {
+      await etcdctlStep(args);
+      nextPlainAt = Math.min(nextPlainAt, Date.now() - startedAt + PLAIN_AFTER_CHANGE_MILLIS);
+    };
+    try {
+      if (interactive) {
+        const suggestions: [args: string[], why: string][] = [
+          [['put', `${PREFIX}delta`, JSON.stringify({ addr: spare!.address, anchors: 2 })], 'add the spare backend delta with 2 anchors'],
+          [['put', `${PREFIX}gamma`, `${gamma.address}#4`], 'gamma: 1 → 4 anchors'],
+          [['del', `${PREFIX}beta`], 'remove beta: its anchors drain and close'],
+          [['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 0 })], 'an invalid value: reported, alpha keeps 3 anchors'],
+          [['get', '--prefix', PREFIX], 'what is registered'],
+        ];
+        screen.log(paint('bold', 'Try these in another terminal; the chart follows (Ctrl-C here stops the demo and everything it started):'));
+        for (const [args, why] of suggestions) {
+          screen.log(`  ${paint('dim', `# ${why}`)}`);
+          screen.log(`  ${etcdctlCommandLine(cluster.endpoints, args)}`);
+        }
+        screen.log('');
+        await new Promise<void>((resolve) => abort.addEventListener('abort', () => resolve(), { once: true }));
+      } else {
+        const d = options.durationSeconds;
+        await at(d * 0.25);
+        note('a 4th backend, delta, starts and joins with 2 anchors');
+        const delta = await startBackend('delta');
+        await change(['put', `${PREFIX}delta`, JSON.stringify({ addr: delta.address, anchors: 2 })]);
+        await at(d * 0.5);
+        note('gamma goes from 1 to 4 anchors: its first connection stays, 3 are added');
+        await change(['put', `${PREFIX}gamma`, `${gamma.address}#4`]);
+        await at(d * 0.75);
+        note('beta is deleted: its 2 anchors drain and their connections close (the server keeps running)');
+        await change(['del', `${PREFIX}beta`]);
+        await at(d);
+      }
+    } catch (err) {
+      if (!abort.aborted) throw err;
+    }
+
+    // The end, however it came: the last picture (unless a Ctrl-C in the terminal already
+    // took the backends down with us), then what each anchor served.
+    await load.stop();
+    clearInterval(ticker);
+    await sampling;
+    if (!abort.aborted) {
+      lastFrame = await sampler.sample();
+      show(lastFrame, true);
+    }
+    screen.close();
+    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [])) screen.log(line);
+    if (load.calls === 0) throw new Error('no call succeeded');
+    code = interruptedCode() ?? 0;
+  } catch (err) {
+    const interrupted = interruptedCode();
+    if (interrupted !== undefined) {
+      code = interrupted;
+    } else {
+      screen.log(paint('red', `demo failed: ${err instanceof Error ? err.message : String(err)}`));
+      code = 1;
+    }
   } finally {
-    await stop();
+    screen.close();
+    const results = await teardown.run();
+    const stopped = results.filter((r) => r.error === undefined).map((r) => r.name);
+    if (stopped.length > 0) screen.log(`stopped: ${stopped.join('; ')}`);
+    for (const r of results) {
+      if (r.error !== undefined) {
+        screen.log(`could not stop ${r.name}: ${r.error.message}`);
+        code ||= 1;
+      }
+    }
+    interruptions.dispose();
+  }
+  return code;
+}
+
+/** True when this file is the script node was asked to run (not imported by the CLI). */
+function isMainScript(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+if (isMainScript()) {
+  let options: DemoOptions | undefined;
+  try {
+    options = parseDemoArgs(process.argv.slice(2));
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    if (!(err instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw err;
+    process.stderr.write(`demo: ${(err as Error).message}\n\n${DEMO_HELP}\n`);
+    process.exitCode = 2;
+  }
+  if (options === undefined) {
+    if (process.exitCode === undefined) process.stdout.write(`${DEMO_HELP}\n`);
+  } else {
+    process.exitCode = await runDemo(options);
+  }
+}

@@ -51,6 +51,11 @@ export class Backend {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** PID of the current (or last) server process; undefined before start(). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   get running(): boolean {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
   }
@@ -75,14 +80,30 @@ export class Backend {
     const child = this.#child;
     if (!child || !this.running) throw new Error(`backend ${this.name} is not running`);
     const id = ++this.#nextId;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+      };
       const onMessage = (m: { type: string; id: number } & BackendStats) => {
         if (m.type !== 'stats' || m.id !== id) return;
-        child.off('message', onMessage);
+        done();
         resolve({ connections: m.connections, calls: m.calls, maxInFlight: m.maxInFlight });
       };
+      // A server that dies (or is killed) before answering must not leave the caller waiting.
+      const onExit = () => {
+        done();
+        reject(new Error(`backend ${this.name} exited before answering`));
+      };
       child.on('message', onMessage);
-      child.send({ type: 'stats', id });
+      child.once('exit', onExit);
+      // With a callback, a closed IPC channel is reported here instead of as an 'error' event.
+      child.send({ type: 'stats', id }, (err) => {
+        if (err) {
+          done();
+          reject(new Error(`backend ${this.name}: ${err.message}`));
+        }
+      });
     });
   }
 

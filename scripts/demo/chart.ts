@@ -1,0 +1,183 @@
+// How a Frame looks: the live bar chart for a terminal (colors, eighth-block bars, fitted
+// to its width), the compact plain snapshot for logs and pipes, and the summary at the
+// end. Each anchor's bar has its backend's color, so the rows of one backend read as a
+// group; the bar scale follows the largest rate and shrinks back slowly, so bars do not
+// jump when one sample is off.
+import { padEnd, padStart, visibleLength, type Paint, type StyleName } from './ansi.js';
+import type { AnchorCalls } from './load.js';
+import type { AnchorRow, BackendRow, Frame } from './sampler.js';
+
+export interface ChartContext {
+  target: string;
+  etcdEndpoints: readonly string[];
+  loops: number;
+  /** Seconds of load; undefined in --interactive. */
+  durationSeconds: number | undefined;
+}
+
+const BACKEND_STYLES: StyleName[] = ['cyan', 'brightYellow', 'brightMagenta', 'brightGreen', 'brightBlue', 'white'];
+const EIGHTHS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+/** Per frame drawn (4 a second on a terminal): after a peak the scale shrinks by about a third a second. */
+const SCALE_DECAY = 0.9;
+const SEPARATOR = '  ·  ';
+
+const count = (n: number): string => Math.round(n).toLocaleString('en-US');
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+function stateStyle(row: AnchorRow): StyleName | undefined {
+  if (row.state === 'CLOSED') return 'dim';
+  if (row.draining) return 'magenta';
+  if (row.state === 'READY') return 'green';
+  if (row.state === 'TRANSIENT_FAILURE') return 'red';
+  return 'yellow';
+}
+
+const stateLabel = (row: AnchorRow): string => (row.draining ? `${row.state}, draining` : row.state);
+
+/** Joins parts with separators into lines of at most `width` columns, breaking between parts. */
+function pack(parts: readonly string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const part of parts) {
+    if (line === '') line = part;
+    else if (visibleLength(line) + SEPARATOR.length + visibleLength(part) <= width) line += SEPARATOR + part;
+    else {
+      lines.push(line);
+      line = `  ${part}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+/** A bar of `value / scale` of `width` columns: eighth blocks on a terminal, '#' in plain text. */
+function bar(value: number, scale: number, width: number, unicode: boolean): string {
+  if (scale <= 0 || value <= 0) return '';
+  const cells = Math.min(width, (value / scale) * width);
+  if (!unicode) return '#'.repeat(Math.max(1, Math.round(cells)));
+  const eighths = Math.max(1, Math.round(cells * 8));
+  return '█'.repeat(Math.floor(eighths / 8)) + EIGHTHS[eighths % 8];
+}
+
+export class Chart {
+  readonly #context: ChartContext;
+  readonly #styles = new Map<string, StyleName>();
+  #anchorScale = 0;
+  #backendScale = 0;
+
+  constructor(context: ChartContext) {
+    this.#context = context;
+  }
+
+  /** Gives each backend address its color, in the order the demo starts them. */
+  addBackend(address: string): void {
+    if (!this.#styles.has(address)) this.#styles.set(address, BACKEND_STYLES[this.#styles.size % BACKEND_STYLES.length]!);
+  }
+
+  #scales(frame: Frame): { anchor: number; backend: number } {
+    const maxAnchor = Math.max(0, ...frame.anchors.map((a) => a.rate));
+    const maxBackend = Math.max(0, ...frame.backends.map((b) => b.rate));
+    this.#anchorScale = Math.max(maxAnchor, this.#anchorScale * SCALE_DECAY);
+    this.#backendScale = Math.max(maxBackend, this.#backendScale * SCALE_DECAY);
+    return { anchor: this.#anchorScale, backend: this.#backendScale };
+  }
+
+  #header(frame: Frame, paint: Paint, width: number): string[] {
+    const c = this.#context;
+    const clock =
+      c.durationSeconds === undefined ? `${seconds(frame.elapsed)} · Ctrl-C to stop` : `${seconds(Math.min(frame.elapsed, c.durationSeconds * 1000))} of ${c.durationSeconds} s`;
+    const etcd = frame.etcd.connected
+      ? `etcd ${c.etcdEndpoints.join(',')} rev ${frame.etcd.revision}`
+      : paint('red', `etcd ${c.etcdEndpoints.join(',')} DISCONNECTED${frame.etcd.lastError ? `: ${frame.etcd.lastError}` : ''}`);
+    const errors = frame.errors > 0 ? paint('red', `${count(frame.errors)} errors${frame.lastError ? ` (last: ${frame.lastError})` : ''}`) : '0 errors';
+    const lines = [
+      ...pack([paint('bold', 'anchorpool demo'), clock, `pool on ${c.target}`, etcd], width),
+      ...pack([`load: ${c.loops} loops, one lease per call`, paint('bold', `${count(frame.callRate)} calls/s`), `${count(frame.calls)} calls`, errors], width),
+      ...pack([`pool: ${plural(frame.endpoints, 'key')}`, `${plural(frame.active, 'anchor')} (${frame.ready} READY)`, `${frame.draining} draining`, `${frame.leased} leased`, `${frame.waiting} waiting`], width),
+    ];
+    for (const r of frame.invalid) lines.push(paint('red', `invalid value under ${r.key}: ${r.reason} (the key keeps its last valid value)`));
+    return lines;
+  }
+
+  /** The live view for a terminal `width` columns wide. */
+  live(frame: Frame, width: number, paint: Paint, unicode: boolean): string[] {
+    const scale = this.#scales(frame);
+    const style = (address: string): StyleName | undefined => this.#styles.get(address);
+    const numW = 7;
+    const lines = this.#header(frame, paint, width);
+
+    const anchorLabels = frame.anchors.map((a) => `${a.key}#${a.anchor}`);
+    const keyW = Math.max(18, ...anchorLabels.map((l) => l.length));
+    const addrW = Math.max(15, ...frame.anchors.map((a) => a.address.length), ...frame.backends.map((b) => b.address.length));
+    const stateW = Math.max(10, ...frame.anchors.map((a) => stateLabel(a).length));
+    const barW = Math.max(10, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + 1 + numW)));
+    lines.push('', paint('bold', 'Anchors: leases per second handed out on each, over the last second'));
+    lines.push(paint('dim', `  ${padEnd('KEY#INDEX', keyW)}  ${padEnd('ADDRESS', addrW)}  ${padEnd('STATE', stateW)}  ${padEnd('LEASES/S', barW)} ${padStart('', numW)}`));
+    if (frame.anchors.length === 0) lines.push(paint('yellow', '  (no anchors: nothing valid is registered under the prefix)'));
+    frame.anchors.forEach((a, i) => {
+      const closed = a.state === 'CLOSED';
+      const label = padEnd(closed ? paint('dim', anchorLabels[i]!) : anchorLabels[i]!, keyW);
+      const address = padEnd(paint(closed ? 'dim' : style(a.address), a.address), addrW);
+      const state = padEnd(paint(stateStyle(a), stateLabel(a)), stateW);
+      const rate = closed ? '' : `${padEnd(paint(style(a.address), bar(a.rate, scale.anchor, barW, unicode)), barW)} ${padStart(count(a.rate), numW)}`;
+      lines.push(`  ${label}  ${address}  ${state}  ${rate}`);
+    });
+
+    const nameW = Math.max(7, ...frame.backends.map((b) => b.name.length));
+    const pidW = Math.max(3, ...frame.backends.map((b) => String(b.pid ?? '-').length));
+    const connW = Math.max(11, ...frame.backends.map((b) => 3 + (b.connections ?? 0)));
+    const backendBarW = Math.max(10, Math.min(40, width - (2 + nameW + 2 + addrW + 2 + pidW + 2 + 7 + 2 + connW + 2 + 1 + numW)));
+    lines.push('', paint('bold', 'Backends: connections and calls per second, as each server counts them'));
+    lines.push(
+      paint('dim', `  ${padEnd('BACKEND', nameW)}  ${padEnd('ADDRESS', addrW)}  ${padStart('PID', pidW)}  ${padStart('ANCHORS', 7)}  ${padEnd('CONNECTIONS', connW)}  ${padEnd('CALLS/S', backendBarW)}`),
+    );
+    for (const b of frame.backends) {
+      const conns =
+        b.connections === undefined
+          ? paint('red', b.running ? '?' : 'stopped')
+          : `${padStart(String(b.connections), 2)} ${paint(style(b.address), (unicode ? '■' : 'o').repeat(b.connections))}`;
+      const anchors = b.anchors === 0 ? paint('dim', padStart('-', 7)) : padStart(String(b.anchors), 7);
+      const calls =
+        b.anchors === 0 && b.rate < 1
+          ? paint('dim', 'not registered in etcd')
+          : `${padEnd(paint(style(b.address), bar(b.rate, scale.backend, backendBarW, unicode)), backendBarW)} ${padStart(count(b.rate), numW)}`;
+      lines.push(`  ${padEnd(paint(style(b.address), b.name), nameW)}  ${padEnd(b.address, addrW)}  ${padStart(String(b.pid ?? '-'), pidW)}  ${anchors}  ${padEnd(conns, connW)}  ${calls}`);
+    }
+    return lines;
+  }
+
+  /** The compact plain-text snapshot for logs and pipes (no colors, no redraw). */
+  plain(frame: Frame): string[] {
+    const scale = this.#scales(frame);
+    const labels = frame.anchors.map((a) => `${a.key}#${a.anchor}`);
+    const keyW = Math.max(0, ...labels.map((l) => l.length));
+    const addrW = Math.max(0, ...frame.anchors.map((a) => a.address.length));
+    const stateW = Math.max(0, ...frame.anchors.map((a) => stateLabel(a).length));
+    const lines = [
+      `[t=${seconds(frame.elapsed)}] ${count(frame.callRate)} calls/s, ${count(frame.calls)} calls, ${count(frame.errors)} errors; ` +
+        `${frame.endpoints} keys, ${frame.active} anchors (${frame.ready} READY), ${frame.draining} draining; ` +
+        `etcd rev ${frame.etcd.revision}${frame.etcd.connected ? '' : ' DISCONNECTED'}`,
+    ];
+    frame.anchors.forEach((a, i) => {
+      const rate = a.state === 'CLOSED' ? '' : `${padStart(count(a.rate), 7)} leases/s  ${bar(a.rate, scale.anchor, 20, false)}`;
+      lines.push(`  anchor ${labels[i]!.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${stateLabel(a).padEnd(stateW)}  ${rate}`.trimEnd());
+    });
+    for (const b of frame.backends) {
+      const conns = b.connections === undefined ? (b.running ? 'connections unknown' : 'stopped') : `${plural(b.connections, 'connection')} (server side)`;
+      lines.push(`  backend ${b.name} ${b.address}: ${plural(b.anchors, 'anchor')}, ${conns}, ${count(b.rate)} calls/s`);
+    }
+    for (const r of frame.invalid) lines.push(`  invalid ${r.key}: ${r.reason}`);
+    return lines;
+  }
+}
+
+/** What every anchor and every backend served over the whole run. */
+export function summary(perAnchor: readonly AnchorCalls[], backends: readonly BackendRow[]): string[] {
+  const keyW = Math.max(0, ...perAnchor.map((a) => `${a.key}#${a.anchor}`.length));
+  const addrW = Math.max(0, ...perAnchor.map((a) => a.address.length));
+  const lines = ['', 'Calls per anchor over the whole run (one lease each):'];
+  for (const a of perAnchor) lines.push(`  ${`${a.key}#${a.anchor}`.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${padStart(count(a.calls), 9)}`);
+  lines.push(`Calls counted by each backend: ${backends.map((b) => `${b.name} ${count(b.calls)}`).join(', ')}`);
+  return lines;
+}

@@ -1,0 +1,192 @@
+// What the chart shows, sampled about 4 times a second: per anchor its state and the
+// leases per second handed out on it (deltas of pool.anchors()[i].acquired), per backend
+// the connections and calls its server counts, and the totals. Rates are taken over the
+// last second of samples, so bars move smoothly yet follow a change within a second. An
+// anchor that just closed stays one more moment as a CLOSED row, so the eye sees it go.
+import type { AnchorState } from '../../lib/anchor.js';
+import type { AnchorPool } from '../../lib/pool.js';
+import type { Backend, BackendStats } from '../echo/backend.js';
+import type { Load } from './load.js';
+
+export const RATE_WINDOW_MILLIS = 1000;
+const CLOSED_ROW_MILLIS = 1500;
+/** A backend that does not answer this fast keeps its last numbers for this frame. */
+const STATS_TIMEOUT_MILLIS = 200;
+
+export interface AnchorRow {
+  key: string;
+  anchor: number;
+  address: string;
+  state: AnchorState | 'CLOSED';
+  draining: boolean;
+  leased: number;
+  /** Leases per second over the last RATE_WINDOW_MILLIS. */
+  rate: number;
+}
+
+export interface BackendRow {
+  name: string;
+  address: string;
+  pid: number | undefined;
+  running: boolean;
+  /** Active (not draining) anchors of the pool at this address. */
+  anchors: number;
+  /** TCP connections the server holds; undefined when it could not be asked. */
+  connections: number | undefined;
+  /** Calls per second counted by the server. */
+  rate: number;
+  calls: number;
+}
+
+export interface Frame {
+  /** Milliseconds since the load started. */
+  elapsed: number;
+  calls: number;
+  callRate: number;
+  errors: number;
+  lastError: string | undefined;
+  endpoints: number;
+  invalid: readonly { key: string; reason: string }[];
+  active: number;
+  ready: number;
+  draining: number;
+  leased: number;
+  waiting: number;
+  etcd: { connected: boolean; revision: number; lastError: string | null };
+  anchors: AnchorRow[];
+  backends: BackendRow[];
+}
+
+/** Counter samples over a sliding window; a counter that went down started over. */
+class Rate {
+  #points: { t: number; n: number }[] = [];
+
+  add(t: number, n: number): void {
+    const last = this.#points.at(-1);
+    if (last !== undefined && n < last.n) this.#points = [];
+    this.#points.push({ t, n });
+    // Keep one point at or before the window's start, so the span covers the whole window.
+    while (this.#points.length > 2 && this.#points[1]!.t <= t - RATE_WINDOW_MILLIS) this.#points.shift();
+  }
+
+  get perSecond(): number {
+    const first = this.#points[0];
+    const last = this.#points.at(-1);
+    if (first === undefined || last === undefined || last.t <= first.t) return 0;
+    return ((last.n - first.n) * 1000) / (last.t - first.t);
+  }
+}
+
+const byKeyThenIndex = (a: AnchorRow, b: AnchorRow): number =>
+  a.key !== b.key ? (a.key < b.key ? -1 : 1) : a.anchor - b.anchor || Number(a.state === 'CLOSED') - Number(b.state === 'CLOSED') || Number(a.draining) - Number(b.draining);
+
+export class Sampler {
+  readonly #pool: AnchorPool;
+  readonly #backends: () => readonly Backend[];
+  readonly #load: Load;
+  readonly #startedAt: number;
+  readonly #anchorRates = new Map<string, Rate>();
+  readonly #backendRates = new Map<string, Rate>();
+  readonly #backendStats = new Map<string, BackendStats>();
+  readonly #callRate = new Rate();
+  #previous = new Map<string, AnchorRow>();
+  readonly #closed = new Map<string, { row: AnchorRow; since: number }>();
+
+  constructor(pool: AnchorPool, backends: () => readonly Backend[], load: Load, startedAt: number) {
+    this.#pool = pool;
+    this.#backends = backends;
+    this.#load = load;
+    this.#startedAt = startedAt;
+  }
+
+  async sample(): Promise<Frame> {
+    const backends = this.#backends();
+    // Ask the servers first (IPC), then read the pool, so the two are as close in time as possible.
+    const stats = await Promise.all(backends.map((b) => this.#statsOf(b)));
+    const now = Date.now();
+    const poolStats = this.#pool.stats();
+    const anchors = this.#anchorRows(now);
+    this.#callRate.add(now, this.#load.calls);
+
+    const backendRows = backends.map((b, i): BackendRow => {
+      const s = stats[i];
+      if (s !== undefined) this.#backendStats.set(b.name, s);
+      const known = this.#backendStats.get(b.name);
+      let rate = this.#backendRates.get(b.name);
+      if (rate === undefined) this.#backendRates.set(b.name, (rate = new Rate()));
+      if (known !== undefined) rate.add(now, known.calls);
+      return {
+        name: b.name,
+        address: b.address,
+        pid: b.pid,
+        running: b.running,
+        anchors: anchors.filter((a) => a.address === b.address && a.state !== 'CLOSED' && !a.draining).length,
+        connections: b.running ? known?.connections.length : undefined,
+        rate: b.running ? rate.perSecond : 0,
+        calls: known?.calls ?? 0,
+      };
+    });
+
+    return {
+      elapsed: now - this.#startedAt,
+      calls: this.#load.calls,
+      callRate: this.#callRate.perSecond,
+      errors: this.#load.errors,
+      lastError: this.#load.lastError,
+      endpoints: poolStats.endpoints,
+      invalid: poolStats.invalid,
+      active: poolStats.anchors.active,
+      ready: poolStats.anchors.byState.READY,
+      draining: poolStats.anchors.draining,
+      leased: poolStats.leased,
+      waiting: poolStats.waiting,
+      etcd: { connected: poolStats.source.connected, revision: poolStats.source.revision, lastError: poolStats.source.lastError },
+      anchors,
+      backends: backendRows,
+    };
+  }
+
+  #anchorRows(now: number): AnchorRow[] {
+    const current = new Map<string, AnchorRow>();
+    for (const info of this.#pool.anchors()) {
+      // An anchor and its drained predecessor can share a slot and address for a moment.
+      let id = `${info.key}#${info.anchor}@${info.address}`;
+      if (current.has(id)) id += '~draining';
+      let rate = this.#anchorRates.get(id);
+      if (rate === undefined) this.#anchorRates.set(id, (rate = new Rate()));
+      rate.add(now, info.acquired);
+      current.set(id, {
+        key: info.key,
+        anchor: info.anchor,
+        address: info.address,
+        state: info.state,
+        draining: info.draining,
+        leased: info.leased,
+        rate: rate.perSecond,
+      });
+      this.#closed.delete(id);
+    }
+    for (const [id, row] of this.#previous) {
+      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', draining: false, leased: 0, rate: 0 }, since: now });
+    }
+    for (const [id, { since }] of this.#closed) {
+      if (now - since > CLOSED_ROW_MILLIS) {
+        this.#closed.delete(id);
+        this.#anchorRates.delete(id);
+      }
+    }
+    this.#previous = current;
+    return [...current.values(), ...[...this.#closed.values()].map((c) => c.row)].sort(byKeyThenIndex);
+  }
+
+  async #statsOf(backend: Backend): Promise<BackendStats | undefined> {
+    if (!backend.running) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), STATS_TIMEOUT_MILLIS)));
+    try {
+      return await Promise.race([backend.stats().catch(() => undefined), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

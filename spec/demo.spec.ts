@@ -1,0 +1,224 @@
+// The demo as a user runs it: the compiled demo in its own process (not a terminal, so
+// it prints plain snapshots), with ANCHORPOOL_DEMO_REPORT_PIDS=1 so it names the etcd
+// and backend processes it starts. Checked: the exit code, every etcdctl command and
+// health check it prints, leases on every anchor of every backend, server-side
+// connections that follow the anchors, and that afterwards none of its processes and
+// not its etcd data dir is left — after a normal end, a Ctrl-C in a terminal (SIGINT to
+// the whole process group), a SIGTERM during startup, and Ctrl-C in --interactive.
+import t, { type Test } from 'tap';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { main } from '../lib/cli/main.js';
+import type { CommandIo } from '../lib/cli/command-io.js';
+
+const BIN = fileURLToPath(new URL('../../bin/anchorpool.js', import.meta.url));
+const DEMO = fileURLToPath(new URL('../scripts/demo.js', import.meta.url));
+
+interface Demo {
+  child: ChildProcess;
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMillis?: number): Promise<RegExpMatchArray>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The demo's processes as it reported them (`pids: name=pid`), and its etcd data dir. */
+function startedBy(output: string): { pids: Map<string, number>; dataDir: string | undefined } {
+  const pids = new Map<string, number>();
+  for (const [, name, pid] of output.matchAll(/^pids: (\w+)=(\d+)$/gm)) pids.set(name!, Number(pid));
+  return { pids, dataDir: /data dir (\/\S+)\)/.exec(output)?.[1] };
+}
+
+/** Whether `pid` is still a live (not zombie) process running etcd or an echo server. */
+function stillRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return /etcd|echo-server/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Live processes whose command line mentions `needle` (the data dir, the etcd URL). */
+function processesMentioning(needle: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmdline.includes(needle)) found.push(`${entry}: ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function startDemo(args: string[]): Demo {
+  // Its own process group, so a test can signal it the way a terminal's Ctrl-C does.
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ANCHORPOOL_DEMO_REPORT_PIDS: '1', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  t.teardown(() => {
+    // Only after a failure is anything left: kill it, so one failing test does not leak processes.
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+    const { pids, dataDir } = startedBy(output);
+    for (const pid of pids.values()) if (stillRunning(pid)) process.kill(pid, 'SIGKILL');
+    if (dataDir?.startsWith('/tmp/anchorpool-etcd-')) rmSync(dataDir, { recursive: true, force: true });
+  });
+  return {
+    child,
+    output: () => output,
+    exited,
+    async waitFor(pattern, timeoutMillis = 20_000) {
+      const deadline = Date.now() + timeoutMillis;
+      for (;;) {
+        const match = pattern.exec(output);
+        if (match) return match;
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${pattern} in the demo's output:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+  };
+}
+
+async function exitWithin(demo: Demo, millis: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the demo did not exit within ${millis} ms:\n${demo.output()}`)), millis)));
+  try {
+    return await Promise.race([demo.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Everything the demo reported starting is gone, and so is its etcd data dir. */
+function assertNothingLeft(t: Test, output: string, expectedNames: string[]): void {
+  const { pids, dataDir } = startedBy(output);
+  t.same([...pids.keys()].sort(), [...expectedNames].sort(), 'the demo reported the pids of etcd and every backend');
+  for (const [name, pid] of pids) t.notOk(stillRunning(pid), `${name} (pid ${pid}) is gone`);
+  t.ok(dataDir, 'the demo printed its etcd data dir');
+  if (dataDir === undefined) return;
+  t.notOk(existsSync(dataDir), `${dataDir} was deleted`);
+  t.same(processesMentioning(dataDir), [], 'no process uses the data dir');
+  const etcdUrl = /etcd on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+  if (etcdUrl) t.same(processesMentioning(`--endpoints=${etcdUrl}`), [], 'no etcdctl is left running');
+}
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+t.test('a short run: real etcdctl commands, health checks, leases on every anchor, and nothing left behind', async (t) => {
+  const demo = startDemo([BIN, 'demo', '--duration', '8']);
+  const { code } = await exitWithin(demo, 40_000);
+  const out = demo.output();
+  t.equal(code, 0, 'exit code 0');
+
+  const address = (name: string): string => new RegExp(`backend ${name} on (127\\.0\\.0\\.1:\\d+) \\(pid \\d+\\): grpc\\.health\\.v1\\.Health/Check → SERVING`).exec(out)?.[1] ?? `<${name}>`;
+  const [alpha, beta, gamma, delta] = ['alpha', 'beta', 'gamma', 'delta'].map(address) as [string, string, string, string];
+  for (const [name, addr] of Object.entries({ alpha, beta, gamma, delta })) t.notMatch(addr, /^</, `a SERVING health check of ${name} is printed`);
+
+  const etcd = /etcd on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+  const commands = [
+    `put services/echo/alpha '{"addr":"${alpha}","anchors":3}'`,
+    `put services/echo/beta '{"Op":0,"Addr":"${beta}","Metadata":{"anchors":2}}'`,
+    `put services/echo/gamma '${gamma}#1'`,
+    `put services/echo/delta '{"addr":"${delta}","anchors":2}'`,
+    `put services/echo/gamma '${gamma}#4'`,
+    'del services/echo/beta',
+  ];
+  const order = commands.map((c) => out.indexOf(`$ etcdctl --endpoints=${etcd} ${c}\n`));
+  for (const [i, c] of commands.entries()) t.ok(order[i]! >= 0, `printed: etcdctl ${c}`);
+  t.same([...order].sort((a, b) => a - b), order, 'in the order they ran');
+  t.match(out, /\d\d:\d\d:\d\d\.\d{3} t=\d+\.\ds {2}\$ etcdctl .* del services\/echo\/beta/, 'mid-run commands carry a timestamp');
+
+  // Every anchor of every backend had leases in some snapshot.
+  const busiest = new Map<string, number>();
+  for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+READY\s+([\d,]+) leases\/s/gm)) {
+    busiest.set(slot!, Math.max(busiest.get(slot!) ?? 0, Number(rate!.replaceAll(',', ''))));
+  }
+  const slots = ['alpha#0', 'alpha#1', 'alpha#2', 'beta#0', 'beta#1', 'gamma#0', 'gamma#1', 'gamma#2', 'gamma#3', 'delta#0', 'delta#1'];
+  for (const slot of slots) t.ok((busiest.get(`services/echo/${slot}`) ?? 0) > 0, `leases on services/echo/${slot}`);
+  t.match(out, /^ {2}anchor services\/echo\/beta#0\s+\S+\s+CLOSED$/m, 'the deleted backend’s anchors are shown closing');
+
+  // The last snapshot: the servers count exactly the anchors the pool holds, and none for beta.
+  const last = out.slice(out.lastIndexOf('[t='));
+  for (const [name, addr, n] of [['alpha', alpha, 3], ['gamma', gamma, 4], ['delta', delta, 2]] as const) {
+    t.match(last, new RegExp(`backend ${name} ${escape(addr)}: ${n} anchors, ${n} connections \\(server side\\)`), `${name}: ${n} anchors, ${n} connections on its server`);
+  }
+  t.match(last, new RegExp(`backend beta ${escape(beta)}: 0 anchors, 0 connections \\(server side\\)`), 'beta: its connections closed after the del');
+  t.match(last, /, 0 errors;/, 'no call failed');
+
+  assertNothingLeft(t, out, ['etcd', 'alpha', 'beta', 'gamma', 'delta']);
+});
+
+t.test('Ctrl-C in a terminal (SIGINT to the whole process group) mid-run: exit 130, nothing left', async (t) => {
+  const demo = startDemo([DEMO, '--duration', '60']);
+  await demo.waitFor(/^\[t=/m); // the load runs and the first snapshot is out
+  process.kill(-demo.child.pid!, 'SIGINT');
+  const { code } = await exitWithin(demo, 20_000);
+  const out = demo.output();
+  t.equal(code, 130, 'exit code 130 (128 + SIGINT)');
+  t.match(out, /SIGINT: stopping everything the demo started/);
+  t.match(out, /^stopped: .*etcd \(pid \d+\) and its data dir/m);
+  assertNothingLeft(t, out, ['etcd', 'alpha', 'beta', 'gamma']);
+});
+
+t.test('SIGTERM to the demo alone while it starts: exit 143, nothing left', async (t) => {
+  const demo = startDemo([DEMO, '--duration', '60']);
+  await demo.waitFor(/^pids: gamma=\d+$/m);
+  demo.child.kill('SIGTERM');
+  const { code } = await exitWithin(demo, 20_000);
+  t.equal(code, 143, 'exit code 143 (128 + SIGTERM)');
+  assertNothingLeft(t, demo.output(), ['etcd', 'alpha', 'beta', 'gamma']);
+});
+
+t.test('--interactive: the printed etcdctl commands work as typed, and Ctrl-C ends it with 0', async (t) => {
+  const demo = startDemo([DEMO, '--interactive']);
+  const [, command] = await demo.waitFor(/# gamma: 1 → 4 anchors\n {2}(etcdctl --endpoints=\S+ put services\/echo\/gamma '\S+#4')\n/);
+  await demo.waitFor(/^\[t=/m);
+  // Run exactly as printed, through a shell, the way a user pastes it.
+  const typed = spawnSync('sh', ['-c', command!], { encoding: 'utf8' });
+  t.equal(typed.status, 0, `${command} succeeds: ${typed.stderr}`);
+  await demo.waitFor(/pool: ~ services\/echo\/gamma → \S+, 1 → 4 anchors/);
+  await demo.waitFor(/^ {2}anchor services\/echo\/gamma#3\s+\S+\s+READY\s+[1-9][\d,]* leases\/s/m);
+  process.kill(-demo.child.pid!, 'SIGINT');
+  const { code } = await exitWithin(demo, 20_000);
+  t.equal(code, 0, 'Ctrl-C is how --interactive ends: exit code 0');
+  assertNothingLeft(t, demo.output(), ['etcd', 'alpha', 'beta', 'gamma', 'delta']);
+});
+
+t.test('usage: --help, bad flags exit 2 with a clear message', async (t) => {
+  const run = async (argv: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CommandIo = { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, interrupted: Promise.resolve() };
+    return { code: await main(argv, io), out: out.join('\n'), err: err.join('\n') };
+  };
+  const help = await run(['demo', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.out, /usage: anchorpool demo \[--duration SECONDS \| --quick\] \[--interactive\]/);
+  t.match((await run(['--help'])).out, /demo {9}a live demo/, 'listed in the command overview');
+  const cases: [string[], RegExp][] = [
+    [['demo', '--bogus'], /Unknown option '--bogus'/],
+    [['demo', '--duration', 'soon'], /--duration must be a number of seconds from 4 to 86400, got "soon"/],
+    [['demo', '--duration', '1'], /--duration must be a number of seconds from 4/],
+    [['demo', '--duration', '8', '--quick'], /--duration and --quick cannot be combined/],
+    [['demo', '--interactive', '--quick'], /--interactive runs until Ctrl-C/],
+    [['demo', 'extra'], /Unexpected argument 'extra'/],
+  ];
+  for (const [argv, message] of cases) {
+    const { code, err } = await run(argv);
+    t.equal(code, 2, `${argv.join(' ')} exits 2`);
+    t.match(err, message, argv.join(' '));
+  }
+  const direct = spawnSync(process.execPath, [DEMO, '--bogus'], { encoding: 'utf8' });
+  t.equal(direct.status, 2, 'npm run demo -- --bogus exits 2');
+  t.match(direct.stderr, /demo: Unknown option '--bogus'.*\n\nusage: anchorpool demo/s);
+});
