@@ -1,25 +1,14 @@
-// Discovery benchmark: anchorpool's etcd source against a bare etcd3 client in the same
-// run, on an etcd started for the run. Reports medians of interleaved repetitions and
-// the ratio to the peer, since absolute times on a shared machine move by ±30%.
-//
-//   node build/scripts/bench/discovery.js [--quick] [--json]
-//
-// 1. snapshot: time until 10,000 keys are loaded — source.ready() vs etcd3 getAll().
-// 2. put → change: latency from a put to the source's change event, measured on the
-//    same puts as a bare etcd3 watcher's put event (both listen at once).
-import { parseArgs } from 'node:util';
+// Discovery scenario: anchorpool's etcd source against a bare etcd3 client in the same
+// run, on an etcd started for the run:
+//   snapshot     time until 10,000 keys are loaded and validated — source.ready() — vs
+//                etcd3 getAll().prefix() listing the same keys (list only, no parsing)
+//   put→change   from a put to the source's change event, measured on the same puts as a
+//                bare etcd3 watcher's put event (both listen at once)
 import { Etcd3 } from 'etcd3';
 import { createSource } from '../../lib/create-source.js';
 import { silentLogger } from '../../lib/logger.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
-
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' } } });
-const KEYS = values.quick ? 2000 : 10_000;
-const PUTS = values.quick ? 100 : 500;
-const REPEATS = 3;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+import { interleave, quantile, summarize, type Scenario } from './scenario.js';
 
 async function fill(client: Etcd3, prefix: string, count: number): Promise<void> {
   const queue = Array.from({ length: count }, (_, i) => i);
@@ -32,111 +21,104 @@ async function fill(client: Etcd3, prefix: string, count: number): Promise<void>
   );
 }
 
-async function main() {
-  await ensureEtcdInstalled({ log: (line) => process.stderr.write(`${line}\n`) });
-  const cluster = await startCluster({ members: 1 });
-  const client = new Etcd3({ hosts: cluster.hosts });
-  try {
-    const prefix = 'bench/snapshot/';
-    await fill(client, prefix, KEYS);
-
-    // 1. Snapshot, interleaved: peer, anchorpool, peer, anchorpool, …
-    const peerSnapshot: number[] = [];
-    const ourSnapshot: number[] = [];
-    for (let r = 0; r < REPEATS; r++) {
-      const peer = new Etcd3({ hosts: cluster.hosts });
-      let t0 = performance.now();
-      const kvs = await peer.getAll().prefix(prefix).exec();
-      peerSnapshot.push(performance.now() - t0);
-      peer.close();
-      if (kvs.kvs.length !== KEYS) throw new Error(`peer listed ${kvs.kvs.length} keys`);
-
-      const source = createSource({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
-      t0 = performance.now();
-      const snapshot = await source.ready({ timeoutMillis: 60_000 });
-      ourSnapshot.push(performance.now() - t0);
-      await source.close();
-      if (snapshot.endpoints.size !== KEYS) throw new Error(`source loaded ${snapshot.endpoints.size} keys`);
-    }
-
-    // 2. put → change latency, both listeners on the same puts.
-    const latPrefix = 'bench/latency/';
-    const source = createSource({ target: `etcd:///${latPrefix}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
-    await source.ready();
-    const watcher = await client.watch().prefix(latPrefix).create();
-    const ours: number[] = [];
-    const peers: number[] = [];
-    for (let i = 0; i < PUTS; i++) {
-      const key = `${latPrefix}k${i % 50}`;
-      const value = `10.0.0.${i % 250}:${1000 + i}`;
-      let ourDone!: () => void;
-      let peerDone!: () => void;
-      const ourSeen = new Promise<void>((resolve) => (ourDone = resolve));
-      const peerSeen = new Promise<void>((resolve) => (peerDone = resolve));
-      const onChange = () => ourDone();
-      const onPut = (kv: { key: Buffer }) => {
-        if (kv.key.toString() === key) peerDone();
-      };
-      source.on('change', onChange);
-      watcher.on('put', onPut);
-      const t0 = performance.now();
-      const putDone = client.put(key).value(value);
-      await Promise.all([
-        ourSeen.then(() => ours.push(performance.now() - t0)),
-        peerSeen.then(() => peers.push(performance.now() - t0)),
-        putDone,
-      ]);
-      source.off('change', onChange);
-      watcher.off('put', onPut);
-    }
-    await watcher.cancel();
-    await source.close();
-
-    const results = {
-      machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
-      date: new Date().toISOString(),
-      snapshot: {
-        keys: KEYS,
-        repeats: REPEATS,
-        anchorpoolMedianMs: median(ourSnapshot),
-        etcd3GetAllMedianMs: median(peerSnapshot),
-        ratio: median(ourSnapshot) / median(peerSnapshot),
-        spreadMs: [Math.min(...ourSnapshot), Math.max(...ourSnapshot)],
-      },
-      putToChange: {
-        puts: PUTS,
-        anchorpool: { p50Ms: quantile(ours, 0.5), p99Ms: quantile(ours, 0.99) },
-        etcd3Watcher: { p50Ms: quantile(peers, 0.5), p99Ms: quantile(peers, 0.99) },
-        p50Ratio: quantile(ours, 0.5) / quantile(peers, 0.5),
-      },
-    };
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-    } else {
-      const f = (n: number) => n.toFixed(2);
-      const s = results.snapshot;
-      const p = results.putToChange;
-      process.stdout.write(
-        [
-          `discovery benchmark — ${results.machine}, ${results.date}, single-node etcd on loopback`,
-          `snapshot of ${s.keys} keys (median of ${s.repeats}, interleaved):`,
-          `  anchorpool source.ready()   ${f(s.anchorpoolMedianMs)} ms  (spread ${f(s.spreadMs[0]!)}–${f(s.spreadMs[1]!)})`,
-          `  etcd3 getAll().prefix()     ${f(s.etcd3GetAllMedianMs)} ms  (list only, no parsing)`,
-          `  ratio                       ${f(s.ratio)}×`,
-          `put → change, ${p.puts} puts, both listening to the same puts:`,
-          `  anchorpool change event     p50 ${f(p.anchorpool.p50Ms)} ms  p99 ${f(p.anchorpool.p99Ms)} ms`,
-          `  etcd3 watcher put event     p50 ${f(p.etcd3Watcher.p50Ms)} ms  p99 ${f(p.etcd3Watcher.p99Ms)} ms`,
-          `  p50 ratio                   ${f(p.p50Ratio)}×`,
-        ].join('\n') + '\n',
+export const discoveryScenario: Scenario = {
+  id: 'discovery',
+  title: 'Discovery: snapshot of 10,000 keys, and put → change event',
+  async run(context) {
+    const keys = context.quick ? 2000 : 10_000;
+    const puts = context.quick ? 100 : 500;
+    const repeats = 3;
+    await ensureEtcdInstalled({ log: context.log });
+    const cluster = await startCluster({ members: 1 });
+    const client = new Etcd3({ hosts: cluster.hosts });
+    try {
+      const prefix = 'bench/snapshot/';
+      await fill(client, prefix, keys);
+      const snapshotRows = await interleave(
+        {
+          'etcd3 getAll': async () => {
+            const peer = new Etcd3({ hosts: cluster.hosts });
+            const t0 = performance.now();
+            const listed = await peer.getAll().prefix(prefix).exec();
+            const ms = performance.now() - t0;
+            peer.close();
+            if (listed.kvs.length !== keys) throw new Error(`etcd3 listed ${listed.kvs.length} keys`);
+            return { ms };
+          },
+          'anchorpool source.ready()': async () => {
+            const source = createSource({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
+            const t0 = performance.now();
+            const snapshot = await source.ready({ timeoutMillis: 60_000 });
+            const ms = performance.now() - t0;
+            await source.close();
+            if (snapshot.endpoints.size !== keys) throw new Error(`the source loaded ${snapshot.endpoints.size} keys`);
+            return { ms };
+          },
+        },
+        repeats,
       );
-    }
-  } finally {
-    client.close();
-    await cluster.stop();
-  }
-}
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exitCode = 1;
-});
+      const latPrefix = 'bench/latency/';
+      const source = createSource({ target: `etcd:///${latPrefix}`, etcd: { hosts: cluster.hosts }, logger: silentLogger });
+      await source.ready();
+      const watcher = await client.watch().prefix(latPrefix).create();
+      const ours: number[] = [];
+      const peers: number[] = [];
+      for (let i = 0; i < puts; i++) {
+        const key = `${latPrefix}k${i % 50}`;
+        const seen = (arrive: (resolve: () => void) => void) => new Promise<void>(arrive);
+        let offChange = () => {};
+        let offPut = () => {};
+        const ourSeen = seen((resolve) => {
+          const on = () => resolve();
+          source.on('change', on);
+          offChange = () => source.off('change', on);
+        });
+        const peerSeen = seen((resolve) => {
+          const on = (kv: { key: Buffer }) => kv.key.toString() === key && resolve();
+          watcher.on('put', on);
+          offPut = () => watcher.off('put', on);
+        });
+        const t0 = performance.now();
+        await Promise.all([
+          ourSeen.then(() => ours.push(performance.now() - t0)),
+          peerSeen.then(() => peers.push(performance.now() - t0)),
+          client.put(key).value(`10.0.0.${i % 250}:${1000 + i}`),
+        ]);
+        offChange();
+        offPut();
+      }
+      await watcher.cancel();
+      await source.close();
+      const latency = (values: number[]) => ({ p50Ms: summarize([quantile(values, 0.5)]), p99Ms: summarize([quantile(values, 0.99)]) });
+      const snapshotMs = snapshotRows.find((r) => r.contender === 'anchorpool source.ready()')!.values['ms']!.median;
+      return {
+        id: 'discovery',
+        title: this.title,
+        settings: { keys, repeats, puts, etcd: 'single node on loopback' },
+        metrics: [
+          { name: 'ms', unit: 'ms', higherIsBetter: false },
+          { name: 'p50Ms', unit: 'ms', higherIsBetter: false },
+          { name: 'p99Ms', unit: 'ms', higherIsBetter: false },
+        ],
+        primary: 'ms',
+        baseline: 'etcd3 getAll',
+        groups: [
+          { name: `snapshot of ${keys} keys`, rows: snapshotRows },
+          {
+            name: `put → event (${puts} puts, both listening)`,
+            rows: [
+              { contender: 'anchorpool change event', values: latency(ours) },
+              { contender: 'etcd3 watcher put event', values: latency(peers) },
+            ],
+          },
+        ],
+        bars: [{ label: `${keys} keys loaded and validated <= 1 s`, pass: snapshotMs <= 1000, detail: `${snapshotMs.toFixed(0)} ms` }],
+        notes: ['put → event is measured on the same puts for both listeners; its rows have one sample each (p50 and p99 over all puts), so no spread.'],
+      };
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+  },
+};
