@@ -6,17 +6,24 @@ import type { ScenarioResult, Summary } from './scenario.js';
 const fmt = (n: number): string =>
   !Number.isFinite(n) ? '-' : Math.abs(n) >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2);
 
+/** The metrics a group has values for (scenarios with mixed groups report different ones). */
+function metricsOf(result: ScenarioResult, group: ScenarioResult['groups'][number]) {
+  return result.metrics.filter((m) => group.rows.some((r) => r.values[m.name] !== undefined));
+}
+
 export function renderText(result: ScenarioResult): string[] {
   const lines = [`== ${result.title} [${result.id}]`, `   settings: ${Object.entries(result.settings).map(([k, v]) => `${k}=${v}`).join('; ')}`];
   for (const group of result.groups) {
     if (group.name) lines.push(`   -- ${group.name}`);
+    const metrics = metricsOf(result, group);
     const base = result.baseline ? group.rows.find((r) => r.contender === result.baseline)?.values[result.primary]?.median : undefined;
-    const header = ['contender', ...result.metrics.map((m) => `${m.name} (${m.unit})`), ...(base !== undefined ? [`vs ${result.baseline}`] : [])];
+    const header = ['contender', ...metrics.map((m) => `${m.name} (${m.unit})`), ...(base !== undefined ? [`vs ${result.baseline}`] : [])];
     const rows = group.rows.map((row) => [
       row.contender,
-      ...result.metrics.map((m) => {
+      ...metrics.map((m) => {
         const s: Summary | undefined = row.values[m.name];
-        return s ? `${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]` : '-';
+        // One sample (e.g. a p99 over pooled trials) has no spread to show.
+        return s === undefined ? '-' : s.samples.length > 1 ? `${fmt(s.median)} [${fmt(s.min)}–${fmt(s.max)}]` : fmt(s.median);
       }),
       ...(base !== undefined ? [`${((row.values[result.primary]?.median ?? NaN) / base).toFixed(2)}x`] : []),
     ]);
@@ -31,18 +38,22 @@ export function renderText(result: ScenarioResult): string[] {
 const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function chart(result: ScenarioResult, group: ScenarioResult['groups'][number]): string {
-  const metric = result.metrics.find((m) => m.name === result.primary)!;
+  // The scenario's primary metric where the group has it, else the group's first one.
+  const available = metricsOf(result, group);
+  const metric = available.find((m) => m.name === result.primary) ?? available[0];
+  if (metric === undefined) return '';
   const rows = group.rows.filter((r) => r.values[metric.name] !== undefined);
   const max = Math.max(...rows.map((r) => r.values[metric.name]!.max), 1e-9);
   const base = result.baseline ? group.rows.find((r) => r.contender === result.baseline)?.values[metric.name]?.median : undefined;
+  const title = `<text x="0" y="12" font-weight="bold">${escape(metric.name)} (${escape(metric.unit)}, ${metric.higherIsBetter ? 'higher' : 'lower'} is better)</text>`;
   const rowHeight = 28;
   const labelWidth = 190;
   const plotWidth = 520;
-  const height = rows.length * rowHeight + 30;
+  const height = rows.length * rowHeight + 40;
   const x = (v: number) => labelWidth + (v / max) * plotWidth;
   const parts = rows.map((row, i) => {
     const s = row.values[metric.name]!;
-    const y = 10 + i * rowHeight;
+    const y = 22 + i * rowHeight;
     const ratio = base !== undefined ? ` (${(s.median / base).toFixed(2)}x)` : '';
     return [
       `<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end">${escape(row.contender)}</text>`,
@@ -53,7 +64,7 @@ function chart(result: ScenarioResult, group: ScenarioResult['groups'][number]):
       `<text x="${x(s.max) + 6}" y="${y + 15}">${escape(fmt(s.median))} ${escape(metric.unit)}${ratio}</text>`,
     ].join('');
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${labelWidth + plotWidth + 220}" height="${height}" font-family="sans-serif" font-size="12">${parts.join('')}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${labelWidth + plotWidth + 220}" height="${height}" font-family="sans-serif" font-size="12">${title}${parts.join('')}</svg>`;
 }
 
 export function renderHtml(results: readonly ScenarioResult[], machine: string, date: string): string {
