@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-function killOnExit(child: ChildProcess): void {
+/** Kills `child` with SIGKILL when this process exits, if it still runs then. */
+export function killOnExit(child: ChildProcess): void {
   running.add(child);
   child.once('exit', () => running.delete(child));
   if (exitHookInstalled) return;
@@ -32,6 +33,8 @@ export interface BackendStats {
   connections: number[];
   calls: number;
   maxInFlight: number;
+  /** Peak calls running at once per connection (the client's ip:port as the server saw it) since the last resetStats(). */
+  maxInFlightByConnection: Record<string, number>;
 }
 
 export class Backend {
@@ -77,18 +80,29 @@ export class Backend {
   }
 
   async stats(): Promise<BackendStats> {
+    const m = await this.#ask<BackendStats>('stats');
+    return { connections: m.connections, calls: m.calls, maxInFlight: m.maxInFlight, maxInFlightByConnection: m.maxInFlightByConnection };
+  }
+
+  /** Starts a new measurement: `calls` from 0, the in-flight peaks from what runs now. */
+  async resetStats(): Promise<void> {
+    await this.#ask('reset');
+  }
+
+  /** Sends `{ type, id }` over IPC and waits for the server's answer of the same type and id. */
+  #ask<T>(type: string): Promise<T> {
     const child = this.#child;
-    if (!child || !this.running) throw new Error(`backend ${this.name} is not running`);
+    if (!child || !this.running) return Promise.reject(new Error(`backend ${this.name} is not running`));
     const id = ++this.#nextId;
     return new Promise((resolve, reject) => {
       const done = () => {
         child.off('message', onMessage);
         child.off('exit', onExit);
       };
-      const onMessage = (m: { type: string; id: number } & BackendStats) => {
-        if (m.type !== 'stats' || m.id !== id) return;
+      const onMessage = (m: { type: string; id: number } & T) => {
+        if (m.type !== type || m.id !== id) return;
         done();
-        resolve({ connections: m.connections, calls: m.calls, maxInFlight: m.maxInFlight });
+        resolve(m);
       };
       // A server that dies (or is killed) before answering must not leave the caller waiting.
       const onExit = () => {
@@ -98,7 +112,7 @@ export class Backend {
       child.on('message', onMessage);
       child.once('exit', onExit);
       // With a callback, a closed IPC channel is reported here instead of as an 'error' event.
-      child.send({ type: 'stats', id }, (err) => {
+      child.send({ type, id }, (err) => {
         if (err) {
           done();
           reject(new Error(`backend ${this.name}: ${err.message}`));

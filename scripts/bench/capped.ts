@@ -1,0 +1,218 @@
+// Stream-capped server: what a client gets from one backend that allows 16 concurrent
+// streams per connection (`grpc.max_concurrent_streams`) and takes 10 ms per call.
+// The same offered load — 128 loops of back-to-back unary Echo calls — goes through:
+//   one-connection  one grpc-js channel with its own connection (the baseline)
+//   anchorpool      a lease pool, 4 anchors × 16 leases = 64 slots; the other callers
+//                   wait in the pool (its waiter count is sampled during the run)
+//   grpc-gcp        the npm grpc-gcp channel pool, at most 4 channels
+// The backend runs in a child process and counts, per connection (the client's ip:port),
+// the most calls it ran at once; it is reset before every run, so each run reports the
+// connections that carried its calls and the busiest one's peak. Contenders run
+// interleaved (A B C, A B C, …); every metric is the median of the runs with its spread.
+//
+//   node build/scripts/bench/capped.js [--quick]
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import grpcGcp from 'grpc-gcp';
+import { createPool } from '../../lib/pool.js';
+import { silentLogger } from '../../lib/logger.js';
+import { Backend } from '../echo/backend.js';
+import { callEcho, EchoClient } from '../echo/echo-service.js';
+import { interleave, medianOf, quantile, type BenchContext, type Scenario, type ScenarioResult } from './scenario.js';
+
+const MAX_STREAMS = 16;
+const DELAY_MILLIS = 10;
+const LOOPS = 128;
+const ANCHORS = 4;
+const GCP_MAX_CHANNELS = 4;
+// grpc-gcp opens another channel only when its least busy channel already has this many
+// calls running (counted on the client), and stops at maxSize; past that it sends each
+// call to the least busy channel. At the server's cap, the next channel opens exactly when
+// the open ones are full, so 128 loops open all 4 (the default, 100, would stop at 2).
+const GCP_LOW_WATERMARK = MAX_STREAMS;
+const CALL_DEADLINE_MILLIS = 10_000;
+
+type Call = () => Promise<unknown>;
+
+interface Load {
+  callsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  failed: number;
+}
+
+/** `loops` callers, each calling back-to-back until `millis` have passed; the calls still running then are waited for and counted. */
+async function offer(call: Call, loops: number, millis: number): Promise<Load> {
+  const latencies: number[] = [];
+  let failed = 0;
+  const start = performance.now();
+  const end = start + millis;
+  await Promise.all(
+    Array.from({ length: loops }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          await call();
+          latencies.push(performance.now() - t0);
+        } catch {
+          failed += 1;
+        }
+      }
+    }),
+  );
+  const elapsed = performance.now() - start;
+  return { callsPerSec: (latencies.length / elapsed) * 1000, p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99), failed };
+}
+
+async function run(context: BenchContext): Promise<ScenarioResult> {
+  const runMillis = context.quick ? 1500 : 4000;
+  const warmupMillis = context.quick ? 300 : 1000;
+  const repeats = context.quick ? 3 : 5;
+  // Other work on this 2-core machine moves every figure; the load average says how much there was.
+  const loadBefore = os.loadavg()[0]!;
+  const backend = new Backend({ name: 'capped', maxConcurrentStreams: MAX_STREAMS, delayMillis: DELAY_MILLIS });
+  const closers: (() => unknown)[] = [];
+  try {
+    await backend.start();
+    const insecure = grpc.credentials.createInsecure();
+
+    const single = new EchoClient(backend.address, insecure, { 'grpc.use_local_subchannel_pool': 1 });
+    closers.push(() => single.close());
+
+    const pool = createPool({
+      target: `pass:///${backend.address}#${ANCHORS}`,
+      maxLeasesPerAnchor: MAX_STREAMS,
+      acquireTimeoutMillis: 30_000,
+      logger: silentLogger,
+    });
+    closers.push(() => pool.close());
+    await pool.ready();
+
+    const gcp = grpcGcp(grpc);
+    const gcpClient = new EchoClient(backend.address, insecure, {
+      // grpc-js types the factory as returning a Channel; grpc-gcp's factory implements the channel interface.
+      channelFactoryOverride: gcp.gcpChannelFactoryOverride as unknown as grpc.ClientOptions['channelFactoryOverride'],
+      callInvocationTransformer: gcp.gcpCallInvocationTransformer,
+      gcpApiConfig: gcp.createGcpApiConfig({ channelPool: { maxSize: GCP_MAX_CHANNELS, maxConcurrentStreamsLowWatermark: GCP_LOW_WATERMARK } }),
+    });
+    closers.push(() => gcpClient.close());
+
+    const calls: Record<string, Call> = {
+      'one-connection': () => callEcho(single, CALL_DEADLINE_MILLIS),
+      anchorpool: () => pool.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
+      'grpc-gcp': () => callEcho(gcpClient, CALL_DEADLINE_MILLIS),
+    };
+    // Warm-up: every connection open (grpc-gcp opens its channels on demand) and the call paths compiled.
+    for (const [name, call] of Object.entries(calls)) {
+      context.log(`capped: warming up ${name}`);
+      await offer(call, LOOPS, warmupMillis);
+    }
+
+    /** One run of one contender, with the server's view of the same run. */
+    const measured = (name: string, sampleWaiters: boolean) => async () => {
+      await backend.resetStats();
+      let maxWaiting = 0;
+      // The pool's waiters, sampled while the load runs (a timer in the same event loop: it sees the queue between calls).
+      const sampler = sampleWaiters ? setInterval(() => (maxWaiting = Math.max(maxWaiting, pool.stats().waiting)), 5) : undefined;
+      const load = await offer(calls[name]!, LOOPS, runMillis).finally(() => clearInterval(sampler));
+      const server = await backend.stats();
+      const peaks = Object.values(server.maxInFlightByConnection);
+      context.log(
+        `capped: ${name} ${load.callsPerSec.toFixed(0)} calls/s, p99 ${load.p99Ms.toFixed(1)} ms, ${peaks.length} connection(s), peaks ${peaks.join('/')}` +
+          (sampleWaiters ? `, max ${maxWaiting} waiting` : ''),
+      );
+      return {
+        ...load,
+        maxPerConnection: Math.max(0, ...peaks),
+        connections: peaks.length,
+        ...(sampleWaiters ? { maxWaiting } : {}),
+      };
+    };
+    const rows = await interleave(
+      {
+        'one-connection': measured('one-connection', false),
+        anchorpool: measured('anchorpool', true),
+        'grpc-gcp': measured('grpc-gcp', false),
+      },
+      repeats,
+    );
+
+    const base = medianOf(rows, 'one-connection', 'callsPerSec');
+    const ours = medianOf(rows, 'anchorpool', 'callsPerSec');
+    const gcpRate = medianOf(rows, 'grpc-gcp', 'callsPerSec');
+    const ratio = ours / base;
+    const row = (name: string) => rows.find((r) => r.contender === name)!;
+    const ourPeak = row('anchorpool').values['maxPerConnection']!.max;
+    const ourWaiting = row('anchorpool').values['maxWaiting']!.max;
+    const failed = Object.fromEntries(rows.map((r) => [r.contender, r.values['failed']!.samples.reduce((a, b) => a + b, 0)]));
+    const gcpPeak = row('grpc-gcp').values['maxPerConnection']!.max;
+    const gcpConnections = row('grpc-gcp').values['connections']!;
+
+    return {
+      id: 'capped',
+      title: 'Stream-capped server',
+      settings: {
+        serverMaxConcurrentStreams: MAX_STREAMS,
+        serverDelayMillis: DELAY_MILLIS,
+        loops: LOOPS,
+        runMillis,
+        warmupMillis,
+        repeats,
+        callDeadlineMillis: CALL_DEADLINE_MILLIS,
+        anchors: ANCHORS,
+        maxLeasesPerAnchor: MAX_STREAMS,
+        acquireTimeoutMillis: 30_000,
+        gcpMaxSize: GCP_MAX_CHANNELS,
+        gcpMaxConcurrentStreamsLowWatermark: GCP_LOW_WATERMARK,
+        backendProcess: 'child process, grpc-js server',
+      },
+      metrics: [
+        { name: 'callsPerSec', unit: 'calls/s', higherIsBetter: true },
+        { name: 'p50Ms', unit: 'ms', higherIsBetter: false },
+        { name: 'p99Ms', unit: 'ms', higherIsBetter: false },
+        { name: 'maxPerConnection', unit: 'calls at once (server)', higherIsBetter: false },
+        { name: 'connections', unit: 'connections (server)', higherIsBetter: true },
+        { name: 'maxWaiting', unit: 'callers waiting in the pool', higherIsBetter: false },
+        { name: 'failed', unit: 'calls', higherIsBetter: false },
+      ],
+      primary: 'callsPerSec',
+      baseline: 'one-connection',
+      groups: [{ name: '', rows }],
+      bars: [
+        {
+          label: 'anchorpool >= 3.5x one connection',
+          pass: ratio >= 3.5,
+          detail: `${ours.toFixed(0)} vs ${base.toFixed(0)} calls/s (medians) = ${ratio.toFixed(2)}x`,
+        },
+        {
+          label: 'anchorpool: 0 calls over the cap',
+          pass: ourPeak <= MAX_STREAMS,
+          detail: `at most ${ourPeak} calls at once on one connection (cap ${MAX_STREAMS}) over ${repeats} runs; up to ${ourWaiting} callers waited in the pool`,
+        },
+      ],
+      notes: [
+        `grpc-gcp: maxConcurrentStreamsLowWatermark = ${GCP_LOW_WATERMARK} (the server's cap): it opens another channel only when its least busy one has that many calls running, up to maxSize ${GCP_MAX_CHANNELS}, then sends each call to the least busy channel; a higher watermark (default 100) would leave it fewer connections at this load.`,
+        `grpc-gcp result: ${gcpRate.toFixed(0)} calls/s = ${(gcpRate / base).toFixed(2)}x one connection and ${(gcpRate / ours).toFixed(2)}x anchorpool, on ${gcpConnections.median} connection(s) (spread ${gcpConnections.min}–${gcpConnections.max}), at most ${gcpPeak} calls at once on one connection at the server.`,
+        `No client can exceed the cap at the server: HTTP/2 enforces MAX_CONCURRENT_STREAMS, so calls beyond it wait on the client. With one connection ${LOOPS - MAX_STREAMS} callers wait in that connection's queue, with grpc-gcp about ${LOOPS / GCP_MAX_CHANNELS - MAX_STREAMS} per connection once all ${GCP_MAX_CHANNELS} are open (it counts calls, not free stream slots); with anchorpool no call is ever queued on a connection, the extra callers wait in the pool (up to ${ourWaiting} seen), bounded by acquireTimeoutMillis.`,
+        `Failed calls over all runs: ${Object.entries(failed).map(([name, n]) => `${name} ${n}`).join(', ')}.`,
+        `1-minute load average before / after: ${loadBefore.toFixed(2)} / ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} cores (client and server share them; anchorpool and grpc-gcp are CPU-bound here, one connection is bound by its 16 streams × 10 ms, so competing load lowers the ratio).`,
+      ],
+    };
+  } finally {
+    for (const close of closers.reverse()) await close();
+    await backend.kill();
+  }
+}
+
+export const cappedScenario: Scenario = { id: 'capped', title: 'Stream-capped server', run };
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  run({ quick: process.argv.includes('--quick'), log: (line) => process.stderr.write(`${line}\n`) }).then(
+    (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
+    (err: unknown) => {
+      process.stderr.write(`capped failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
