@@ -1,10 +1,12 @@
 /**
- * pool.client(Ctor): a grpc-js client stub whose every call runs on a lease. It is built
- * from public grpc-js API only: an interceptor delays the call until pool.acquire()
- * resolves, then creates it through a routing channel (passed as `channelOverride`) on
- * the leased anchor's channel; the lease is released when the call ends with any status
- * — OK, an error, a deadline, or a cancel. One code path covers unary calls and every
- * kind of stream, since they all go through the same intercepting call.
+ * pool.client(Ctor): a grpc-js client stub whose every call runs on a lease, built from
+ * public grpc-js API only. A callInvocationTransformer takes a lease with tryAcquire():
+ * when one is free (the common case) the call goes straight to the leased anchor's
+ * channel and the lease is released on the call's 'status'. When none is free, a
+ * per-call interceptor delays the call until pool.acquire() resolves, then creates it
+ * through a routing channel (the stub's `channelOverride`) on the leased anchor's
+ * channel. Either way the lease is released when the call ends with any status — OK,
+ * an error, a deadline or a cancel — for unary calls and every kind of stream.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { AcquireOptions, Lease } from './lease.js';
@@ -200,12 +202,27 @@ type ClientConstructor<C extends grpc.Client> = new (address: string, credential
 
 export function createPoolClient<C extends grpc.Client>(provider: LeaseProvider, Ctor: ClientConstructor<C>, options: grpc.ClientOptions = {}): C {
   const router = new LeaseRoutingChannel(provider);
-  // Innermost interceptor: every other interceptor sees an ordinary call.
+  const clientInterceptors = options.interceptors ?? [];
+  const userTransform = options.callInvocationTransformer;
   const leaseInterceptor: grpc.Interceptor = (interceptorOptions, nextCall) =>
     new grpc.InterceptingCall(new LeasedCall(provider, router, interceptorOptions, nextCall));
+  const transform = (given: grpc.CallProperties<unknown, unknown>): grpc.CallProperties<unknown, unknown> => {
+    const properties = userTransform ? (userTransform(given) as grpc.CallProperties<unknown, unknown>) : given;
+    const lease = provider.tryAcquire();
+    if (lease !== undefined) {
+      // The common case, a free slot now: the call runs straight on the leased anchor's
+      // channel, with no interceptor of ours; every call kind emits 'status' exactly once.
+      properties.call.once('status', () => lease.release());
+      return { ...properties, channel: lease.channel };
+    }
+    // It has to wait: our interceptor goes innermost for this call. Call interceptors
+    // replace the client's in grpc-js, so the client's are carried over.
+    const own = properties.callOptions.interceptors;
+    return { ...properties, callOptions: { ...properties.callOptions, interceptors: [...(own ?? clientInterceptors), leaseInterceptor] } };
+  };
   return new Ctor(provider.describeTarget(), grpc.credentials.createInsecure(), {
     ...options,
     channelOverride: router,
-    interceptors: [...(options.interceptors ?? []), leaseInterceptor],
+    callInvocationTransformer: transform as grpc.ClientOptions['callInvocationTransformer'],
   });
 }

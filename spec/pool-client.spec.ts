@@ -169,3 +169,22 @@ t.test('10,000 mixed calls leave 0 leases held', async (t) => {
   t.equal(pool.stats().waiting, 0, '0 waiting');
   t.ok(pool.stats().acquired >= 10_000 - Math.ceil(10_000 / kinds.length), `${pool.stats().acquired} leases taken and returned`);
 });
+
+t.test("the stub's own interceptors run on every call, whether it got a lease at once or waited", async (t) => {
+  const pool = await newPool(t, { maxLeasesPerAnchor: 1 });
+  let intercepted = 0;
+  const counting: grpc.Interceptor = (options, nextCall) => {
+    intercepted += 1;
+    return new grpc.InterceptingCall(nextCall(options));
+  };
+  const echo = pool.client(EchoClient, { interceptors: [counting] });
+  await callEcho(echo); // a free slot: the direct path
+  const held = [await pool.acquire(), await pool.acquire()];
+  const waiting = callEcho(echo); // every slot taken: the waiting path
+  await waitFor(() => pool.stats().waiting === 1, { what: 'the call to wait' });
+  held[0]!.release();
+  await waiting;
+  held[1]!.release();
+  t.equal(intercepted, 2, 'the interceptor saw both calls');
+  t.equal(pool.stats().leased, 0);
+});
