@@ -18,6 +18,23 @@ import type { Scenario, ScenarioResult } from './scenario.js';
 
 const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario];
 
+/** Adds, per row, the ratio of its primary median to the baseline's in the same group. */
+function withRatios(result: ScenarioResult) {
+  return {
+    ...result,
+    groups: result.groups.map((group) => {
+      const base = result.baseline ? group.rows.find((r) => r.contender === result.baseline)?.values[result.primary]?.median : undefined;
+      return {
+        ...group,
+        rows: group.rows.map((row) => {
+          const value = row.values[result.primary]?.median;
+          return base === undefined || value === undefined ? row : { ...row, ratioToBaseline: value / base };
+        }),
+      };
+    }),
+  };
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
@@ -44,7 +61,7 @@ async function main(): Promise<number> {
     if (!values.json) process.stdout.write(`${renderText(result).join('\n')}\n\n`);
   }
   mkdirSync('bench-report', { recursive: true });
-  const report = { machine, date, quick: context.quick, seconds: (Date.now() - startedAt) / 1000, results };
+  const report = { machine, date, quick: context.quick, seconds: (Date.now() - startedAt) / 1000, results: results.map(withRatios) };
   writeFileSync('bench-report/results.json', `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync('bench-report/index.html', renderHtml(results, machine, date));
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
