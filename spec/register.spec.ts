@@ -121,8 +121,15 @@ t.test('etcdctl lease revoke removes the key; it comes back on a new lease withi
   t.equal(r.leaseId(), event.leaseId);
   t.match(lost, [{ key: 'reg/revoke/b1', error: { message: /expired or revoked/ } }], 'one lost event');
   t.same(await inEtcd(direct, r.key), { value: r.value, lease: event.leaseId });
-  const leases = await leaseList(cluster);
-  t.ok(leases.includes(hex(event.leaseId)) && !leases.includes(hex(first)), 'etcd holds the new lease, not the revoked one');
+  // Listed by a separate etcdctl process: allow etcd a moment under load.
+  const leases = await waitFor(
+    async () => {
+      const listed = await leaseList(cluster);
+      return listed.includes(hex(event.leaseId)) && !listed.includes(hex(first)) ? listed : false;
+    },
+    { timeoutMs: 5000, what: `etcdctl lease list to show ${hex(event.leaseId)} and not ${hex(first)}` },
+  ).catch(() => leaseList(cluster));
+  t.ok(leases.includes(hex(event.leaseId)) && !leases.includes(hex(first)), `etcd holds the new lease, not the revoked one (listed: ${leases.join(', ')})`);
 });
 
 t.test('close() deletes the key and revokes the lease; a second close() is harmless', async (t) => {

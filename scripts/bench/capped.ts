@@ -14,12 +14,12 @@
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import grpcGcp from 'grpc-gcp';
+import { gcpEchoClient, offerLoad } from './load.js';
 import { createPool } from '../../lib/pool.js';
 import { silentLogger } from '../../lib/logger.js';
 import { Backend } from '../echo/backend.js';
 import { callEcho, EchoClient } from '../echo/echo-service.js';
-import { interleave, medianOf, quantile, type BenchContext, type Scenario, type ScenarioResult } from './scenario.js';
+import { interleave, medianOf, type BenchContext, type Scenario, type ScenarioResult } from './scenario.js';
 
 const MAX_STREAMS = 16;
 const DELAY_MILLIS = 10;
@@ -32,38 +32,6 @@ const GCP_MAX_CHANNELS = 4;
 // the open ones are full, so 128 loops open all 4 (the default, 100, would stop at 2).
 const GCP_LOW_WATERMARK = MAX_STREAMS;
 const CALL_DEADLINE_MILLIS = 10_000;
-
-type Call = () => Promise<unknown>;
-
-interface Load {
-  callsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  failed: number;
-}
-
-/** `loops` callers, each calling back-to-back until `millis` have passed; the calls still running then are waited for and counted. */
-async function offer(call: Call, loops: number, millis: number): Promise<Load> {
-  const latencies: number[] = [];
-  let failed = 0;
-  const start = performance.now();
-  const end = start + millis;
-  await Promise.all(
-    Array.from({ length: loops }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        try {
-          await call();
-          latencies.push(performance.now() - t0);
-        } catch {
-          failed += 1;
-        }
-      }
-    }),
-  );
-  const elapsed = performance.now() - start;
-  return { callsPerSec: (latencies.length / elapsed) * 1000, p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99), failed };
-}
 
 async function run(context: BenchContext): Promise<ScenarioResult> {
   const runMillis = context.quick ? 1500 : 4000;
@@ -89,16 +57,10 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     closers.push(() => pool.close());
     await pool.ready();
 
-    const gcp = grpcGcp(grpc);
-    const gcpClient = new EchoClient(backend.address, insecure, {
-      // grpc-js types the factory as returning a Channel; grpc-gcp's factory implements the channel interface.
-      channelFactoryOverride: gcp.gcpChannelFactoryOverride as unknown as grpc.ClientOptions['channelFactoryOverride'],
-      callInvocationTransformer: gcp.gcpCallInvocationTransformer,
-      gcpApiConfig: gcp.createGcpApiConfig({ channelPool: { maxSize: GCP_MAX_CHANNELS, maxConcurrentStreamsLowWatermark: GCP_LOW_WATERMARK } }),
-    });
+    const gcpClient = gcpEchoClient(backend.address, GCP_MAX_CHANNELS, GCP_LOW_WATERMARK);
     closers.push(() => gcpClient.close());
 
-    const calls: Record<string, Call> = {
+    const calls: Record<string, () => Promise<unknown>> = {
       'one-connection': () => callEcho(single, CALL_DEADLINE_MILLIS),
       anchorpool: () => pool.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
       'grpc-gcp': () => callEcho(gcpClient, CALL_DEADLINE_MILLIS),
@@ -106,7 +68,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     // Warm-up: every connection open (grpc-gcp opens its channels on demand) and the call paths compiled.
     for (const [name, call] of Object.entries(calls)) {
       context.log(`capped: warming up ${name}`);
-      await offer(call, LOOPS, warmupMillis);
+      await offerLoad(call, LOOPS, warmupMillis);
     }
 
     /** One run of one contender, with the server's view of the same run. */
@@ -115,7 +77,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       let maxWaiting = 0;
       // The pool's waiters, sampled while the load runs (a timer in the same event loop: it sees the queue between calls).
       const sampler = sampleWaiters ? setInterval(() => (maxWaiting = Math.max(maxWaiting, pool.stats().waiting)), 5) : undefined;
-      const load = await offer(calls[name]!, LOOPS, runMillis).finally(() => clearInterval(sampler));
+      const load = await offerLoad(calls[name]!, LOOPS, runMillis).finally(() => clearInterval(sampler));
       const server = await backend.stats();
       const peaks = Object.values(server.maxInFlightByConnection);
       context.log(

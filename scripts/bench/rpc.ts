@@ -7,7 +7,6 @@
 //   grpc-rr    grpc-js's own round_robin over ipv4:ADDR ×4 — duplicates share 1 connection
 //   grpc-gcp   the npm grpc-gcp channel pool, maxSize 4
 // Reports calls/s and p50/p99 per contender, and its ratio to raw.
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { createPool } from '../../lib/pool.js';
 import { registerAnchorpool } from '../../lib/grpc/register.js';
@@ -15,37 +14,10 @@ import { silentLogger } from '../../lib/logger.js';
 import { ensureEtcdInstalled, etcdctl, startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { Backend } from '../echo/backend.js';
 import { callEcho, EchoClient } from '../echo/echo-service.js';
-import { interleave, medianOf, quantile, type Bar, type Scenario, type ScenarioRow } from './scenario.js';
+import { gcpEchoClient, offerLoad } from './load.js';
+import { interleave, medianOf, type Bar, type Scenario, type ScenarioRow } from './scenario.js';
 
 const ANCHORS = 4;
-
-type GcpModule = (g: typeof grpc) => {
-  createGcpApiConfig(definition: object): unknown;
-  gcpChannelFactoryOverride: unknown;
-  gcpCallInvocationTransformer: unknown;
-};
-
-/** Runs `call` from `inFlight` loops for `millis`; calls/s and latency quantiles. */
-async function drive(call: () => Promise<unknown>, inFlight: number, millis: number): Promise<Record<string, number>> {
-  const latencies: number[] = [];
-  let failed = 0;
-  const start = performance.now();
-  const end = start + millis;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        try {
-          await call();
-          latencies.push(performance.now() - t0);
-        } catch {
-          failed += 1;
-        }
-      }
-    }),
-  );
-  return { callsPerSec: (latencies.length / (performance.now() - start)) * 1000, p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99), failed };
-}
 
 export const rpcScenario: Scenario = {
   id: 'rpc',
@@ -103,13 +75,8 @@ export const rpcScenario: Scenario = {
       const roundRobinCall = () => callEcho(roundRobin);
       await track('grpc-rr', roundRobinCall);
 
-      const gcp = (createRequire(import.meta.url)('grpc-gcp') as GcpModule)(grpc);
-      const gcpClient = new EchoClient(backend.address, insecure, {
-        channelFactoryOverride: gcp.gcpChannelFactoryOverride,
-        callInvocationTransformer: gcp.gcpCallInvocationTransformer,
-        gcpApiConfig: gcp.createGcpApiConfig({ channelPool: { maxSize: ANCHORS, maxConcurrentStreamsLowWatermark: 1 } }),
-        'grpc.use_local_subchannel_pool': 1,
-      } as grpc.ClientOptions);
+      // Watermark 1: it opens its 4 channels as soon as calls overlap (same connection count as ours).
+      const gcpClient = gcpEchoClient(backend.address, ANCHORS, 1);
       closers.push(() => gcpClient.close());
       const gcpCall = () => callEcho(gcpClient);
       await track('grpc-gcp', async () => Promise.all(Array.from({ length: 8 }, gcpCall)));
@@ -120,7 +87,7 @@ export const rpcScenario: Scenario = {
       for (const inFlight of concurrency) {
         context.log(`rpc: ${inFlight} in flight`);
         const rows = await interleave(
-          Object.fromEntries(Object.entries(contenders).map(([name, call]) => [name, () => drive(call, inFlight, runMillis)])),
+          Object.fromEntries(Object.entries(contenders).map(([name, call]) => [name, async () => ({ ...(await offerLoad(call, inFlight, runMillis)) })])),
           repeats,
         );
         groups.push({ name: `${inFlight} in flight`, rows });
@@ -135,7 +102,7 @@ export const rpcScenario: Scenario = {
       return {
         id: 'rpc',
         title: this.title,
-        settings: { backend: '1 grpc-js process, instant handler', anchors: ANCHORS, runMillis, repeats, inFlight: concurrency.join(', ') },
+        settings: { backend: '1 grpc-js process, instant handler', anchors: ANCHORS, runMillis, repeats, inFlight: concurrency.join(', '), gcpMaxSize: ANCHORS, gcpLowWatermark: 1 },
         metrics: [
           { name: 'callsPerSec', unit: 'calls/s', higherIsBetter: true },
           { name: 'p50Ms', unit: 'ms', higherIsBetter: false },
