@@ -1,5 +1,5 @@
-// A smoke test of the benchmark suite, so its code cannot rot: `npm run bench -- --quick
-// --json` runs every scenario from this checkout (its own etcd, backends and clusters) and
+// A smoke test of the benchmark suite, so its code cannot rot: `npm run bench -- --tiny
+// --json` (quick runs on small sizes) runs every scenario from this checkout (its own etcd, backends and clusters) and
 // prints one JSON object with each scenario's figures, ratios and bars. No speed is
 // asserted here; the figures are the benchmark's business, not the test's.
 import t from 'tap';
@@ -19,9 +19,10 @@ interface Result {
   bars: { label: string; pass: boolean; detail: string }[];
 }
 
-t.test('npm run bench -- --quick --json runs every scenario and reports figures, ratios and bars', async (t) => {
+t.test('npm run bench -- --tiny --json runs every scenario and reports figures, ratios and bars', async (t) => {
   const entry = fileURLToPath(new URL('../scripts/bench/index.js', import.meta.url));
-  const child = spawn(process.execPath, [entry, '--quick', '--json'], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
+  // At the lowest CPU priority: the test files running beside it keep their timing.
+  const child = spawn('nice', ['-n', '19', process.execPath, entry, '--tiny', '--json'], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));

@@ -36,9 +36,9 @@ function withRatios(result: ScenarioResult) {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, json: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--only ${SCENARIOS.map((s) => s.id).join(',')}]\n`);
+    process.stdout.write(`usage: npm run bench -- [--quick | --tiny] [--json] [--only ${SCENARIOS.map((s) => s.id).join(',')}]\n`);
     return 0;
   }
   const only = values.only?.split(',');
@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   }
   const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
   const date = new Date().toISOString();
-  const context = { quick: values.quick ?? false, log: (line: string) => process.stderr.write(`[bench] ${line}\n`) };
+  const context = { quick: (values.quick ?? false) || (values.tiny ?? false), tiny: values.tiny ?? false, log: (line: string) => process.stderr.write(`[bench] ${line}\n`) };
   const results: ScenarioResult[] = [];
   const startedAt = Date.now();
   for (const scenario of SCENARIOS.filter((s) => only === undefined || only.includes(s.id))) {

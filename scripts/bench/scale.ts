@@ -35,8 +35,8 @@ import { interleave, medianOf, summarize, type Bar, type BenchContext, type Scen
 const PREFIX = 'bench/scale/';
 const BACKENDS = 4;
 const WRITES_IN_FLIGHT = 64;
-const MEMORY_ANCHORS = 500;
-const ACQUIRE_SIZES = [1, 4000] as const;
+const FULL_MEMORY_ANCHORS = 500;
+const FULL_ACQUIRE_SIZES = [1, 4000] as const;
 const WAIT_TIMEOUT_MILLIS = 120_000;
 const BAR_READY_MILLIS = 1000;
 const BAR_KIB_PER_ANCHOR = 80;
@@ -202,7 +202,7 @@ async function acquireLoop(pool: AnchorPool, millis: number): Promise<Record<str
   }
 }
 
-async function acquireCost(address: string, repeats: number, millis: number): Promise<ScenarioRow[]> {
+async function acquireCost(address: string, repeats: number, millis: number, ACQUIRE_SIZES: readonly number[]): Promise<ScenarioRow[]> {
   const pools = ACQUIRE_SIZES.map((n) => createPool({ target: `pass:///${address}#${n}`, maxAnchorsPerKey: 4096, logger: silentLogger, readyTimeoutMillis: WAIT_TIMEOUT_MILLIS }));
   try {
     for (const [i, pool] of pools.entries()) {
@@ -224,7 +224,10 @@ export const scaleScenario: Scenario = {
   title: 'Scale',
   async run(context: BenchContext): Promise<ScenarioResult> {
     const quick = context.quick;
-    const keys = quick ? 2000 : 10_000;
+    const keys = context.tiny ? 300 : quick ? 2000 : 10_000;
+    // The smoke test's sizes: every path runs, nothing is big.
+    const MEMORY_ANCHORS = context.tiny ? 50 : FULL_MEMORY_ANCHORS;
+    const ACQUIRE_SIZES = context.tiny ? [1, 100] : FULL_ACQUIRE_SIZES;
     const readyRepeats = quick ? 2 : 3;
     const burstRepeats = quick ? 2 : 3;
     const memoryRepeats = quick ? 1 : 3;
@@ -253,7 +256,7 @@ export const scaleScenario: Scenario = {
       context.log(`scale: bursts of ${keys} changes`);
       const burstRows = await bursts(cluster.hosts, keys, burstRepeats, backends, context.log);
       context.log(`scale: acquire at ${ACQUIRE_SIZES.join(' and ')} anchors`);
-      const acquireRows = await acquireCost(addresses[0]!, acquireRepeats, acquireMillis);
+      const acquireRows = await acquireCost(addresses[0]!, acquireRepeats, acquireMillis, ACQUIRE_SIZES);
       context.log(`scale: memory of ${MEMORY_ANCHORS} idle anchors`);
       const memoryRows = await interleave(
         {

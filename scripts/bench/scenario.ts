@@ -6,6 +6,8 @@
 export interface BenchContext {
   /** --quick: shorter runs and fewer trials, so the whole suite stays under 2 minutes. */
   readonly quick: boolean;
+  /** --tiny (implies quick): the smoke test's settings — every code path, small sizes, figures meaningless. */
+  readonly tiny?: boolean;
   /** Progress lines (stderr); results go in the returned ScenarioResult. */
   log(line: string): void;
 }
