@@ -83,7 +83,7 @@ export interface Registration extends EventEmitter<RegistrationEvents> {
   readonly ttlSeconds: number;
   /**
    * The current lease id in decimal, as etcd3 gives it (etcdctl lease list/revoke take it in
-   * hex: BigInt(id).toString(16)); undefined while registering again and after close().
+   * hex: BigInt(id).toString(16).padStart(16, '0')); undefined while registering again and after close().
    */
   leaseId(): string | undefined;
   /** Deletes the key, revokes the lease, stops retrying and closes the etcd client. Idempotent; never rejects. */
@@ -154,9 +154,9 @@ export function resolveRegistrationOptions(input: RegistrationOptions): Resolved
   };
 }
 
-/** Lease ids in logs are hex, as etcdctl lists and revokes them (etcd3 gives them in decimal). */
-function hexLease(leaseId: string | undefined): string | undefined {
-  return leaseId === undefined ? undefined : BigInt(leaseId).toString(16);
+/** Lease ids in logs are hex, as etcdctl lists and revokes them: 16 zero-padded digits (etcd3 gives them in decimal). */
+export function hexLease(leaseId: string | undefined): string | undefined {
+  return leaseId === undefined ? undefined : BigInt(leaseId).toString(16).padStart(16, '0');
 }
 
 type Outcome<T> = { state: 'resolved'; value: T } | { state: 'rejected'; error: unknown } | { state: 'late' };

@@ -38,7 +38,8 @@ async function inEtcd(client: Etcd3, key: string): Promise<{ value: string; leas
   return kv === undefined ? undefined : { value: kv.value.toString('utf8'), lease: String(kv.lease) };
 }
 
-const hex = (leaseId: string): string => BigInt(leaseId).toString(16);
+// etcdctl prints lease ids as 16 zero-padded hex digits (ids whose top nibble is 0 start with 0).
+const hex = (leaseId: string): string => BigInt(leaseId).toString(16).padStart(16, '0');
 
 /** The error register() rejects with; an unexpected registration is closed and fails the test. */
 async function rejection(pending: Promise<Registration>): Promise<Error & { code?: string }> {

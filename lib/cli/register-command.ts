@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { parseAddress } from '../address.js';
 import { ConfigError } from '../errors.js';
 import { consoleLogger } from '../logger.js';
-import { register, type Registration, type RegistrationOptions } from '../register.js';
+import { hexLease, register, type Registration, type RegistrationOptions } from '../register.js';
 import type { CommandIo } from './command-io.js';
 import { etcdConnectionHelp, etcdFlags, etcdOptionsFromFlags } from './etcd-flags.js';
 import { UsageError } from './usage-error.js';
@@ -67,7 +67,7 @@ function required(flag: string, text: string | undefined, what: string): string 
 }
 
 function hex(leaseId: string | undefined): string {
-  return leaseId === undefined ? '(none)' : BigInt(leaseId).toString(16);
+  return hexLease(leaseId) ?? '(none)';
 }
 
 export async function registerCommand(argv: string[], io: CommandIo): Promise<number> {
