@@ -10,9 +10,8 @@
 // connections that carried its calls and the busiest one's peak. Contenders run
 // interleaved (A B C, A B C, …); every metric is the median of the runs with its spread.
 //
-//   node build/scripts/bench/capped.js [--quick]
+//   npm run bench -- --only capped [--quick]
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { gcpEchoClient, offerLoad } from './load.js';
 import { createPool } from '../../lib/pool.js';
@@ -168,13 +167,3 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
 }
 
 export const cappedScenario: Scenario = { id: 'capped', title: 'Stream-capped server', run };
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  run({ quick: process.argv.includes('--quick'), log: (line) => process.stderr.write(`${line}\n`) }).then(
-    (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`capped failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}

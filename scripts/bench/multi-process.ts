@@ -15,9 +15,8 @@
 // turn) and `none` (every worker accepts on the shared socket and the kernel picks).
 // Contenders run interleaved (A B, A B, …); metrics are medians with their spread.
 //
-//   node build/scripts/bench/multi-process.js [--quick]
+//   npm run bench -- --only multi-process [--quick]
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { createPool } from '../../lib/pool.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -192,13 +191,3 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
 }
 
 export const multiProcessScenario: Scenario = { id: 'multi-process', title: 'Multi-process server (Node cluster, 2 workers)', run };
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  run({ quick: process.argv.includes('--quick'), log: (line) => process.stderr.write(`${line}\n`) }).then(
-    (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
-    (err: unknown) => {
-      process.stderr.write(`multi-process failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}

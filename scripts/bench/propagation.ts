@@ -20,7 +20,6 @@
 // are over all trials pooled (one figure each). A few trials write with the real etcdctl
 // instead; its process start dominates, so those are reported in the notes only.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Etcd3, type Watcher } from 'etcd3';
 import { createPool, type AnchorPool } from '../../lib/pool.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -272,15 +271,3 @@ export const propagationScenario: Scenario = {
     }
   },
 };
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  propagationScenario
-    .run({ quick: process.argv.includes('--quick'), log: (line) => process.stderr.write(`${line}\n`) })
-    .then(
-      (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
-      (err: unknown) => {
-        process.stderr.write(`propagation failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-        process.exitCode = 1;
-      },
-    );
-}

@@ -22,7 +22,6 @@
 // 4. Acquire cost at 1 and 4,000 READY anchors: ns per `await acquire(); release()` in one
 //    sequential loop (the method of leases.ts, shortened), interleaved.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { createPool, type AnchorPool } from '../../lib/pool.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -333,15 +332,3 @@ export const scaleScenario: Scenario = {
     }
   },
 };
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  scaleScenario
-    .run({ quick: process.argv.includes('--quick'), log: (line) => process.stderr.write(`${line}\n`) })
-    .then(
-      (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
-      (err: unknown) => {
-        process.stderr.write(`scale failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-        process.exitCode = 1;
-      },
-    );
-}
