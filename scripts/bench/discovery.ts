@@ -9,17 +9,7 @@ import { createSource } from '../../lib/create-source.js';
 import { silentLogger } from '../../lib/logger.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { interleave, quantile, summarize, type Scenario } from './scenario.js';
-
-async function fill(client: Etcd3, prefix: string, count: number): Promise<void> {
-  const queue = Array.from({ length: count }, (_, i) => i);
-  await Promise.all(
-    Array.from({ length: 64 }, async () => {
-      for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
-        await client.put(`${prefix}k${String(i).padStart(6, '0')}`).value(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:50051#2`);
-      }
-    }),
-  );
-}
+import { putAll } from './etcd-writes.js';
 
 export const discoveryScenario: Scenario = {
   id: 'discovery',
@@ -33,7 +23,8 @@ export const discoveryScenario: Scenario = {
     const client = new Etcd3({ hosts: cluster.hosts });
     try {
       const prefix = 'bench/snapshot/';
-      await fill(client, prefix, keys);
+      const value = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:50051#2`;
+      await putAll(client, Array.from({ length: keys }, (_, i) => [`${prefix}k${String(i).padStart(6, '0')}`, value(i)] as const), 64);
       const snapshotRows = await interleave(
         {
           'etcd3 getAll': async () => {

@@ -27,7 +27,7 @@ import { ensureEtcdInstalled, etcdctl, startCluster } from '../../etcd-dev/etcd-
 import { Backend } from '../echo/backend.js';
 import { Marks } from './propagation-marks.js';
 import { LeaseProbe } from './propagation-probe.js';
-import { quantile, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
+import { quantile, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow, within } from './scenario.js';
 
 const PREFIX = 'bench/prop/';
 const STABLE_KEY = `${PREFIX}stable`;
@@ -66,17 +66,6 @@ interface ClusterRun {
   etcdctlTrials: Trial[];
 }
 
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`propagation: ${what} did not happen within ${TRIAL_TIMEOUT_MILLIS} ms`)), TRIAL_TIMEOUT_MILLIS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Listens to the pool and the peer watcher for the moving key and marks what they see. */
 function listen(pool: AnchorPool, watcher: Watcher, marks: Marks): void {
@@ -100,7 +89,7 @@ async function trial(pool: AnchorPool, marks: Marks, write: Writer, moving: Back
   const putAt = performance.now();
   const putAck = write.put(MOVING_KEY, value).then(() => performance.now());
   try {
-    await within(Promise.all([probe.first, marks.wait('watchPut'), putAck]), 'put → first lease');
+    await within(Promise.all([probe.first, marks.wait('watchPut'), putAck]), TRIAL_TIMEOUT_MILLIS, 'propagation: put → first lease');
   } finally {
     await probe.stop();
   }
@@ -118,11 +107,11 @@ async function trial(pool: AnchorPool, marks: Marks, write: Writer, moving: Back
   let delAt = NaN;
   try {
     // In rotation first: otherwise "the last lease" could predate the delete.
-    await within(probe.first, 'the moving backend in rotation');
+    await within(probe.first, TRIAL_TIMEOUT_MILLIS, 'propagation: the moving backend in rotation');
     delAt = performance.now();
     const delAck = write.del(MOVING_KEY).then(() => performance.now());
     // SHUTDOWN: the anchor has drained, so no later turn can lease it.
-    await within(Promise.all([marks.wait('shutdown'), marks.wait('watchDel'), delAck]), 'del → drained');
+    await within(Promise.all([marks.wait('shutdown'), marks.wait('watchDel'), delAck]), TRIAL_TIMEOUT_MILLIS, 'propagation: del → drained');
     return {
       ...put,
       delToLastLease: Math.max(0, (probe.lastAt ?? NaN) - delAt),

@@ -28,8 +28,8 @@ import { silentLogger } from '../../lib/logger.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { Backend } from '../echo/backend.js';
 import { measureMemory } from './scale-memory.js';
-import { putAll } from './scale-writes.js';
-import { interleave, medianOf, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
+import { putAll } from './etcd-writes.js';
+import { interleave, medianOf, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow, within } from './scenario.js';
 
 const PREFIX = 'bench/scale/';
 const BACKENDS = 4;
@@ -48,17 +48,6 @@ const PEER_CHANNELS = 'grpc-js channels';
 const keyOf = (i: number) => `${PREFIX}k${String(i).padStart(6, '0')}`;
 const acquireLabel = (n: number) => `anchorpool, ${n.toLocaleString('en-US')} anchor${n === 1 ? '' : 's'}`;
 
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`scale: ${what} did not happen within ${WAIT_TIMEOUT_MILLIS} ms`)), WAIT_TIMEOUT_MILLIS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Waits until the backends hold no connection — a closed pool's 10,000 connections take
@@ -110,11 +99,11 @@ function openPool(
 async function keysReady(hosts: string[], keys: number, backends: readonly Backend[]): Promise<Record<string, number>> {
   const { pool, startedAt, snapshot, created, allReady } = openPool(hosts, keys);
   try {
-    const createdAt = await within(created, `${keys} anchors created`);
+    const createdAt = await within(created, WAIT_TIMEOUT_MILLIS, `scale: ${keys} anchors created`);
     const snapshotAt = await snapshot;
     const active = pool.stats().anchors.active;
     if (active !== keys) throw new Error(`scale: ${active} anchors after the snapshot, expected ${keys}`);
-    const readyAt = await within(allReady, `${keys} anchors READY`);
+    const readyAt = await within(allReady, WAIT_TIMEOUT_MILLIS, `scale: ${keys} anchors READY`);
     return { keysReadyMs: createdAt - startedAt, snapshotMs: snapshotAt - startedAt, allReadyMs: readyAt - startedAt };
   } finally {
     await pool.close();
@@ -143,7 +132,7 @@ async function bursts(hosts: string[], keys: number, repeats: number, backends: 
   const peer = new Etcd3({ hosts });
   const samples = { applied: [] as number[], lag: [] as number[], peerApplied: [] as number[], peerLag: [] as number[], writes: [] as number[] };
   try {
-    await within(allReady, `${keys} anchors READY`);
+    await within(allReady, WAIT_TIMEOUT_MILLIS, `scale: ${keys} anchors READY`);
     const watcher = await peer.watch().prefix(PREFIX).create();
     try {
       for (let r = 1; r <= repeats; r++) {
@@ -161,7 +150,7 @@ async function bursts(hosts: string[], keys: number, repeats: number, backends: 
         watcher.on('put', onPut);
         const entries = Array.from({ length: keys }, (_, i) => [keyOf(i), JSON.stringify({ addr: addresses[i % addresses.length], anchors: 1, metadata: { burst: r } })] as const);
         const writes = await putAll(writer, entries, WRITES_IN_FLIGHT);
-        const [appliedAt, watchedAt] = await within(Promise.all([applied, watched]), `burst ${r} applied`);
+        const [appliedAt, watchedAt] = await within(Promise.all([applied, watched]), WAIT_TIMEOUT_MILLIS, `scale: burst ${r} applied`);
         pool.off('endpoint-updated', onUpdated);
         watcher.off('put', onPut);
         const stale = [...pool.snapshot().endpoints.values()].filter((e) => (e.metadata as { burst?: number } | undefined)?.burst !== r).length;

@@ -97,3 +97,16 @@ export async function interleave(
 export function medianOf(rows: readonly ScenarioRow[], contender: string, metric: string): number {
   return rows.find((r) => r.contender === contender)?.values[metric]?.median ?? NaN;
 }
+
+/** `promise`, or a rejection naming `what` once `millis` have passed: a stuck trial fails instead of hanging. */
+export async function within<T>(promise: Promise<T>, millis: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${millis} ms`)), millis);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
