@@ -1,0 +1,23 @@
+// The fault scenarios in the order the issue lists them; the runner and the spec share it.
+import type { FaultScenario } from './fault.js';
+import { etcdChurnScenario } from './etcd-churn.js';
+import { etcdOutageScenario } from './etcd-outage.js';
+import { compactionScenario } from './compaction.js';
+import { halfOpenScenario } from './half-open.js';
+import { backendKillScenario } from './backend-kill.js';
+import { fuzzScenario } from './fuzz.js';
+import { leaseMisuseScenario } from './lease-misuse.js';
+import { soakScenario } from './soak.js';
+import { securityScenario } from './security.js';
+
+export const SCENARIOS: readonly FaultScenario[] = [
+  etcdChurnScenario,
+  etcdOutageScenario,
+  compactionScenario,
+  halfOpenScenario,
+  backendKillScenario,
+  fuzzScenario,
+  leaseMisuseScenario,
+  soakScenario,
+  securityScenario,
+];
