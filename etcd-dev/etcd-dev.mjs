@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,20 @@ import { parseArgs } from 'node:util';
  * @property {string} [input] written to etcdctl's stdin (e.g. the value for `put KEY`)
  * @property {number} [timeoutMs] kill etcdctl after this long (default 15000)
  * @property {boolean} [allowFail] resolve instead of rejecting on a non-zero exit or timeout
+ * @property {Record<string, string>} [env] extra `ETCDCTL_*` variables (e.g. `ETCDCTL_CACERT`,
+ *   `ETCDCTL_USER`), set after the inherited ones are dropped; unlike args, never shown in errors
+ */
+
+/**
+ * Client TLS of the members (peers stay plain http on loopback).
+ * @typedef {object} EtcdTlsOptions
+ * @property {string} certFile server certificate (PEM), valid for IP 127.0.0.1
+ * @property {string} keyFile its private key (PEM)
+ * @property {string} caFile CA that clients verify the server with (and, with
+ *   `clientCertAuth`, that etcd verifies client certificates with)
+ * @property {boolean} [clientCertAuth] require a client certificate signed by `caFile`
+ * @property {string} [clientCertFile] client certificate the health check presents (needed with `clientCertAuth`)
+ * @property {string} [clientKeyFile] its private key
  */
 
 /**
@@ -54,6 +69,7 @@ import { parseArgs } from 'node:util';
  * @property {number} [timeoutMs] health timeout (default 20000)
  * @property {(cluster: EtcdCluster) => void} [onSpawn] called synchronously as soon as the
  *   member processes exist, before waiting for health (lets callers register crash cleanup)
+ * @property {EtcdTlsOptions} [tls] serve clients over https:// with these files
  */
 
 /**
@@ -245,14 +261,25 @@ export function isPortFree(port) {
 }
 
 /**
- * GET <clientUrl>/health; true when etcd answers {"health":"true"}.
+ * GET <clientUrl>/health; true when etcd answers {"health":"true"}. An https:// URL needs
+ * `tls` (the CA, and the client certificate when etcd requires one).
  * @param {string} clientUrl
  * @param {number} [timeoutMs]
+ * @param {EtcdTlsOptions} [tls]
  * @returns {Promise<boolean>}
  */
-export function checkHealth(clientUrl, timeoutMs = 1000) {
+export function checkHealth(clientUrl, timeoutMs = 1000, tls) {
   return new Promise((resolve) => {
-    const req = http.get(`${clientUrl}/health`, { agent: false, timeout: timeoutMs }, (res) => {
+    const url = `${clientUrl}/health`;
+    /** @type {https.RequestOptions} */
+    const options = { agent: false, timeout: timeoutMs };
+    if (tls) {
+      options.ca = fs.readFileSync(tls.caFile);
+      if (tls.clientCertFile) options.cert = fs.readFileSync(tls.clientCertFile);
+      if (tls.clientKeyFile) options.key = fs.readFileSync(tls.clientKeyFile);
+    }
+    /** @param {import('node:http').IncomingMessage} res */
+    const onResponse = (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => (body += chunk));
@@ -264,7 +291,8 @@ export function checkHealth(clientUrl, timeoutMs = 1000) {
         }
       });
       res.on('error', () => resolve(false));
-    });
+    };
+    const req = url.startsWith('https:') ? https.get(url, options, onResponse) : http.get(url, options, onResponse);
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', () => resolve(false));
   });
@@ -299,11 +327,11 @@ function logTailBlock(name, logFile) {
 
 /**
  * @param {{ name: string, dataDir: string, clientPort: number, peerPort: number,
- *   initialCluster: string, token?: string, extraArgs?: string[] }} o
+ *   initialCluster: string, token?: string, extraArgs?: string[], tls?: EtcdTlsOptions }} o
  * @returns {string[]}
  */
 function memberArgs(o) {
-  const clientUrl = `http://127.0.0.1:${o.clientPort}`;
+  const clientUrl = `${o.tls ? 'https' : 'http'}://127.0.0.1:${o.clientPort}`;
   const peerUrl = `http://127.0.0.1:${o.peerPort}`;
   return [
     '--name', o.name,
@@ -315,6 +343,8 @@ function memberArgs(o) {
     '--initial-cluster', o.initialCluster,
     '--initial-cluster-state', 'new',
     ...(o.token ? ['--initial-cluster-token', o.token] : []),
+    ...(o.tls ? ['--cert-file', o.tls.certFile, '--key-file', o.tls.keyFile, '--trusted-ca-file', o.tls.caFile] : []),
+    ...(o.tls?.clientCertAuth ? ['--client-cert-auth'] : []),
     ...QUIET_FLAGS,
     ...(o.extraArgs ?? []),
   ];
@@ -382,18 +412,20 @@ export class EtcdMember {
   /** Exit of the most recent process, once it exited. @type {{ code: number | null, signal: NodeJS.Signals | null } | null} */
   lastExit = null;
   /** @type {string} */ #bin;
+  /** @type {EtcdTlsOptions | undefined} */ #tls;
   /** @type {import('node:child_process').ChildProcess | null} */ #child = null;
   /** @type {Promise<void>} */ #exited = Promise.resolve();
   #alive = false;
 
   /**
    * @param {{ name: string, clientPort: number, peerPort: number, dataDir: string,
-   *   logFile: string, args: string[], bin: string }} o
+   *   logFile: string, args: string[], bin: string, tls?: EtcdTlsOptions }} o
    */
   constructor(o) {
     this.name = o.name;
     this.clientPort = o.clientPort;
-    this.clientUrl = `http://127.0.0.1:${o.clientPort}`;
+    this.clientUrl = `${o.tls ? 'https' : 'http'}://127.0.0.1:${o.clientPort}`;
+    this.#tls = o.tls;
     this.peerPort = o.peerPort;
     this.peerUrl = `http://127.0.0.1:${o.peerPort}`;
     this.dataDir = o.dataDir;
@@ -451,7 +483,7 @@ export class EtcdMember {
         const how = this.lastExit?.signal ?? `exit code ${this.lastExit?.code}`;
         throw new Error(`etcd member ${this.name} (pid ${this.pid}) exited (${how}) before becoming healthy${logTailBlock(this.name, this.logFile)}`);
       }
-      if (await checkHealth(this.clientUrl)) return;
+      if (await checkHealth(this.clientUrl, undefined, this.#tls)) return;
       if (Date.now() >= deadline) {
         throw new Error(`etcd member ${this.name} (pid ${this.pid}, ${this.clientUrl}) not healthy after ${timeoutMs} ms${logTailBlock(this.name, this.logFile)}`);
       }
@@ -560,7 +592,7 @@ export class EtcdCluster {
     unstopped.add(this);
   }
 
-  /** Client URLs, `http://127.0.0.1:PORT`, one per member. */
+  /** Client URLs, `http://127.0.0.1:PORT` (`https://` with TLS), one per member. */
   get endpoints() {
     return this.members.map((m) => m.clientUrl);
   }
@@ -636,8 +668,11 @@ export class EtcdCluster {
  * @returns {Promise<EtcdCluster>}
  */
 export async function startCluster(options = {}) {
-  const { members: count = 1, extraArgs = [], log = silent, timeoutMs = HEALTH_TIMEOUT_MS, onSpawn } = options;
+  const { members: count = 1, extraArgs = [], log = silent, timeoutMs = HEALTH_TIMEOUT_MS, onSpawn, tls } = options;
   if (!Number.isInteger(count) || count < 1) throw new Error(`members must be a positive integer, got ${count}`);
+  if (tls?.clientCertAuth && !(tls.clientCertFile && tls.clientKeyFile)) {
+    throw new Error('tls.clientCertAuth needs tls.clientCertFile and tls.clientKeyFile for the health check');
+  }
   for (const [label, ports] of /** @type {const} */ ([['clientPorts', options.clientPorts], ['peerPorts', options.peerPorts]])) {
     if (ports && ports.length !== count) throw new Error(`${label} needs ${count} entries, got ${ports.length}`);
   }
@@ -660,7 +695,8 @@ export async function startCluster(options = {}) {
       return new EtcdMember({
         name, clientPort, peerPort, dataDir, bin,
         logFile: path.join(dir, `${name}.log`),
-        args: memberArgs({ name, dataDir, clientPort, peerPort, initialCluster, token, extraArgs }),
+        args: memberArgs({ name, dataDir, clientPort, peerPort, initialCluster, token, extraArgs, ...(tls ? { tls } : {}) }),
+        ...(tls ? { tls } : {}),
       });
     });
     const cluster = new EtcdCluster(members, dir);
@@ -701,12 +737,13 @@ export async function startCluster(options = {}) {
  * @param {EtcdctlOptions} options
  * @returns {Promise<EtcdctlResult>}
  */
-export function etcdctl(args, { endpoints, input, timeoutMs = 15_000, allowFail = false }) {
+export function etcdctl(args, { endpoints, input, timeoutMs = 15_000, allowFail = false, env: extraEnv = {} }) {
   const bin = findOnPath('etcdctl') ?? '/usr/bin/etcdctl';
   const list = Array.isArray(endpoints) ? endpoints.join(',') : endpoints;
   /** @type {NodeJS.ProcessEnv} */
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCDCTL_')) env[k] = v;
+  for (const [k, v] of Object.entries(extraEnv)) if (k.startsWith('ETCDCTL_')) env[k] = v;
   env.ETCDCTL_API = '3';
   const argv = [`--endpoints=${list}`, ...args];
   const shown = `etcdctl ${argv.join(' ')}`;

@@ -19,6 +19,8 @@ export interface AcquireOptions {
 /** What a lease needs from its pool. */
 export interface LeaseOwner {
   release(lease: Lease): void;
+  /** release() unless already released or the owner has shut down (for scope ends and call ends). */
+  releaseAtEnd(lease: Lease): void;
 }
 
 type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C;
@@ -63,12 +65,13 @@ export class Lease {
     this.#owner.release(this);
   }
 
+  // A scope that ends after the pool shut down has nothing left to give back.
   [Symbol.dispose](): void {
-    if (!this.#released) this.release();
+    this.#owner.releaseAtEnd(this);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#released) this.release();
+    this.#owner.releaseAtEnd(this);
   }
 
   /**

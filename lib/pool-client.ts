@@ -16,6 +16,7 @@ import { isAnchorPoolError } from './errors.js';
 export interface LeaseProvider {
   acquire(options?: AcquireOptions): Promise<Lease>;
   tryAcquire(): Lease | undefined;
+  releaseAtEnd(lease: Lease): void;
   hasReadyAnchor(): boolean;
   onStateChange(listener: () => void): () => void;
   describeTarget(): string;
@@ -121,7 +122,7 @@ class LeasedCall implements InnerCall {
     const timeoutMillis = Number.isFinite(deadline) ? Math.max(0, Math.floor(deadline)) : undefined;
     this.provider.acquire(timeoutMillis === undefined ? acquire : { ...acquire, timeoutMillis }).then(
       (leased) => {
-        if (this.#finished) return leased.release(); // cancelled while waiting
+        if (this.#finished) return this.provider.releaseAtEnd(leased); // cancelled while waiting
         this.#begin(leased, metadata);
         for (const op of this.#pending) op(this.#call!);
         this.#pending = [];
@@ -194,7 +195,7 @@ class LeasedCall implements InnerCall {
     this.#finished = true;
     const lease = this.#lease;
     this.#lease = undefined;
-    if (lease !== undefined && !lease.released) lease.release();
+    if (lease !== undefined) this.provider.releaseAtEnd(lease);
   }
 }
 
@@ -212,7 +213,7 @@ export function createPoolClient<C extends grpc.Client>(provider: LeaseProvider,
     if (lease !== undefined) {
       // The common case, a free slot now: the call runs straight on the leased anchor's
       // channel, with no interceptor of ours; every call kind emits 'status' exactly once.
-      properties.call.once('status', () => lease.release());
+      properties.call.once('status', () => provider.releaseAtEnd(lease));
       return { ...properties, channel: lease.channel };
     }
     // It has to wait: our interceptor goes innermost for this call. Call interceptors

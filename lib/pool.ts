@@ -135,6 +135,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
   #wanted = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** close() has finished: every anchor is closed, and a lease still held was reclaimed. */
+  #shutDown = false;
   #allClosed: (() => void) | undefined;
   #servePending = false;
   #waitObserver: ((seconds: number) => void) | undefined;
@@ -191,13 +193,26 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     this.#waitObserver = observer;
   }
 
-  /** Gives a lease back. Throws LeaseReleasedError on a second release, ForeignLeaseError for another pool's lease. */
+  /**
+   * Gives a lease back. Throws LeaseReleasedError on a second release, ForeignLeaseError
+   * for another pool's lease, and PoolClosedError once close() has finished (the lease was
+   * reclaimed when drainTimeoutMillis ran out). Releasing while close() drains is the
+   * normal way to let it finish.
+   */
   release(lease: Lease): void {
     const anchor = Lease.settle(lease, this);
     if (lease.leakTimer !== undefined) clearTimeout(lease.leakTimer);
+    if (this.#shutDown) {
+      throw new PoolClosedError(`release() after close() finished: the lease on ${lease.key}#${lease.anchor} (${lease.address}) was already reclaimed`);
+    }
     this.#leased -= 1;
     anchor.give();
     if (this.#waiters.size > 0) this.#serve();
+  }
+
+  /** Gives back a lease whose work ended (a call's status, use()'s finally); a no-op once released or after close() finished. */
+  releaseAtEnd(lease: Lease): void {
+    if (!lease.released && !this.#shutDown) this.release(lease);
   }
 
   /** acquire(), run fn, and release in finally. */
@@ -206,7 +221,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     try {
       return await fn(lease);
     } finally {
-      if (!lease.released) this.release(lease);
+      this.releaseAtEnd(lease);
     }
   }
 
@@ -501,6 +516,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     for (const anchor of [...this.#draining]) anchor.drain(this.#options.drainTimeoutMillis);
     if (this.#draining.size > 0) await allClosed;
     clearTimeout(keepAlive);
+    this.#shutDown = true;
   }
 
   /** A listener that throws must not break the pool; an 'error' without listeners is logged, not thrown. */

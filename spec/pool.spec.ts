@@ -150,9 +150,9 @@ t.test('waiting: timeout, abort, priority, failFast and maxWaitingClients', asyn
   await t.rejects(pool.acquire({ priority: Number.NaN }), { code: 'ANCHORPOOL_CONFIG', message: /priority/ });
 });
 
-t.test('misuse: double release, a lease of another pool, acquire after close', async (t) => {
+t.test('misuse: double release, a lease of another pool, release and acquire after close', async (t) => {
   const backend = await startBackend(t);
-  const one = newPool(t, { target: `pass:///${backend.address}` });
+  const one = newPool(t, { target: `pass:///${backend.address}`, drainTimeoutMillis: 100 });
   const two = newPool(t, { target: `pass:///${backend.address}` });
   await Promise.all([one.ready(), two.ready()]);
   const lease = await one.acquire();
@@ -163,9 +163,27 @@ t.test('misuse: double release, a lease of another pool, acquire after close', a
   t.throws(() => one.release({} as never), { code: 'ANCHORPOOL_FOREIGN_LEASE' });
   t.equal(two.stats().leased, 1, 'a refused release changes nothing');
   other.release();
-  await one.close();
+  const held = await one.acquire();
+  const scoped = await one.acquire();
+  await one.close(); // drainTimeoutMillis runs out with both leases still held
+  t.throws(() => held.release(), { code: 'ANCHORPOOL_CLOSED', message: /after close\(\) finished.*already reclaimed/ });
+  t.throws(() => held.release(), { code: 'ANCHORPOOL_LEASE_RELEASED' }, 'and a second try is a double release');
+  t.doesNotThrow(() => scoped[Symbol.dispose](), 'a `using` scope that ends after close() has nothing to give back');
   await t.rejects(one.acquire(), { code: 'ANCHORPOOL_CLOSED' });
   await t.rejects(one.ready(), { code: 'ANCHORPOOL_CLOSED' });
+});
+
+t.test('a lease released while close() drains lets close() finish early', async (t) => {
+  const backend = await startBackend(t);
+  const pool = newPool(t, { target: `pass:///${backend.address}`, drainTimeoutMillis: 10_000 });
+  await pool.ready();
+  const lease = await pool.acquire();
+  const startedAt = Date.now();
+  const closing = pool.close();
+  setTimeout(() => lease.release(), 50);
+  await closing;
+  t.ok(Date.now() - startedAt < 5000, `close() finished ${Date.now() - startedAt} ms after the release, not at the drain timeout`);
+  t.equal(lease.released, true);
 });
 
 t.test('invalid pool options throw ConfigError naming each problem', async (t) => {

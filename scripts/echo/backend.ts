@@ -26,6 +26,8 @@ export interface BackendOptions {
   port?: number;
   maxConcurrentStreams?: number;
   delayMillis?: number;
+  /** Serve TLS only, with this certificate and key (PEM file paths). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface BackendStats {
@@ -67,6 +69,10 @@ export class Backend {
     const env: NodeJS.ProcessEnv = { ...process.env, BACKEND_NAME: this.name, BACKEND_PORT: String(this.port) };
     if (this.#options.maxConcurrentStreams !== undefined) env['BACKEND_MAX_STREAMS'] = String(this.#options.maxConcurrentStreams);
     if (this.#options.delayMillis !== undefined) env['BACKEND_DELAY_MS'] = String(this.#options.delayMillis);
+    if (this.#options.tls !== undefined) {
+      env['BACKEND_TLS_CERT'] = this.#options.tls.certFile;
+      env['BACKEND_TLS_KEY'] = this.#options.tls.keyFile;
+    }
     const child = fork(SCRIPT, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.#child = child;
     killOnExit(child);

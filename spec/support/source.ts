@@ -5,8 +5,10 @@ import type { Test } from 'tap';
 import { Etcd3 } from 'etcd3';
 import type { EndpointSource } from '../../lib/source.js';
 import type { Logger, LogFields } from '../../lib/logger.js';
-import { DEFAULT_LIMITS, parseEndpointValue, type ParseLimits } from '../../lib/endpoint.js';
+import { diffViews, etcdTruth } from '../../scripts/faults/etcd-truth.js';
 import { waitFor } from './etcd.js';
+
+export { diffViews, etcdTruth } from '../../scripts/faults/etcd-truth.js';
 
 /** A plain etcd3 client for the test's own reads and writes; closed at teardown. */
 export function directClient(t: Test, hosts: string[]): Etcd3 {
@@ -29,28 +31,10 @@ export function capturingLogger(): Logger & { lines: CapturedLog[] } {
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-/** `key => addr#anchors` for every valid value under the prefix in etcd right now. */
-export async function etcdTruth(client: Etcd3, prefix: string, limits: ParseLimits = DEFAULT_LIMITS): Promise<Map<string, string>> {
-  const raw = await client.getAll().prefix(prefix).buffers();
-  const truth = new Map<string, string>();
-  for (const [key, value] of Object.entries(raw)) {
-    const parsed = parseEndpointValue(key, value, limits);
-    if (parsed.ok) truth.set(key, `${parsed.endpoint.addr}#${parsed.endpoint.anchors}`);
-  }
-  return truth;
-}
-
 export function sourceView(source: EndpointSource): Map<string, string> {
   const view = new Map<string, string>();
   for (const [key, e] of source.snapshot().endpoints) view.set(key, `${e.addr}#${e.anchors}`);
   return view;
-}
-
-export function diffViews(actual: Map<string, string>, expected: Map<string, string>): { lost: string[]; phantom: string[]; stale: string[] } {
-  const lost = [...expected.keys()].filter((k) => !actual.has(k));
-  const phantom = [...actual.keys()].filter((k) => !expected.has(k));
-  const stale = [...expected.keys()].filter((k) => actual.has(k) && actual.get(k) !== expected.get(k));
-  return { lost, phantom, stale };
 }
 
 /** Waits until the source's endpoints equal etcd's valid values; returns the final difference. */

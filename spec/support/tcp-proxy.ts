@@ -37,6 +37,8 @@ export interface TcpProxy {
   close(): Promise<void>;
   /** Number of live client<->target connection pairs. */
   connectionCount(): number;
+  /** Bytes forwarded from the target to clients so far (shows which proxy carries a stream). */
+  bytesToClient(): number;
 }
 
 type Mode = 'flowing' | 'paused' | 'cut';
@@ -82,6 +84,7 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
   /** Sockets refused while cut, until their reset completes. */
   const refused = new Set<net.Socket>();
   let closing: Promise<void> | null = null;
+  let bytesDown = 0;
 
   const closePair = (pair: Pair, hard: boolean): void => {
     if (pair.closed) return;
@@ -99,6 +102,7 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
   /** Forward `from` -> `to` with back-pressure; honour freezing. */
   const forward = (pair: Pair, from: net.Socket, to: net.Socket): void => {
     from.on('data', (chunk: Buffer) => {
+      if (to === pair.client) bytesDown += chunk.length;
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {
@@ -197,6 +201,10 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
 
     connectionCount() {
       return pairs.size;
+    },
+
+    bytesToClient() {
+      return bytesDown;
     },
   };
 }
