@@ -1,10 +1,154 @@
-// PLACEHOLDER: replaced by the real scenario.
-import type { FaultScenario } from './fault.js';
+// Fault 8: churn soak. 50 puts/deletes a second over 200 keys while leases flow, for 10
+// minutes by default (`--minutes`), 30 s in `npm test`. Heap and RSS are sampled after a
+// forced GC at the start, the middle and the end, with the pool's open channels and the
+// process's handles. The heap must stay flat (within 10%), and once the churn stops the
+// open channels must equal the anchors etcd asks for.
+import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { Etcd3 } from 'etcd3';
+import { createPool, type AnchorPool } from '../../lib/pool.js';
+import { startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
+import { Backend } from '../echo/backend.js';
+import { ChurnWriter } from './churn-writer.js';
+import { convergePool, describeDiff } from './etcd-truth.js';
+import { check, sleep, type FaultScenario } from './fault.js';
+import { LeaseLoad, percent } from './lease-load.js';
+
+interface Sample {
+  readonly label: string;
+  readonly atSeconds: number;
+  readonly heapMiB: number;
+  readonly rssMiB: number;
+  /** grpc-js channels the pool holds open: active plus draining anchors. */
+  readonly channels: number;
+  readonly wanted: number;
+  /** Active handles by type (timers, …), as Node reports them. */
+  readonly handles: Record<string, number>;
+  readonly sockets: number;
+}
+
+/** global.gc without starting node with --expose-gc (the flag can be set at run time). */
+function forcedGc(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
+function countHandles(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1;
+  return counts;
+}
+
+/** Open socket file descriptors of this process (Linux): grpc-js unrefs its sockets, so Node's handle list does not show them. */
+function openSockets(): number {
+  try {
+    return fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+      } catch {
+        return false; // closed between the listing and the readlink
+      }
+    }).length;
+  } catch {
+    return -1;
+  }
+}
+
+const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+function sample(label: string, startedAt: number, pool: AnchorPool, gc: () => void): Sample {
+  gc();
+  gc(); // a second pass collects what the first one's finalizers released
+  const memory = process.memoryUsage();
+  const stats = pool.stats();
+  return {
+    label,
+    atSeconds: Math.round((Date.now() - startedAt) / 1000),
+    heapMiB: mib(memory.heapUsed),
+    rssMiB: mib(memory.rss),
+    channels: stats.anchors.active + stats.anchors.draining,
+    wanted: stats.anchors.wanted,
+    handles: countHandles(),
+    sockets: openSockets(),
+  };
+}
+
+const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers`;
 
 export const soakScenario: FaultScenario = {
   id: 'soak',
-  title: 'soak (not written yet)',
-  run() {
-    return Promise.reject(new Error('soak: not written yet'));
+  title: 'churn soak: 50 writes/s over 200 keys with leases flowing',
+  async run(context) {
+    const prefix = 'soak/';
+    const seconds = context.minutes !== undefined ? context.minutes * 60 : context.short ? 30 : 600;
+    // The first sample waits for the JIT and the connection set to settle.
+    const warmupSeconds = Math.max(5, Math.round(seconds / 10));
+    const drainTimeoutMillis = 1000;
+    const gc = forcedGc();
+    let cluster: EtcdCluster | undefined;
+    const backends = [new Backend({ name: 's1' }), new Backend({ name: 's2' }), new Backend({ name: 's3' })];
+    const clients: Etcd3[] = [];
+    let pool: AnchorPool | undefined;
+    let load: LeaseLoad | undefined;
+    try {
+      cluster = await startCluster({ members: 1 });
+      await Promise.all(backends.map((b) => b.start()));
+      const writerClient = new Etcd3({ hosts: cluster.hosts });
+      const truthClient = new Etcd3({ hosts: cluster.hosts });
+      clients.push(writerClient, truthClient);
+      const writer = new ChurnWriter(writerClient, { prefix, keys: 200, opsPerSecond: 50, addresses: backends.map((b) => b.address), maxAnchors: 3, seed: 11 });
+      await writer.prefill();
+      pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, drainTimeoutMillis });
+      await pool.ready();
+      load = new LeaseLoad(pool, 8);
+      writer.start();
+      const startedAt = Date.now();
+      const samples: Sample[] = [];
+
+      await sleep(warmupSeconds * 1000);
+      samples.push(sample('start', startedAt, pool, gc));
+      context.log(show(samples[0]!));
+      const middleAt = startedAt + ((warmupSeconds + seconds) / 2) * 1000;
+      await sleep(Math.max(0, middleAt - Date.now()));
+      samples.push(sample('middle', startedAt, pool, gc));
+      context.log(show(samples[1]!));
+      await sleep(Math.max(0, startedAt + seconds * 1000 - Date.now()));
+      samples.push(sample('end', startedAt, pool, gc));
+      context.log(show(samples[2]!));
+
+      await writer.stop();
+      const converged = await convergePool(pool, truthClient, prefix, 15_000);
+      await sleep(drainTimeoutMillis + 500); // anchors removed by the last writes finish draining
+      const settled = sample('settled', startedAt, pool, gc);
+      const serverSide = (await Promise.all(backends.map((b) => b.stats()))).reduce((n, s) => n + s.connections.length, 0);
+      await load.stop();
+      const counts = load.take();
+
+      const [start, middle, end] = samples as [Sample, Sample, Sample];
+      const growth = (end.heapMiB - start.heapMiB) / start.heapMiB;
+      const middleGrowth = (middle.heapMiB - start.heapMiB) / start.heapMiB;
+      const attempts = counts.acquired + counts.acquireFailures;
+      return {
+        id: 'soak',
+        title: soakScenario.title,
+        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${start.heapMiB} → ${middle.heapMiB} → ${end.heapMiB} MiB (${(growth * 100).toFixed(1)}%), RSS ${start.rssMiB} → ${middle.rssMiB} → ${end.rssMiB} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
+        checks: [
+          check('the churn ran at about 50 writes/s', writer.ops >= 40 * seconds, `${writer.ops} writes in ${seconds} s (${writer.failures} failed)`),
+          check('heap flat within 10% (start → middle → end, forced GC)', Math.abs(growth) <= 0.1 && Math.abs(middleGrowth) <= 0.1, samples.map(show).join('; ')),
+          check('channels equal the anchors wanted once the churn stops', converged.agreed && settled.channels === settled.wanted && settled.wanted > 0, `${settled.channels} channels, ${settled.wanted} wanted; endpoints ${describeDiff(converged.endpoints)}`),
+          // Besides one socket per anchor: the pool's and the scenario's etcd clients and the backends' IPC.
+          check('no connection left behind (server-side count = channels; sockets ≤ channels + 8)', serverSide === settled.channels && settled.sockets <= settled.channels + 8, `backends count ${serverSide} connections; ${settled.sockets} open sockets in this process; ${settled.channels} channels`),
+          check('leases flowed the whole time', counts.acquireFailures === 0 && counts.callFailures === 0 && counts.acquired > 0, `${counts.acquired} acquired, ${counts.acquireFailures} failed ${JSON.stringify(counts.acquireErrors)}; ${counts.callFailures} calls failed`),
+        ],
+        settings: { seconds, keys: 200, writesPerSecond: 50, warmupSeconds, loops: 8, drainTimeoutMillis },
+      };
+    } finally {
+      await load?.stop();
+      await pool?.close();
+      for (const c of clients) c.close();
+      await Promise.all(backends.map((b) => b.kill()));
+      await cluster?.stop();
+    }
   },
 };
