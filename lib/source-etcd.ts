@@ -18,7 +18,7 @@ import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
-import { createEtcdClient, isAuthRefusal } from './etcd-client.js';
+import { createEtcdClient, isAuthRefusal, plaintextHint } from './etcd-client.js';
 import type { ResolvedEtcdOptions } from './config.js';
 import type { KeyValue } from './desired-state.js';
 import type { ParseLimits } from './endpoint.js';
@@ -298,7 +298,7 @@ export class EtcdEndpointSource extends SourceBase {
     if (isAuthRefusal(err)) {
       return new EtcdAuthError(`etcd at ${this.#options.hosts.join(',')} refused access to ${JSON.stringify(this.prefix)}: ${detail}`, { cause: err });
     }
-    return new EtcdUnavailableError(`etcd at ${this.#options.hosts.join(',')} is unavailable: ${detail}`, { cause: err });
+    return new EtcdUnavailableError(`etcd at ${this.#options.hosts.join(',')} is unavailable: ${detail}${plaintextHint(this.#options, detail)}`, { cause: err });
   }
 
   #markConnected(): void {
