@@ -21,7 +21,7 @@ import { parseAddress } from './address.js';
 import { etcdOptionsSchema, formatZodError, sourceOptionsSchema } from './config.js';
 import { DEFAULT_LIMITS, parseEndpointValue } from './endpoint.js';
 import { AnchorPoolError, ConfigError, EtcdAuthError, EtcdUnavailableError } from './errors.js';
-import { createEtcdClient, isAuthRefusal, type EtcdConnection } from './etcd-client.js';
+import { createEtcdClient, isAuthRefusal, plaintextHint, type EtcdConnection } from './etcd-client.js';
 import { silentLogger, type Logger } from './logger.js';
 import { normalizePrefix } from './target.js';
 
@@ -338,7 +338,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     if (isAuthRefusal(err)) {
       return new EtcdAuthError(`etcd at ${hosts} refused to register ${JSON.stringify(this.key)}: ${detail}`, { cause: err });
     }
-    return new EtcdUnavailableError(`etcd at ${hosts} is unavailable: ${detail}`, { cause: err });
+    return new EtcdUnavailableError(`etcd at ${hosts} is unavailable: ${detail}${plaintextHint(this.#options.etcd, detail)}`, { cause: err });
   }
 
   #timeoutError(): EtcdUnavailableError {

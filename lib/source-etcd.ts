@@ -283,7 +283,13 @@ export class EtcdEndpointSource extends SourceBase {
     // A distinct arg per client: its channels share one connection with each other (so
     // the watchdog's probe tests the watch's connection) but never with a dropped
     // client's, possibly half-open, connection.
-    this.#client = createEtcdClient(this.#options, { grpcOptions: { 'anchorpool.etcd_client': clientGeneration } });
+    // No receive limit, as etcd's Go client: a listing page or a catch-up watch response
+    // holds many values (each up to etcd's 1.5 MiB), and grpc-js's default 4 MiB cap would
+    // fail every listing of such a prefix for good. Values over maxValueBytes are still
+    // rejected one by one, by byte count.
+    this.#client = createEtcdClient(this.#options, {
+      grpcOptions: { 'anchorpool.etcd_client': clientGeneration, 'grpc.max_receive_message_length': -1 },
+    });
     return this.#client;
   }
 

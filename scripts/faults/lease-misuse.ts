@@ -91,7 +91,7 @@ export const leaseMisuseScenario: FaultScenario = {
       return {
         id: 'lease-misuse',
         title: leaseMisuseScenario.title,
-        figure: `${checks.length - failed} of ${checks.length} misuses refused with their typed error or left no trace; ${waiters} aborted waiters left 0 residue: ${residue.waiting === 0 && residue.listeners === 0 && residue.timers <= 0}`,
+        figure: `${checks.length - failed} of ${checks.length} misuse cases refused with their typed error or left no trace; leak reported after ${leak?.heldMillis ?? '–'} ms with its acquire stack; ${waiters} aborted waiters left ${residue.waiting} queued, ${residue.listeners} abort listeners, ${Math.max(0, residue.timers)} timers`,
         checks,
         settings: { waiters, leakDetectionMillis: 200, anchors: 2, maxLeasesPerAnchor: 1 },
       };
