@@ -53,7 +53,9 @@ export const halfOpenScenario: FaultScenario = {
       // Missed while frozen: a new backend and the old one gone.
       await client.put(`${prefix}b`).value(`${backends[1]!.address}#3`);
       await client.delete().key(`${prefix}a`);
-      const info = await Promise.race([resynced, sleep(4 * period + 5000).then(() => undefined)]);
+      let giveUp: NodeJS.Timeout | undefined;
+      const info = await Promise.race([resynced, new Promise<undefined>((resolve) => (giveUp = setTimeout(() => resolve(undefined), 4 * period + 5000)))]);
+      clearTimeout(giveUp);
       const detectedMillis = info === undefined ? undefined : info.at - pausedAt;
       const converged = await convergePool(pool, client, prefix, 10_000);
       proxy.resume();

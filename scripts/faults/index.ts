@@ -1,12 +1,14 @@
 // npm run test:faults: every fault scenario against real etcd and real backends, one after
-// the other. Each prints one result line with its figure, then its bars; the exit code is 1
-// when any bar is missed.
+// the other, each in a process of its own (isolated.ts). Each prints one result line with
+// its figure, then its bars; the exit code is 1 when any bar is missed.
 //   --short        the shortened profile that `npm test` runs
 //   --minutes N    length of the churn soak (default 10)
 //   --only a,b     run only these scenario ids
 //   --json         print the results as JSON as well
+//   --child        (internal) run the one --only scenario in this process and print its result
 import { parseArgs } from 'node:util';
-import type { FaultResult } from './fault.js';
+import type { FaultContext, FaultResult, FaultScenario } from './fault.js';
+import { RESULT_MARK, runIsolated } from './isolated.js';
 import { SCENARIOS } from './scenarios.js';
 
 function render(result: FaultResult): string {
@@ -16,9 +18,19 @@ function render(result: FaultResult): string {
   return lines.join('\n');
 }
 
+/** A scenario that throws is a miss with the reason. */
+async function runHere(scenario: FaultScenario, context: FaultContext): Promise<FaultResult> {
+  try {
+    return await scenario.run(context);
+  } catch (err) {
+    const reason = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    return { id: scenario.id, title: scenario.title, figure: 'scenario failed before producing its figure', settings: {}, checks: [{ label: 'scenario completes', pass: false, detail: reason }] };
+  }
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { short: { type: 'boolean' }, minutes: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { child: { type: 'boolean' }, short: { type: 'boolean' }, minutes: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   const ids = SCENARIOS.map((s) => s.id);
   if (values.help) {
@@ -36,20 +48,28 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown scenario(s): ${unknown.join(', ')}; known: ${ids.join(', ')}\n`);
     return 2;
   }
+  if (values.child) {
+    const scenario = SCENARIOS.find((s) => s.id === only?.[0]);
+    if (scenario === undefined || only?.length !== 1) {
+      process.stderr.write('--child needs exactly one --only scenario\n');
+      return 2;
+    }
+    const result = await runHere(scenario, { short: values.short ?? false, ...(minutes === undefined ? {} : { minutes }), log: (line: string) => process.stderr.write(`[faults] ${line}\n`) });
+    process.stdout.write(`${RESULT_MARK}${JSON.stringify(result)}\n`);
+    // A scenario stops everything it started; if something still holds the process, say what, and go.
+    setTimeout(() => {
+      process.stderr.write(`[faults] ${scenario.id}: still running 10 s after its result (${process.getActiveResourcesInfo().join(', ')}); exiting\n`);
+      process.exit(0);
+    }, 10_000).unref();
+    return 0;
+  }
   const context = { short: values.short ?? false, ...(minutes === undefined ? {} : { minutes }), log: (line: string) => process.stderr.write(`[faults] ${line}\n`) };
   const results: FaultResult[] = [];
   const startedAt = Date.now();
   for (const scenario of SCENARIOS.filter((s) => only === undefined || only.includes(s.id))) {
     context.log(`${scenario.id}: ${scenario.title}`);
     const t0 = Date.now();
-    let result: FaultResult;
-    try {
-      result = await scenario.run(context);
-    } catch (err) {
-      // A scenario that throws is a miss with the reason, and the others still run.
-      const reason = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      result = { id: scenario.id, title: scenario.title, figure: 'scenario failed before producing its figure', settings: {}, checks: [{ label: 'scenario completes', pass: false, detail: reason }] };
-    }
+    const result = await runIsolated(scenario.id, scenario.title, { short: context.short, ...(minutes === undefined ? {} : { minutes }), log: (line) => process.stderr.write(`${line}\n`) });
     context.log(`${scenario.id}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     results.push(result);
     process.stdout.write(`${render(result)}\n`);
