@@ -517,6 +517,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> implements AnchorOwner,
     if (this.#draining.size > 0) await allClosed;
     clearTimeout(keepAlive);
     this.#shutDown = true;
+    this.#leased = 0; // leases still held were reclaimed with their anchors
   }
 
   /** A listener that throws must not break the pool; an 'error' without listeners is logged, not thrown. */

@@ -166,6 +166,7 @@ t.test('misuse: double release, a lease of another pool, release and acquire aft
   const held = await one.acquire();
   const scoped = await one.acquire();
   await one.close(); // drainTimeoutMillis runs out with both leases still held
+  t.equal(one.stats().leased, 0, 'the leases were reclaimed with their anchors');
   t.throws(() => held.release(), { code: 'ANCHORPOOL_CLOSED', message: /after close\(\) finished.*already reclaimed/ });
   t.throws(() => held.release(), { code: 'ANCHORPOOL_LEASE_RELEASED' }, 'and a second try is a double release');
   t.doesNotThrow(() => scoped[Symbol.dispose](), 'a `using` scope that ends after close() has nothing to give back');
