@@ -45,7 +45,7 @@ export class ChurnWriter {
     this.#random = seededRandom(options.seed);
   }
 
-  /** A value for key i as the generator picks it: `addr#N`. */
+  /** The next value the generator picks: `addr#N`. */
   nextValue(): string {
     const { addresses, maxAnchors } = this.#options;
     const addr = addresses[Math.floor(this.#random() * addresses.length)]!;

@@ -2,14 +2,11 @@
 // keys change, etcd is compacted past the pool's last revision, and the link comes back:
 // the watch cannot resume from its revision, so the pool must re-list, and end up equal
 // to etcd.
-import { Etcd3 } from 'etcd3';
-import { createPool } from '../../lib/pool.js';
 import type { ResyncInfo } from '../../lib/source.js';
-import { etcdctl, startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { startTcpProxy, type TcpProxy } from '../../spec/support/tcp-proxy.js';
-import { Backend } from '../echo/backend.js';
+import { etcdctl } from '../../etcd-dev/etcd-dev.mjs';
 import { convergePool, describeDiff } from './etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
+import { FaultRig } from './rig.js';
 
 export const compactionScenario: FaultScenario = {
   id: 'compaction',
@@ -17,19 +14,15 @@ export const compactionScenario: FaultScenario = {
   async run(context) {
     const prefix = 'compact/';
     const keys = context.short ? 40 : 200;
-    let cluster: EtcdCluster | undefined;
-    let proxy: TcpProxy | undefined;
-    const backends = [new Backend({ name: 'k1' }), new Backend({ name: 'k2' })];
-    let client: Etcd3 | undefined;
-    let pool: ReturnType<typeof createPool> | undefined;
+    const rig = new FaultRig();
     try {
-      cluster = await startCluster({ members: 1 });
-      proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
-      await Promise.all(backends.map((b) => b.start()));
-      client = new Etcd3({ hosts: cluster.hosts });
+      const cluster = await rig.etcd(1);
+      const proxy = await rig.proxy(cluster.members[0]!);
+      const backends = await rig.backends('k1', 'k2');
+      const client = rig.etcdClient(cluster);
       const addr = (i: number) => backends[i % 2]!.address;
       for (let i = 0; i < keys; i++) await client.put(`${prefix}k${i}`).value(`${addr(i)}#1`);
-      pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: [`127.0.0.1:${proxy.port}`], retryMaxMillis: 500 }, drainTimeoutMillis: 500 });
+      const pool = rig.pool({ target: `etcd:///${prefix}`, etcd: { hosts: [`127.0.0.1:${proxy.port}`], retryMaxMillis: 500 }, drainTimeoutMillis: 500 });
       await pool.ready();
       const resyncs: ResyncInfo[] = [];
       pool.on('resync', (info) => resyncs.push(info));
@@ -66,11 +59,7 @@ export const compactionScenario: FaultScenario = {
         settings: { keys, changesWhileCut: 3 * quarter },
       };
     } finally {
-      await pool?.close();
-      client?.close();
-      await proxy?.close();
-      await Promise.all(backends.map((b) => b.kill()));
-      await cluster?.stop();
+      await rig.stop();
     }
   },
 };

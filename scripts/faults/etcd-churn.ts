@@ -2,16 +2,14 @@
 // second on 100 keys while the leader, and then the member carrying the pool's watch, are
 // SIGKILLed and restarted. Afterwards the pool's endpoints and anchors equal etcd's, and
 // the longest time any key's view trailed etcd is reported.
-import { Etcd3 } from 'etcd3';
-import { createPool } from '../../lib/pool.js';
 import { etcdOptionsSchema } from '../../lib/config.js';
 import { createEtcdClient, type EtcdConnection } from '../../lib/etcd-client.js';
-import { leaderOf, startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { startTcpProxy, type TcpProxy } from '../../spec/support/tcp-proxy.js';
-import { Backend } from '../echo/backend.js';
+import { leaderOf } from '../../etcd-dev/etcd-dev.mjs';
+import type { TcpProxy } from '../../spec/support/tcp-proxy.js';
 import { ChurnWriter } from './churn-writer.js';
 import { convergePool, describeDiff } from './etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
+import { FaultRig } from './rig.js';
 import { ViewLag } from './view-lag.js';
 
 /** The proxy (member) that forwards the most bytes to the pool over `millis`: the one carrying the watch. */
@@ -30,28 +28,25 @@ export const etcdChurnScenario: FaultScenario = {
     const settle = context.short ? 1500 : 5000;
     const down = context.short ? 2000 : 5000;
     const watchdogMillis = 2000;
-    let cluster: EtcdCluster | undefined;
-    const proxies: TcpProxy[] = [];
-    const backends = [new Backend({ name: 'c1' }), new Backend({ name: 'c2' })];
-    const clients: Etcd3[] = [];
-    let pool: ReturnType<typeof createPool> | undefined;
+    const rig = new FaultRig();
     try {
-      cluster = await startCluster({ members: 3 });
-      for (const m of cluster.members) proxies.push(await startTcpProxy({ targetHost: '127.0.0.1', targetPort: m.clientPort }));
-      await Promise.all(backends.map((b) => b.start()));
+      const cluster = await rig.etcd(3);
+      const proxies: TcpProxy[] = [];
+      for (const m of cluster.members) proxies.push(await rig.proxy(m));
+      const backends = await rig.backends('c1', 'c2');
       // The writer skips a dead member the way the pool's own client does (circuit breaker per host).
-      const writerClient = createEtcdClient(etcdOptionsSchema.parse({ hosts: cluster.hosts }) as EtcdConnection);
-      const truthClient = new Etcd3({ hosts: cluster.hosts });
-      clients.push(writerClient, truthClient);
+      const writerClient = rig.etcdClient(createEtcdClient(etcdOptionsSchema.parse({ hosts: cluster.hosts }) as EtcdConnection));
+      const truthClient = rig.etcdClient(cluster);
 
       // One etcd host per proxy, so the scenario can tell which member carries the watch.
-      pool = createPool({
+      const pool = rig.pool({
         target: `etcd:///${prefix}`,
         etcd: { hosts: proxies.map((p) => `127.0.0.1:${p.port}`), retryMaxMillis: 500, dialTimeoutMillis: 1000, watchdogMillis },
         drainTimeoutMillis: 1000,
       });
       const lag = new ViewLag(pool);
       const writer = new ChurnWriter(writerClient, { prefix, keys: 100, opsPerSecond: 50, addresses: backends.map((b) => b.address), maxAnchors: 3, seed: 7, lag });
+      rig.defer(() => writer.stop());
       const prefilled = await writer.prefill();
       await pool.ready();
       const resyncsBefore = pool.stats().source.resyncs;
@@ -91,11 +86,7 @@ export const etcdChurnScenario: FaultScenario = {
         settings: { members: 3, keys: 100, writesPerSecond: 50, prefilled, downMillis: down, settleMillis: settle, watchdogMillis },
       };
     } finally {
-      await pool?.close();
-      for (const c of clients) c.close();
-      await Promise.all(proxies.map((p) => p.close()));
-      await Promise.all(backends.map((b) => b.kill()));
-      await cluster?.stop();
+      await rig.stop();
     }
   },
 };

@@ -1,13 +1,10 @@
 // Fault 2: etcd fully down (single node, SIGKILLed) for 30 s while leases flow. The pool
 // keeps serving the last-known backends for the whole outage, and changes made after etcd
 // is back arrive.
-import { Etcd3 } from 'etcd3';
-import { createPool } from '../../lib/pool.js';
-import { startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { Backend } from '../echo/backend.js';
 import { convergePool, describeDiff } from './etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { LeaseLoad, percent } from './lease-load.js';
+import { FaultRig } from './rig.js';
 import { ViewLag } from './view-lag.js';
 
 export const etcdOutageScenario: FaultScenario = {
@@ -20,21 +17,18 @@ export const etcdOutageScenario: FaultScenario = {
     // The defaults a user gets: reconnect backoff up to 5 s, etcd call deadline 5 s.
     const retryMaxMillis = 5000;
     const dialTimeoutMillis = 5000;
-    let cluster: EtcdCluster | undefined;
-    const backends = [new Backend({ name: 'o1' }), new Backend({ name: 'o2' }), new Backend({ name: 'o3' })];
-    let client: Etcd3 | undefined;
-    let pool: ReturnType<typeof createPool> | undefined;
-    let load: LeaseLoad | undefined;
+    const rig = new FaultRig();
     try {
-      cluster = await startCluster({ members: 1 });
+      const cluster = await rig.etcd(1);
       const member = cluster.members[0]!;
-      await Promise.all(backends.map((b) => b.start()));
-      client = new Etcd3({ hosts: cluster.hosts });
+      const backends = await rig.backends('o1', 'o2', 'o3');
+      const client = rig.etcdClient(cluster);
       for (const [i, b] of backends.slice(0, 2).entries()) await client.put(`${prefix}b${i + 1}`).value(JSON.stringify({ addr: b.address, anchors: 2 }));
-      pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, drainTimeoutMillis: 1000 });
+      const pool = rig.pool({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, drainTimeoutMillis: 1000 });
       const lag = new ViewLag(pool);
       await pool.ready();
-      load = new LeaseLoad(pool, loops);
+      const load = new LeaseLoad(pool, loops);
+      rig.defer(() => load.stop());
       await sleep(1000);
       const before = load.take();
 
@@ -80,11 +74,7 @@ export const etcdOutageScenario: FaultScenario = {
         settings: { outageMillis, loops, anchors: '2+2, then 1+3', retryMaxMillis, dialTimeoutMillis },
       };
     } finally {
-      await load?.stop();
-      await pool?.close();
-      client?.close();
-      await Promise.all(backends.map((b) => b.kill()));
-      await cluster?.stop();
+      await rig.stop();
     }
   },
 };

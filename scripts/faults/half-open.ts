@@ -1,14 +1,10 @@
 // Fault 4: half-open stream. The TCP proxy between the pool and etcd freezes without
 // closing anything, so no error ever reaches the watch. The watchdog must notice the
 // silence within its period (quiet time + probe deadline) and resync over a new connection.
-import { Etcd3 } from 'etcd3';
-import { createPool } from '../../lib/pool.js';
 import type { ResyncInfo } from '../../lib/source.js';
-import { startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { startTcpProxy, type TcpProxy } from '../../spec/support/tcp-proxy.js';
-import { Backend } from '../echo/backend.js';
 import { convergePool, describeDiff } from './etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
+import { FaultRig } from './rig.js';
 
 export const halfOpenScenario: FaultScenario = {
   id: 'half-open',
@@ -21,18 +17,14 @@ export const halfOpenScenario: FaultScenario = {
     // above the watchdog so this measures the watchdog.
     const keepaliveTimeMillis = 60_000;
     const period = watchdogMillis + dialTimeoutMillis;
-    let cluster: EtcdCluster | undefined;
-    let proxy: TcpProxy | undefined;
-    const backends = [new Backend({ name: 'h1' }), new Backend({ name: 'h2' })];
-    let client: Etcd3 | undefined;
-    let pool: ReturnType<typeof createPool> | undefined;
+    const rig = new FaultRig();
     try {
-      cluster = await startCluster({ members: 1 });
-      proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
-      await Promise.all(backends.map((b) => b.start()));
-      client = new Etcd3({ hosts: cluster.hosts });
+      const cluster = await rig.etcd(1);
+      const proxy = await rig.proxy(cluster.members[0]!);
+      const backends = await rig.backends('h1', 'h2');
+      const client = rig.etcdClient(cluster);
       await client.put(`${prefix}a`).value(`${backends[0]!.address}#2`);
-      pool = createPool({
+      const pool = rig.pool({
         target: `etcd:///${prefix}`,
         etcd: { hosts: [`127.0.0.1:${proxy.port}`], watchdogMillis, dialTimeoutMillis, keepaliveTimeMillis, retryMaxMillis: 500 },
         drainTimeoutMillis: 500,
@@ -43,10 +35,10 @@ export const halfOpenScenario: FaultScenario = {
       const resynced = new Promise<ResyncInfo & { at: number }>((resolve) => {
         const onResync = (info: ResyncInfo): void => {
           if (info.reason === 'initial') return;
-          pool!.off('resync', onResync);
+          pool.off('resync', onResync);
           resolve({ ...info, at: Date.now() });
         };
-        pool!.on('resync', onResync);
+        pool.on('resync', onResync);
       });
       proxy.pause();
       const pausedAt = Date.now();
@@ -71,11 +63,7 @@ export const halfOpenScenario: FaultScenario = {
         settings: { watchdogMillis, probeDeadlineMillis: dialTimeoutMillis, keepaliveTimeMillis },
       };
     } finally {
-      await pool?.close();
-      client?.close();
-      await proxy?.close();
-      await Promise.all(backends.map((b) => b.kill()));
-      await cluster?.stop();
+      await rig.stop();
     }
   },
 };

@@ -6,14 +6,12 @@
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { Etcd3 } from 'etcd3';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { Backend } from '../echo/backend.js';
+import type { AnchorPool } from '../../lib/pool.js';
 import { ChurnWriter } from './churn-writer.js';
 import { convergePool, describeDiff } from './etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { LeaseLoad, percent } from './lease-load.js';
+import { FaultRig } from './rig.js';
 
 interface Sample {
   readonly label: string;
@@ -86,22 +84,19 @@ export const soakScenario: FaultScenario = {
     const warmupSeconds = Math.max(5, Math.round(seconds / 10));
     const drainTimeoutMillis = 1000;
     const gc = forcedGc();
-    let cluster: EtcdCluster | undefined;
-    const backends = [new Backend({ name: 's1' }), new Backend({ name: 's2' }), new Backend({ name: 's3' })];
-    const clients: Etcd3[] = [];
-    let pool: AnchorPool | undefined;
-    let load: LeaseLoad | undefined;
+    const rig = new FaultRig();
     try {
-      cluster = await startCluster({ members: 1 });
-      await Promise.all(backends.map((b) => b.start()));
-      const writerClient = new Etcd3({ hosts: cluster.hosts });
-      const truthClient = new Etcd3({ hosts: cluster.hosts });
-      clients.push(writerClient, truthClient);
+      const cluster = await rig.etcd(1);
+      const backends = await rig.backends('s1', 's2', 's3');
+      const writerClient = rig.etcdClient(cluster);
+      const truthClient = rig.etcdClient(cluster);
       const writer = new ChurnWriter(writerClient, { prefix, keys: 200, opsPerSecond: 50, addresses: backends.map((b) => b.address), maxAnchors: 3, seed: 11 });
+      rig.defer(() => writer.stop());
       await writer.prefill();
-      pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, drainTimeoutMillis });
+      const pool = rig.pool({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts }, drainTimeoutMillis });
       await pool.ready();
-      load = new LeaseLoad(pool, 8);
+      const load = new LeaseLoad(pool, 8);
+      rig.defer(() => load.stop());
       writer.start();
       const startedAt = Date.now();
       const samples: Sample[] = [];
@@ -144,11 +139,7 @@ export const soakScenario: FaultScenario = {
         settings: { seconds, keys: 200, writesPerSecond: 50, warmupSeconds, loops: 8, drainTimeoutMillis },
       };
     } finally {
-      await load?.stop();
-      await pool?.close();
-      for (const c of clients) c.close();
-      await Promise.all(backends.map((b) => b.kill()));
-      await cluster?.stop();
+      await rig.stop();
     }
   },
 };

@@ -1,0 +1,62 @@
+// What a fault scenario starts — etcd members, TCP proxies, echo backends, etcd clients,
+// pools — registered as it is started and stopped by one stop(), last started first,
+// whether the scenario passed, missed or threw.
+import { Etcd3 } from 'etcd3';
+import { createPool, type AnchorPool } from '../../lib/pool.js';
+import type { PoolOptions } from '../../lib/pool-config.js';
+import { startCluster, type EtcdCluster, type EtcdMember } from '../../etcd-dev/etcd-dev.mjs';
+import { startTcpProxy, type TcpProxy } from '../../spec/support/tcp-proxy.js';
+import { Backend } from '../echo/backend.js';
+
+export class FaultRig {
+  readonly #undo: (() => unknown)[] = [];
+
+  /** Runs `fn` at stop(), before everything registered earlier. */
+  defer(fn: () => unknown): void {
+    this.#undo.push(fn);
+  }
+
+  async etcd(members: 1 | 3): Promise<EtcdCluster> {
+    const cluster = await startCluster({ members });
+    this.defer(() => cluster.stop());
+    return cluster;
+  }
+
+  async proxy(member: EtcdMember): Promise<TcpProxy> {
+    const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: member.clientPort });
+    this.defer(() => proxy.close());
+    return proxy;
+  }
+
+  /** Echo backends in child processes, one per name, started together. */
+  async backends(...names: string[]): Promise<Backend[]> {
+    const backends = names.map((name) => new Backend({ name }));
+    // Registered before start(): one that started before another failed is still killed.
+    this.defer(() => Promise.all(backends.map((b) => b.kill())));
+    await Promise.all(backends.map((b) => b.start()));
+    return backends;
+  }
+
+  etcdClient(client: Etcd3 | EtcdCluster): Etcd3 {
+    const etcd = client instanceof Etcd3 ? client : new Etcd3({ hosts: client.hosts });
+    this.defer(() => etcd.close());
+    return etcd;
+  }
+
+  pool(options: PoolOptions): AnchorPool {
+    const pool = createPool(options);
+    this.defer(() => pool.close());
+    return pool;
+  }
+
+  /** Stops everything, last started first; one failing step does not keep the others running. */
+  async stop(): Promise<void> {
+    for (let fn = this.#undo.pop(); fn !== undefined; fn = this.#undo.pop()) {
+      try {
+        await fn();
+      } catch {
+        // keep stopping the rest
+      }
+    }
+  }
+}
