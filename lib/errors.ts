@@ -2,20 +2,53 @@
  * Typed errors. Every error anchorpool raises is an AnchorPoolError with a stable
  * `code` string that callers may switch on; messages are for people and may change.
  * `retryable` says whether the same call can succeed later without a config change.
+ *
+ * Errors work across copies of the package: an application may end up with two
+ * installed copies (a library depending on another version), and each has its own
+ * classes. Every AnchorPoolError carries the brand `Symbol.for('anchorpool.error')`,
+ * a key shared by all copies, and `isAnchorPoolError()` and `instanceof AnchorPoolError`
+ * check the brand. `instanceof` a subclass (`PoolClosedError`, …) stays a prototype
+ * check, so it is true only for errors of the same copy: switch on `code` to be safe.
+ * The mapping of these errors to gRPC status codes is in `error-status.ts`.
  */
 
 export interface ErrorDetails {
   cause?: unknown;
 }
 
+/** Shared by every copy of anchorpool (a registered symbol); never change the key. */
+const BRAND: unique symbol = Symbol.for('anchorpool.error');
+
 export abstract class AnchorPoolError extends Error {
   abstract readonly code: string;
   abstract readonly retryable: boolean;
 
+  /**
+   * `err instanceof AnchorPoolError` also checks the brand, so it holds for an error
+   * from another copy of anchorpool (and stays true for whatever the prototype check
+   * accepts). Subclasses inherit this method: for them (`this` is the subclass) it is
+   * only the ordinary prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    const ordinary = Function.prototype[Symbol.hasInstance].call(this, value);
+    return this === AnchorPoolError ? ordinary || isAnchorPoolError(value) : ordinary;
+  }
+
   constructor(message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
+    // On the instance (the prototype would brand AnchorPoolError.prototype itself), and
+    // not enumerable: it stays out of JSON.stringify, util.inspect and object spreads.
+    Object.defineProperty(this, BRAND, { value: true });
   }
+}
+
+/**
+ * True for an error raised by any copy of anchorpool (it checks the shared brand, not
+ * the class of this copy), so `err.code` and `err.retryable` can be read.
+ */
+export function isAnchorPoolError(err: unknown): err is AnchorPoolError {
+  return typeof err === 'object' && err !== null && (err as { [BRAND]?: unknown })[BRAND] === true;
 }
 
 /** An option passed to anchorpool is invalid. The message lists every problem and its path. */
@@ -52,10 +85,6 @@ export class EtcdAuthError extends AnchorPoolError {
 export class PoolClosedError extends AnchorPoolError {
   readonly code = 'ANCHORPOOL_CLOSED';
   readonly retryable = false;
-}
-
-export function isAnchorPoolError(err: unknown): err is AnchorPoolError {
-  return err instanceof AnchorPoolError;
 }
 
 /** `pool.ready()` saw no READY anchor before its timeout. */
