@@ -1,4 +1,4 @@
-// npm run demo / anchorpool demo: anchorpool end to end on a fresh machine, in about
+// npm run demo: anchorpool end to end on a fresh machine, in about
 // twenty seconds. It starts its own etcd through etcd-dev (installing it from Debian's
 // packages if needed and possible) and real grpc-js echo backends that answer the
 // standard health check, registers them with the real etcdctl (printing every command),
@@ -8,14 +8,11 @@
 // Everything it started is stopped on success, on failure and on Ctrl-C or SIGTERM.
 //
 // This file is the story and its order; the pieces live in scripts/demo/.
-import { realpathSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { DEMO_HELP, parseDemoArgs, type DemoOptions } from '../lib/cli/demo-args.js';
-import { UsageError } from '../lib/cli/usage-error.js';
-import { createPool, type AnchorPool } from '../lib/pool.js';
+import { createPool, type AnchorPool } from '../lib/index.js';
 import { ensureEtcdInstalled, etcdctl, startCluster, type EtcdCluster } from '../etcd-dev/etcd-dev.mjs';
-import { Backend } from './echo/backend.js';
+import { Backend } from '../testkit/echo/backend.js';
+import { DEMO_HELP, parseDemoArgs, UsageError, type DemoOptions } from './demo/args.js';
 import { colorPaint, plainPaint, visibleLength, type Paint } from './demo/ansi.js';
 import { Chart, summary } from './demo/chart.js';
 import { checkHealth } from './demo/health.js';
@@ -25,8 +22,6 @@ import { LiveScreen, PlainScreen, type Screen } from './demo/screen.js';
 import { etcdctlCommandLine } from './demo/shell.js';
 import { catchInterruptions, signalExitCode } from './demo/signals.js';
 import { Teardown } from './demo/teardown.js';
-
-export type { DemoOptions } from '../lib/cli/demo-args.js';
 
 const PREFIX = 'services/echo/';
 const TARGET = `etcd:///${PREFIX}`;
@@ -247,30 +242,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   return code;
 }
 
-/** True when this file is the script node was asked to run (not imported by the CLI). */
-function isMainScript(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
+// The entry of `npm run demo` (node build/scripts/demo.js); nothing imports this file.
+let options: DemoOptions | undefined;
+try {
+  options = parseDemoArgs(process.argv.slice(2));
+} catch (err) {
+  const code = (err as { code?: string }).code ?? '';
+  if (!(err instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw err;
+  process.stderr.write(`demo: ${(err as Error).message}\n\n${DEMO_HELP}\n`);
+  process.exitCode = 2;
 }
-
-if (isMainScript()) {
-  let options: DemoOptions | undefined;
-  try {
-    options = parseDemoArgs(process.argv.slice(2));
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? '';
-    if (!(err instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw err;
-    process.stderr.write(`demo: ${(err as Error).message}\n\n${DEMO_HELP}\n`);
-    process.exitCode = 2;
-  }
-  if (options === undefined) {
-    if (process.exitCode === undefined) process.stdout.write(`${DEMO_HELP}\n`);
-  } else {
-    process.exitCode = await runDemo(options);
-  }
+if (options === undefined) {
+  if (process.exitCode === undefined) process.stdout.write(`${DEMO_HELP}\n`);
+} else {
+  process.exitCode = await runDemo(options);
 }

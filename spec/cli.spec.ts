@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
-import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { startBackend } from './support/backend.js';
+import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { startBackend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
 const cluster = await startEtcd(t);

@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
 
-const BIN = fileURLToPath(new URL('../../bin/anchorpool.js', import.meta.url));
 const DEMO = fileURLToPath(new URL('../scripts/demo.js', import.meta.url));
 
 interface Demo {
@@ -115,7 +114,7 @@ function assertNothingLeft(t: Test, output: string, expectedNames: string[]): vo
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 t.test('a short run: real etcdctl commands, health checks, leases on every anchor, and nothing left behind', async (t) => {
-  const demo = startDemo([BIN, 'demo', '--duration', '8']);
+  const demo = startDemo([DEMO, '--duration', '8']);
   const { code } = await exitWithin(demo, 40_000);
   const out = demo.output();
   t.equal(code, 0, 'exit code 0');
@@ -195,30 +194,34 @@ t.test('--interactive: the printed etcdctl commands work as typed, and Ctrl-C en
 });
 
 t.test('usage: --help, bad flags exit 2 with a clear message', async (t) => {
-  const run = async (argv: string[]) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: CommandIo = { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, interrupted: Promise.resolve() };
-    return { code: await main(argv, io), out: out.join('\n'), err: err.join('\n') };
+  const run = (argv: string[]) => {
+    const r = spawnSync(process.execPath, [DEMO, ...argv], { encoding: 'utf8' });
+    return { code: r.status, out: r.stdout, err: r.stderr };
   };
-  const help = await run(['demo', '--help']);
+  const help = run(['--help']);
   t.equal(help.code, 0);
-  t.match(help.out, /usage: anchorpool demo \[--duration SECONDS \| --quick\] \[--interactive\]/);
-  t.match((await run(['--help'])).out, /demo {9}a live demo/, 'listed in the command overview');
+  t.match(help.out, /usage: npm run demo -- \[--duration SECONDS \| --quick\] \[--interactive\]/);
   const cases: [string[], RegExp][] = [
-    [['demo', '--bogus'], /Unknown option '--bogus'/],
-    [['demo', '--duration', 'soon'], /--duration must be a number of seconds from 4 to 86400, got "soon"/],
-    [['demo', '--duration', '1'], /--duration must be a number of seconds from 4/],
-    [['demo', '--duration', '8', '--quick'], /--duration and --quick cannot be combined/],
-    [['demo', '--interactive', '--quick'], /--interactive runs until Ctrl-C/],
-    [['demo', 'extra'], /Unexpected argument 'extra'/],
+    [['--bogus'], /demo: Unknown option '--bogus'.*\n\nusage: npm run demo/s],
+    [['--duration', 'soon'], /--duration must be a number of seconds from 4 to 86400, got "soon"/],
+    [['--duration', '1'], /--duration must be a number of seconds from 4/],
+    [['--duration', '8', '--quick'], /--duration and --quick cannot be combined/],
+    [['--interactive', '--quick'], /--interactive runs until Ctrl-C/],
+    [['extra'], /Unexpected argument 'extra'/],
   ];
   for (const [argv, message] of cases) {
-    const { code, err } = await run(argv);
-    t.equal(code, 2, `${argv.join(' ')} exits 2`);
+    const { code, err } = run(argv);
+    t.equal(code, 2, `npm run demo -- ${argv.join(' ')} exits 2`);
     t.match(err, message, argv.join(' '));
   }
-  const direct = spawnSync(process.execPath, [DEMO, '--bogus'], { encoding: 'utf8' });
-  t.equal(direct.status, 2, 'npm run demo -- --bogus exits 2');
-  t.match(direct.stderr, /demo: Unknown option '--bogus'.*\n\nusage: anchorpool demo/s);
+});
+
+t.test('the packaged CLI has no demo command (the demo runs from the repository only)', async (t) => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CommandIo = { out: (l) => out.push(l), err: (l) => err.push(l), env: {}, interrupted: Promise.resolve() };
+  t.equal(await main(['--help'], io), 0);
+  t.notMatch(out.join('\n'), /demo/, 'not listed in the command overview');
+  t.equal(await main(['demo'], io), 2, 'anchorpool demo is an unknown command');
+  t.match(err.join('\n'), /unknown command "demo"/);
 });

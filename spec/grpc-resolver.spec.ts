@@ -6,8 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { registerAnchorpool } from '../lib/grpc/register.js';
 import { silentLogger } from '../lib/logger.js';
-import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { callEcho, EchoClient, startBackend, type Backend } from './support/backend.js';
+import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 
 const cluster = await startEtcd(t);
 registerAnchorpool({ etcd: { hosts: cluster.hosts }, logger: silentLogger });

@@ -5,8 +5,8 @@ import type { Test } from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
-import { etcdctl, leaderOf, startEtcd, waitFor, type EtcdCluster } from './support/etcd.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { etcdctl, leaderOf, startEtcd, waitFor, type EtcdCluster } from '../testkit/tap-etcd.js';
+import { startTcpProxy } from '../testkit/tcp-proxy.js';
 
 /** Whether a process with this pid exists (process.kill(pid, 0) throws when it does not). */
 function pidExists(pid: number): boolean {

@@ -5,8 +5,8 @@ import { createPool } from '../lib/pool.js';
 import { serveMetrics } from '../lib/metrics.js';
 import { silentLogger } from '../lib/logger.js';
 import { main } from '../lib/cli/main.js';
-import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { startBackend } from './support/backend.js';
+import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { startBackend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
 const cluster = await startEtcd(t);

@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createPool, type AnchorPool } from '../lib/pool.js';
 import type { PoolOptions } from '../lib/pool-config.js';
 import { silentLogger } from '../lib/logger.js';
-import { callEcho, EchoClient, startBackend } from './support/backend.js';
-import { waitFor } from './support/etcd.js';
+import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
+import { waitFor } from '../testkit/tap-etcd.js';
 
 const backend = await startBackend(t, { name: 'solo' });
 

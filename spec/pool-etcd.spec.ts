@@ -3,8 +3,8 @@
 import t from 'tap';
 import { createPool } from '../lib/pool.js';
 import { silentLogger } from '../lib/logger.js';
-import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { callEcho, EchoClient, startBackend, type Backend } from './support/backend.js';
+import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { runFixture } from './support/fixture-process.js';
 
 

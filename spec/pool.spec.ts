@@ -6,9 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createPool, type AnchorPool } from '../lib/pool.js';
 import type { PoolOptions } from '../lib/pool-config.js';
 import { silentLogger } from '../lib/logger.js';
-import { callEcho, EchoClient, startBackend, type Backend } from './support/backend.js';
+import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 
-import { waitFor } from './support/etcd.js';
+import { waitFor } from '../testkit/tap-etcd.js';
 
 function newPool(t: Test, options: PoolOptions): AnchorPool {
   const pool = createPool({ logger: silentLogger, ...options });

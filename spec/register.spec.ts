@@ -14,10 +14,10 @@ import { silentLogger } from '../lib/logger.js';
 import { register, registrationValue, type Registration, type RegistrationOptions } from '../lib/register.js';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
-import { etcdctl, startEtcd, waitFor, type EtcdCluster } from './support/etcd.js';
-import { capturingLogger, directClient } from './support/source.js';
+import { etcdctl, startEtcd, waitFor, type EtcdCluster } from '../testkit/tap-etcd.js';
+import { capturingLogger, directClient } from '../testkit/tap-source.js';
 import { runFixture } from './support/fixture-process.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
+import { startTcpProxy } from '../testkit/tcp-proxy.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
 const cluster = await startEtcd(t);

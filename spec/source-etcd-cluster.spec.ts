@@ -5,9 +5,9 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { createSource } from '../lib/create-source.js';
-import { leaderOf, startEtcd, waitFor } from './support/etcd.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
-import { capturingLogger, converge } from './support/source.js';
+import { leaderOf, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { startTcpProxy, type TcpProxy } from '../testkit/tcp-proxy.js';
+import { capturingLogger, converge } from '../testkit/tap-source.js';
 
 const cluster = await startEtcd(t, { members: 3 });
 // One proxy per member, so the test can see which member the source talks to.

@@ -5,9 +5,9 @@ import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSource } from '../lib/create-source.js';
 import type { ResyncInfo } from '../lib/source.js';
-import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { startTcpProxy } from './support/tcp-proxy.js';
-import { capturingLogger, converge, directClient, once, sourceView } from './support/source.js';
+import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { startTcpProxy } from '../testkit/tcp-proxy.js';
+import { capturingLogger, converge, directClient, once, sourceView } from '../testkit/tap-source.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 import { runFixture } from './support/fixture-process.js';
 

@@ -4,8 +4,8 @@ import t, { type Test } from 'tap';
 import { createSource } from '../lib/create-source.js';
 import type { EndpointChange } from '../lib/source.js';
 import type { InvalidEndpoint } from '../lib/desired-state.js';
-import { etcdctl, startEtcd, waitFor } from './support/etcd.js';
-import { capturingLogger, converge, directClient, sourceView } from './support/source.js';
+import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { capturingLogger, converge, directClient, sourceView } from '../testkit/tap-source.js';
 
 const cluster = await startEtcd(t);
 const hosts = cluster.hosts;

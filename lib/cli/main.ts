@@ -2,7 +2,6 @@
 import type { CommandIo } from './command-io.js';
 import { STATUS_HELP, statusCommand } from './status-command.js';
 import { WATCH_HELP, watchCommand } from './watch-command.js';
-import { DEMO_HELP, demoCommand } from './demo-command.js';
 import { REGISTER_HELP, registerCommand } from './register-command.js';
 import { UsageError } from './usage-error.js';
 
@@ -12,7 +11,6 @@ commands:
   status       one snapshot: keys, anchors (--connect dials them), invalid keys, revision
   watch        the same view, live, as etcd and the anchors change
   register     register a backend under a prefix on a kept-alive lease until stopped
-  demo         a live demo: its own etcd, echo backends, etcdctl changes and a lease chart
 
 Run "anchorpool <command> --help" for the options of a command.`;
 
@@ -20,7 +18,6 @@ const commands: Record<string, { run: (argv: string[], io: CommandIo) => Promise
   status: { run: statusCommand, help: STATUS_HELP },
   watch: { run: watchCommand, help: WATCH_HELP },
   register: { run: registerCommand, help: REGISTER_HELP },
-  demo: { run: demoCommand, help: DEMO_HELP },
 };
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {

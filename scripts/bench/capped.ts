@@ -14,10 +14,9 @@
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { gcpEchoClient, offerLoad } from './load.js';
-import { createPool } from '../../lib/pool.js';
-import { silentLogger } from '../../lib/logger.js';
-import { Backend } from '../echo/backend.js';
-import { callEcho, EchoClient } from '../echo/echo-service.js';
+import { createPool, silentLogger } from '../../lib/index.js';
+import { Backend } from '../../testkit/echo/backend.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { interleave, medianOf, type BenchContext, type Scenario, type ScenarioResult } from './scenario.js';
 
 const MAX_STREAMS = 16;

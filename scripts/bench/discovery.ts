@@ -5,8 +5,7 @@
 //   put→change   from a put to the source's change event, measured on the same puts as a
 //                bare etcd3 watcher's put event (both listen at once)
 import { Etcd3 } from 'etcd3';
-import { createSource } from '../../lib/create-source.js';
-import { silentLogger } from '../../lib/logger.js';
+import { createSource, silentLogger } from '../../lib/index.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { interleave, quantile, summarize, type Scenario } from './scenario.js';
 import { putAll } from './etcd-writes.js';

@@ -4,9 +4,8 @@
 // 64 and 4,000 anchors. anchorpool's anchors are real: each is a READY connection to a
 // grpc-js backend in a child process. One sequential `await acquire(); release()` loop.
 import genericPool from 'generic-pool';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { silentLogger } from '../../lib/logger.js';
-import { Backend } from '../echo/backend.js';
+import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
+import { Backend } from '../../testkit/echo/backend.js';
 import { interleave, medianOf, type Scenario, type ScenarioRow } from './scenario.js';
 
 const SIZES = [8, 64, 4000];

@@ -2,7 +2,7 @@
 // with latency quantiles), and a client on the npm grpc-gcp channel pool, the Google peer.
 import * as grpc from '@grpc/grpc-js';
 import grpcGcp from 'grpc-gcp';
-import { EchoClient } from '../echo/echo-service.js';
+import { EchoClient } from '../../testkit/echo/echo-service.js';
 import { quantile } from './scenario.js';
 
 export interface Load {

@@ -18,10 +18,9 @@
 //   npm run bench -- --only multi-process [--quick]
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { createPool } from '../../lib/pool.js';
-import { silentLogger } from '../../lib/logger.js';
-import { ClusterBackend } from '../echo/cluster-backend.js';
-import { callEcho, EchoClient, type EchoReply } from '../echo/echo-service.js';
+import { createPool, silentLogger } from '../../lib/index.js';
+import { ClusterBackend } from '../../testkit/echo/cluster-backend.js';
+import { callEcho, EchoClient, type EchoReply } from '../../testkit/echo/echo-service.js';
 import { interleave, medianOf, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
 
 const WORKERS = 2;

@@ -7,7 +7,7 @@
 // anchors' socket events are processed between turns; each turn takes and returns a few
 // leases, enough for the round robin to visit every eligible anchor at least once. The
 // resolution is one turn: microseconds while the process is otherwise idle.
-import type { AnchorPool } from '../../lib/pool.js';
+import type { AnchorPool } from '../../lib/index.js';
 
 export class LeaseProbe {
   /** performance.now() of the first lease on the address since the probe started. */

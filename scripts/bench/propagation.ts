@@ -21,10 +21,9 @@
 // instead; its process start dominates, so those are reported in the notes only.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, type Watcher } from 'etcd3';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { silentLogger } from '../../lib/logger.js';
+import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
 import { ensureEtcdInstalled, etcdctl, startCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { Backend } from '../echo/backend.js';
+import { Backend } from '../../testkit/echo/backend.js';
 import { Marks } from './propagation-marks.js';
 import { LeaseProbe } from './propagation-probe.js';
 import { quantile, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow, within } from './scenario.js';

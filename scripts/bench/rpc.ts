@@ -8,12 +8,11 @@
 //   grpc-gcp   the npm grpc-gcp channel pool, maxSize 4
 // Reports calls/s and p50/p99 per contender, and its ratio to raw.
 import * as grpc from '@grpc/grpc-js';
-import { createPool } from '../../lib/pool.js';
-import { registerAnchorpool } from '../../lib/grpc/register.js';
-import { silentLogger } from '../../lib/logger.js';
+import { createPool, silentLogger } from '../../lib/index.js';
+import { registerAnchorpool } from '../../lib/grpc/index.js';
 import { ensureEtcdInstalled, etcdctl, startCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { Backend } from '../echo/backend.js';
-import { callEcho, EchoClient } from '../echo/echo-service.js';
+import { Backend } from '../../testkit/echo/backend.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { gcpEchoClient, offerLoad } from './load.js';
 import { interleave, medianOf, type Bar, type Scenario, type ScenarioRow } from './scenario.js';
 

@@ -12,8 +12,7 @@
 // again, and sends both readings to its parent.
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { createPool } from '../../lib/pool.js';
-import { silentLogger } from '../../lib/logger.js';
+import { createPool, silentLogger } from '../../lib/index.js';
 
 export type MemoryKind = 'anchorpool' | 'channels';
 

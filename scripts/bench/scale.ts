@@ -23,10 +23,9 @@
 //    sequential loop (the method of leases.ts, shortened), interleaved.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { silentLogger } from '../../lib/logger.js';
+import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { Backend } from '../echo/backend.js';
+import { Backend } from '../../testkit/echo/backend.js';
 import { measureMemory } from './scale-memory.js';
 import { putAll } from './etcd-writes.js';
 import { interleave, medianOf, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow, within } from './scenario.js';

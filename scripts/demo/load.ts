@@ -2,8 +2,8 @@
 // lease per call (pool.use → lease.client(EchoClient)). It counts calls, errors, and
 // the calls served through each anchor, exactly, for the summary at the end.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AnchorPool } from '../../lib/pool.js';
-import { callEcho, EchoClient } from '../echo/echo-service.js';
+import type { AnchorPool } from '../../lib/index.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 
 export interface AnchorCalls {
   key: string;

@@ -3,9 +3,8 @@
 // the connections and calls its server counts, and the totals. Rates are taken over the
 // last second of samples, so bars move smoothly yet follow a change within a second. An
 // anchor that just closed stays one more moment as a CLOSED row, so the eye sees it go.
-import type { AnchorState } from '../../lib/anchor.js';
-import type { AnchorPool } from '../../lib/pool.js';
-import type { Backend, BackendStats } from '../echo/backend.js';
+import type { AnchorPool, AnchorState } from '../../lib/index.js';
+import type { Backend, BackendStats } from '../../testkit/echo/backend.js';
 import type { Load } from './load.js';
 
 export const RATE_WINDOW_MILLIS = 1000;

@@ -4,8 +4,7 @@
 // after the anchor's eligibility flipped and before any further lease can be granted, so
 // "leases handed out while the anchor was not READY" is exact: the counter when it leaves
 // READY against the counter when it is READY again (or at the end, if it never is).
-import type { AnchorState } from '../../lib/anchor.js';
-import type { AnchorPool, AnchorStateEvent } from '../../lib/pool.js';
+import type { AnchorPool, AnchorState, AnchorStateEvent } from '../../lib/index.js';
 
 export interface DownWindow {
   readonly address: string;

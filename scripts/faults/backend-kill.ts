@@ -17,11 +17,9 @@
 //     3 s after the restart at worst. After that its share of leases is back to its
 //     weight, and the server counts its 2 connections again.
 import * as grpc from '@grpc/grpc-js';
-import type { AnchorState } from '../../lib/anchor.js';
-import { silentLogger } from '../../lib/logger.js';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { Backend } from '../echo/backend.js';
-import { callEcho, EchoClient } from '../echo/echo-service.js';
+import { type AnchorPool, type AnchorState, createPool, silentLogger } from '../../lib/index.js';
+import { Backend } from '../../testkit/echo/backend.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { AnchorWatch, type DownWindow } from './backend-kill-watch.js';
 import { check, sleep, type FaultContext, type FaultResult, type FaultScenario } from './fault.js';
 

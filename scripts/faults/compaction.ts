@@ -2,9 +2,9 @@
 // keys change, etcd is compacted past the pool's last revision, and the link comes back:
 // the watch cannot resume from its revision, so the pool must re-list, and end up equal
 // to etcd.
-import type { ResyncInfo } from '../../lib/source.js';
+import type { ResyncInfo } from '../../lib/index.js';
 import { etcdctl } from '../../etcd-dev/etcd-dev.mjs';
-import { convergePool, describeDiff } from './etcd-truth.js';
+import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
 

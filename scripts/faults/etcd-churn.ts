@@ -2,12 +2,11 @@
 // second on 100 keys while the leader, and then the member carrying the pool's watch, are
 // SIGKILLed and restarted. Afterwards the pool's endpoints and anchors equal etcd's, and
 // the longest time any key's view trailed etcd is reported.
-import { etcdOptionsSchema } from '../../lib/config.js';
-import { createEtcdClient, type EtcdConnection } from '../../lib/etcd-client.js';
+import { createEtcdClient, type EtcdConnection, etcdOptionsSchema } from '../../lib/internal.js';
 import { leaderOf } from '../../etcd-dev/etcd-dev.mjs';
-import type { TcpProxy } from '../../spec/support/tcp-proxy.js';
+import type { TcpProxy } from '../../testkit/tcp-proxy.js';
 import { ChurnWriter } from './churn-writer.js';
-import { convergePool, describeDiff } from './etcd-truth.js';
+import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
 import { ViewLag } from './view-lag.js';

@@ -1,7 +1,7 @@
 // Fault 2: etcd fully down (single node, SIGKILLed) for 30 s while leases flow. The pool
 // keeps serving the last-known backends for the whole outage, and changes made after etcd
 // is back arrive.
-import { convergePool, describeDiff } from './etcd-truth.js';
+import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { LeaseLoad, percent } from './lease-load.js';
 import { FaultRig } from './rig.js';

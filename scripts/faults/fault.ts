@@ -1,7 +1,7 @@
 // The shape every fault scenario shares. A scenario sets up real etcd members and real
 // backends, breaks something, and returns its headline figure plus one check per bar of
 // the issue. The runner (index.ts) prints them and fails on a miss; spec/faults.spec.ts
-// runs the short profile of the same code inside `npm test`.
+// runs the short profile of the same runner inside `npm test`.
 
 export interface FaultContext {
   /** The shortened profile `npm test` runs (same checks, smaller sizes and durations). */
@@ -12,23 +12,11 @@ export interface FaultContext {
   log(line: string): void;
 }
 
-export interface FaultCheck {
-  /** The bar as the issue states it, e.g. "0 lost, 0 phantom". */
-  readonly label: string;
-  readonly pass: boolean;
-  /** The measured figure behind the verdict. */
-  readonly detail: string;
-}
+import type { FaultCheck, FaultResult } from '../../testkit/fault-process.js';
 
-export interface FaultResult {
-  readonly id: string;
-  readonly title: string;
-  /** One line: the scenario's measured figure(s). */
-  readonly figure: string;
-  readonly checks: readonly FaultCheck[];
-  /** Settings that shape the figure (durations, counts, periods). */
-  readonly settings: Readonly<Record<string, string | number>>;
-}
+// The result shape is the protocol between a scenario's process and its parent, so it
+// lives in the test kit (testkit/fault-process.ts), which spec/faults.spec.ts shares.
+export type { FaultCheck, FaultResult } from '../../testkit/fault-process.js';
 
 export interface FaultScenario {
   readonly id: string;

@@ -13,15 +13,11 @@
 //     count: it reaches the parser as a view into the received gRPC message and is never
 //     decoded to a string, on the real path and in a direct call.
 import { Etcd3 } from 'etcd3';
-import { createSource } from '../../lib/create-source.js';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { DesiredState, type InvalidEndpoint, type KeyValue } from '../../lib/desired-state.js';
-import { DEFAULT_LIMITS, parseEndpointValue } from '../../lib/endpoint.js';
-import type { EndpointSnapshot } from '../../lib/source.js';
-import { silentLogger } from '../../lib/logger.js';
+import { type AnchorPool, createPool, createSource, DEFAULT_LIMITS, type EndpointSnapshot, type InvalidEndpoint, parseEndpointValue, silentLogger } from '../../lib/index.js';
+import { DesiredState, type KeyValue } from '../../lib/internal.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { Backend } from '../echo/backend.js';
-import { EchoClient, callEcho } from '../echo/echo-service.js';
+import { Backend } from '../../testkit/echo/backend.js';
+import { EchoClient, callEcho } from '../../testkit/echo/echo-service.js';
 import { check, sleep, type FaultCheck, type FaultScenario } from './fault.js';
 import { fuzzValues, type FuzzValue, type Verdict } from './fuzz-values.js';
 

@@ -1,8 +1,8 @@
 // Fault 4: half-open stream. The TCP proxy between the pool and etcd freezes without
 // closing anything, so no error ever reaches the watch. The watchdog must notice the
 // silence within its period (quiet time + probe deadline) and resync over a new connection.
-import type { ResyncInfo } from '../../lib/source.js';
-import { convergePool, describeDiff } from './etcd-truth.js';
+import type { ResyncInfo } from '../../lib/index.js';
+import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
 

@@ -6,10 +6,14 @@
 //   --only a,b     run only these scenario ids
 //   --json         print the results as JSON as well
 //   --child        (internal) run the one --only scenario in this process and print its result
+//   --list         (internal) print the scenarios' ids and titles as JSON (spec/faults.spec.ts)
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { RESULT_MARK, runIsolated } from '../../testkit/fault-process.js';
 import type { FaultContext, FaultResult, FaultScenario } from './fault.js';
-import { RESULT_MARK, runIsolated } from './isolated.js';
 import { SCENARIOS } from './scenarios.js';
+
+const ENTRY = fileURLToPath(import.meta.url);
 
 function render(result: FaultResult): string {
   const ok = result.checks.every((c) => c.pass);
@@ -30,11 +34,15 @@ async function runHere(scenario: FaultScenario, context: FaultContext): Promise<
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { child: { type: 'boolean' }, short: { type: 'boolean' }, minutes: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { child: { type: 'boolean' }, list: { type: 'boolean' }, short: { type: 'boolean' }, minutes: { type: 'string' }, only: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   const ids = SCENARIOS.map((s) => s.id);
   if (values.help) {
     process.stdout.write(`usage: npm run test:faults -- [--short] [--minutes N] [--json] [--only ${ids.join(',')}]\n`);
+    return 0;
+  }
+  if (values.list) {
+    process.stdout.write(`${JSON.stringify(SCENARIOS.map(({ id, title }) => ({ id, title })))}\n`);
     return 0;
   }
   const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
@@ -69,7 +77,7 @@ async function main(): Promise<number> {
   for (const scenario of SCENARIOS.filter((s) => only === undefined || only.includes(s.id))) {
     context.log(`${scenario.id}: ${scenario.title}`);
     const t0 = Date.now();
-    const result = await runIsolated(scenario.id, scenario.title, { short: context.short, ...(minutes === undefined ? {} : { minutes }), log: (line) => process.stderr.write(`${line}\n`) });
+    const result = await runIsolated(ENTRY, scenario.id, scenario.title, { short: context.short, ...(minutes === undefined ? {} : { minutes }), log: (line) => process.stderr.write(`${line}\n`) });
     context.log(`${scenario.id}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     results.push(result);
     process.stdout.write(`${render(result)}\n`);

@@ -1,9 +1,8 @@
 // Leases flowing while a fault happens: `loops` callers each acquire a lease, make one
 // Echo call on its channel, and release it, until stopped. Every acquire and call outcome
 // is counted, so a scenario can say "100% of acquires succeeded".
-import type { AnchorPool } from '../../lib/pool.js';
-import { isAnchorPoolError } from '../../lib/errors.js';
-import { callEcho, EchoClient } from '../echo/echo-service.js';
+import { type AnchorPool, isAnchorPoolError } from '../../lib/index.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 
 export interface LoadCounts {
   acquired: number;

@@ -2,10 +2,8 @@
 // the pool's accounting as it was; leaked leases are reported with their acquire stack;
 // aborted waiters leave nothing behind (no queue entry, no abort listener, no timer).
 import { getEventListeners } from 'node:events';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import { isAnchorPoolError } from '../../lib/errors.js';
-import type { LeaseLeakEvent } from '../../lib/pool.js';
-import { Backend } from '../echo/backend.js';
+import { type AnchorPool, createPool, isAnchorPoolError, type LeaseLeakEvent } from '../../lib/index.js';
+import { Backend } from '../../testkit/echo/backend.js';
 import { check, sleep, type FaultCheck, type FaultScenario } from './fault.js';
 
 /** The `code` of what fn throws (or rejects with), or a description of what happened instead. */

@@ -2,11 +2,10 @@
 // pools — registered as it is started and stopped by one stop(), last started first,
 // whether the scenario passed, missed or threw.
 import { Etcd3 } from 'etcd3';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import type { PoolOptions } from '../../lib/pool-config.js';
+import { type AnchorPool, createPool, type PoolOptions } from '../../lib/index.js';
 import { startCluster, type EtcdCluster, type EtcdMember } from '../../etcd-dev/etcd-dev.mjs';
-import { startTcpProxy, type TcpProxy } from '../../spec/support/tcp-proxy.js';
-import { Backend } from '../echo/backend.js';
+import { startTcpProxy, type TcpProxy } from '../../testkit/tcp-proxy.js';
+import { Backend } from '../../testkit/echo/backend.js';
 
 export class FaultRig {
   readonly #undo: (() => unknown)[] = [];

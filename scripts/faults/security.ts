@@ -21,13 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureEtcdInstalled, etcdctl, startCluster, type EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
-import { EtcdAuthError, EtcdUnavailableError, ReadyTimeoutError } from '../../lib/errors.js';
-import type { LogFields, Logger } from '../../lib/logger.js';
-import { createPool, type AnchorPool } from '../../lib/pool.js';
-import type { PoolOptions } from '../../lib/pool-config.js';
-import { Backend } from '../echo/backend.js';
-import { callEcho, EchoClient } from '../echo/echo-service.js';
-import { keyMaterialLines, makeCertificates, type CertFiles } from './certs.js';
+import { type AnchorPool, createPool, EtcdAuthError, EtcdUnavailableError, type LogFields, type Logger, type PoolOptions, ReadyTimeoutError } from '../../lib/index.js';
+import { Backend } from '../../testkit/echo/backend.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
+import { keyMaterialLines, makeCertificates, type CertFiles } from '../../testkit/certs.js';
 import { check, sleep, type FaultCheck, type FaultScenario } from './fault.js';
 
 const PREFIX = 'services/sec/';

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { AnchorPool } from '../../lib/pool.js';
+import type { AnchorPool } from '../../lib/index.js';
 import { ChurnWriter } from './churn-writer.js';
-import { convergePool, describeDiff } from './etcd-truth.js';
+import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { LeaseLoad, percent } from './lease-load.js';
 import { FaultRig } from './rig.js';

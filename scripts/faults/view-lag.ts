@@ -2,7 +2,7 @@
 // its key, and the clock stops when the pool's view of that key shows the written value
 // (or the key's absence). A key written again before the pool caught up keeps its first
 // start time, so the figure is the longest stretch any key was behind.
-import type { AnchorPool } from '../../lib/pool.js';
+import type { AnchorPool } from '../../lib/index.js';
 
 export class ViewLag {
   readonly #pool: AnchorPool;

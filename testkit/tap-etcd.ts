@@ -18,11 +18,11 @@ import {
   type EtcdCluster,
   type EtcdctlOptions,
   type EtcdctlResult,
-} from '../../etcd-dev/etcd-dev.mjs';
+} from '../etcd-dev/etcd-dev.mjs';
 import { registerExitCleanup } from './process-cleanup.js';
 
-export type { EtcdCluster, EtcdctlOptions, EtcdctlResult } from '../../etcd-dev/etcd-dev.mjs';
-export { EtcdMember, leaderOf } from '../../etcd-dev/etcd-dev.mjs';
+export type { EtcdCluster, EtcdctlOptions, EtcdctlResult } from '../etcd-dev/etcd-dev.mjs';
+export { EtcdMember, leaderOf } from '../etcd-dev/etcd-dev.mjs';
 
 export interface StartEtcdOptions {
   /** 1 (default) or 3 members. */

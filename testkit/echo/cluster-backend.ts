@@ -1,4 +1,4 @@
-// Starts scripts/echo/cluster-server.ts (a Node cluster primary and its workers sharing
+// Starts testkit/echo/cluster-server.ts (a Node cluster primary and its workers sharing
 // one port) as a child process, and stops all of it again: kill() ends the primary,
 // which kills its workers, and then makes sure no worker pid it reported is left. The
 // primary is also killed when this process exits, and it stops its workers by itself

@@ -1,12 +1,15 @@
 /**
- * The demo's command line: its flags, help text and validation. Shared by
- * `anchorpool demo` (lib/cli/demo-command.ts) and `npm run demo` (scripts/demo.ts), and
- * kept apart from both so neither imports the other.
+ * The command line of `npm run demo` (scripts/demo.ts): its flags, help text and
+ * validation, kept apart from the demo's story so it can be read (and tested) alone.
  */
 import { parseArgs } from 'node:util';
-import { UsageError } from './usage-error.js';
 
-export const DEMO_HELP = `usage: anchorpool demo [--duration SECONDS | --quick] [--interactive]
+/** A mistake on the demo's command line: printed with the usage, exit code 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+}
+
+export const DEMO_HELP = `usage: npm run demo -- [--duration SECONDS | --quick] [--interactive]
 
 Run anchorpool end to end on this machine: a dev etcd on a free loopback port, grpc-js
 echo backends (with the grpc.health.v1 service), registered with the real etcdctl, and a

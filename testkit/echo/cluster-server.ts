@@ -1,6 +1,6 @@
 // A multi-process Echo server: a Node `cluster` primary with CLUSTER_WORKERS workers (2
 // by default) that share one listening port, run as a child process by
-// scripts/echo/cluster-backend.ts. Each worker binds the same address with grpc-js's own
+// testkit/echo/cluster-backend.ts. Each worker binds the same address with grpc-js's own
 // bindAsync (cluster shares the listening socket between workers, port 0 included: the
 // first worker's random port is handed to the others) and answers Echo with
 // `{ server: "worker-<id>", peer }`, so a client can tell which process served each call

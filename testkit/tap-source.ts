@@ -3,12 +3,11 @@
 // state with what etcd holds.
 import type { Test } from 'tap';
 import { Etcd3 } from 'etcd3';
-import type { EndpointSource } from '../../lib/source.js';
-import type { Logger, LogFields } from '../../lib/logger.js';
-import { diffViews, etcdTruth } from '../../scripts/faults/etcd-truth.js';
-import { waitFor } from './etcd.js';
+import type { EndpointSource, Logger, LogFields } from '../lib/index.js';
+import { diffViews, etcdTruth } from './etcd-truth.js';
+import { waitFor } from './tap-etcd.js';
 
-export { diffViews, etcdTruth } from '../../scripts/faults/etcd-truth.js';
+export { diffViews, etcdTruth } from './etcd-truth.js';
 
 /** A plain etcd3 client for the test's own reads and writes; closed at teardown. */
 export function directClient(t: Test, hosts: string[]): Etcd3 {

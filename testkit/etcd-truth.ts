@@ -3,8 +3,7 @@
 // two after breaking something; "lost" is in etcd but not in the pool, "phantom" the
 // reverse, "stale" present in both with a different address or N.
 import type { Etcd3 } from 'etcd3';
-import type { AnchorPool } from '../../lib/pool.js';
-import { DEFAULT_LIMITS, parseEndpointValue, type ParseLimits } from '../../lib/endpoint.js';
+import { DEFAULT_LIMITS, parseEndpointValue, type AnchorPool, type ParseLimits } from '../lib/index.js';
 
 export interface ViewDiff {
   readonly lost: string[];

@@ -1,9 +1,9 @@
 // Echo backends for tap tests: started per test, killed at t.teardown even on failure.
 import type { Test } from 'tap';
-import { Backend, type BackendOptions } from '../../scripts/echo/backend.js';
+import { Backend, type BackendOptions } from './echo/backend.js';
 
-export { Backend, type BackendOptions, type BackendStats } from '../../scripts/echo/backend.js';
-export { callEcho, EchoClient, type EchoReply } from '../../scripts/echo/echo-service.js';
+export { Backend, type BackendOptions, type BackendStats } from './echo/backend.js';
+export { callEcho, EchoClient, type EchoReply } from './echo/echo-service.js';
 
 export async function startBackend(t: Test, options: BackendOptions = {}): Promise<Backend> {
   const backend = new Backend(options);

@@ -1,13 +1,30 @@
-// Runs one fault scenario in a process of its own (`index.js --child`), so one scenario's
-// heap, sockets, timers or crash cannot colour another's figures: the soak's heap samples
-// start from a clean process, and a scenario that takes its process down is a miss with a
-// reason, not the end of the suite.
+// Runs one fault scenario in a process of its own (the fault runner's `--child` mode), so
+// one scenario's heap, sockets, timers or crash cannot colour another's figures: the soak's
+// heap samples start from a clean process, and a scenario that takes its process down is a
+// miss with a reason, not the end of the suite. Shared by the runner
+// (scripts/faults/index.ts) and spec/faults.spec.ts, which both name the runner's built
+// entry; the result shape below is the protocol between the child and its parent.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import type { FaultResult } from './fault.js';
 
-const ENTRY = fileURLToPath(new URL('./index.js', import.meta.url));
 export const RESULT_MARK = 'FAULT-RESULT ';
+
+export interface FaultCheck {
+  /** The bar as the issue states it, e.g. "0 lost, 0 phantom". */
+  readonly label: string;
+  readonly pass: boolean;
+  /** The measured figure behind the verdict. */
+  readonly detail: string;
+}
+
+export interface FaultResult {
+  readonly id: string;
+  readonly title: string;
+  /** One line: the scenario's measured figure(s). */
+  readonly figure: string;
+  readonly checks: readonly FaultCheck[];
+  /** Settings that shape the figure (durations, counts, periods). */
+  readonly settings: Readonly<Record<string, string | number>>;
+}
 
 export interface IsolatedOptions {
   readonly short: boolean;
@@ -16,8 +33,9 @@ export interface IsolatedOptions {
   readonly log: (line: string) => void;
 }
 
-export function runIsolated(id: string, title: string, options: IsolatedOptions): Promise<FaultResult> {
-  const args = [ENTRY, '--child', '--only', id];
+/** Runs scenario `id` through the fault runner at `entry` (build/scripts/faults/index.js). */
+export function runIsolated(entry: string, id: string, title: string, options: IsolatedOptions): Promise<FaultResult> {
+  const args = [entry, '--child', '--only', id];
   if (options.short) args.push('--short');
   if (options.minutes !== undefined) args.push('--minutes', String(options.minutes));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
