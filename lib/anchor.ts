@@ -1,67 +1,38 @@
 /**
- * One anchored connection: a grpc-js Channel to one address, pinned by a distinct
- * channel arg and its own subchannel pool, so that N anchors are N HTTP/2 connections
- * and two pools never share one. It owns its channel's connectivity loop, its lease
- * count and its drain. It tells its owner when its state or its eligibility (READY, not
- * draining, below the lease cap) changes; the owner ignores events from anchors it has
- * replaced, and an anchor never reports after close().
+ * Anchor: one anchored connection to one address, the unit the anchor set manages for
+ * both paths — a grpc-js Channel for the lease pool (anchor-channel.ts) and a grpc-js
+ * subchannel for the anchored_round_robin policy (grpc/anchor-subchannel.ts). This base
+ * owns what the two share: identity by (key, index), the connectivity state, the lease
+ * count against its cap, eligibility and drain. A subclass only follows its transport
+ * (start, setState) and closes it (shutdown).
+ *
+ * Contract: the listener hears of every state change and every eligibility flip
+ * (eligible = READY, not draining, below the lease cap), synchronously, and of close()
+ * once; after close() the anchor never reports again and never touches its transport.
  */
-import { isIP } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
-import { parseAddress } from './address.js';
 
 export type AnchorState = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAILURE' | 'SHUTDOWN';
 
-const STATE_NAMES: Record<grpc.connectivityState, AnchorState> = {
-  [grpc.connectivityState.IDLE]: 'IDLE',
-  [grpc.connectivityState.CONNECTING]: 'CONNECTING',
-  [grpc.connectivityState.READY]: 'READY',
-  [grpc.connectivityState.TRANSIENT_FAILURE]: 'TRANSIENT_FAILURE',
-  [grpc.connectivityState.SHUTDOWN]: 'SHUTDOWN',
-};
-
-/** Larger values overflow Node's timers; the grpc-js default (30 min) would drop idle anchors. */
-export const MAX_IDLE_TIMEOUT_MILLIS = 2_147_483_647;
-
-/** The channel arg that makes each anchor's connection distinct. */
+/** The channel/subchannel arg that makes each anchor's connection distinct. */
 export const ANCHOR_ARG = 'anchorpool.anchor';
-
-export interface AnchorOwner {
-  anchorState(anchor: Anchor, state: AnchorState, previous: AnchorState): void;
-  anchorEligibility(anchor: Anchor, eligible: boolean): void;
-  anchorClosed(anchor: Anchor): void;
-}
 
 export interface AnchorSpec {
   readonly key: string;
   readonly index: number;
   readonly address: string;
-  readonly credentials: grpc.ChannelCredentials;
-  readonly channelOptions: grpc.ChannelOptions;
-  readonly maxLeases: number;
-  /** Distinguishes pools (and successive anchors for the same slot) in the anchor arg. */
-  readonly tag: string;
 }
 
-/**
- * The channel target for an address. IP literals get grpc-js's ipv4:/ipv6: schemes: the
- * default dns: resolver would build a DNS resolver per channel for nothing, which made
- * creating 10,000 anchors about 3x slower.
- */
-export function channelTarget(address: string): string {
-  const parsed = parseAddress(address);
-  if (!parsed.ok || parsed.value.kind !== 'tcp') return address;
-  const family = isIP(parsed.value.host);
-  return family === 4 ? `ipv4:${address}` : family === 6 ? `ipv6:${address}` : address;
+/** How an anchor reports to the one that created it (the anchor set). */
+export interface AnchorListener {
+  state(anchor: Anchor, state: AnchorState, previous: AnchorState): void;
+  eligibility(anchor: Anchor, eligible: boolean): void;
+  closed(anchor: Anchor): void;
 }
 
-type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C;
-
-export class Anchor {
+export abstract class Anchor {
   readonly key: string;
   readonly index: number;
   readonly address: string;
-  readonly channel: grpc.Channel;
   readonly maxLeases: number;
   #state: AnchorState = 'IDLE';
   #leases = 0;
@@ -70,23 +41,14 @@ export class Anchor {
   #closed = false;
   #eligible = false;
   #drainTimer: NodeJS.Timeout | undefined;
-  readonly #owner: AnchorOwner;
-  readonly #credentials: grpc.ChannelCredentials;
-  readonly #clients = new Map<ClientConstructor<grpc.Client>, grpc.Client>();
+  readonly #listener: AnchorListener;
 
-  constructor(spec: AnchorSpec, owner: AnchorOwner) {
+  constructor(spec: AnchorSpec, maxLeases: number, listener: AnchorListener) {
     this.key = spec.key;
     this.index = spec.index;
     this.address = spec.address;
-    this.maxLeases = spec.maxLeases;
-    this.#owner = owner;
-    this.#credentials = spec.credentials;
-    this.channel = new grpc.Channel(channelTarget(spec.address), spec.credentials, {
-      'grpc.client_idle_timeout_ms': MAX_IDLE_TIMEOUT_MILLIS,
-      ...spec.channelOptions,
-      [ANCHOR_ARG]: `${spec.tag}/${spec.key}#${spec.index}`,
-      'grpc.use_local_subchannel_pool': 1,
-    });
+    this.maxLeases = maxLeases;
+    this.#listener = listener;
   }
 
   get state(): AnchorState {
@@ -110,10 +72,11 @@ export class Anchor {
     return this.#eligible;
   }
 
-  /** Starts connecting and following the channel's state. */
-  start(): void {
-    this.#watch();
-  }
+  /** Starts connecting and following the transport's state. Called once, after the anchor is scheduled. */
+  abstract start(): void;
+
+  /** Stops following the transport and closes it; called once, from close(). */
+  protected abstract shutdown(): void;
 
   /** Counts a lease on this anchor. The caller checked `eligible`. */
   take(): void {
@@ -142,35 +105,22 @@ export class Anchor {
     this.#drainTimer.unref();
   }
 
-  /** A client stub on this anchor's channel, one per constructor. */
-  client<C extends grpc.Client>(Ctor: ClientConstructor<C>): C {
-    let client = this.#clients.get(Ctor as ClientConstructor<grpc.Client>);
-    if (client === undefined) {
-      client = new Ctor(this.address, this.#credentials, { channelOverride: this.channel });
-      this.#clients.set(Ctor as ClientConstructor<grpc.Client>, client);
-    }
-    return client as C;
-  }
-
   close(): void {
     if (this.#closed) return;
-    // Flag first: the connectivity loop must not kick a closed channel back to life.
+    // Flag first: a subclass's state loop must not touch a closed transport.
     this.#closed = true;
     this.#draining = true;
     clearTimeout(this.#drainTimer);
     this.#refresh();
-    this.channel.close();
-    this.#clients.clear();
+    this.shutdown();
     this.#setState('SHUTDOWN');
-    this.#owner.anchorClosed(this);
+    this.#listener.closed(this);
   }
 
-  #watch(): void {
-    if (this.#closed) return;
-    // `true` makes an IDLE channel connect: after a disconnect grpc-js waits in IDLE.
-    const current = this.channel.getConnectivityState(true);
-    this.#setState(STATE_NAMES[current]);
-    this.channel.watchConnectivityState(current, Infinity, () => this.#watch());
+  /** For subclasses: the transport's state changed. Ignored after close(). */
+  protected setState(state: AnchorState): void {
+    if (this.#closed && state !== 'SHUTDOWN') return;
+    this.#setState(state);
   }
 
   #setState(state: AnchorState): void {
@@ -178,13 +128,13 @@ export class Anchor {
     if (state === previous) return;
     this.#state = state;
     this.#refresh();
-    this.#owner.anchorState(this, state, previous);
+    this.#listener.state(this, state, previous);
   }
 
   #refresh(): void {
     const eligible = this.#state === 'READY' && !this.#draining && this.#leases < this.maxLeases;
     if (eligible === this.#eligible) return;
     this.#eligible = eligible;
-    this.#owner.anchorEligibility(this, eligible);
+    this.#listener.eligibility(this, eligible);
   }
 }

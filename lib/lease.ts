@@ -2,9 +2,13 @@
  * A Lease: one stream slot on one anchor, handed out by a pool. It exposes the
  * anchor's channel and a client-stub cache; release() gives the slot back exactly once.
  * `using lease = await pool.acquire()` and `await using` release it at scope end.
+ *
+ * Its bookkeeping (owner, released flag, leak timer) is private to this module: the
+ * broker reaches it through the functions below, which are not part of the public API.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Anchor } from './anchor.js';
+import type { ClientConstructor } from './anchor-channel.js';
 import { ForeignLeaseError, LeaseReleasedError } from './errors.js';
 
 export interface AcquireOptions {
@@ -16,23 +20,33 @@ export interface AcquireOptions {
   readonly priority?: number;
 }
 
-/** What a lease needs from its pool. */
+/** An anchor a lease can be taken on: the anchor base plus a channel and stubs on it. */
+export interface LeaseAnchor extends Anchor {
+  readonly channel: grpc.Channel;
+  client<C extends grpc.Client>(Ctor: ClientConstructor<C>): C;
+}
+
+/** What a lease calls back into: its broker. */
 export interface LeaseOwner {
   release(lease: Lease): void;
   /** release() unless already released or the owner has shut down (for scope ends and call ends). */
   releaseAtEnd(lease: Lease): void;
 }
 
-type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C;
+const CONSTRUCT = Symbol('anchorpool.lease');
+
+let settle: (lease: unknown, owner: LeaseOwner) => LeaseAnchor;
+let setLeakTimer: (lease: Lease, timer: NodeJS.Timeout) => void;
 
 export class Lease {
   readonly #owner: LeaseOwner;
-  readonly #anchor: Anchor;
+  readonly #anchor: LeaseAnchor;
   #released = false;
-  /** Set when leak detection is on: when the lease was taken and where. */
-  leakTimer: NodeJS.Timeout | undefined;
+  #leakTimer: NodeJS.Timeout | undefined;
 
-  constructor(owner: LeaseOwner, anchor: Anchor) {
+  /** Leases are made by pools only. */
+  constructor(token: typeof CONSTRUCT, owner: LeaseOwner, anchor: LeaseAnchor) {
+    if (token !== CONSTRUCT) throw new TypeError('leases are handed out by pool.acquire(), not constructed');
     this.#owner = owner;
     this.#anchor = anchor;
   }
@@ -61,6 +75,10 @@ export class Lease {
     return this.#anchor.client(Ctor);
   }
 
+  /**
+   * Gives the slot back. Throws LeaseReleasedError on a second release, and
+   * PoolClosedError once the pool's close() has finished (the lease was reclaimed).
+   */
   release(): void {
     this.#owner.release(this);
   }
@@ -74,18 +92,39 @@ export class Lease {
     this.#owner.releaseAtEnd(this);
   }
 
-  /**
-   * Marks `lease` released on behalf of `owner` and returns its anchor. Throws a typed
-   * error for a lease of another pool, a non-lease, or a second release.
-   */
-  static settle(lease: unknown, owner: LeaseOwner): Anchor {
-    if (!(lease instanceof Lease) || lease.#owner !== owner) {
-      throw new ForeignLeaseError('release() was given an object that is not a lease of this pool');
-    }
-    if (lease.#released) {
-      throw new LeaseReleasedError(`the lease on ${lease.key}#${lease.anchor} (${lease.address}) was already released`);
-    }
-    lease.#released = true;
-    return lease.#anchor;
+  static {
+    settle = (lease, owner) => {
+      if (!(lease instanceof Lease) || lease.#owner !== owner) {
+        throw new ForeignLeaseError('release() was given an object that is not a lease of this pool');
+      }
+      if (lease.#released) {
+        throw new LeaseReleasedError(`the lease on ${lease.key}#${lease.anchor} (${lease.address}) was already released`);
+      }
+      lease.#released = true;
+      if (lease.#leakTimer !== undefined) clearTimeout(lease.#leakTimer);
+      return lease.#anchor;
+    };
+    setLeakTimer = (lease, timer) => {
+      lease.#leakTimer = timer;
+    };
   }
+}
+
+/** For the broker: a new lease on `anchor`. */
+export function newLease(owner: LeaseOwner, anchor: LeaseAnchor): Lease {
+  return new Lease(CONSTRUCT, owner, anchor);
+}
+
+/**
+ * For the broker: marks `lease` released on behalf of `owner` (stopping its leak timer)
+ * and returns its anchor. Throws a typed error for a lease of another pool, a non-lease,
+ * or a second release.
+ */
+export function settleLease(lease: unknown, owner: LeaseOwner): LeaseAnchor {
+  return settle(lease, owner);
+}
+
+/** For the broker: the leak-detection timer of a lease, cleared when it is released. */
+export function attachLeakTimer(lease: Lease, timer: NodeJS.Timeout): void {
+  setLeakTimer(lease, timer);
 }

@@ -16,8 +16,21 @@
  *   anchorpool_resyncs_total             re-listings of the etcd prefix
  *   anchorpool_etcd_connected            1 while connected to etcd (static targets: 1)
  */
+import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { ConfigError } from './errors.js';
+
+type PromClient = typeof import('prom-client');
+
+/** prom-client is an optional peer dependency, loaded on first use, not when anchorpool is imported. */
+function promClient(): PromClient {
+  try {
+    return createRequire(import.meta.url)('prom-client') as PromClient;
+  } catch (err) {
+    throw new ConfigError('metrics need the optional peer dependency prom-client: npm install prom-client', { cause: err });
+  }
+}
 
 /** What the metrics read from a pool. */
 export interface MetricsSource {
@@ -31,13 +44,14 @@ export interface MetricsSource {
     timeouts: number;
     source: { connected: boolean; resyncs: number };
   };
-  observeAcquireWait(observer: (seconds: number) => void): void;
+  /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
+  observeWaits(observer: (seconds: number) => void): () => void;
 }
 
 /** A counter that follows a monotonically growing number read at scrape time. */
-function followingCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+function followingCounter(prom: PromClient, registry: Registry, name: string, help: string, read: () => number): Counter {
   let seen = 0;
-  return new Counter({
+  return new prom.Counter({
     name,
     help,
     registers: [registry],
@@ -49,8 +63,8 @@ function followingCounter(registry: Registry, name: string, help: string, read: 
   });
 }
 
-function gauge(registry: Registry, name: string, help: string, read: () => number): Gauge {
-  return new Gauge({
+function gauge(prom: PromClient, registry: Registry, name: string, help: string, read: () => number): Gauge {
+  return new prom.Gauge({
     name,
     help,
     registers: [registry],
@@ -60,7 +74,18 @@ function gauge(registry: Registry, name: string, help: string, read: () => numbe
   });
 }
 
-export function registerPoolMetrics(pool: MetricsSource, registry: Registry = new Registry()): Registry {
+/**
+ * Registers a pool's series in `registry` (a new one when omitted) and returns it. A
+ * registry that already holds anchorpool series (of another pool) is refused with a
+ * ConfigError: prom-client allows one series per name, so give each pool its own
+ * registry (Registry.merge() combines them for one /metrics).
+ */
+export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Registry {
+  const prom = promClient();
+  const registry = given ?? new prom.Registry();
+  if (registry.getSingleMetric('anchorpool_endpoints') !== undefined) {
+    throw new ConfigError('pool.metrics(): this registry already holds anchorpool series of another pool; give each pool its own registry');
+  }
   // One stats() per scrape, shared by every series.
   let cached: ReturnType<MetricsSource['stats']> | undefined;
   let cachedAt = -1;
@@ -72,10 +97,10 @@ export function registerPoolMetrics(pool: MetricsSource, registry: Registry = ne
     }
     return cached;
   };
-  gauge(registry, 'anchorpool_endpoints', 'Endpoint entries (valid keys) under the watched prefix.', () => stats().endpoints);
-  gauge(registry, 'anchorpool_invalid_keys', 'Keys under the prefix whose value is invalid.', () => stats().invalid.length);
-  gauge(registry, 'anchorpool_anchors_wanted', 'Sum of the anchor counts of all entries.', () => stats().anchors.wanted);
-  new Gauge({
+  gauge(prom, registry, 'anchorpool_endpoints', 'Endpoint entries (valid keys) under the watched prefix.', () => stats().endpoints);
+  gauge(prom, registry, 'anchorpool_invalid_keys', 'Keys under the prefix whose value is invalid.', () => stats().invalid.length);
+  gauge(prom, registry, 'anchorpool_anchors_wanted', 'Sum of the anchor counts of all entries.', () => stats().anchors.wanted);
+  new prom.Gauge({
     name: 'anchorpool_anchors',
     help: 'Anchored connections by state; state="DRAINING" counts anchors being drained.',
     labelNames: ['state'],
@@ -86,19 +111,19 @@ export function registerPoolMetrics(pool: MetricsSource, registry: Registry = ne
       this.set({ state: 'DRAINING' }, draining);
     },
   });
-  gauge(registry, 'anchorpool_leases_held', 'Leases currently held.', () => stats().leased);
-  followingCounter(registry, 'anchorpool_leases_acquired_total', 'Leases handed out.', () => stats().acquired);
-  gauge(registry, 'anchorpool_waiters', 'Callers waiting for a lease.', () => stats().waiting);
-  followingCounter(registry, 'anchorpool_acquire_timeouts_total', 'Acquires that timed out.', () => stats().timeouts);
-  followingCounter(registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
-  gauge(registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
-  const wait = new Histogram({
+  gauge(prom, registry, 'anchorpool_leases_held', 'Leases currently held.', () => stats().leased);
+  followingCounter(prom, registry, 'anchorpool_leases_acquired_total', 'Leases handed out.', () => stats().acquired);
+  gauge(prom, registry, 'anchorpool_waiters', 'Callers waiting for a lease.', () => stats().waiting);
+  followingCounter(prom, registry, 'anchorpool_acquire_timeouts_total', 'Acquires that timed out.', () => stats().timeouts);
+  followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
+  gauge(prom, registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
+  const wait = new prom.Histogram({
     name: 'anchorpool_acquire_wait_seconds',
     help: 'Time from acquire() to a granted lease.',
     buckets: [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [registry],
   });
-  pool.observeAcquireWait((seconds) => wait.observe(seconds));
+  pool.observeWaits((seconds) => wait.observe(seconds));
   return registry;
 }
 

@@ -56,7 +56,7 @@ export class LeaseLoad {
       } catch {
         this.counts.callFailures += 1;
       } finally {
-        this.#pool.releaseAtEnd(lease);
+        lease[Symbol.dispose](); // a no-op once the pool has shut down
       }
     }
   }

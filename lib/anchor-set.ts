@@ -1,0 +1,195 @@
+/**
+ * AnchorSet: the anchors of one pool or one policy instance, by (key, index). The one
+ * slot table both paths share.
+ *
+ *   desired entries ──► reconcile() plan ──► create / drain anchors ──► schedule ──► pick()
+ *
+ * It applies reconcile() plans, keeps the active anchors (one per slot) and the draining
+ * ones, rebuilds the round-robin schedule when the set changes, and keeps the picker's
+ * count of eligible anchors. Anchors are made by a factory, so the pool uses channels,
+ * the policy subchannels, and unit specs fakes.
+ *
+ * Events from an anchor that no longer holds its slot (replaced or draining) never
+ * change what can be picked; its state changes are still passed on while the set
+ * tracks it, so the owner can show a draining anchor going away. The owner hears:
+ *   - state(anchor, …): any tracked anchor changed state;
+ *   - eligible(): an active anchor became eligible (waiters may be served now);
+ *   - closed(anchor): a tracked anchor closed and left the set.
+ */
+import { Anchor, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
+import { Picker } from './picker.js';
+import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
+import { buildSchedule } from './schedule.js';
+
+export type AnchorFactory<A extends Anchor> = (spec: AnchorSpec, listener: AnchorListener) => A;
+
+export interface AnchorSetOwner<A extends Anchor> {
+  state(anchor: A, state: AnchorState, previous: AnchorState): void;
+  eligible(anchor: A): void;
+  closed(anchor: A): void;
+}
+
+export interface ApplyResult {
+  readonly created: number;
+  readonly drained: number;
+}
+
+export type StateCounts = Record<Exclude<AnchorState, 'SHUTDOWN'>, number>;
+
+const slotOf = (key: string, index: number): string => `${key}#${index}`;
+
+export class AnchorSet<A extends Anchor> {
+  readonly #factory: AnchorFactory<A>;
+  readonly #owner: AnchorSetOwner<A>;
+  readonly #drainTimeoutMillis: number;
+  readonly #active = new Map<string, A>();
+  readonly #draining = new Set<A>();
+  readonly #picker = new Picker<A>();
+  readonly #listener: AnchorListener;
+  #wanted = 0;
+  #allClosed: (() => void) | undefined;
+
+  constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, drainTimeoutMillis: number) {
+    this.#factory = factory;
+    this.#owner = owner;
+    this.#drainTimeoutMillis = drainTimeoutMillis;
+    this.#listener = {
+      state: (anchor, state, previous) => {
+        if (this.#tracks(anchor as A)) this.#owner.state(anchor as A, state, previous);
+      },
+      eligibility: (anchor, eligible) => {
+        if (!this.#holdsSlot(anchor as A)) return;
+        this.#picker.eligibilityChanged(eligible);
+        if (eligible) this.#owner.eligible(anchor as A);
+      },
+      closed: (anchor) => {
+        if (!this.#draining.delete(anchor as A)) return;
+        this.#owner.closed(anchor as A);
+        if (this.#draining.size === 0) this.#allClosed?.();
+      },
+    };
+  }
+
+  /** Sum of the wanted anchor counts of the entries last applied. */
+  get wanted(): number {
+    return this.#wanted;
+  }
+  get activeCount(): number {
+    return this.#active.size;
+  }
+  get drainingCount(): number {
+    return this.#draining.size;
+  }
+  get eligibleCount(): number {
+    return this.#picker.eligibleCount;
+  }
+
+  /** The next eligible anchor in round-robin order, or undefined when none is. */
+  pick(): A | undefined {
+    return this.#picker.pick();
+  }
+
+  /** The active anchor of a slot. */
+  get(key: string, index: number): A | undefined {
+    return this.#active.get(slotOf(key, index));
+  }
+
+  active(): IterableIterator<A> {
+    return this.#active.values();
+  }
+
+  draining(): IterableIterator<A> {
+    return this.#draining.values();
+  }
+
+  hasReady(): boolean {
+    for (const anchor of this.#active.values()) if (anchor.state === 'READY') return true;
+    return false;
+  }
+
+  /** Active anchors by state. */
+  byState(): StateCounts {
+    const counts: StateCounts = { IDLE: 0, CONNECTING: 0, READY: 0, TRANSIENT_FAILURE: 0 };
+    for (const anchor of this.#active.values()) if (anchor.state !== 'SHUTDOWN') counts[anchor.state] += 1;
+    return counts;
+  }
+
+  /**
+   * Makes the set match `desired` (key → address and anchor count): drains what is gone,
+   * creates what is missing, rebuilds the schedule, then starts the new anchors (so their
+   * first state changes find them scheduled).
+   */
+  apply(desired: ReadonlyMap<string, DesiredEntry>): ApplyResult {
+    let wanted = 0;
+    for (const entry of desired.values()) wanted += entry.anchors;
+    this.#wanted = wanted;
+    const live = new Map<string, LiveEntry>();
+    for (const anchor of this.#active.values()) {
+      live.set(anchor.key, { addr: anchor.address, count: (live.get(anchor.key)?.count ?? 0) + 1 });
+    }
+    const plan = reconcile(desired, live);
+    if (plan.drain.length === 0 && plan.create.length === 0) return { created: 0, drained: 0 };
+    const drained: A[] = [];
+    for (const { key, index } of plan.drain) {
+      const slot = slotOf(key, index);
+      const anchor = this.#active.get(slot)!;
+      this.#active.delete(slot);
+      this.#draining.add(anchor);
+      drained.push(anchor);
+    }
+    const created: A[] = [];
+    for (const { key, index, addr } of plan.create) {
+      const anchor = this.#factory({ key, index, address: addr }, this.#listener);
+      this.#active.set(slotOf(key, index), anchor);
+      created.push(anchor);
+    }
+    this.#reschedule(desired);
+    for (const anchor of drained) anchor.drain(this.#drainTimeoutMillis);
+    for (const anchor of created) anchor.start();
+    return { created: created.length, drained: drained.length };
+  }
+
+  /**
+   * Drains every anchor (each closes with its last lease, or after drainTimeoutMillis)
+   * and resolves when all have closed. Nothing can be picked from then on.
+   */
+  drainAll(): Promise<void> {
+    this.#wanted = 0;
+    const all = [...this.#active.values()];
+    this.#active.clear();
+    this.#picker.setSchedule([]);
+    for (const anchor of all) this.#draining.add(anchor);
+    const done = new Promise<void>((resolve) => (this.#allClosed = resolve));
+    for (const anchor of [...this.#draining]) anchor.drain(this.#drainTimeoutMillis);
+    if (this.#draining.size === 0) this.#allClosed?.();
+    return done;
+  }
+
+  /** Closes every anchor now, without draining (a destroyed policy). */
+  closeAll(): void {
+    const all = [...this.#active.values(), ...this.#draining];
+    this.#wanted = 0;
+    this.#active.clear();
+    this.#picker.setSchedule([]);
+    for (const anchor of all) {
+      this.#draining.add(anchor);
+      anchor.close();
+    }
+  }
+
+  #reschedule(desired: ReadonlyMap<string, DesiredEntry>): void {
+    const entries = [...desired].map(([key, entry]) => ({
+      key,
+      anchors: Array.from({ length: entry.anchors }, (_, i) => this.#active.get(slotOf(key, i))!),
+    }));
+    this.#picker.setSchedule(buildSchedule(entries));
+  }
+
+  #holdsSlot(anchor: A): boolean {
+    return this.#active.get(slotOf(anchor.key, anchor.index)) === anchor;
+  }
+
+  #tracks(anchor: A): boolean {
+    return this.#holdsSlot(anchor) || this.#draining.has(anchor);
+  }
+}
