@@ -5,32 +5,72 @@
 import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { formatZodError, sourceOptionsSchema, type SourceOptions } from './config.js';
+import { formatZodError, sourceOptionsSchema, type OptionsAgree, type SourceOptions } from './config.js';
+
+/**
+ * Options of `createPool()`: what to discover (every SourceOptions field) plus how to
+ * connect to the backends and how leases are handed out. Times are in milliseconds,
+ * integers from 0 to 2^31 - 1 (Node's timer limit).
+ */
+export interface PoolOptions extends SourceOptions {
+  /** Credentials for every anchor channel to the backends. Default: insecure (plaintext). */
+  credentials?: grpc.ChannelCredentials;
+  /** grpc-js channel options passed to every anchor channel (`'grpc.…': value`). Default: none. */
+  channelOptions?: grpc.ChannelOptions;
+  /**
+   * Leases (concurrent streams or calls) one anchor carries at a time; 1 gives exclusive
+   * leases. Default 100, from 1 to 1,000,000.
+   */
+  maxLeasesPerAnchor?: number;
+  /**
+   * How long `acquire()` waits for a free slot before it rejects with AcquireTimeoutError,
+   * unless the call gives its own `timeoutMillis`. Default 5000; with 0 a caller that
+   * has to wait gives up on the next timer tick.
+   */
+  acquireTimeoutMillis?: number;
+  /**
+   * The most callers that may wait in `acquire()` at once; one more is rejected with
+   * TooManyWaitersError. Default 10,000; 0 means none may wait.
+   */
+  maxWaitingClients?: number;
+  /**
+   * Reject `acquire()` at once with NoAnchorAvailableError when no anchor can take a
+   * lease, instead of waiting. Default false.
+   */
+  failFast?: boolean;
+  /**
+   * How long an anchor whose endpoint was removed (or the whole pool, on `close()`) waits
+   * for its leases to be released before it closes anyway. Default 30_000.
+   */
+  drainTimeoutMillis?: number;
+  /** Default timeout of `ready()`. Default 10_000. */
+  readyTimeoutMillis?: number;
+  /**
+   * Report a lease held longer than this (the `lease-leak` event, with the stack of its
+   * acquire). Default 0 = off.
+   */
+  leakDetectionMillis?: number;
+}
 
 const millis = z.number().int().min(0).max(2_147_483_647);
 
-export const poolOptionsSchema = sourceOptionsSchema.extend({
-  /** Credentials for the backends (default: insecure). */
+/** Validates PoolOptions (documented there); the defaults live here only. */
+const poolOptionsSchema = sourceOptionsSchema.extend({
   credentials: z
     .custom<grpc.ChannelCredentials>((value) => value instanceof grpc.ChannelCredentials, { error: 'must be grpc.ChannelCredentials' })
     .optional(),
-  /** Passed to every anchor channel. */
   channelOptions: z.record(z.string(), z.unknown()).optional(),
-  /** Stream slots per anchor; 1 gives exclusive leases. */
   maxLeasesPerAnchor: z.number().int().min(1).max(1_000_000).default(100),
   acquireTimeoutMillis: millis.default(5000),
   maxWaitingClients: z.number().int().min(0).default(10_000),
-  /** Reject at once instead of waiting when no anchor can take a lease. */
   failFast: z.boolean().default(false),
-  /** How long a draining anchor waits for its leases before it closes anyway. */
   drainTimeoutMillis: millis.default(30_000),
-  /** Default timeout of ready(). */
   readyTimeoutMillis: millis.default(10_000),
-  /** Report leases held longer than this, with the stack of their acquire (0 = off). */
   leakDetectionMillis: millis.default(0),
 });
 
-export type PoolOptions = z.input<typeof poolOptionsSchema>;
+// PoolOptions is what users read; this fails to compile when it drifts from the schema.
+true satisfies OptionsAgree<PoolOptions, z.input<typeof poolOptionsSchema>>;
 
 export interface ResolvedPoolOptions {
   readonly source: SourceOptions;

@@ -11,6 +11,20 @@ t.test('defaults for an etcd target', async (t) => {
   t.equal(resolved.etcd?.watchdogMillis, 30_000);
 });
 
+t.test('keepalive to etcd defaults to what etcd members and grpc-proxy accept', async (t) => {
+  const etcd = resolveSourceOptions({ target: 'etcd:///svc/' }).etcd!;
+  // grpc-go's default server policy (etcd grpc-proxy) refuses pings more often than every 5 min.
+  t.equal(etcd.keepaliveTimeMillis, 300_000);
+  t.equal(etcd.keepaliveTimeoutMillis, 20_000);
+  // Half-open detection is the watchdog's job, well before a keepalive would notice.
+  t.ok(etcd.watchdogMillis + etcd.dialTimeoutMillis < etcd.keepaliveTimeMillis);
+  // Explicit values are still taken as given (the half-open fault scenario sets 60 s, specs less).
+  const explicit = resolveSourceOptions({ target: 'etcd:///svc/', etcd: { keepaliveTimeMillis: 1000, keepaliveTimeoutMillis: 500 } }).etcd!;
+  t.equal(explicit.keepaliveTimeMillis, 1000);
+  t.equal(explicit.keepaliveTimeoutMillis, 500);
+  t.throws(() => resolveSourceOptions({ target: 'etcd:///svc/', etcd: { keepaliveTimeMillis: 0 } }), { code: 'ANCHORPOOL_CONFIG', message: /etcd\.keepaliveTimeMillis/ });
+});
+
 t.test('etcd.prefix may replace the target, and is used exactly as typed', async (t) => {
   const resolved = resolveSourceOptions({ etcd: { prefix: '/services/echo', hosts: ['h:2379'] } });
   t.equal(resolved.etcd?.prefix, '/services/echo/');

@@ -58,7 +58,7 @@ t.test('the brand is shared, hidden and only on anchorpool errors', async (t) =>
 });
 
 t.test('every exported error class is branded and has a code and a name', async (t) => {
-  const classes = Object.values(errors).filter(
+  const classes = (Object.values(errors) as unknown[]).filter(
     (value): value is new (message: string) => AnchorPoolError => typeof value === 'function' && value.prototype instanceof AnchorPoolError,
   );
   t.ok(classes.length >= 12, `${classes.length} error classes`);

@@ -5,10 +5,37 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { etcdOptionsSchema, formatZodError, sourceOptionsSchema } from '../config.js';
+import type { Logger } from '../logger.js';
+import { etcdOptionsSchema, formatZodError, sourceOptionsSchema, type EtcdOptions, type OptionsAgree } from '../config.js';
 import { AnchoredRoundRobin, AnchoredRoundRobinConfig } from './load-balancer.js';
 import { isLoadBalancerNameRegistered, registerLoadBalancerType, registerResolver } from './experimental.js';
 import { AnchorResolver, POLICY_NAME, configureResolvers } from './resolver.js';
+
+/**
+ * Settings of `registerAnchorpool()`, used by every `etcd:///…` and `pass:///…` channel
+ * created afterwards. Every option is optional.
+ */
+export interface RegisterOptions {
+  /**
+   * How to reach etcd, as in `createSource()`, without `prefix`: each channel's target
+   * names its prefix. Hosts in a target's authority win over `etcd.hosts`.
+   */
+  etcd?: Omit<EtcdOptions, 'prefix'>;
+  /**
+   * Anchors (subchannels) for an endpoint whose value does not say. Default 1, or the
+   * target's `#N`; at least 1, at most `maxAnchorsPerKey`.
+   */
+  defaultAnchors?: number;
+  /** The most anchors one key may ask for; a larger count makes the value invalid. Default 64, from 1 to 4096. */
+  maxAnchorsPerKey?: number;
+  /** Where log lines go: an object with debug, info, warn and error methods (pino-compatible). Default: silent. */
+  logger?: Logger;
+  /**
+   * How long a channel's first resolution may wait for etcd before the channel reports
+   * UNAVAILABLE (it keeps trying), in milliseconds. Default 10_000, from 1 to 2^31 - 1.
+   */
+  readyTimeoutMillis?: number;
+}
 
 const registerSchema = z
   .object({
@@ -20,7 +47,8 @@ const registerSchema = z
   })
   .strict();
 
-export type RegisterOptions = z.input<typeof registerSchema>;
+// RegisterOptions is what users read; this fails to compile when it drifts from the schema.
+true satisfies OptionsAgree<RegisterOptions, z.input<typeof registerSchema>>;
 
 export function registerAnchorpool(options: RegisterOptions = {}): void {
   const parsed = registerSchema.safeParse(options);
