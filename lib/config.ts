@@ -9,6 +9,9 @@ import { silentLogger } from './logger.js';
 import { type ParseLimits } from './endpoint.js';
 import { normalizePrefix, parseTarget, validateEtcdHost, type Target } from './target.js';
 
+/** The longest delay Node's timers take (2^31 - 1 ms, about 24.8 days): the limit of every `…Millis` option. */
+const MAX_TIMER_MILLIS = 2_147_483_647;
+
 const millis = (min = 1) => z.number().int().min(min).max(MAX_TIMER_MILLIS);
 const buffer = z.custom<Buffer>((value) => value instanceof Uint8Array, { error: 'must be a Buffer' });
 const loggerSchema = z.custom<Logger>(
@@ -18,9 +21,6 @@ const loggerSchema = z.custom<Logger>(
     ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function'),
   { error: 'must have debug, info, warn and error methods' },
 );
-
-/** The longest delay Node's timers take (2^31 - 1 ms, about 24.8 days): the limit of every `…Millis` option. */
-const MAX_TIMER_MILLIS = 2_147_483_647;
 
 /** TLS to etcd. Give the same files as to etcdctl's `--cacert`, `--key` and `--cert`. */
 export interface EtcdCredentials {
