@@ -8,15 +8,7 @@
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from './address.js';
-import { ANCHOR_ARG, Anchor, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
-
-const STATE_NAMES: Record<grpc.connectivityState, AnchorState> = {
-  [grpc.connectivityState.IDLE]: 'IDLE',
-  [grpc.connectivityState.CONNECTING]: 'CONNECTING',
-  [grpc.connectivityState.READY]: 'READY',
-  [grpc.connectivityState.TRANSIENT_FAILURE]: 'TRANSIENT_FAILURE',
-  [grpc.connectivityState.SHUTDOWN]: 'SHUTDOWN',
-};
+import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from './anchor.js';
 
 /** Larger values overflow Node's timers; the grpc-js default (30 min) would drop idle anchors. */
 export const MAX_IDLE_TIMEOUT_MILLIS = 2_147_483_647;
@@ -82,7 +74,7 @@ export class ChannelAnchor extends Anchor {
     if (this.closed) return;
     // `true` makes an IDLE channel connect: after a disconnect grpc-js waits in IDLE.
     const current = this.channel.getConnectivityState(true);
-    this.setState(STATE_NAMES[current]);
+    this.setState(anchorStateOf(current));
     this.channel.watchConnectivityState(current, Infinity, () => this.#watch());
   }
 }

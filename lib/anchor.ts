@@ -11,7 +11,22 @@
  * once; after close() the anchor never reports again and never touches its transport.
  */
 
+import { connectivityState } from '@grpc/grpc-js';
+
 export type AnchorState = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAILURE' | 'SHUTDOWN';
+
+const STATE_NAMES: Record<connectivityState, AnchorState> = {
+  [connectivityState.IDLE]: 'IDLE',
+  [connectivityState.CONNECTING]: 'CONNECTING',
+  [connectivityState.READY]: 'READY',
+  [connectivityState.TRANSIENT_FAILURE]: 'TRANSIENT_FAILURE',
+  [connectivityState.SHUTDOWN]: 'SHUTDOWN',
+};
+
+/** The anchor state for a grpc-js channel or subchannel state. */
+export function anchorStateOf(state: connectivityState): AnchorState {
+  return STATE_NAMES[state];
+}
 
 /** The channel/subchannel arg that makes each anchor's connection distinct. */
 export const ANCHOR_ARG = 'anchorpool.anchor';

@@ -3,7 +3,7 @@
  * That API changed in grpc-js 1.10 and again in 1.14 (the listener signature, StatusOr
  * service configs); @grpc/grpc-js is pinned exactly, and an upgrade edits this file.
  */
-import { experimental } from '@grpc/grpc-js';
+import { experimental, logVerbosity } from '@grpc/grpc-js';
 import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config.js';
 
 export const {
@@ -17,6 +17,11 @@ export const {
   statusOrFromError,
   SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX,
 } = experimental;
+
+/** `GRPC_TRACE=<tracer> GRPC_VERBOSITY=DEBUG` prints these lines, as grpc-js's own tracers. */
+export function trace(tracer: string, text: string): void {
+  experimental.trace(logVerbosity.DEBUG, tracer, text);
+}
 
 export type Resolver = experimental.Resolver;
 export type ResolverListener = experimental.ResolverListener;

@@ -2,19 +2,24 @@
  * The anchored_round_robin load-balancing policy for grpc-js. For every endpoint entry
  * it keeps N subchannels, each with a distinct `anchorpool.anchor` subchannel arg, so
  * they are N connections (round_robin would collapse duplicates of an address into
- * one). Subchannels are diffed by (key, index) with the same reconcile as the lease
- * pool, so changing N never reconnects the survivors, and calls are picked in the same
- * interleaved schedule, over READY subchannels only. States aggregate as round_robin's:
- * READY if any subchannel is, else CONNECTING, else TRANSIENT_FAILURE.
+ * one). The subchannels live in the same AnchorSet as the lease pool's channels: diffed
+ * by (key, index) with the same reconcile, so changing N never reconnects the
+ * survivors, and picked in the same interleaved schedule, over READY subchannels only.
+ * States aggregate as round_robin's: READY if any anchor is, else CONNECTING while any
+ * connects, else TRANSIENT_FAILURE. Like round_robin it asks for re-resolution when an
+ * anchor leaves READY.
+ * `GRPC_TRACE=anchored_round_robin GRPC_VERBOSITY=DEBUG` prints its decisions.
  */
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
-import { ANCHOR_ARG } from '../anchor.js';
-import { reconcile, type DesiredEntry, type LiveEntry } from '../reconcile.js';
-import { buildSchedule } from '../schedule.js';
+import type { AnchorState } from '../anchor.js';
+import { AnchorSet } from '../anchor-set.js';
+import type { DesiredEntry } from '../reconcile.js';
+import { SubchannelAnchor } from './anchor-subchannel.js';
 import {
   PickResultType,
   QueuePicker,
   UnavailablePicker,
+  trace,
   type ChannelControlHelper,
   type Endpoint,
   type LoadBalancer,
@@ -22,7 +27,6 @@ import {
   type Picker,
   type StatusOr,
   type SubchannelAddress,
-  type SubchannelInterface,
   type TypedLoadBalancingConfig,
 } from './experimental.js';
 import { ENTRIES_ATTRIBUTE, POLICY_NAME, type ResolvedEntry } from './resolver.js';
@@ -39,22 +43,19 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
   }
 }
 
-interface SubAnchor {
-  readonly key: string;
-  readonly index: number;
-  readonly addr: string;
-  readonly subchannel: SubchannelInterface;
-  readonly listener: (subchannel: SubchannelInterface, previous: State, next: State) => void;
-}
+const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
 
-/** Round robin over a snapshot of READY subchannels (grpc-js replaces pickers whole). */
+/**
+ * The READY picker: a view of the anchor set's schedule, so the round-robin cursor
+ * carries on across state changes instead of restarting with every new picker. A pick
+ * that finds nothing eligible (an old picker, used between two state updates) queues.
+ */
 class AnchoredPicker implements Picker {
-  #next = 0;
-  constructor(private readonly ready: readonly SubchannelInterface[]) {}
+  constructor(private readonly anchors: AnchorSet<SubchannelAnchor>) {}
   pick(): PickResult {
-    const subchannel = this.ready[this.#next]!;
-    this.#next = this.#next + 1 === this.ready.length ? 0 : this.#next + 1;
-    return { pickResultType: PickResultType.COMPLETE, subchannel, status: null, onCallStarted: null, onCallEnded: null };
+    const anchor = this.anchors.pick();
+    if (anchor === undefined) return QUEUE;
+    return { pickResultType: PickResultType.COMPLETE, subchannel: anchor.subchannel, status: null, onCallStarted: null, onCallEnded: null };
   }
 }
 
@@ -75,14 +76,29 @@ function entriesFromEndpoints(endpoints: readonly Endpoint[]): ResolvedEntry[] {
   return [...byAddress.values()];
 }
 
+const log = (text: string): void => trace(POLICY_NAME, text);
+
 export class AnchoredRoundRobin implements LoadBalancer {
   readonly #helper: ChannelControlHelper;
-  readonly #anchors = new Map<string, SubAnchor>();
-  #schedule: SubAnchor[] = [];
+  readonly #anchors: AnchorSet<SubchannelAnchor>;
+  /** Where each key's new subchannels connect, and the args they get; set by updateAddressList. */
+  #addresses = new Map<string, SubchannelAddress>();
+  #options: ChannelOptions = {};
   #lastError: string | null = null;
+  #state: State = State.IDLE;
 
   constructor(helper: ChannelControlHelper) {
     this.#helper = helper;
+    this.#anchors = new AnchorSet<SubchannelAnchor>(
+      (spec, listener) => new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener),
+      {
+        state: (anchor, state, previous) => this.#onAnchorState(anchor, state, previous),
+        eligible: () => undefined,
+        closed: () => undefined,
+      },
+      // Nothing to wait for: calls in flight keep their own reference to the subchannel.
+      0,
+    );
   }
 
   updateAddressList(endpointList: StatusOr<Endpoint[]>, config: TypedLoadBalancingConfig, options: ChannelOptions): boolean {
@@ -90,11 +106,10 @@ export class AnchoredRoundRobin implements LoadBalancer {
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
     if (!endpointList.ok) {
       this.#lastError = endpointList.error.details;
+      log(`resolution failed: ${endpointList.error.details}`);
       // An empty set from our resolver removes every backend; a failed resolution keeps what works.
       if (attribute !== undefined && attribute.length === 0) this.#apply([], options);
-      if (this.#anchors.size === 0) {
-        this.#helper.updateState(State.TRANSIENT_FAILURE, new UnavailablePicker(endpointList.error), endpointList.error.details);
-      }
+      if (this.#anchors.activeCount === 0) this.#report(State.TRANSIENT_FAILURE, new UnavailablePicker(endpointList.error), endpointList.error.details);
       return true;
     }
     this.#apply(attribute ?? entriesFromEndpoints(endpointList.value), options);
@@ -102,17 +117,14 @@ export class AnchoredRoundRobin implements LoadBalancer {
   }
 
   exitIdle(): void {
-    for (const anchor of this.#anchors.values()) {
-      if (anchor.subchannel.getConnectivityState() === State.IDLE) anchor.subchannel.startConnecting();
-    }
+    for (const anchor of this.#anchors.active()) anchor.exitIdle();
   }
 
   resetBackoff(): void {}
 
   destroy(): void {
-    for (const anchor of this.#anchors.values()) this.#release(anchor);
-    this.#anchors.clear();
-    this.#schedule = [];
+    log(`destroy: closing ${this.#anchors.activeCount} subchannel(s)`);
+    this.#anchors.closeAll();
   }
 
   getTypeName(): string {
@@ -120,55 +132,40 @@ export class AnchoredRoundRobin implements LoadBalancer {
   }
 
   #apply(entries: readonly ResolvedEntry[], options: ChannelOptions): void {
+    this.#addresses = new Map(entries.map((e) => [e.key, e.address]));
+    this.#options = options;
     const desired = new Map<string, DesiredEntry>(entries.map((e) => [e.key, { addr: e.addr, anchors: e.anchors }]));
-    const addresses = new Map(entries.map((e) => [e.key, e.address]));
-    const live = new Map<string, LiveEntry>();
-    for (const anchor of this.#anchors.values()) {
-      live.set(anchor.key, { addr: anchor.addr, count: (live.get(anchor.key)?.count ?? 0) + 1 });
-    }
-    const plan = reconcile(desired, live);
-    for (const { key, index } of plan.drain) {
-      const slot = `${key}#${index}`;
-      this.#release(this.#anchors.get(slot)!);
-      this.#anchors.delete(slot);
-    }
-    const created: SubAnchor[] = [];
-    for (const { key, index, addr } of plan.create) {
-      const subchannel = this.#helper.createSubchannel(addresses.get(key)!, { ...options, [ANCHOR_ARG]: `${key}#${index}` });
-      const anchor: SubAnchor = { key, index, addr, subchannel, listener: (_s, _previous, next) => this.#onState(anchor, next) };
-      subchannel.ref();
-      subchannel.addConnectivityStateListener(anchor.listener);
-      this.#anchors.set(`${key}#${index}`, anchor);
-      created.push(anchor);
-    }
-    this.#schedule = buildSchedule(
-      entries.map((e) => ({ key: e.key, anchors: Array.from({ length: e.anchors }, (_, i) => this.#anchors.get(`${e.key}#${i}`)!) })),
-    );
-    for (const anchor of created) anchor.subchannel.startConnecting();
-    this.#updateState();
+    const { created, drained } = this.#anchors.apply(desired);
+    log(`${entries.length} entries, ${this.#anchors.wanted} anchors wanted: created ${created}, closed ${drained}`);
+    this.#update();
   }
 
-  #release(anchor: SubAnchor): void {
-    anchor.subchannel.removeConnectivityStateListener(anchor.listener);
-    anchor.subchannel.unref();
-  }
-
-  #onState(anchor: SubAnchor, next: State): void {
-    if (this.#anchors.get(`${anchor.key}#${anchor.index}`) !== anchor) return; // a replaced subchannel
-    // Keep every anchor connected: a subchannel waits in IDLE after a disconnect.
-    if (next === State.IDLE) anchor.subchannel.startConnecting();
-    this.#updateState();
-  }
-
-  #updateState(): void {
-    const ready = this.#schedule.filter((a) => a.subchannel.getConnectivityState() === State.READY).map((a) => a.subchannel);
-    if (ready.length > 0) {
-      this.#helper.updateState(State.READY, new AnchoredPicker(ready), null);
-    } else if (this.#schedule.some((a) => [State.CONNECTING, State.IDLE].includes(a.subchannel.getConnectivityState()))) {
-      this.#helper.updateState(State.CONNECTING, new QueuePicker(this), null);
-    } else {
-      const details = `${POLICY_NAME}: no connection established${this.#lastError ? `; last error: ${this.#lastError}` : ''}`;
-      this.#helper.updateState(State.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+  #onAnchorState(anchor: SubchannelAnchor, state: AnchorState, previous: AnchorState): void {
+    log(`${anchor.key}#${anchor.index} (${anchor.address}): ${previous} -> ${state}`);
+    if (previous === 'READY' && state !== 'READY' && !anchor.draining) {
+      log('an anchor left READY: requesting re-resolution');
+      this.#helper.requestReresolution();
     }
+    if (!anchor.draining) this.#update();
+  }
+
+  #update(): void {
+    if (this.#anchors.eligibleCount > 0) {
+      this.#report(State.READY, new AnchoredPicker(this.#anchors), null);
+      return;
+    }
+    const states = this.#anchors.byState();
+    if (states.CONNECTING > 0 || states.IDLE > 0) {
+      this.#report(State.CONNECTING, new QueuePicker(this), null);
+      return;
+    }
+    const details = `${POLICY_NAME}: no connection established${this.#lastError ? `; last error: ${this.#lastError}` : ''}`;
+    this.#report(State.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+  }
+
+  #report(state: State, picker: Picker, error: string | null): void {
+    if (state !== this.#state) log(`state ${State[this.#state]} -> ${State[state]}`);
+    this.#state = state;
+    this.#helper.updateState(state, picker, error);
   }
 }
