@@ -10,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { AcquireOptions, Lease } from './lease.js';
-import { isAnchorPoolError } from './errors.js';
+import { grpcStatusOf } from './error-status.js';
 
 /** What the client needs from a pool. */
 export interface LeaseProvider {
@@ -25,14 +25,6 @@ export interface LeaseProvider {
 type InnerCall = ReturnType<grpc.NextCall>;
 type Listener = Parameters<InnerCall['start']>[1];
 type MessageContext = Parameters<InnerCall['sendMessageWithContext']>[0];
-
-const CODES: Record<string, grpc.status> = {
-  ANCHORPOOL_ACQUIRE_TIMEOUT: grpc.status.UNAVAILABLE,
-  ANCHORPOOL_NO_ANCHOR_AVAILABLE: grpc.status.UNAVAILABLE,
-  ANCHORPOOL_CLOSED: grpc.status.UNAVAILABLE,
-  ANCHORPOOL_TOO_MANY_WAITERS: grpc.status.RESOURCE_EXHAUSTED,
-  ANCHORPOOL_ACQUIRE_ABORTED: grpc.status.CANCELLED,
-};
 
 /**
  * The channel the stub sees. It creates each call on the channel of the lease that the
@@ -129,9 +121,7 @@ class LeasedCall implements InnerCall {
       },
       (error: unknown) => {
         if (this.#finished) return;
-        const byDeadline = timeoutMillis !== undefined && isAnchorPoolError(error) && error.code === 'ANCHORPOOL_ACQUIRE_TIMEOUT';
-        const code = byDeadline ? grpc.status.DEADLINE_EXCEEDED : isAnchorPoolError(error) ? (CODES[error.code] ?? grpc.status.UNAVAILABLE) : grpc.status.INTERNAL;
-        this.#fail(code, `anchorpool: ${(error as Error).message}`);
+        this.#fail(grpcStatusOf(error, { byDeadline: timeoutMillis !== undefined }), `anchorpool: ${(error as Error).message}`);
       },
     );
   }
