@@ -4,7 +4,11 @@
  * etcd3's authenticate, which takes options only from its defaults), retries left to the
  * caller's own backoff, and a short per-host circuit breaker so a dead member of several
  * is skipped. Also the one place that recognises etcd's auth refusals.
+ *
+ * It also owns the client's connections (see EtcdChannels): close() releases every one
+ * of them, whatever state etcd left them in.
  */
+import { Channel as ChannelImplementation, connectivityState, status, type ChannelInterface, type ChannelOptions } from '@grpc/grpc-js';
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
@@ -27,16 +31,144 @@ export interface ClientTuning {
   readonly latestDeadline?: () => number;
 }
 
+type Call = ReturnType<ChannelInterface['createCall']>;
+type CallListener = Parameters<Call['start']>[1];
+
+/**
+ * The connections of one etcd3 client: one grpc-js channel per etcd host, shared by all
+ * of etcd3's service clients (KV, Watch, Lease, …) of that host, and released exactly
+ * once, by the client's close(). Two grpc-js behaviours make this necessary:
+ *
+ *   - A channel closed while its connection is in TRANSIENT_FAILURE still makes the
+ *     reconnection attempt its backoff timer was waiting for (pick_first had asked it to
+ *     keep connecting). If etcd is reachable by then, the connection is established and
+ *     owned by nothing: it stays open until etcd closes it. etcd3 closes its service
+ *     clients on every retryable error (Host.resetAllServices), and we replaced the
+ *     client after failures, so an outage of a few retry cycles left such connections
+ *     behind (5 of 6 still established 3 s after close in the issue's run).
+ *     Here etcd3's own close() of a service client does nothing (grpc-js reconnects the
+ *     one channel by itself), and our release closes a channel only outside
+ *     TRANSIENT_FAILURE. pick_first reports TRANSIENT_FAILURE until a connection is
+ *     READY again, so a channel released during an outage closes once etcd answers; its
+ *     calls were cancelled, so it carries nothing meanwhile.
+ *   - channel.close() lets calls in flight run on: a watch stream or a lease keepalive
+ *     would keep the connection for ever, a half-open one until keepalive notices.
+ *     Every call still open is cancelled at release.
+ */
+class EtcdChannels {
+  readonly #channels = new Map<string, ChannelImplementation>();
+  readonly #calls = new Set<Call>();
+  #released = false;
+
+  /** A grpc-js `channelFactoryOverride`: the shared channel of `target`, seen through a view etcd3 cannot close. */
+  readonly factory = (target: string, credentials: ConstructorParameters<typeof ChannelImplementation>[1], options: ChannelOptions): ChannelInterface => {
+    let channel = this.#channels.get(target);
+    if (channel === undefined) {
+      channel = new ChannelImplementation(target, credentials, options);
+      this.#channels.set(target, channel);
+      if (this.#released) channel.close();
+    }
+    const real = channel;
+    // After release the view never reaches the channel: grpc-js's getConnectivityState(true)
+    // on a closed channel makes its destroyed balancer connect again (etcd3's
+    // resetAllServices polls it through Client.waitForReady).
+    const closed = (): Error => new Error('the etcd client was closed');
+    return {
+      close: () => undefined,
+      getTarget: () => real.getTarget(),
+      getConnectivityState: (tryToConnect) => {
+        if (!this.#released) return real.getConnectivityState(tryToConnect);
+        if (tryToConnect) throw closed();
+        return connectivityState.SHUTDOWN;
+      },
+      watchConnectivityState: (state, deadline, callback) => {
+        if (this.#released) throw closed();
+        real.watchConnectivityState(state, deadline, callback);
+      },
+      getChannelzRef: () => real.getChannelzRef(),
+      createCall: (method, deadline, host, parentCall, propagateFlags) => this.#track(real.createCall(method, deadline, host, parentCall, propagateFlags)),
+    };
+  };
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const call of [...this.#calls]) call.cancelWithStatus(status.CANCELLED, 'the etcd client was closed');
+    this.#calls.clear();
+    for (const channel of this.#channels.values()) closeOutsideTransientFailure(channel);
+  }
+
+  #track(call: Call): Call {
+    if (this.#released) {
+      call.cancelWithStatus(status.CANCELLED, 'the etcd client was closed');
+      return call;
+    }
+    const start = call.start.bind(call);
+    call.start = (metadata, listener: CallListener) => {
+      this.#calls.add(call);
+      start(metadata, {
+        onReceiveMetadata: (received) => listener.onReceiveMetadata(received),
+        onReceiveMessage: (message) => listener.onReceiveMessage(message),
+        onReceiveStatus: (received) => {
+          this.#calls.delete(call);
+          listener.onReceiveStatus(received);
+        },
+      });
+    };
+    return call;
+  }
+}
+
+/**
+ * Closes `channel` once it is outside TRANSIENT_FAILURE, always from a fresh turn of the
+ * event loop: closed from inside a state-change callback, grpc-js's pick_first keeps its
+ * listener on the subchannel and connects it again after the close.
+ */
+function closeOutsideTransientFailure(channel: ChannelImplementation): void {
+  setImmediate(() => {
+    const state = channel.getConnectivityState(false);
+    if (state === connectivityState.SHUTDOWN) return;
+    if (state !== connectivityState.TRANSIENT_FAILURE) return channel.close();
+    // No timer: nothing here keeps the process alive (grpc-js's own reconnect timers are unref'd).
+    channel.watchConnectivityState(state, Infinity, () => closeOutsideTransientFailure(channel));
+  });
+}
+
+/** An etcd3 client whose close() also releases every connection it made (EtcdChannels). */
+class ManagedEtcd3 extends Etcd3 {
+  readonly #channels: EtcdChannels;
+
+  constructor(options: IOptions, channels: EtcdChannels) {
+    super(options);
+    this.#channels = channels;
+  }
+
+  override close(): void {
+    super.close();
+    this.#channels.release();
+  }
+}
+
 export function createEtcdClient(etcd: EtcdConnection, tuning: ClientTuning = {}): Etcd3 {
   const latest = tuning.latestDeadline ?? (() => Infinity);
+  const channels = new EtcdChannels();
   const options: IOptions = {
     hosts: etcd.hosts,
     grpcOptions: {
+      // etcd members and `etcd grpc-proxy` answer pings more frequent than their
+      // enforcement policy allows with GOAWAY "too many pings" (DESIGN §8); the default is
+      // 5 minutes, which both accept. Without an active call a ping counts as a strike
+      // whatever the interval (PermitWithoutStream=false on both), so pings are sent only
+      // while a call is open. Half-open streams are the watchdog's to catch.
       'grpc.keepalive_time_ms': etcd.keepaliveTimeMillis,
       'grpc.keepalive_timeout_ms': etcd.keepaliveTimeoutMillis,
-      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.keepalive_permit_without_calls': 0,
+      // The one channel per host reconnects by itself (EtcdChannels): no slower than our own retries.
+      'grpc.initial_reconnect_backoff_ms': etcd.retryInitialMillis,
+      'grpc.max_reconnect_backoff_ms': etcd.retryMaxMillis,
       ...tuning.grpcOptions,
       ...etcd.grpcOptions,
+      channelFactoryOverride: channels.factory,
     },
     // Streams (watch, lease keepalive) are long-lived and get no deadline.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Math.min(Date.now() + etcd.dialTimeoutMillis, latest()) }),
@@ -47,7 +179,7 @@ export function createEtcdClient(etcd: EtcdConnection, tuning: ClientTuning = {}
   };
   if (etcd.credentials) options.credentials = etcd.credentials as NonNullable<IOptions['credentials']>;
   if (etcd.auth) options.auth = { username: etcd.auth.username, password: etcd.auth.password };
-  return new Etcd3(options);
+  return new ManagedEtcd3(options, channels);
 }
 
 // etcd's own wording for auth problems that etcd3 has no class for (e.g. auth not enabled).

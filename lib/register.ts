@@ -18,10 +18,12 @@ import type { Etcd3, Lease } from 'etcd3';
 import { ExponentialBackoff, isBrokenCircuitError } from 'cockatiel';
 import { z } from 'zod';
 import { parseAddress } from './address.js';
-import { etcdOptionsSchema, formatZodError, sourceOptionsSchema } from './config.js';
+import { etcdOptionsSchema, formatZodError, sourceOptionsSchema, type EtcdOptions, type OptionsAgree } from './config.js';
+import { emitSafely } from './emit-safely.js';
 import { DEFAULT_LIMITS, parseEndpointValue } from './endpoint.js';
 import { AnchorPoolError, ConfigError, EtcdAuthError, EtcdUnavailableError } from './errors.js';
 import { createEtcdClient, isAuthRefusal, plaintextHint, type EtcdConnection } from './etcd-client.js';
+import { Lifecycle } from './lifecycle.js';
 import { silentLogger, type Logger } from './logger.js';
 import { normalizePrefix } from './target.js';
 
@@ -63,8 +65,44 @@ export const registrationOptionsSchema = z
     }
   });
 
-export type RegistrationOptions = z.input<typeof registrationOptionsSchema>;
 export type RegistrationFormat = 'json' | 'go';
+
+/** What register() writes, where, and how long it lives without this process. */
+export interface RegistrationOptions {
+  /**
+   * How to reach etcd (hosts, TLS, auth, dialTimeoutMillis, retry backoff, keepalive).
+   * Default: plaintext etcd at `127.0.0.1:2379`. Its `prefix` must not be set: give the
+   * top-level `prefix` instead.
+   */
+  etcd?: EtcdOptions;
+  /** The key prefix discovery watches, used exactly as typed; a missing trailing `/` is added. Not empty. */
+  prefix: string;
+  /** This entry's name under the prefix (the etcd key is prefix + key). Not empty; must not start with `/`. */
+  key: string;
+  /** The address clients dial: `host:port` or `[v6]:port`. */
+  addr: string;
+  /** How many anchors (connections) each client keeps to this address. 1 to 4096; default 1. */
+  anchors?: number;
+  /**
+   * The lease's TTL in seconds: how long the entry outlives this process (or its
+   * connection to etcd). 2 to 2,147,483; default 10. etcd grants no lease under about 2 s.
+   */
+  ttlSeconds?: number;
+  /**
+   * `json` (default) writes `{"addr":…,"anchors":N[,"metadata":…]}`; `go` writes exactly
+   * what etcd's Go `endpoints.Manager` writes, so Go resolvers read it too.
+   */
+  format?: RegistrationFormat;
+  /** Extra JSON fields stored with the entry (under `metadata`, or Go's `Metadata`). Must not contain `anchors`. */
+  metadata?: Record<string, unknown>;
+  /** How long register() keeps trying before it rejects with EtcdUnavailableError, in ms. Default 10,000. */
+  timeoutMillis?: number;
+  /** Where the registration logs (registered, lost, retrying, removed). Default: silent. */
+  logger?: Logger;
+}
+
+// The interface is what users read; this fails to compile when it drifts from the schema.
+true satisfies OptionsAgree<RegistrationOptions, z.input<typeof registrationOptionsSchema>>;
 
 export interface RegistrationEvents {
   /** The key was put on a fresh lease: once in register(), then after every loss. */
@@ -197,8 +235,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
   #lastError: AnchorPoolError | undefined;
   /** No etcd call may run past this: register()'s timeout, then close()'s deadline. */
   #callsEndBy = Infinity;
-  #closed = false;
-  #closing: Promise<void> | undefined;
+  readonly #lifecycle = new Lifecycle();
 
   constructor(options: ResolvedRegistration) {
     super();
@@ -234,9 +271,13 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     }
   }
 
+  /** Every call returns the same promise, settled once the key is removed (or given up on) and the client closed. */
   close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
-    return this.#closing;
+    return this.#lifecycle.close(() => this.#shutdown());
+  }
+
+  get #closed(): boolean {
+    return this.#lifecycle.closing;
   }
 
   async #registerFirst(deadline: number): Promise<void> {
@@ -279,7 +320,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
           { key: this.key, attempt, code: error.code, error: error.message, retryInMillis: Math.round(backoff.duration) },
           'registering again failed; retrying',
         );
-        if (this.listenerCount('error') > 0) this.#emitSafely('error', error);
+        this.#emitSafely('error', error);
         await sleep(backoff.duration, undefined, { signal: this.#abort.signal }).catch(() => undefined);
         backoff = backoff.next(undefined);
       }
@@ -350,7 +391,6 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
   }
 
   async #shutdown(): Promise<void> {
-    this.#closed = true;
     this.#abort.abort();
     // One deadline for the whole close: an attempt in flight, the delete and the revoke.
     const deadline = Math.min(this.#callsEndBy, Date.now() + this.#options.etcd.dialTimeoutMillis);
@@ -380,13 +420,12 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     this.#client.close();
   }
 
-  /** A listener that throws must not break the registration loop. */
+  /**
+   * Every listener gets the event and the registration loop carries on; a listener that
+   * throws has its exception rethrown on a later tick, so it never disappears.
+   */
   #emitSafely<E extends keyof RegistrationEvents>(event: E, ...args: RegistrationEvents[E]): void {
-    try {
-      (this.emit as (event: E, ...args: RegistrationEvents[E]) => boolean)(event, ...args);
-    } catch (err) {
-      this.#logger.error({ event, error: String(err) }, `a listener of "${event}" threw`);
-    }
+    emitSafely(this, event, ...args);
   }
 }
 

@@ -1,12 +1,17 @@
 /**
  * What every EndpointSource shares: the desired state, coalesced change events,
- * invalid-value reporting, the ready() promise and an idempotent close().
- * Subclasses only implement begin() (start fetching) and end() (stop all I/O).
+ * invalid-value reporting, the ready() promise and close(), on the shared Lifecycle
+ * (one close() promise for every caller; pending ready() calls settled when it begins)
+ * and emitSafely (every listener gets the event; a listener's exception is rethrown on
+ * a later tick, never swallowed). Subclasses only implement begin() (start fetching)
+ * and end() (stop all I/O).
  */
 import { EventEmitter } from 'node:events';
 import { DesiredState, type InvalidEndpoint } from './desired-state.js';
+import { emitSafely } from './emit-safely.js';
 import type { ParseLimits } from './endpoint.js';
 import { type AnchorPoolError, PoolClosedError } from './errors.js';
+import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import type {
   ChangeCause,
@@ -30,8 +35,8 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   protected readonly logger: Logger;
   protected revision = 0;
   readonly #coalesceMillis: number;
+  readonly #lifecycle = new Lifecycle();
   #started = false;
-  #closed = false;
   #ready = false;
   #waiters = new Set<ReadyWaiter>();
   #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -52,8 +57,9 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   protected abstract readyTimeoutError(timeoutMillis: number): AnchorPoolError;
   abstract status(): SourceStatus;
 
+  /** close() was called (its shutdown may still be running). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#lifecycle.closing;
   }
 
   get isReady(): boolean {
@@ -61,7 +67,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   }
 
   start(): void {
-    if (this.#started || this.#closed) return;
+    if (this.#started || this.#lifecycle.closing) return;
     this.#started = true;
     this.begin();
   }
@@ -71,7 +77,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   }
 
   ready(options: ReadyOptions = {}): Promise<EndpointSnapshot> {
-    if (this.#closed) return Promise.reject(new PoolClosedError('the endpoint source is closed'));
+    if (this.#lifecycle.closing) return Promise.reject(new PoolClosedError('the endpoint source is closed'));
     if (this.#ready) return Promise.resolve(this.snapshot());
     this.start();
     const timeoutMillis = options.timeoutMillis ?? DEFAULT_READY_TIMEOUT_MILLIS;
@@ -80,9 +86,11 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
       // Ref'd on purpose: a caller awaiting ready() must not see Node exit under it
       // while the source is between retries (all other timers of the source are unref'd).
       let timer: NodeJS.Timeout | undefined;
+      let release = (): void => undefined;
       const onAbort = (): void => settle(() => reject(signal?.reason ?? new Error('aborted')));
       const settle = (action: () => void): void => {
         this.#waiters.delete(waiter);
+        release();
         if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         action();
@@ -93,6 +101,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
       };
       if (signal?.aborted) return onAbort();
       this.#waiters.add(waiter);
+      release = this.#lifecycle.hold(() => waiter.reject(new PoolClosedError('the endpoint source was closed before it became ready')));
       signal?.addEventListener('abort', onAbort, { once: true });
       timer = Number.isFinite(timeoutMillis)
         ? setTimeout(() => waiter.reject(this.readyTimeoutError(timeoutMillis)), timeoutMillis)
@@ -100,19 +109,18 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
     });
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#cancelFlush();
-    const closed = new PoolClosedError('the endpoint source was closed before it became ready');
-    for (const waiter of [...this.#waiters]) waiter.reject(closed);
-    await this.end();
+  /** Stops the source. Every call returns the same promise, settled once end() has finished. */
+  close(): Promise<void> {
+    return this.#lifecycle.close(() => {
+      this.#cancelFlush();
+      return this.end();
+    });
   }
 
   /** Marks the state as changed; the diff is emitted once per coalescing window. */
   protected changed(cause: ChangeCause): void {
     if (cause !== 'watch') this.#pendingCause = cause;
-    if (this.#flushTimer !== undefined || this.#closed) return;
+    if (this.#flushTimer !== undefined || this.#lifecycle.closing) return;
     this.#flushTimer =
       this.#coalesceMillis === 0
         ? setImmediate(() => this.flush())
@@ -151,16 +159,16 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
 
   protected reportError(error: AnchorPoolError): void {
     this.logger.error({ code: error.code, error: error.message }, error.message);
-    if (this.listenerCount('error') > 0) this.emitSafely('error', error);
+    this.emitSafely('error', error);
   }
 
-  /** A listener that throws must not take the source down with it. */
+  /**
+   * Every listener gets the event and the source carries on; a listener that throws has
+   * its exception rethrown on a later tick (an uncaught exception, as with a plain
+   * EventEmitter), so it never disappears.
+   */
   protected emitSafely<E extends keyof SourceEvents>(event: E, ...args: SourceEvents[E]): void {
-    try {
-      (this.emit as (event: E, ...args: SourceEvents[E]) => boolean)(event, ...args);
-    } catch (err) {
-      this.logger.error({ event, error: String(err) }, `a listener of "${event}" threw`);
-    }
+    emitSafely(this, event, ...args);
   }
 
   #cancelFlush(): void {
