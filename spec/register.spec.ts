@@ -151,6 +151,31 @@ t.test('close() deletes the key and revokes the lease; a second close() is harml
   t.equal((await inEtcd(direct, 'reg/close/b2'))?.value, '10.9.9.9:1', 'close() leaves a key that is no longer on its lease');
 });
 
+t.test('a second close() is the first one\'s promise: it settles only once the key is removed', async (t) => {
+  const r = await registered(t, { prefix: 'reg/close-twice/', key: 'b1', addr: '127.0.0.1:50051' });
+  const first = r.close();
+  const second = r.close();
+  t.equal(second, first, 'the same promise');
+  await second;
+  t.equal(await inEtcd(direct, r.key), undefined, 'the key is gone when the second close() resolves');
+});
+
+t.test('a throwing listener is rethrown on a later tick: the process dies of it', async (t) => {
+  const { code, output } = await runFixture('register-exits', { ETCD_HOSTS: hosts.join(','), MODE: 'listener-throws' }, 15_000);
+  t.match(output, /second listener got lost/, 'the other listener got the event');
+  t.match(output, /Error: listener boom/, "the listener's error is printed");
+  t.not(code, 0, 'the process died of the uncaught error');
+  t.notMatch(output, /closed/, 'it did not run on as if nothing happened');
+});
+
+t.test('a throwing listener does not stop the registration: it registers again', async (t) => {
+  const { code, output } = await runFixture('register-exits', { ETCD_HOSTS: hosts.join(','), MODE: 'listener-throws-handled' }, 15_000);
+  t.equal(code, 0, output);
+  t.match(output, /uncaught: listener boom/);
+  t.match(output, /registered again/);
+  t.match(output, /closed/);
+});
+
 t.test('a process exits by itself after close(), and after a failed register()', async (t) => {
   const closed = await runFixture('register-exits', { ETCD_HOSTS: hosts.join(','), MODE: 'close' }, 10_000);
   t.equal(closed.code, 0, `exited by itself after close() (output: ${closed.output})`);

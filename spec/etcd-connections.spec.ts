@@ -1,0 +1,93 @@
+// Every etcd connection a source or a registration opened is closed 3 s after close(),
+// also after etcd (or a TCP proxy in front of it) was unreachable for several retry
+// cycles. Counted on the client side with `ss`, for this process only (etcd dials its
+// own client port too).
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createSource } from '../lib/create-source.js';
+import { register } from '../lib/register.js';
+import { startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { startTcpProxy } from '../testkit/tcp-proxy.js';
+
+/** Established TCP connections from this process to 127.0.0.1:port. */
+function ourConnections(port: number): number {
+  const lines = execFileSync('ss', ['-tnpH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' });
+  return lines.split('\n').filter((line) => line.includes(`pid=${process.pid},`)).length;
+}
+
+const quick = { retryInitialMillis: 100, retryMaxMillis: 500, dialTimeoutMillis: 1000 };
+
+t.test('a source closed after an outage behind a TCP proxy leaves no connection open', async (t) => {
+  const cluster = await startEtcd(t);
+  const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
+  t.teardown(() => proxy.close());
+  const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick } });
+  t.teardown(() => source.close());
+  await source.ready({ timeoutMillis: 10_000 });
+  t.ok(ourConnections(proxy.port) >= 1, 'counting works: the source is connected');
+
+  proxy.cut();
+  await sleep(4000); // several retry cycles of 100–500 ms
+  proxy.resume();
+  await waitFor(() => source.status().connected, { what: 'the source to reconnect', timeoutMs: 15_000 });
+  await source.close();
+  await sleep(3000);
+  t.equal(ourConnections(proxy.port), 0, 'no connection established 3 s after close()');
+});
+
+t.test('a source closed after etcd was killed and restarted leaves no connection open', async (t) => {
+  const cluster = await startEtcd(t);
+  const member = cluster.members[0]!;
+  const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: cluster.hosts, ...quick } });
+  t.teardown(() => source.close());
+  await source.ready({ timeoutMillis: 10_000 });
+  t.ok(ourConnections(member.clientPort) >= 1, 'counting works: the source is connected');
+
+  await member.kill('SIGKILL');
+  await sleep(4000);
+  await member.start();
+  await waitFor(() => source.status().connected, { what: 'the source to reconnect', timeoutMs: 15_000 });
+  await source.close();
+  await sleep(3000);
+  t.equal(ourConnections(member.clientPort), 0, 'no connection established 3 s after close()');
+});
+
+t.test('a source closed while etcd is unreachable leaves no connection once etcd is back', async (t) => {
+  const cluster = await startEtcd(t);
+  const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
+  t.teardown(() => proxy.close());
+  const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick } });
+  t.teardown(() => source.close());
+  await source.ready({ timeoutMillis: 10_000 });
+  proxy.cut();
+  await sleep(2000);
+  await source.close();
+  proxy.resume();
+  await sleep(3000);
+  t.equal(ourConnections(proxy.port), 0, 'no connection established 3 s after etcd came back');
+});
+
+t.test('a registration closed after an outage leaves no connection open', async (t) => {
+  const cluster = await startEtcd(t);
+  const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
+  t.teardown(() => proxy.close());
+  const registration = await register({
+    etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick },
+    prefix: 'leak/',
+    key: 'b1',
+    addr: '127.0.0.1:50051',
+    ttlSeconds: 3,
+  });
+  t.teardown(() => registration.close());
+  t.ok(ourConnections(proxy.port) >= 1, 'counting works: the registration is connected');
+
+  const registered = new Promise<void>((resolve) => registration.once('registered', () => resolve()));
+  proxy.cut();
+  await sleep(5000); // past the TTL: the lease is lost and registering again retries
+  proxy.resume();
+  await registered;
+  await registration.close();
+  await sleep(3000);
+  t.equal(ourConnections(proxy.port), 0, 'no connection established 3 s after close()');
+});

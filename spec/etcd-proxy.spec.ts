@@ -1,0 +1,85 @@
+// gRPC keepalive that etcd and `etcd grpc-proxy` accept. Both enforce a minimum ping
+// interval (etcd's --grpc-keepalive-min-time, 5 s by default; the proxy grpc-go's default,
+// 5 min) and answer more frequent pings with GOAWAY "too many pings", which grpc-js
+// reports as a dropped stream: a quiet source then disconnects and lists again every ~20 s.
+// Over 30 s, sources on a quiet prefix — through the proxy and directly — must see no
+// disconnect and no resync with the default keepalive; a 5 s keepalive through the proxy
+// must be disconnected (evidence that the check can fail). All three run at once.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createSource } from '../lib/create-source.js';
+import type { EtcdEndpointSource } from '../lib/source-etcd.js';
+import { freePort, findEtcdBinaries } from '../etcd-dev/etcd-dev.mjs';
+import { startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { directClient } from '../testkit/tap-source.js';
+
+const QUIET_MILLIS = 30_000;
+
+const cluster = await startEtcd(t);
+const direct = directClient(t, cluster.hosts);
+
+/** `etcd grpc-proxy start` in front of the cluster; stopped at teardown, even on failure. */
+async function startGrpcProxy(): Promise<string> {
+  const port = await freePort();
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'anchorpool-grpc-proxy-'));
+  const { etcd } = findEtcdBinaries() as { etcd: string };
+  const child = spawn(etcd, ['grpc-proxy', 'start', `--endpoints=${cluster.hosts.join(',')}`, `--listen-addr=127.0.0.1:${port}`, `--data-dir=${dir}`], {
+    cwd: dir,
+    stdio: 'ignore',
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  t.teardown(async () => {
+    child.kill('SIGKILL');
+    await exited;
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => resolve(socket.destroy() !== undefined));
+        socket.on('error', () => resolve(false));
+      }),
+    { what: 'etcd grpc-proxy to listen', timeoutMs: 10_000 },
+  );
+  return `127.0.0.1:${port}`;
+}
+
+interface Watched {
+  source: EtcdEndpointSource;
+  disconnects: number;
+  resyncs: number;
+}
+
+function watchQuiet(prefix: string, hosts: string[], keepaliveTimeMillis?: number): Watched {
+  const etcd = keepaliveTimeMillis === undefined ? { hosts } : { hosts, keepaliveTimeMillis };
+  const source = createSource({ target: `etcd:///${prefix}`, etcd }) as EtcdEndpointSource;
+  t.teardown(() => source.close());
+  const watched: Watched = { source, disconnects: 0, resyncs: 0 };
+  source.on('disconnected', () => (watched.disconnects += 1));
+  source.on('resync', (info) => {
+    if (info.reason !== 'initial') watched.resyncs += 1;
+  });
+  return watched;
+}
+
+t.test(`a quiet source keeps its stream for ${QUIET_MILLIS / 1000} s through etcd grpc-proxy and directly`, async (t) => {
+  const proxy = await startGrpcProxy();
+  const viaProxy = watchQuiet('quiet/proxy/', [proxy]);
+  const directly = watchQuiet('quiet/direct/', cluster.hosts);
+  const pingy = watchQuiet('quiet/pingy/', [proxy], 5000);
+  await Promise.all([viaProxy, directly, pingy].map((w) => w.source.ready({ timeoutMillis: 10_000 })));
+  await sleep(QUIET_MILLIS);
+
+  t.same({ disconnects: viaProxy.disconnects, resyncs: viaProxy.resyncs }, { disconnects: 0, resyncs: 0 }, 'through the proxy, default keepalive');
+  t.same({ disconnects: directly.disconnects, resyncs: directly.resyncs }, { disconnects: 0, resyncs: 0 }, 'directly, default keepalive');
+  t.ok(pingy.disconnects >= 1, `a 5 s keepalive through the proxy is disconnected (${pingy.disconnects} disconnects, ${pingy.resyncs} resyncs)`);
+
+  await direct.put('quiet/proxy/b1').value('{"addr":"10.0.0.1:50051"}');
+  await waitFor(() => viaProxy.source.snapshot().endpoints.has('quiet/proxy/b1'), { what: 'the put to arrive through the proxy' });
+  t.pass('a put arrives through the proxy as a change');
+});
