@@ -51,6 +51,8 @@ export interface BrokerHooks<A extends LeaseAnchor> {
 interface PendingAcquire {
   readonly priority: number;
   readonly since: number;
+  /** Where acquire() was called, when leak detection is on (a served waiter's grant runs in a microtask). */
+  readonly stack: string | undefined;
   active: boolean;
   resolve(lease: Lease): void;
   reject(error: Error): void;
@@ -117,6 +119,8 @@ export class LeaseBroker<A extends LeaseAnchor> {
       }
     }
     if (this.#lifecycle.closing) return Promise.reject(new PoolClosedError('acquire() on a closed pool'));
+    // An aborted signal wins over a free slot, as in Node's own APIs.
+    if (options?.signal?.aborted) return Promise.reject(new AcquireAbortedError('acquire() was aborted', { cause: options.signal.reason }));
     const lease = this.tryAcquire();
     return lease === undefined ? this.#wait(options) : Promise.resolve(lease);
   }
@@ -171,14 +175,14 @@ export class LeaseBroker<A extends LeaseAnchor> {
       observers.length === 0 ? undefined : observers.length === 1 ? observers[0] : (seconds) => observers.forEach((observe) => observe(seconds));
   }
 
-  #grant(anchor: A): Lease {
+  #grant(anchor: A, acquiredAt?: string): Lease {
     anchor.take();
     this.#leased += 1;
     this.#acquired += 1;
     const lease = newLease(this.#owner, anchor);
     const leakMillis = this.#options.leakDetectionMillis;
     if (leakMillis > 0) {
-      const stack = new Error('lease acquired here').stack ?? '';
+      const stack = acquiredAt ?? new Error('lease acquired here').stack ?? '';
       const takenAt = Date.now();
       const timer = setTimeout(() => {
         this.#hooks.leaked({ key: lease.key, anchor: lease.anchor, address: lease.address, heldMillis: Date.now() - takenAt, stack });
@@ -219,6 +223,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
       const waiter: PendingAcquire = {
         priority: options?.priority ?? 0,
         since: performance.now(),
+        stack: this.#options.leakDetectionMillis > 0 ? (new Error('lease acquired here').stack ?? '') : undefined,
         active: true,
         resolve,
         reject,
@@ -242,7 +247,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
       waiter.active = false;
       waiter.cleanup();
       this.#observeWait?.((performance.now() - waiter.since) / 1000);
-      waiter.resolve(this.#grant(anchor));
+      waiter.resolve(this.#grant(anchor, waiter.stack));
     }
   }
 }

@@ -11,8 +11,11 @@ import { connectivityState as State } from '@grpc/grpc-js';
 
 export class SubchannelAnchor extends Anchor {
   readonly subchannel: SubchannelInterface;
-  readonly #onState = (_subchannel: SubchannelInterface, _previous: State, next: State): void => {
+  /** Why the subchannel last failed, as grpc-js reported it (for the policy's TRANSIENT_FAILURE message). */
+  lastError: string | undefined;
+  readonly #onState = (_subchannel: SubchannelInterface, _previous: State, next: State, _keepaliveTime: number, errorMessage?: string): void => {
     if (this.closed) return;
+    if (errorMessage) this.lastError = errorMessage;
     if (next === State.IDLE) this.subchannel.startConnecting();
     this.setState(anchorStateOf(next));
   };

@@ -141,7 +141,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
   }
 
   #onAnchorState(anchor: SubchannelAnchor, state: AnchorState, previous: AnchorState): void {
-    log(`${anchor.key}#${anchor.index} (${anchor.address}): ${previous} -> ${state}`);
+    log(`${anchor.key}#${anchor.index} (${anchor.address}): ${previous} -> ${state}${anchor.lastError ? ` (${anchor.lastError})` : ''}`);
+    if (!anchor.draining && anchor.lastError !== undefined) this.#lastError = anchor.lastError;
     if (previous === 'READY' && state !== 'READY' && !anchor.draining) {
       log('an anchor left READY: requesting re-resolution');
       this.#helper.requestReresolution();
