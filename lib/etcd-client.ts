@@ -120,18 +120,38 @@ class EtcdChannels {
 }
 
 /**
- * Closes `channel` once it is outside TRANSIENT_FAILURE, always from a fresh turn of the
- * event loop: closed from inside a state-change callback, grpc-js's pick_first keeps its
- * listener on the subchannel and connects it again after the close.
+ * How long a released channel may wait in TRANSIENT_FAILURE for etcd before it is closed
+ * anyway. Past this, etcd has been down for the whole wait; the one attempt grpc-js still
+ * makes after the close then finds it down too (and the subchannel stops), unless etcd
+ * comes back within that last backoff period — a narrow window we accept, against a
+ * closed client that would otherwise retry for as long as etcd stays down.
+ */
+const RELEASE_LINGER_MILLIS = 60_000;
+
+/**
+ * Closes `channel` once it is outside TRANSIENT_FAILURE (or after RELEASE_LINGER_MILLIS),
+ * always from a fresh turn of the event loop: closed from inside a state-change
+ * callback, grpc-js's pick_first keeps its listener on the subchannel and connects it
+ * again after the close. The linger timer is unref'd: it keeps no process alive.
  */
 function closeOutsideTransientFailure(channel: ChannelImplementation): void {
-  setImmediate(() => {
-    const state = channel.getConnectivityState(false);
-    if (state === connectivityState.SHUTDOWN) return;
-    if (state !== connectivityState.TRANSIENT_FAILURE) return channel.close();
-    // No timer: nothing here keeps the process alive (grpc-js's own reconnect timers are unref'd).
-    channel.watchConnectivityState(state, Infinity, () => closeOutsideTransientFailure(channel));
-  });
+  let done = false;
+  const close = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(giveUp);
+    if (channel.getConnectivityState(false) !== connectivityState.SHUTDOWN) channel.close();
+  };
+  const giveUp = setTimeout(close, RELEASE_LINGER_MILLIS).unref();
+  const check = (): void => {
+    setImmediate(() => {
+      if (done) return;
+      const state = channel.getConnectivityState(false);
+      if (state !== connectivityState.TRANSIENT_FAILURE) return close();
+      channel.watchConnectivityState(state, Infinity, check);
+    });
+  };
+  check();
 }
 
 /** An etcd3 client whose close() also releases every connection it made (EtcdChannels). */
