@@ -2,8 +2,6 @@
 export { createSource } from './create-source.js';
 export type { SourceOptions, EtcdOptions } from './config.js';
 export type { EndpointSource, EndpointChange, EndpointSnapshot, ResyncInfo, ResyncReason, SourceEvents, SourceStatus, ReadyOptions, ChangeCause } from './source.js';
-export { EtcdEndpointSource } from './source-etcd.js';
-export { StaticEndpointSource } from './source-static.js';
 export { type Endpoint, type EndpointFormat, type ParseLimits, type ParseResult, parseEndpointValue, DEFAULT_LIMITS } from './endpoint.js';
 export { type ParsedAddress, parseAddress } from './address.js';
 export { type Target, type EtcdTarget, type StaticTarget, parseTarget } from './target.js';
