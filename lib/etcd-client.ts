@@ -123,10 +123,12 @@ class EtcdChannels {
  * How long a released channel may wait in TRANSIENT_FAILURE for etcd before it is closed
  * anyway. Past this, etcd has been down for the whole wait; the one attempt grpc-js still
  * makes after the close then finds it down too (and the subchannel stops), unless etcd
- * comes back within that last backoff period — a narrow window we accept, against a
- * closed client that would otherwise retry for as long as etcd stays down.
+ * comes back within that last backoff period — a narrow window we accept, against
+ * released clients that would otherwise retry for as long as etcd stays down. It also
+ * bounds how many released channels retry at once during an outage (the source replaces
+ * its client on every failed attempt): about RELEASE_LINGER_MILLIS / retryMaxMillis.
  */
-const RELEASE_LINGER_MILLIS = 60_000;
+const RELEASE_LINGER_MILLIS = 30_000;
 
 /**
  * Closes `channel` once it is outside TRANSIENT_FAILURE (or after RELEASE_LINGER_MILLIS),

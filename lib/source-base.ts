@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { DesiredState, type InvalidEndpoint } from './desired-state.js';
 import { emitSafely } from './emit-safely.js';
 import type { ParseLimits } from './endpoint.js';
-import { type AnchorPoolError, PoolClosedError } from './errors.js';
+import { AcquireAbortedError, type AnchorPoolError, PoolClosedError } from './errors.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import type {
@@ -87,7 +87,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
       // while the source is between retries (all other timers of the source are unref'd).
       let timer: NodeJS.Timeout | undefined;
       let release = (): void => undefined;
-      const onAbort = (): void => settle(() => reject(signal?.reason ?? new Error('aborted')));
+      const onAbort = (): void => settle(() => reject(new AcquireAbortedError('ready() was aborted', { cause: signal?.reason })));
       const settle = (action: () => void): void => {
         this.#waiters.delete(waiter);
         release();

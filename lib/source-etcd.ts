@@ -16,8 +16,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GRPCUnavailableError, Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
-import { ExponentialBackoff, isBrokenCircuitError, type IBackoff } from 'cockatiel';
+import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { createEtcdClient, isAuthRefusal, plaintextHint } from './etcd-client.js';
 import type { ResolvedEtcdOptions } from './config.js';
 import type { KeyValue } from './desired-state.js';
@@ -39,11 +39,6 @@ function decodeKey(key: Buffer): string {
 
 function toKeyValue(kv: IKeyValue): KeyValue {
   return { key: decodeKey(kv.key), value: kv.value, modRevision: Number(kv.mod_revision) };
-}
-
-/** etcd could not be reached at all: nothing is wrong with the client's connection itself. */
-function isConnectFailure(err: unknown): boolean {
-  return err instanceof GRPCUnavailableError || isBrokenCircuitError(err);
 }
 
 function isCompaction(err: unknown): boolean {
@@ -137,11 +132,11 @@ export class EtcdEndpointSource extends SourceBase {
         const error = this.#classify(err);
         this.#markDisconnected(error);
         if (error instanceof EtcdAuthError) this.failReady(error);
-        // A refused connection (or the breaker it opened) is retried on the same client:
-        // its channel reconnects by itself, and a client replaced during an outage would
-        // leave its channel retrying until etcd answers (etcd-client.ts). Anything else,
-        // a timeout above all, may be a half-open connection: start over on a new one.
-        if (!isConnectFailure(err)) this.#dropClient();
+        // Every retry starts on a new client: a timeout may mean a half-open connection, and
+        // a fresh channel's first failure names its cause (a TLS error, say), where a reused
+        // one reports "Last error: null". The replaced client's channel is released by
+        // etcd-client.ts (at most RELEASE_LINGER_MILLIS later while etcd stays down).
+        this.#dropClient();
         reason = 'reconnect';
         failed = true;
       }

@@ -65,6 +65,7 @@ export interface SourceEvents {
 export interface ReadyOptions {
   /** How long to wait for the first snapshot. Infinity waits (and retries) for ever. */
   readonly timeoutMillis?: number;
+  /** Rejects the wait at once with AcquireAbortedError (the signal's reason as `cause`). */
   readonly signal?: AbortSignal;
 }
 

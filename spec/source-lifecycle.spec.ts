@@ -55,3 +55,19 @@ t.test('a throwing change listener does not stop the source: later events still 
   t.match(output, /later change arrived/);
   t.match(output, /closed/);
 });
+
+t.test('ready({ signal }) on a source rejects at once with AcquireAbortedError, the reason as cause', async (t) => {
+  const source = createSource({ target: 'etcd:///lifecycle/', etcd: { hosts: ['127.0.0.1:1'], retryMaxMillis: 200 } });
+  t.teardown(() => source.close());
+  const abort = new AbortController();
+  const pending = source.ready({ timeoutMillis: 5000, signal: abort.signal });
+  const startedAt = performance.now();
+  abort.abort(new Error('no longer needed'));
+  const error = await pending.then(
+    () => undefined,
+    (e: unknown) => e as Error & { code?: string },
+  );
+  t.equal(error?.code, 'ANCHORPOOL_ACQUIRE_ABORTED', `typed (got ${String(error)})`);
+  t.equal((error?.cause as Error | undefined)?.message, 'no longer needed', 'the abort reason is the cause');
+  t.ok(performance.now() - startedAt < 500, 'at once');
+});
