@@ -219,7 +219,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
         this.#timeouts += 1;
         giveUp(new AcquireTimeoutError(`no anchor could take a lease within ${timeoutMillis} ms (${this.#hooks.describe()})`));
       }, timeoutMillis);
-      const unhold = this.#lifecycle.hold(() => giveUp(new PoolClosedError('the pool was closed while waiting for a lease')));
+      let unhold = (): void => undefined;
       const waiter: PendingAcquire = {
         priority: options?.priority ?? 0,
         since: performance.now(),
@@ -235,6 +235,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(waiter);
+      unhold = this.#lifecycle.hold(() => giveUp(new PoolClosedError('the pool was closed while waiting for a lease')));
     });
   }
 

@@ -241,6 +241,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       const stopSource = new AbortController();
       let sourceReady = false;
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      let unhold = (): void => undefined;
       const settle = (error?: Error): void => {
         if (settled) return;
         settled = true;
@@ -265,10 +267,10 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         (error: Error) => settle(error),
       );
       // Ref'd on purpose: a caller awaiting ready() must not see Node exit under it.
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         if (sourceReady) settle(new ReadyTimeoutError(`no anchor became READY within ${timeoutMillis} ms (${this.#describe()})`));
       }, timeoutMillis);
-      const unhold = this.#lifecycle.hold(() => settle(new PoolClosedError('the pool was closed while ready() waited')));
+      unhold = this.#lifecycle.hold(() => settle(new PoolClosedError('the pool was closed while ready() waited')));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#readyChecks.add(check);
     });
