@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from './address.js';
 import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from './anchor.js';
+import { HealthWatch, type HealthWatchSettings } from './health-watch.js';
 
 /** Larger values overflow Node's timers; the grpc-js default (30 min) would drop idle anchors. */
 export const MAX_IDLE_TIMEOUT_MILLIS = 2_147_483_647;
@@ -19,6 +20,11 @@ export interface ChannelAnchorSettings {
   readonly maxLeases: number;
   /** Distinguishes pools (and successive anchors for the same slot) in the anchor arg. */
   readonly tag: string;
+  /** Run a grpc.health.v1 Watch on each connection (gRFC A17); absent: no health checks. */
+  readonly healthCheck?: HealthWatchSettings & {
+    /** The backend has no health service: the anchor counts as healthy on this connection. */
+    unimplemented(anchor: ChannelAnchor, detail: string): void;
+  };
 }
 
 /**
@@ -39,9 +45,12 @@ export class ChannelAnchor extends Anchor {
   readonly channel: grpc.Channel;
   readonly #credentials: grpc.ChannelCredentials;
   readonly #clients = new Map<ClientConstructor<grpc.Client>, grpc.Client>();
+  readonly #health: HealthWatch | undefined;
+  /** The last health problem seen on this anchor (a failed stream, UNIMPLEMENTED), for status output. */
+  healthDetail: string | null = null;
 
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
-    super(spec, settings.maxLeases, listener);
+    super(spec, settings.maxLeases, listener, settings.healthCheck !== undefined);
     this.#credentials = settings.credentials;
     this.channel = new grpc.Channel(channelTarget(spec.address), settings.credentials, {
       'grpc.client_idle_timeout_ms': MAX_IDLE_TIMEOUT_MILLIS,
@@ -49,6 +58,20 @@ export class ChannelAnchor extends Anchor {
       [ANCHOR_ARG]: `${settings.tag}/${spec.key}#${spec.index}`,
       'grpc.use_local_subchannel_pool': 1,
     });
+    const check = settings.healthCheck;
+    if (check !== undefined) {
+      this.#health = new HealthWatch(this.channel, spec.address, check, {
+        status: (status, detail) => {
+          this.healthDetail = detail;
+          this.setHealth(status === 'UNKNOWN' ? 'UNKNOWN' : status);
+        },
+        unimplemented: (detail) => {
+          this.healthDetail = `no health service: ${detail}`;
+          this.setHealth('UNCHECKED');
+          check.unimplemented(this, detail);
+        },
+      });
+    }
   }
 
   start(): void {
@@ -66,6 +89,7 @@ export class ChannelAnchor extends Anchor {
   }
 
   protected shutdown(): void {
+    this.#health?.stop();
     this.channel.close();
     this.#clients.clear();
   }
@@ -74,7 +98,11 @@ export class ChannelAnchor extends Anchor {
     if (this.closed) return;
     // `true` makes an IDLE channel connect: after a disconnect grpc-js waits in IDLE.
     const current = this.channel.getConnectivityState(true);
-    this.setState(anchorStateOf(current));
+    const state = anchorStateOf(current);
+    // Health is checked per connection: a new one starts over, and waits for its first SERVING.
+    if (state !== 'READY') this.#health?.stop();
+    this.setState(state);
+    if (state === 'READY') this.#health?.start();
     this.channel.watchConnectivityState(current, Infinity, () => this.#watch());
   }
 }

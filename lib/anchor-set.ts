@@ -12,11 +12,11 @@
  * Events from an anchor that no longer holds its slot (replaced or draining) never
  * change what can be picked; its state changes are still passed on while the set
  * tracks it, so the owner can show a draining anchor going away. The owner hears:
- *   - state(anchor, …): any tracked anchor changed state;
+ *   - state(anchor, …) and health(anchor, …): a tracked anchor's state or health changed;
  *   - eligible(): an active anchor became eligible (waiters may be served now);
  *   - closed(anchor): a tracked anchor closed and left the set.
  */
-import { Anchor, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
+import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
 import { Picker } from './picker.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
@@ -25,6 +25,7 @@ export type AnchorFactory<A extends Anchor> = (spec: AnchorSpec, listener: Ancho
 
 export interface AnchorSetOwner<A extends Anchor> {
   state(anchor: A, state: AnchorState, previous: AnchorState): void;
+  health?(anchor: A, health: AnchorHealth, previous: AnchorHealth): void;
   eligible(anchor: A): void;
   closed(anchor: A): void;
 }
@@ -35,6 +36,7 @@ export interface ApplyResult {
 }
 
 export type StateCounts = Record<Exclude<AnchorState, 'SHUTDOWN'>, number>;
+export type HealthCounts = Record<AnchorHealth, number>;
 
 const slotOf = (key: string, index: number): string => `${key}#${index}`;
 
@@ -56,6 +58,9 @@ export class AnchorSet<A extends Anchor> {
     this.#listener = {
       state: (anchor, state, previous) => {
         if (this.#tracks(anchor as A)) this.#owner.state(anchor as A, state, previous);
+      },
+      health: (anchor, health, previous) => {
+        if (this.#tracks(anchor as A)) this.#owner.health?.(anchor as A, health, previous);
       },
       eligibility: (anchor, eligible) => {
         if (!this.#holdsSlot(anchor as A)) return;
@@ -102,8 +107,11 @@ export class AnchorSet<A extends Anchor> {
     return this.#draining.values();
   }
 
+  /** Some active anchor is READY and healthy (SERVING or UNCHECKED), whether or not it has a free slot. */
   hasReady(): boolean {
-    for (const anchor of this.#active.values()) if (anchor.state === 'READY') return true;
+    for (const anchor of this.#active.values()) {
+      if (anchor.state === 'READY' && (anchor.health === 'SERVING' || anchor.health === 'UNCHECKED')) return true;
+    }
     return false;
   }
 
@@ -111,6 +119,13 @@ export class AnchorSet<A extends Anchor> {
   byState(): StateCounts {
     const counts: StateCounts = { IDLE: 0, CONNECTING: 0, READY: 0, TRANSIENT_FAILURE: 0 };
     for (const anchor of this.#active.values()) if (anchor.state !== 'SHUTDOWN') counts[anchor.state] += 1;
+    return counts;
+  }
+
+  /** Active anchors by health. */
+  byHealth(): HealthCounts {
+    const counts: HealthCounts = { UNCHECKED: 0, UNKNOWN: 0, SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0 };
+    for (const anchor of this.#active.values()) counts[anchor.health] += 1;
     return counts;
   }
 

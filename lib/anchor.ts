@@ -28,6 +28,16 @@ export function anchorStateOf(state: connectivityState): AnchorState {
   return STATE_NAMES[state];
 }
 
+/**
+ * What the anchor knows of its backend's health (gRFC A17, grpc.health.v1):
+ *   - UNCHECKED: not checked (checks are off, or the backend has no health service); counts as healthy;
+ *   - UNKNOWN: checked, but no status yet on the current connection (connecting, or the
+ *     Watch stream is down and being retried);
+ *   - SERVING / NOT_SERVING / SERVICE_UNKNOWN: the last status the backend sent.
+ * Only UNCHECKED and SERVING anchors take leases.
+ */
+export type AnchorHealth = 'UNCHECKED' | 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
 /** The channel/subchannel arg that makes each anchor's connection distinct. */
 export const ANCHOR_ARG = 'anchorpool.anchor';
 
@@ -40,6 +50,7 @@ export interface AnchorSpec {
 /** How an anchor reports to the one that created it (the anchor set). */
 export interface AnchorListener {
   state(anchor: Anchor, state: AnchorState, previous: AnchorState): void;
+  health(anchor: Anchor, health: AnchorHealth, previous: AnchorHealth): void;
   eligibility(anchor: Anchor, eligible: boolean): void;
   closed(anchor: Anchor): void;
 }
@@ -49,7 +60,11 @@ export abstract class Anchor {
   readonly index: number;
   readonly address: string;
   readonly maxLeases: number;
+  /** Leases it takes: maxLeases less the streams it keeps for itself (the health stream). */
+  readonly capacity: number;
+  readonly #healthChecked: boolean;
   #state: AnchorState = 'IDLE';
+  #health: AnchorHealth;
   #leases = 0;
   #acquired = 0;
   #draining = false;
@@ -58,16 +73,27 @@ export abstract class Anchor {
   #drainTimer: NodeJS.Timeout | undefined;
   readonly #listener: AnchorListener;
 
-  constructor(spec: AnchorSpec, maxLeases: number, listener: AnchorListener) {
+  /**
+   * `healthChecked`: the subclass runs a health check on each connection; one of the
+   * connection's `maxLeases` streams is then the health stream's, so that leases plus the
+   * health stream never exceed a server's stream cap given as maxLeasesPerAnchor.
+   */
+  constructor(spec: AnchorSpec, maxLeases: number, listener: AnchorListener, healthChecked = false) {
     this.key = spec.key;
     this.index = spec.index;
     this.address = spec.address;
     this.maxLeases = maxLeases;
+    this.capacity = healthChecked ? maxLeases - 1 : maxLeases;
+    this.#healthChecked = healthChecked;
+    this.#health = healthChecked ? 'UNKNOWN' : 'UNCHECKED';
     this.#listener = listener;
   }
 
   get state(): AnchorState {
     return this.#state;
+  }
+  get health(): AnchorHealth {
+    return this.#health;
   }
   get leases(): number {
     return this.#leases;
@@ -82,7 +108,7 @@ export abstract class Anchor {
   get closed(): boolean {
     return this.#closed;
   }
-  /** READY, not draining, and below the lease cap: may be handed a new lease. */
+  /** READY, healthy (SERVING or UNCHECKED), not draining, and below its capacity: may be handed a new lease. */
   get eligible(): boolean {
     return this.#eligible;
   }
@@ -97,7 +123,7 @@ export abstract class Anchor {
   take(): void {
     this.#leases += 1;
     this.#acquired += 1;
-    if (this.#leases >= this.maxLeases) this.#refresh();
+    if (this.#leases >= this.capacity) this.#refresh();
   }
 
   /** Returns a lease slot; a draining anchor closes with its last lease. */
@@ -105,7 +131,7 @@ export abstract class Anchor {
     this.#leases -= 1;
     if (this.#draining) {
       if (this.#leases === 0) this.close();
-    } else if (this.#leases === this.maxLeases - 1) {
+    } else if (this.#leases === this.capacity - 1) {
       this.#refresh();
     }
   }
@@ -138,16 +164,38 @@ export abstract class Anchor {
     this.#setState(state);
   }
 
+  /**
+   * For subclasses: what the health check on the current connection said. UNCHECKED
+   * means the backend has no health service (checking is off for this connection).
+   * Ignored after close(), and while the anchor is not READY (a new connection starts
+   * UNKNOWN again).
+   */
+  protected setHealth(health: AnchorHealth): void {
+    if (this.#closed || !this.#healthChecked || this.#state !== 'READY') return;
+    this.#setHealth(health);
+  }
+
   #setState(state: AnchorState): void {
     const previous = this.#state;
     if (state === previous) return;
     this.#state = state;
+    // What a health check said is about the connection that just went away.
+    if (previous === 'READY' && this.#healthChecked && this.#health !== 'UNKNOWN') this.#setHealth('UNKNOWN', false);
     this.#refresh();
     this.#listener.state(this, state, previous);
   }
 
+  #setHealth(health: AnchorHealth, refresh = true): void {
+    const previous = this.#health;
+    if (health === previous) return;
+    this.#health = health;
+    if (refresh) this.#refresh();
+    this.#listener.health(this, health, previous);
+  }
+
   #refresh(): void {
-    const eligible = this.#state === 'READY' && !this.#draining && this.#leases < this.maxLeases;
+    const healthy = this.#health === 'SERVING' || this.#health === 'UNCHECKED';
+    const eligible = this.#state === 'READY' && healthy && !this.#draining && this.#leases < this.capacity;
     if (eligible === this.#eligible) return;
     this.#eligible = eligible;
     this.#listener.eligibility(this, eligible);

@@ -50,6 +50,24 @@ export interface PoolOptions extends SourceOptions {
    * acquire). Default 0 = off.
    */
   leakDetectionMillis?: number;
+  /**
+   * Client-side health checks (gRFC A17): each anchor runs a grpc.health.v1 `Watch` stream
+   * on its own connection and takes leases only while its last status is SERVING (after a
+   * reconnect it waits for the first SERVING). A backend without a health service
+   * (UNIMPLEMENTED) counts as healthy, with one warning per address. The stream is one of
+   * the connection's streams, so an anchor then carries `maxLeasesPerAnchor - 1` leases.
+   * Default: off.
+   */
+  healthCheck?: HealthCheckOptions;
+}
+
+export interface HealthCheckOptions {
+  /** The service name asked for, as registered in the backend's health service. Default '' (the whole server). */
+  serviceName?: string;
+  /** Backoff before a failed Watch stream is opened again: first delay. Default 100. */
+  retryInitialMillis?: number;
+  /** … and the longest delay (decorrelated jitter between the two). Default 5000. */
+  retryMaxMillis?: number;
 }
 
 const millis = z.number().int().min(0).max(2_147_483_647);
@@ -67,6 +85,14 @@ const poolOptionsSchema = sourceOptionsSchema.extend({
   drainTimeoutMillis: millis.default(30_000),
   readyTimeoutMillis: millis.default(10_000),
   leakDetectionMillis: millis.default(0),
+  healthCheck: z
+    .object({
+      serviceName: z.string().default(''),
+      retryInitialMillis: z.number().int().min(1).max(2_147_483_647).default(100),
+      retryMaxMillis: z.number().int().min(1).max(2_147_483_647).default(5000),
+    })
+    .strict()
+    .optional(),
 });
 
 // PoolOptions is what users read; this fails to compile when it drifts from the schema.
@@ -83,9 +109,11 @@ export interface ResolvedPoolOptions {
   readonly drainTimeoutMillis: number;
   readonly readyTimeoutMillis: number;
   readonly leakDetectionMillis: number;
+  readonly healthCheck: Required<HealthCheckOptions> | undefined;
 }
 
 const POOL_ONLY_KEYS = new Set([
+  'healthCheck',
   'credentials',
   'channelOptions',
   'maxLeasesPerAnchor',
@@ -101,6 +129,9 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   const parsed = poolOptionsSchema.safeParse(input);
   if (!parsed.success) throw new ConfigError(`invalid pool options: ${formatZodError(parsed.error)}`);
   const options = parsed.data;
+  if (options.healthCheck !== undefined && options.maxLeasesPerAnchor < 2) {
+    throw new ConfigError('invalid pool options: healthCheck needs maxLeasesPerAnchor of at least 2 (the health stream takes one of the connection\'s streams)');
+  }
   // The discovery part is validated again (and resolved) by createSource.
   const source = Object.fromEntries(Object.entries(input).filter(([key]) => !POOL_ONLY_KEYS.has(key))) as SourceOptions;
   return {
@@ -114,5 +145,6 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
     drainTimeoutMillis: options.drainTimeoutMillis,
     readyTimeoutMillis: options.readyTimeoutMillis,
     leakDetectionMillis: options.leakDetectionMillis,
+    healthCheck: options.healthCheck,
   };
 }

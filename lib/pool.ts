@@ -12,8 +12,8 @@
 import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
-import type { AnchorState } from './anchor.js';
-import { ChannelAnchor, type ClientConstructor } from './anchor-channel.js';
+import type { AnchorHealth, AnchorState } from './anchor.js';
+import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './anchor-channel.js';
 import { AnchorSet, type AnchorFactory } from './anchor-set.js';
 import { createSource } from './create-source.js';
 import type { InvalidEndpoint } from './desired-state.js';
@@ -39,6 +39,20 @@ export interface AnchorStateEvent {
   readonly address: string;
   readonly state: AnchorState;
   readonly previous: AnchorState;
+  /** Its health at the time (see AnchorHealth); UNCHECKED without health checks. */
+  readonly health: AnchorHealth;
+  readonly draining: boolean;
+}
+
+export interface AnchorHealthEvent {
+  readonly key: string;
+  readonly anchor: number;
+  readonly address: string;
+  readonly health: AnchorHealth;
+  readonly previous: AnchorHealth;
+  readonly state: AnchorState;
+  /** Why, when the health check could not give a status (a failed stream, no health service). */
+  readonly detail: string | null;
   readonly draining: boolean;
 }
 
@@ -48,6 +62,7 @@ export interface PoolEvents {
   'endpoint-removed': [endpoint: Endpoint];
   'endpoint-invalid': [record: InvalidEndpoint];
   'anchor-state': [event: AnchorStateEvent];
+  'anchor-health': [event: AnchorHealthEvent];
   resync: [info: ResyncInfo];
   'etcd-connected': [info: { revision: number }];
   'etcd-disconnected': [info: { since: Date; error: AnchorPoolError }];
@@ -60,6 +75,9 @@ export interface AnchorInfo {
   readonly anchor: number;
   readonly address: string;
   readonly state: AnchorState;
+  readonly health: AnchorHealth;
+  /** May take a lease now: READY, healthy, not draining, below its capacity. */
+  readonly eligible: boolean;
   readonly leased: number;
   /** Leases handed out on this anchor since it was created. */
   readonly acquired: number;
@@ -75,6 +93,9 @@ export interface PoolStats {
     readonly active: number;
     readonly draining: number;
     readonly byState: Record<Exclude<AnchorState, 'SHUTDOWN'>, number>;
+    readonly byHealth: Record<AnchorHealth, number>;
+    /** Active anchors that may take a lease now. */
+    readonly eligible: number;
   };
   readonly leased: number;
   readonly waiting: number;
@@ -117,16 +138,32 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     this.#source = createSource(this.#options.source);
     this.#logger = options.logger ?? silentLogger;
     poolCount += 1;
-    const settings = {
+    const warnedNoHealthService = new Set<string>();
+    const healthCheck = this.#options.healthCheck;
+    const settings: ChannelAnchorSettings = {
       credentials: this.#options.credentials,
       channelOptions: this.#options.channelOptions,
       maxLeases: this.#options.maxLeasesPerAnchor,
       tag: `pool${poolCount}.${process.pid}`,
+      ...(healthCheck && {
+        healthCheck: {
+          ...healthCheck,
+          unimplemented: (anchor, detail) => {
+            if (warnedNoHealthService.has(anchor.address)) return;
+            warnedNoHealthService.add(anchor.address);
+            this.#logger.warn(
+              { key: anchor.key, address: anchor.address, detail },
+              `${anchor.address} has no grpc.health.v1 service (UNIMPLEMENTED): its anchors count as healthy`,
+            );
+          },
+        },
+      }),
     };
     this.#anchors = new AnchorSet<LeaseAnchor>(
       factory ?? ((spec, listener) => new ChannelAnchor(spec, settings, listener)),
       {
         state: (anchor, state, previous) => this.#anchorState(anchor, state, previous),
+        health: (anchor, health, previous) => this.#anchorHealth(anchor, health, previous),
         eligible: () => this.#broker.wake(),
         closed: () => undefined,
       },
@@ -222,7 +259,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   // ── lifecycle ─────────────────────────────────────────────────────────────
 
   /**
-   * Resolves once the first snapshot is applied and at least one anchor is READY.
+   * Resolves once the first snapshot is applied and at least one anchor is READY and healthy (SERVING, or not checked).
    * Rejects with the source's error (EtcdUnavailableError, EtcdAuthError) when no
    * snapshot arrives in time, ReadyTimeoutError when no anchor becomes READY in time,
    * PoolClosedError at once when the pool is closed, AcquireAbortedError at once when
@@ -294,7 +331,14 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     return {
       endpoints: snapshot.endpoints.size,
       invalid: [...snapshot.invalid.values()].map(({ key, reason }) => ({ key, reason })),
-      anchors: { wanted: this.#anchors.wanted, active: this.#anchors.activeCount, draining: this.#anchors.drainingCount, byState: this.#anchors.byState() },
+      anchors: {
+        wanted: this.#anchors.wanted,
+        active: this.#anchors.activeCount,
+        draining: this.#anchors.drainingCount,
+        byState: this.#anchors.byState(),
+        byHealth: this.#anchors.byHealth(),
+        eligible: this.#anchors.eligibleCount,
+      },
       leased: broker.leased,
       waiting: broker.waiting,
       acquired: broker.acquired,
@@ -315,6 +359,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       anchor: a.index,
       address: a.address,
       state: a.state,
+      health: a.health,
+      eligible: a.eligible,
       leased: a.leases,
       acquired: a.acquired,
       draining: a.draining,
@@ -326,9 +372,20 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   // ── internals ─────────────────────────────────────────────────────────────
 
   #anchorState(anchor: LeaseAnchor, state: AnchorState, previous: AnchorState): void {
-    this.#emit('anchor-state', { key: anchor.key, anchor: anchor.index, address: anchor.address, state, previous, draining: anchor.draining });
+    this.#emit('anchor-state', { key: anchor.key, anchor: anchor.index, address: anchor.address, state, previous, health: anchor.health, draining: anchor.draining });
+    this.#eligibilityMayHaveChanged();
+  }
+
+  #anchorHealth(anchor: LeaseAnchor, health: AnchorHealth, previous: AnchorHealth): void {
+    const detail = anchor instanceof ChannelAnchor ? anchor.healthDetail : null;
+    this.#emit('anchor-health', { key: anchor.key, anchor: anchor.index, address: anchor.address, health, previous, state: anchor.state, detail, draining: anchor.draining });
+    this.#eligibilityMayHaveChanged();
+  }
+
+  /** ready() and pool.client()'s routing channel look at whether an anchor can serve. */
+  #eligibilityMayHaveChanged(): void {
     for (const watcher of [...this.#stateWatchers]) watcher();
-    if (state === 'READY') for (const check of [...this.#readyChecks]) check();
+    for (const check of [...this.#readyChecks]) check();
   }
 
   #onChange(change: EndpointChange): void {
@@ -348,7 +405,11 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       .filter(([, n]) => n > 0)
       .map(([state, n]) => `${n} ${state}`)
       .join(', ');
-    return `${s.endpoints} endpoint(s), ${s.anchors.active} anchor(s)${states ? `: ${states}` : ''}, ${s.leased} leased, ${s.waiting} waiting`;
+    const health = Object.entries(s.anchors.byHealth)
+      .filter(([h, n]) => n > 0 && h !== 'UNCHECKED')
+      .map(([h, n]) => `${n} ${h}`)
+      .join(', ');
+    return `${s.endpoints} endpoint(s), ${s.anchors.active} anchor(s)${states ? `: ${states}` : ''}${health ? ` (health: ${health})` : ''}, ${s.leased} leased, ${s.waiting} waiting`;
   }
 
   async #shutdown(): Promise<void> {

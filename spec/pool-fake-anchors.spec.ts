@@ -49,7 +49,14 @@ t.test('the static target becomes 3 fake anchors by (key, index), started, none 
   t.same(fakes.created.map((a) => a.starts), [1, 1, 1]);
   const stats = pool.stats();
   t.equal(stats.endpoints, 2);
-  t.same(stats.anchors, { wanted: 3, active: 3, draining: 0, byState: { IDLE: 0, CONNECTING: 3, READY: 0, TRANSIENT_FAILURE: 0 } });
+  t.same(stats.anchors, {
+    wanted: 3,
+    active: 3,
+    draining: 0,
+    byState: { IDLE: 0, CONNECTING: 3, READY: 0, TRANSIENT_FAILURE: 0 },
+    byHealth: { UNCHECKED: 3, UNKNOWN: 0, SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0 },
+    eligible: 0,
+  });
   t.equal(pool.tryAcquire(), undefined, 'nothing READY: no lease');
 });
 

@@ -9,7 +9,7 @@
  * reconcile and check that a survivor is the very same object.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { Anchor, type AnchorListener, type AnchorSpec, type AnchorState } from '../../lib/anchor.js';
+import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from '../../lib/anchor.js';
 import type { AnchorFactory } from '../../lib/anchor-set.js';
 import type { LeaseAnchor } from '../../lib/lease.js';
 
@@ -20,6 +20,8 @@ export interface FakeAnchorOptions {
   readonly maxLeases?: number;
   /** State the anchor reports from start(), as a transport that begins connecting would. Default: stays IDLE. */
   readonly startState?: DrivenState;
+  /** The anchor is health-checked (one slot kept for the health stream; leases only while SERVING). Default false. */
+  readonly healthChecked?: boolean;
 }
 
 export class FakeAnchor extends Anchor implements LeaseAnchor {
@@ -30,7 +32,7 @@ export class FakeAnchor extends Anchor implements LeaseAnchor {
   readonly #startState: DrivenState | undefined;
 
   constructor(spec: AnchorSpec, listener: AnchorListener, options: FakeAnchorOptions = {}) {
-    super(spec, options.maxLeases ?? 100, listener);
+    super(spec, options.maxLeases ?? 100, listener, options.healthChecked ?? false);
     this.#startState = options.startState;
     this.channel = { fakeChannelOf: `${spec.key}#${spec.index}` } as unknown as grpc.Channel;
   }
@@ -48,6 +50,11 @@ export class FakeAnchor extends Anchor implements LeaseAnchor {
   /** The test plays the transport: report `state` as the anchor's new state. */
   drive(state: DrivenState): void {
     this.setState(state);
+  }
+
+  /** The test plays the health check: report `health` for the current connection. */
+  driveHealth(health: AnchorHealth): void {
+    this.setHealth(health);
   }
 
   client<C extends grpc.Client>(): C {

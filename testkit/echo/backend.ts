@@ -28,6 +28,8 @@ export interface BackendOptions {
   delayMillis?: number;
   /** Serve TLS only, with this certificate and key (PEM file paths). */
   tls?: { certFile: string; keyFile: string };
+  /** false: no grpc.health.v1 service at all (a Watch gets UNIMPLEMENTED). Default true. */
+  healthService?: boolean;
 }
 
 export interface BackendStats {
@@ -69,6 +71,7 @@ export class Backend {
     const env: NodeJS.ProcessEnv = { ...process.env, BACKEND_NAME: this.name, BACKEND_PORT: String(this.port) };
     if (this.#options.maxConcurrentStreams !== undefined) env['BACKEND_MAX_STREAMS'] = String(this.#options.maxConcurrentStreams);
     if (this.#options.delayMillis !== undefined) env['BACKEND_DELAY_MS'] = String(this.#options.delayMillis);
+    if (this.#options.healthService === false) env['BACKEND_NO_HEALTH'] = '1';
     if (this.#options.tls !== undefined) {
       env['BACKEND_TLS_CERT'] = this.#options.tls.certFile;
       env['BACKEND_TLS_KEY'] = this.#options.tls.keyFile;
@@ -95,8 +98,13 @@ export class Backend {
     await this.#ask('reset');
   }
 
-  /** Sends `{ type, id }` over IPC and waits for the server's answer of the same type and id. */
-  #ask<T>(type: string): Promise<T> {
+  /** Sets what the backend's grpc.health.v1 service reports for `service` ('' = the whole server). */
+  async setHealth(status: 'SERVING' | 'NOT_SERVING' | 'UNKNOWN', service = ''): Promise<void> {
+    await this.#ask('health', { service, status });
+  }
+
+  /** Sends `{ type, id, ...fields }` over IPC and waits for the server's answer of the same type and id. */
+  #ask<T>(type: string, fields: Record<string, unknown> = {}): Promise<T> {
     const child = this.#child;
     if (!child || !this.running) return Promise.reject(new Error(`backend ${this.name} is not running`));
     const id = ++this.#nextId;
@@ -118,7 +126,7 @@ export class Backend {
       child.on('message', onMessage);
       child.once('exit', onExit);
       // With a callback, a closed IPC channel is reported here instead of as an 'error' event.
-      child.send({ type, id }, (err) => {
+      child.send({ ...fields, type, id }, (err) => {
         if (err) {
           done();
           reject(new Error(`backend ${this.name}: ${err.message}`));
