@@ -7,6 +7,9 @@
  *   anchorpool_invalid_keys              keys whose value is invalid
  *   anchorpool_anchors{state}            anchors by state (IDLE, CONNECTING, READY,
  *                                        TRANSIENT_FAILURE) and state="DRAINING"
+ *   anchorpool_anchors_health{health}    active anchors by health (UNCHECKED, UNKNOWN,
+ *                                        SERVING, NOT_SERVING, SERVICE_UNKNOWN)
+ *   anchorpool_anchors_eligible          active anchors that can take a lease now
  *   anchorpool_anchors_wanted            sum of N over all entries
  *   anchorpool_leases_held               leases currently held
  *   anchorpool_leases_acquired_total     leases handed out
@@ -37,7 +40,7 @@ export interface MetricsSource {
   stats(): {
     endpoints: number;
     invalid: readonly unknown[];
-    anchors: { wanted: number; draining: number; byState: Record<string, number> };
+    anchors: { wanted: number; draining: number; byState: Record<string, number>; byHealth: Record<string, number>; eligible: number };
     leased: number;
     waiting: number;
     acquired: number;
@@ -111,6 +114,16 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
       this.set({ state: 'DRAINING' }, draining);
     },
   });
+  new prom.Gauge({
+    name: 'anchorpool_anchors_health',
+    help: 'Active anchors by health: UNCHECKED (no health checks), UNKNOWN (no status yet), SERVING, NOT_SERVING, SERVICE_UNKNOWN.',
+    labelNames: ['health'],
+    registers: [registry],
+    collect() {
+      for (const [health, count] of Object.entries(stats().anchors.byHealth)) this.set({ health }, count);
+    },
+  });
+  gauge(prom, registry, 'anchorpool_anchors_eligible', 'Active anchors that can take a lease now (READY, healthy, below their capacity).', () => stats().anchors.eligible);
   gauge(prom, registry, 'anchorpool_leases_held', 'Leases currently held.', () => stats().leased);
   followingCounter(prom, registry, 'anchorpool_leases_acquired_total', 'Leases handed out.', () => stats().acquired);
   gauge(prom, registry, 'anchorpool_waiters', 'Callers waiting for a lease.', () => stats().waiting);

@@ -78,6 +78,28 @@ t.test('status --connect dials every anchor: READY counts, and an unreachable ba
   t.match(bad.out, /READY\s+CONNECTING\s+FAILED\s+DRAINING/);
 });
 
+t.test('status --health: each anchor health-checked; a NOT_SERVING backend is UNHEALTHY and exit 1', async (t) => {
+  const sick = await startBackend(t, { name: 'sick' });
+  await etcdctl(cluster, 'put', 'cli/health/up', `${backend.address}#2`);
+  await etcdctl(cluster, 'put', 'cli/health/sick', `${sick.address}#1`);
+  await sick.setHealth('NOT_SERVING');
+  const out = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/health/', '--health', '--json', '--timeout', '5000']);
+  t.equal(out.code, 1, 'exit 1: a key has no healthy anchor');
+  t.match(JSON.parse(out.out), {
+    endpoints: [
+      { key: 'cli/health/sick', states: { READY: 1 }, health: { SERVING: 0, NOT_SERVING: 1 } },
+      { key: 'cli/health/up', states: { READY: 2 }, health: { SERVING: 2, NOT_SERVING: 0 } },
+    ],
+    unreachable: [],
+    unhealthy: ['cli/health/sick'],
+  });
+  await sick.setHealth('SERVING');
+  const table = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/health/', '--health', '--timeout', '5000']);
+  t.equal(table.code, 0, 'exit 0 once it is SERVING again');
+  t.match(table.out, /READY\s+CONNECTING\s+FAILED\s+DRAINING\s+SERVING\s+NOT_SERVING\s+UNKNOWN\s+NO_HEALTH_SVC/);
+  t.match(table.out, /0 unhealthy/);
+});
+
 t.test('watch redraws as etcd changes, and stops on interrupt', async (t) => {
   const out: string[] = [];
   let stop!: () => void;

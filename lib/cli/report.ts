@@ -1,6 +1,7 @@
 /**
  * What `status` and `watch` show: per key its address, wanted anchors and (when the
- * anchors were dialled) how many are in each state; the invalid keys with their reason;
+ * anchors were dialled) how many are in each state and, with health checks, what their
+ * health checks said; the invalid keys with their reason;
  * the etcd revision and connection. Built from a source snapshot or a pool, rendered as
  * a table or as JSON.
  */
@@ -14,6 +15,8 @@ export interface KeyReport {
   format: string;
   /** Anchors by state, when they were dialled (--connect / watch). */
   states?: { READY: number; CONNECTING: number; IDLE: number; TRANSIENT_FAILURE: number; DRAINING: number };
+  /** Its READY anchors by health, when health was checked (--health). */
+  health?: { SERVING: number; NOT_SERVING: number; SERVICE_UNKNOWN: number; UNKNOWN: number; UNCHECKED: number };
 }
 
 export interface StatusReport {
@@ -24,6 +27,8 @@ export interface StatusReport {
   invalid: { key: string; reason: string; keptPrevious: boolean }[];
   /** Keys with no READY anchor after dialling. */
   unreachable: string[];
+  /** Keys with READY anchors of which none is healthy (SERVING, or without a health service), when health was checked. */
+  unhealthy: string[];
 }
 
 export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceStatus): StatusReport {
@@ -34,25 +39,29 @@ export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceSta
     endpoints: [...snapshot.endpoints.values()].map((e) => ({ key: e.key, addr: e.addr, anchors: e.anchors, format: e.format })),
     invalid: [...snapshot.invalid.values()].map((r) => ({ key: r.key, reason: r.reason, keptPrevious: r.keptPrevious })),
     unreachable: [],
+    unhealthy: [],
   };
 }
 
-/** Adds anchor states from a pool to a snapshot report. */
-export function withAnchorStates(report: StatusReport, anchors: readonly AnchorInfo[], stats: PoolStats): StatusReport {
+/** Adds anchor states (and, when `healthChecked`, the READY anchors' health) from a pool to a snapshot report. */
+export function withAnchorStates(report: StatusReport, anchors: readonly AnchorInfo[], stats: PoolStats, healthChecked = false): StatusReport {
   const endpoints = report.endpoints.map((entry) => {
     const states = { READY: 0, CONNECTING: 0, IDLE: 0, TRANSIENT_FAILURE: 0, DRAINING: 0 };
+    const health = { SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0, UNKNOWN: 0, UNCHECKED: 0 };
     for (const a of anchors) {
       if (a.key !== entry.key) continue;
       if (a.draining) states.DRAINING += 1;
       else if (a.state !== 'SHUTDOWN') states[a.state] += 1;
+      if (!a.draining && a.state === 'READY') health[a.health] += 1;
     }
-    return { ...entry, states };
+    return healthChecked ? { ...entry, states, health } : { ...entry, states };
   });
   return {
     ...report,
     revision: stats.source.revision,
     endpoints,
     unreachable: endpoints.filter((e) => e.states.READY === 0).map((e) => e.key),
+    unhealthy: endpoints.filter((e) => e.health !== undefined && e.states.READY > 0 && e.health.SERVING + e.health.UNCHECKED === 0).map((e) => e.key),
   };
 }
 
@@ -66,17 +75,22 @@ export function renderReport(report: StatusReport): string[] {
   const lines = [`${report.target}  revision ${report.revision}  (${etcd})`];
   if (!report.etcd.connected && report.etcd.lastError) lines.push(`  last error: ${report.etcd.lastError}`);
   const dialled = report.endpoints.some((e) => e.states !== undefined);
-  const header = ['KEY', 'ADDRESS', 'ANCHORS', 'FORMAT', ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : [])];
+  const checked = report.endpoints.some((e) => e.health !== undefined);
+  const header = ['KEY', 'ADDRESS', 'ANCHORS', 'FORMAT', ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : []), ...(checked ? ['SERVING', 'NOT_SERVING', 'UNKNOWN', 'NO_HEALTH_SVC'] : [])];
   const rows = report.endpoints.map((e) => [
     e.key,
     e.addr,
     String(e.anchors),
     e.format,
     ...(e.states ? [String(e.states.READY), String(e.states.CONNECTING + e.states.IDLE), String(e.states.TRANSIENT_FAILURE), String(e.states.DRAINING)] : []),
+    ...(e.health ? [String(e.health.SERVING), String(e.health.NOT_SERVING + e.health.SERVICE_UNKNOWN), String(e.health.UNKNOWN), String(e.health.UNCHECKED)] : []),
   ]);
-  lines.push(`${report.endpoints.length} endpoint(s), ${report.invalid.length} invalid${dialled ? `, ${report.unreachable.length} unreachable` : ''}`);
+  lines.push(
+    `${report.endpoints.length} endpoint(s), ${report.invalid.length} invalid${dialled ? `, ${report.unreachable.length} unreachable` : ''}${checked ? `, ${report.unhealthy.length} unhealthy` : ''}`,
+  );
   if (rows.length > 0) lines.push(...table([header, ...rows]));
   for (const r of report.invalid) lines.push(`INVALID ${r.key}: ${r.reason}${r.keptPrevious ? ' (serving its last valid value)' : ''}`);
   for (const key of report.unreachable) lines.push(`UNREACHABLE ${key}: no anchor is READY`);
+  for (const key of report.unhealthy) lines.push(`UNHEALTHY ${key}: no READY anchor reports SERVING`);
   return lines;
 }

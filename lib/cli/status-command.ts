@@ -2,7 +2,8 @@
  * `anchorpool status`: one snapshot of what the pool sees under a prefix — every key
  * with its address and wanted anchors, the invalid keys with their reason, the etcd
  * revision — and, with --connect, each anchor dialled and counted by state after up to
- * --timeout. With --metrics-port it keeps running and serves Prometheus metrics.
+ * --timeout, and with --health their grpc.health.v1 status too. With --metrics-port it
+ * keeps running and serves Prometheus metrics.
  * Exit code: 0 all is well, 1 invalid keys, unreachable backends or etcd unreachable,
  * 2 usage error.
  */
@@ -18,20 +19,22 @@ import { ETCD_FLAGS_HELP, etcdFlags, sourceOptionsFromFlags } from './etcd-flags
 import { renderReport, reportFromSnapshot, withAnchorStates, type StatusReport } from './report.js';
 import { UsageError } from './usage-error.js';
 
-export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--timeout MS] [--metrics-port PORT]
+export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--health | --health-service NAME] [--timeout MS] [--metrics-port PORT]
 
 Print what anchorpool sees under an etcd prefix (or a pass:/// target): every key with
 its address and anchors, invalid keys with their reason, and the etcd revision.
 
   --json                 print JSON instead of a table
   --connect              dial every anchor and report them by state (waits up to --timeout)
+  --health               also run a grpc.health.v1 check on every anchor (implies --connect)
+  --health-service NAME  the service name the check asks for (default '': the whole server)
   --timeout MS           how long to wait for etcd and for anchors to connect (default 5000)
   --metrics-port PORT    keep running and serve Prometheus metrics at :PORT/metrics (implies --connect)
   --verbose              log discovery and connection events to stderr
 
 ${ETCD_FLAGS_HELP}
 
-Exit status: 0 all well, 1 invalid values, unreachable backends or etcd unreachable, 2 usage error.`;
+Exit status: 0 all well, 1 invalid values, unreachable or unhealthy backends or etcd unreachable, 2 usage error.`;
 
 export const statusFlags = {
   ...etcdFlags,
@@ -72,7 +75,7 @@ function print(report: StatusReport, json: boolean | undefined, io: CommandIo): 
 export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...statusFlags, connect: { type: 'boolean' }, 'metrics-port': { type: 'string' } },
+    options: { ...statusFlags, connect: { type: 'boolean' }, health: { type: 'boolean' }, 'health-service': { type: 'string' }, 'metrics-port': { type: 'string' } },
     strict: true,
     allowPositionals: false,
   });
@@ -84,7 +87,8 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   const metricsPort = values['metrics-port'] === undefined ? undefined : parsePort(values['metrics-port']);
   const logger = consoleLogger(values.verbose ? 'info' : 'error', io.err);
   const options = { ...sourceOptionsFromFlags(values, io.env), logger };
-  if (!values.connect && metricsPort === undefined) {
+  const healthService = values['health-service'] ?? (values.health ? '' : undefined);
+  if (!values.connect && metricsPort === undefined && healthService === undefined) {
     const source = asUsage(() => createSource(options));
     try {
       const snapshot = await source.ready({ timeoutMillis });
@@ -99,15 +103,19 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     }
   }
 
-  const pool = asUsage(() => createPool({ ...options, readyTimeoutMillis: timeoutMillis }));
+  const pool = asUsage(() =>
+    createPool({ ...options, readyTimeoutMillis: timeoutMillis, ...(healthService !== undefined && { healthCheck: { serviceName: healthService } }) }),
+  );
   try {
     const deadline = Date.now() + timeoutMillis;
     // No READY anchor at all is a finding to report, not a reason to stop here.
     await pool.ready({ timeoutMillis }).catch((err: unknown) => {
       if (!isAnchorPoolError(err) || err.code !== 'ANCHORPOOL_READY_TIMEOUT') throw err;
     });
-    while (Date.now() < deadline && pool.anchors().some((a) => a.state === 'CONNECTING' || a.state === 'IDLE')) await sleep(50);
-    const report = withAnchorStates(reportFromSnapshot(pool.snapshot(), pool.stats().source), pool.anchors(), pool.stats());
+    // Wait while anchors connect, and while connected ones still wait for their first health status.
+    const settling = (): boolean => pool.anchors().some((a) => a.state === 'CONNECTING' || a.state === 'IDLE' || (a.state === 'READY' && a.health === 'UNKNOWN'));
+    while (Date.now() < deadline && settling()) await sleep(50);
+    const report = withAnchorStates(reportFromSnapshot(pool.snapshot(), pool.stats().source), pool.anchors(), pool.stats(), healthService !== undefined);
     print(report, values.json, io);
     if (metricsPort !== undefined) {
       const server = await serveMetrics(pool.metrics(), metricsPort);
@@ -116,7 +124,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       await io.interrupted;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    return report.invalid.length > 0 || report.unreachable.length > 0 ? 1 : 0;
+    return report.invalid.length > 0 || report.unreachable.length > 0 || report.unhealthy.length > 0 ? 1 : 0;
   } catch (err) {
     io.err(`anchorpool status: ${(err as Error).message}`);
     return 1;
