@@ -221,12 +221,14 @@ export function isAuthRefusal(err: unknown): boolean {
 /**
  * What to add to an "unavailable" message when the client has no TLS and etcd closed the
  * connection without a word: that is what a plaintext client gets from an etcd serving TLS
- * only, and grpc-js then reports just "Last error: null". A refused or timed-out connection
- * names its own error and gets no hint.
+ * only, and grpc-js then reports just "Last error: null" (or "Failed to connect"). A
+ * refused or timed-out connection names its own error and gets no hint.
  */
 export function plaintextHint(etcd: Pick<EtcdConnection, 'credentials' | 'hosts'>, message: string): string {
   const tls = etcd.credentials !== undefined || etcd.hosts.some((host) => host.startsWith('https://'));
-  return !tls && /Last error: null\b/.test(message)
+  // A fresh channel says "null"; one that tried before says "Failed to connect" (grpc-js's
+  // words for a connection closed before it became ready, without a socket error).
+  return !tls && /Last error: (null\b|Failed to connect\b)/.test(message)
     ? ' (etcd closed the connection without answering; if it serves TLS, give etcd.credentials, or --cacert on the command line)'
     : '';
 }

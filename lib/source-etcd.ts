@@ -16,8 +16,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { GRPCUnavailableError, Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
+import { ExponentialBackoff, isBrokenCircuitError, type IBackoff } from 'cockatiel';
 import { createEtcdClient, isAuthRefusal, plaintextHint } from './etcd-client.js';
 import type { ResolvedEtcdOptions } from './config.js';
 import type { KeyValue } from './desired-state.js';
@@ -39,6 +39,11 @@ function decodeKey(key: Buffer): string {
 
 function toKeyValue(kv: IKeyValue): KeyValue {
   return { key: decodeKey(kv.key), value: kv.value, modRevision: Number(kv.mod_revision) };
+}
+
+/** etcd could not be reached at all: nothing is wrong with the client's connection itself. */
+function isConnectFailure(err: unknown): boolean {
+  return err instanceof GRPCUnavailableError || isBrokenCircuitError(err);
 }
 
 function isCompaction(err: unknown): boolean {
@@ -130,13 +135,15 @@ export class EtcdEndpointSource extends SourceBase {
           continue;
         }
         const error = this.#classify(err);
-        this.#markDisconnected(error);
+        this.#markDisconnected(error, isConnectFailure(err));
         if (error instanceof EtcdAuthError) this.failReady(error);
-        // Every retry starts on a new client: a timeout may mean a half-open connection, and
-        // a fresh channel's first failure names its cause (a TLS error, say), where a reused
-        // one reports "Last error: null". The replaced client's channel is released by
-        // etcd-client.ts (at most RELEASE_LINGER_MILLIS later while etcd stays down).
-        this.#dropClient();
+        // A refused connection (or the breaker it opened) is retried on the same client: its
+        // channel reconnects by itself. A client replaced during an outage would have to be
+        // released while its channel is in TRANSIENT_FAILURE, and grpc-js still makes one
+        // attempt after such a close, whose connection nobody owns if etcd is back by then
+        // (etcd-client.ts). Anything else, a timeout above all, may be a half-open
+        // connection: start over on a new one.
+        if (!isConnectFailure(err)) this.#dropClient();
         reason = 'reconnect';
         failed = true;
       }
@@ -320,8 +327,14 @@ export class EtcdEndpointSource extends SourceBase {
     this.emitSafely('connected', { revision: this.revision });
   }
 
-  #markDisconnected(error: AnchorPoolError): void {
-    this.#lastError = error;
+  /**
+   * `sameOutage`: the failure is another refused attempt on the client that failed first.
+   * That first failure is kept as the reason: it came from a fresh connection attempt and
+   * names the cause (a TLS mismatch, a refused port), where the same channel's later
+   * attempts report less ("Last error: null", "Failed to connect").
+   */
+  #markDisconnected(error: AnchorPoolError, sameOutage = false): void {
+    if (!(sameOutage && !this.#connected && this.#lastError !== null)) this.#lastError = error;
     if (!this.#connected && this.#disconnectedSince !== null) return;
     this.#connected = false;
     this.#disconnectedSince = new Date();

@@ -71,6 +71,23 @@ t.test('a source closed while etcd is unreachable leaves no connection once etcd
   t.equal(left, 0, `no connection established 3 s after etcd came back (${left} found)`);
 });
 
+t.test('a source closed after a long outage (40 s, past any release linger) leaves no connection open', async (t) => {
+  const cluster = await startEtcd(t);
+  const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
+  t.teardown(() => proxy.close());
+  const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick } });
+  t.teardown(() => source.close());
+  await source.ready({ timeoutMillis: 10_000 });
+  proxy.cut();
+  await sleep(40_000); // some 80 retry cycles of at most 500 ms
+  proxy.resume();
+  await waitFor(() => source.status().connected, { what: 'the source to reconnect', timeoutMs: 15_000 });
+  await source.close();
+  await sleep(3000);
+  const left = ourConnections(proxy.port);
+  t.equal(left, 0, `no connection established 3 s after close() (${left} found)`);
+});
+
 t.test('a registration closed after an outage leaves no connection open', async (t) => {
   const cluster = await startEtcd(t);
   const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
