@@ -50,6 +50,7 @@ export class AnchorSet<A extends Anchor> {
   readonly #listener: AnchorListener;
   #wanted = 0;
   #allClosed: (() => void) | undefined;
+  #drained: Promise<void> | undefined;
 
   constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, drainTimeoutMillis: number) {
     this.#factory = factory;
@@ -160,7 +161,8 @@ export class AnchorSet<A extends Anchor> {
     }
     this.#reschedule(desired);
     for (const anchor of drained) anchor.drain(this.#drainTimeoutMillis);
-    for (const anchor of created) anchor.start();
+    // An owner callback of a drain above may have closed the set (closeAll, drainAll).
+    for (const anchor of created) if (!anchor.closed) anchor.start();
     return { created: created.length, drained: drained.length };
   }
 
@@ -169,6 +171,11 @@ export class AnchorSet<A extends Anchor> {
    * and resolves when all have closed. Nothing can be picked from then on.
    */
   drainAll(): Promise<void> {
+    this.#drained ??= this.#drainAll();
+    return this.#drained;
+  }
+
+  #drainAll(): Promise<void> {
     this.#wanted = 0;
     const all = [...this.#active.values()];
     this.#active.clear();

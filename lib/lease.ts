@@ -33,8 +33,9 @@ export interface LeaseOwner {
   releaseAtEnd(lease: Lease): void;
 }
 
-const CONSTRUCT = Symbol('anchorpool.lease');
-
+let create: (owner: LeaseOwner, anchor: LeaseAnchor) => Lease;
+/** True only while create() runs: JavaScript can call a private constructor, this refuses it. */
+let constructing = false;
 let settle: (lease: unknown, owner: LeaseOwner) => LeaseAnchor;
 let setLeakTimer: (lease: Lease, timer: NodeJS.Timeout) => void;
 
@@ -44,9 +45,9 @@ export class Lease {
   #released = false;
   #leakTimer: NodeJS.Timeout | undefined;
 
-  /** Leases are made by pools only. */
-  constructor(token: typeof CONSTRUCT, owner: LeaseOwner, anchor: LeaseAnchor) {
-    if (token !== CONSTRUCT) throw new TypeError('leases are handed out by pool.acquire(), not constructed');
+  /** Leases are made by pools only (pool.acquire()). */
+  private constructor(owner: LeaseOwner, anchor: LeaseAnchor) {
+    if (!constructing) throw new TypeError('leases are handed out by pool.acquire(), not constructed');
     this.#owner = owner;
     this.#anchor = anchor;
   }
@@ -93,6 +94,14 @@ export class Lease {
   }
 
   static {
+    create = (owner, anchor) => {
+      constructing = true;
+      try {
+        return new Lease(owner, anchor);
+      } finally {
+        constructing = false;
+      }
+    };
     settle = (lease, owner) => {
       if (!(lease instanceof Lease) || lease.#owner !== owner) {
         throw new ForeignLeaseError('release() was given an object that is not a lease of this pool');
@@ -112,7 +121,7 @@ export class Lease {
 
 /** For the broker: a new lease on `anchor`. */
 export function newLease(owner: LeaseOwner, anchor: LeaseAnchor): Lease {
-  return new Lease(CONSTRUCT, owner, anchor);
+  return create(owner, anchor);
 }
 
 /**

@@ -111,7 +111,8 @@ class LeasedCall implements InnerCall {
     this.#abort = new AbortController();
     const acquire: AcquireOptions = { signal: this.#abort.signal };
     const deadline = this.options.deadline === undefined ? Infinity : new Date(this.options.deadline).getTime() - Date.now();
-    const timeoutMillis = Number.isFinite(deadline) ? Math.max(0, Math.floor(deadline)) : undefined;
+    // A deadline beyond Node's timer limit (about 24.8 days) counts as none: acquireTimeoutMillis bounds the wait.
+    const timeoutMillis = Number.isFinite(deadline) && deadline <= 2_147_483_647 ? Math.max(0, Math.floor(deadline)) : undefined;
     this.provider.acquire(timeoutMillis === undefined ? acquire : { ...acquire, timeoutMillis }).then(
       (leased) => {
         if (this.#finished) return this.provider.releaseAtEnd(leased); // cancelled while waiting

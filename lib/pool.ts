@@ -128,6 +128,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   /** pool.client() routing channels watching the pool's state. */
   readonly #stateWatchers = new Set<() => void>();
   readonly #metricsRegistries = new WeakSet<Registry>();
+  /** The registry pool.metrics() made itself, returned again by later calls without one. */
+  #ownRegistry: Registry | undefined;
   readonly #provider: LeaseProvider;
 
   constructor(options: PoolOptions) {
@@ -175,6 +177,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         pick: () => this.#anchors.pick(),
         describe: () => this.#describe(),
         leaked: (event) => {
+          // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.
+          if (this.#lifecycle.closed) return;
           this.#logger.warn({ ...event }, `lease on ${event.key}#${event.anchor} held for over ${this.#options.leakDetectionMillis} ms; acquired at: ${event.stack}`);
           this.#emit('lease-leak', event);
         },
@@ -245,14 +249,17 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
 
   /**
    * Registers the pool's Prometheus series (see lib/metrics.ts) in `registry`, or in a
-   * new one, and returns it. Calling it again with the same registry returns it as it
-   * is; with another registry, both registries carry the series (every acquire wait is
-   * observed in each). prom-client is loaded only when this is called.
+   * registry of its own, and returns it. Calling it again with the same registry (or
+   * again without one) returns that registry as it is; with another registry, both carry
+   * the series (every acquire wait is observed in each). prom-client is loaded only when
+   * this is called.
    */
   metrics(registry?: Registry): Registry {
+    if (registry === undefined && this.#ownRegistry !== undefined) return this.#ownRegistry;
     if (registry !== undefined && this.#metricsRegistries.has(registry)) return registry;
     const registered = registerPoolMetrics({ stats: () => this.stats(), observeWaits: (observer) => this.#broker.observeWaits(observer) }, registry);
     this.#metricsRegistries.add(registered);
+    if (registry === undefined) this.#ownRegistry = registered;
     return registered;
   }
 

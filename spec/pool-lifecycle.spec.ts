@@ -123,6 +123,8 @@ t.test('pool.metrics(): the same registry twice is returned as is; two registrie
   };
   t.equal(await count(first), 3, 'the first registry saw the 3 waits');
   t.equal(await count(second), 3, 'and so did the second');
+  const own = pool.metrics();
+  t.equal(pool.metrics(), own, 'without a registry: the registry it made the first time, not one more');
   const other = newPool(t, { target: `pass:///${backend.address}#1` });
   t.throws(() => other.metrics(first), { code: 'ANCHORPOOL_CONFIG' }, "another pool's series in the same registry: a clear ConfigError");
 });
