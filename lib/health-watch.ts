@@ -58,7 +58,7 @@ export class HealthWatch {
   #retry: NodeJS.Timeout | undefined;
   #running = false;
 
-  constructor(channel: grpc.Channel, address: string, settings: HealthWatchSettings, report: HealthReport) {
+  constructor(channel: grpc.ChannelInterface, address: string, settings: HealthWatchSettings, report: HealthReport) {
     // No credentials of its own: channelOverride carries the anchor's.
     this.#client = new HealthClientConstructor(address, grpc.credentials.createInsecure(), { channelOverride: channel });
     this.#settings = settings;

@@ -95,8 +95,12 @@ t.test('the exact sequence of states: CONNECTING (queue) → READY → CONNECTIN
   t.match(pickStatus(helper.last.picker), /ECONNREFUSED/, 'and so does the status of a failed pick');
 
   s0.setState(State.IDLE);
-  t.same(helper.take(), ['CONNECTING'], 'a subchannel back in IDLE is reconnected: CONNECTING again');
+  t.same(helper.take(), ['TRANSIENT_FAILURE'], 'a failed subchannel back in IDLE after its backoff is reconnected, but the policy stays in TRANSIENT_FAILURE (sticky, as round_robin\'s children): calls keep failing fast');
   t.equal(s0.count('startConnecting'), 2);
+  s0.setState(State.CONNECTING);
+  t.same(helper.take(), ['TRANSIENT_FAILURE'], 'still TRANSIENT_FAILURE while it tries again');
+  s0.setState(State.READY);
+  t.same(helper.take(), ['READY'], 'READY only once a subchannel is READY again');
   t.equal(helper.reresolutions, 1, 're-resolution only when a subchannel left READY');
 });
 

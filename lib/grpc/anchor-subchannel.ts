@@ -2,36 +2,82 @@
  * The anchored_round_robin policy's anchor: one grpc-js subchannel, made distinct from
  * its siblings by the anchor arg. It follows the subchannel's state and reconnects it
  * whenever it falls back to IDLE (a subchannel waits there after a disconnect); close()
- * drops the listener and the reference the policy held.
+ * drops the listener and the reference the policy held. With health checks it runs the
+ * Watch stream over the subchannel's own call channel, so on that very connection, and
+ * stops it before the subchannel is let go (a graceful transport shutdown would wait
+ * for the never-ending stream and keep the connection open).
  */
-import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchor.js';
-import type { ChannelControlHelper, SubchannelAddress, SubchannelInterface } from './experimental.js';
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { connectivityState as State } from '@grpc/grpc-js';
+import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchor.js';
+import { HealthWatch, type HealthWatchSettings } from '../health-watch.js';
+import type { ChannelControlHelper, SubchannelAddress, SubchannelInterface } from './experimental.js';
+import { SubchannelCallChannel } from './subchannel-call-channel.js';
+
+export interface SubchannelHealthCheck extends HealthWatchSettings {
+  /** The backend has no health service: the anchor counts as healthy on this connection. */
+  unimplemented(anchor: SubchannelAnchor, detail: string): void;
+}
 
 export class SubchannelAnchor extends Anchor {
   readonly subchannel: SubchannelInterface;
   /** Why the subchannel last failed, as grpc-js reported it (for the policy's TRANSIENT_FAILURE message). */
   lastError: string | undefined;
+  /** Why the health check could not give a status, for traces. */
+  healthDetail: string | null = null;
+  readonly #health: HealthWatch | undefined;
   readonly #onState = (_subchannel: SubchannelInterface, _previous: State, next: State, _keepaliveTime: number, errorMessage?: string): void => {
     if (this.closed) return;
     if (errorMessage) this.lastError = errorMessage;
+    else if (next === State.READY) this.lastError = undefined;
     if (next === State.IDLE) this.subchannel.startConnecting();
-    this.setState(anchorStateOf(next));
+    this.#follow(anchorStateOf(next));
   };
 
   /** The policy does not cap calls per subchannel: grpc-js queues streams beyond the server's limit. */
-  constructor(spec: AnchorSpec, helper: ChannelControlHelper, address: SubchannelAddress, options: ChannelOptions, listener: AnchorListener) {
-    super(spec, Infinity, listener);
+  constructor(
+    spec: AnchorSpec,
+    helper: ChannelControlHelper,
+    address: SubchannelAddress,
+    options: ChannelOptions,
+    listener: AnchorListener,
+    healthCheck?: SubchannelHealthCheck,
+  ) {
+    super(spec, Infinity, listener, healthCheck !== undefined);
     this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: `${spec.key}#${spec.index}` });
     this.subchannel.ref();
+    if (healthCheck !== undefined) {
+      this.#health = new HealthWatch(new SubchannelCallChannel(this.subchannel), spec.address, healthCheck, {
+        status: (status, detail) => {
+          this.healthDetail = detail;
+          this.setHealth(status);
+        },
+        unimplemented: (detail) => {
+          this.healthDetail = `no health service: ${detail}`;
+          this.setHealth('UNCHECKED');
+          healthCheck.unimplemented(this, detail);
+        },
+      });
+    }
   }
 
   start(): void {
     this.subchannel.addConnectivityStateListener(this.#onState);
     const current = this.subchannel.getConnectivityState();
-    this.setState(anchorStateOf(current));
+    this.#follow(anchorStateOf(current));
     if (current === State.IDLE) this.subchannel.startConnecting();
+  }
+
+  #follow(state: ReturnType<typeof anchorStateOf>): void {
+    // Health is checked per connection: a new one starts over and waits for its first SERVING.
+    if (state !== 'READY') this.#health?.stop();
+    this.setState(state);
+    // On the next tick: grpc-js reports READY just before the subchannel's transport is set.
+    if (state === 'READY' && this.#health !== undefined) {
+      process.nextTick(() => {
+        if (!this.closed && this.state === 'READY') this.#health?.start();
+      });
+    }
   }
 
   /** Connects a subchannel that is IDLE (the channel left idle mode). */
@@ -40,6 +86,7 @@ export class SubchannelAnchor extends Anchor {
   }
 
   protected shutdown(): void {
+    this.#health?.stop();
     this.subchannel.removeConnectivityStateListener(this.#onState);
     this.subchannel.unref();
   }

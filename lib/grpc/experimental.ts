@@ -35,4 +35,5 @@ export type SubchannelInterface = experimental.SubchannelInterface;
 export type Picker = experimental.Picker;
 export type PickResult = experimental.PickResult;
 export type StatusOr<T> = experimental.StatusOr<T>;
+export type CallStream = experimental.CallStream;
 export type { ServiceConfig };

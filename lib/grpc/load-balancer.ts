@@ -11,10 +11,10 @@
  * `GRPC_TRACE=anchored_round_robin GRPC_VERBOSITY=DEBUG` prints its decisions.
  */
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
-import type { AnchorState } from '../anchor.js';
+import type { AnchorHealth, AnchorState } from '../anchor.js';
 import { AnchorSet } from '../anchor-set.js';
 import type { DesiredEntry } from '../reconcile.js';
-import { SubchannelAnchor } from './anchor-subchannel.js';
+import { SubchannelAnchor, type SubchannelHealthCheck } from './anchor-subchannel.js';
 import {
   PickResultType,
   QueuePicker,
@@ -29,19 +29,41 @@ import {
   type SubchannelAddress,
   type TypedLoadBalancingConfig,
 } from './experimental.js';
-import { ENTRIES_ATTRIBUTE, POLICY_NAME, type ResolvedEntry } from './resolver.js';
+import { ENTRIES_ATTRIBUTE, POLICY_NAME, resolverLogger, type ResolvedEntry } from './resolver.js';
 
+/**
+ * The policy's config: `{"anchored_round_robin":{"healthCheckConfig":{"serviceName":"…"}}}`.
+ * grpc-js drops a top-level `healthCheckConfig` from service configs, so the policy reads
+ * its health checks from its own entry.
+ */
 export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
+  /** undefined: no health checks. */
+  readonly healthServiceName: string | undefined;
+
+  constructor(healthServiceName?: string) {
+    this.healthServiceName = healthServiceName;
+  }
   getLoadBalancerName(): string {
     return POLICY_NAME;
   }
   toJsonObject(): object {
-    return { [POLICY_NAME]: {} };
+    return { [POLICY_NAME]: this.healthServiceName === undefined ? {} : { healthCheckConfig: { serviceName: this.healthServiceName } } };
   }
-  static createFromJson(): AnchoredRoundRobinConfig {
-    return new AnchoredRoundRobinConfig();
+  static createFromJson(json: unknown): AnchoredRoundRobinConfig {
+    const health = (json as { healthCheckConfig?: unknown } | null | undefined)?.healthCheckConfig;
+    if (health === undefined || health === null) return new AnchoredRoundRobinConfig();
+    const serviceName = (health as { serviceName?: unknown }).serviceName ?? '';
+    if (typeof health !== 'object' || typeof serviceName !== 'string') {
+      throw new Error(`${POLICY_NAME}: healthCheckConfig must be {"serviceName": string}, got ${JSON.stringify(health)}`);
+    }
+    return new AnchoredRoundRobinConfig(serviceName);
   }
 }
+
+/** Backoff of a failed health stream in the policy (the pool's defaults). */
+const HEALTH_RETRY = { retryInitialMillis: 100, retryMaxMillis: 5000 };
+/** Addresses already warned about having no health service, per process (grpc-js creates policies per channel). */
+const warnedNoHealthService = new Set<string>();
 
 const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
 
@@ -78,21 +100,40 @@ function entriesFromEndpoints(endpoints: readonly Endpoint[]): ResolvedEntry[] {
 
 const log = (text: string): void => trace(POLICY_NAME, text);
 
+function noHealthService(anchor: SubchannelAnchor, detail: string): void {
+  if (warnedNoHealthService.has(anchor.address)) return;
+  warnedNoHealthService.add(anchor.address);
+  log(`${anchor.address} has no grpc.health.v1 service: its anchors count as healthy`);
+  resolverLogger()?.warn({ address: anchor.address, detail }, `${anchor.address} has no grpc.health.v1 service (UNIMPLEMENTED): its anchors count as healthy`);
+}
+
 export class AnchoredRoundRobin implements LoadBalancer {
   readonly #helper: ChannelControlHelper;
   readonly #anchors: AnchorSet<SubchannelAnchor>;
   /** Where each key's new subchannels connect, and the args they get; set by updateAddressList. */
   #addresses = new Map<string, SubchannelAddress>();
   #options: ChannelOptions = {};
+  #health: SubchannelHealthCheck | undefined;
   #lastError: string | null = null;
   #state: State = State.IDLE;
+  /**
+   * Anchors that reported TRANSIENT_FAILURE since they were last READY. Like round_robin's
+   * pick_first children, they count as failed (not connecting) while they retry, so the
+   * channel stays in TRANSIENT_FAILURE and calls fail fast instead of queueing on every
+   * reconnection attempt.
+   */
+  readonly #failing = new Set<SubchannelAnchor>();
 
   constructor(helper: ChannelControlHelper) {
     this.#helper = helper;
     this.#anchors = new AnchorSet<SubchannelAnchor>(
-      (spec, listener) => new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener),
+      (spec, listener) => new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#health),
       {
         state: (anchor, state, previous) => this.#onAnchorState(anchor, state, previous),
+        health: (anchor, health, previous) => {
+          log(`${anchor.key}#${anchor.index} (${anchor.address}): health ${previous} -> ${health}${anchor.healthDetail ? ` (${anchor.healthDetail})` : ''}`);
+          if (!anchor.draining) this.#update();
+        },
         eligible: () => undefined,
         closed: () => undefined,
       },
@@ -103,6 +144,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   updateAddressList(endpointList: StatusOr<Endpoint[]>, config: TypedLoadBalancingConfig, options: ChannelOptions): boolean {
     if (!(config instanceof AnchoredRoundRobinConfig)) return false;
+    // New anchors get the current health settings; existing ones keep theirs until replaced.
+    this.#health = config.healthServiceName === undefined ? undefined : { serviceName: config.healthServiceName, ...HEALTH_RETRY, unimplemented: noHealthService };
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
     if (!endpointList.ok) {
       this.#lastError = endpointList.error.details;
@@ -141,6 +184,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
   }
 
   #onAnchorState(anchor: SubchannelAnchor, state: AnchorState, previous: AnchorState): void {
+    if (state === 'TRANSIENT_FAILURE') this.#failing.add(anchor);
+    else if (state === 'READY' || state === 'SHUTDOWN') this.#failing.delete(anchor);
     log(`${anchor.key}#${anchor.index} (${anchor.address}): ${previous} -> ${state}${anchor.lastError ? ` (${anchor.lastError})` : ''}`);
     if (!anchor.draining && anchor.lastError !== undefined) this.#lastError = anchor.lastError;
     if (previous === 'READY' && state !== 'READY' && !anchor.draining) {
@@ -155,13 +200,33 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#report(State.READY, new AnchoredPicker(this.#anchors), null);
       return;
     }
-    const states = this.#anchors.byState();
-    if (states.CONNECTING > 0 || states.IDLE > 0) {
+    const health = this.#readyHealth();
+    // A READY anchor still waiting for its first health status counts as connecting (A17).
+    if (this.#connecting() || health.UNKNOWN > 0) {
       this.#report(State.CONNECTING, new QueuePicker(this), null);
       return;
     }
-    const details = `${POLICY_NAME}: no connection established${this.#lastError ? `; last error: ${this.#lastError}` : ''}`;
+    const unhealthy = health.NOT_SERVING + health.SERVICE_UNKNOWN;
+    const details =
+      unhealthy > 0
+        ? `${POLICY_NAME}: no healthy backend: ${unhealthy} connected anchor(s) report ${[health.NOT_SERVING > 0 ? 'NOT_SERVING' : '', health.SERVICE_UNKNOWN > 0 ? 'SERVICE_UNKNOWN' : ''].filter(Boolean).join(' or ')}`
+        : `${POLICY_NAME}: no connection established${this.#lastError ? `; last error: ${this.#lastError}` : ''}`;
     this.#report(State.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+  }
+
+  /** Some active anchor is connecting for the first time since it was READY or created (not retrying after a failure). */
+  #connecting(): boolean {
+    for (const anchor of this.#anchors.active()) {
+      if ((anchor.state === 'CONNECTING' || anchor.state === 'IDLE') && !this.#failing.has(anchor)) return true;
+    }
+    return false;
+  }
+
+  /** The health of the READY active anchors. */
+  #readyHealth(): Record<AnchorHealth, number> {
+    const counts: Record<AnchorHealth, number> = { UNCHECKED: 0, UNKNOWN: 0, SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0 };
+    for (const anchor of this.#anchors.active()) if (anchor.state === 'READY') counts[anchor.health] += 1;
+    return counts;
   }
 
   #report(state: State, picker: Picker, error: string | null): void {

@@ -35,6 +35,14 @@ export interface RegisterOptions {
    * UNAVAILABLE (it keeps trying), in milliseconds. Default 10_000, from 1 to 2^31 - 1.
    */
   readyTimeoutMillis?: number;
+  /**
+   * Client-side health checks (gRFC A17) for the channels it serves: each anchor
+   * (subchannel) runs a grpc.health.v1 Watch on its own connection and gets calls only
+   * while SERVING, as for `createPool({ healthCheck })`. A channel's own service config
+   * wins: `{"loadBalancingConfig":[{"anchored_round_robin":{"healthCheckConfig":{"serviceName":""}}}]}`.
+   * Default: off.
+   */
+  healthCheck?: { serviceName?: string };
 }
 
 const registerSchema = z
@@ -44,6 +52,7 @@ const registerSchema = z
     maxAnchorsPerKey: sourceOptionsSchema.shape.maxAnchorsPerKey.optional(),
     logger: sourceOptionsSchema.shape.logger,
     readyTimeoutMillis: z.number().int().min(1).max(2_147_483_647).default(10_000),
+    healthCheck: z.object({ serviceName: z.string().optional() }).strict().optional(),
   })
   .strict();
 
@@ -61,6 +70,7 @@ export function registerAnchorpool(options: RegisterOptions = {}): void {
     ...(options.defaultAnchors !== undefined && { defaultAnchors: options.defaultAnchors }),
     ...(options.maxAnchorsPerKey !== undefined && { maxAnchorsPerKey: options.maxAnchorsPerKey }),
     ...(options.logger !== undefined && { logger: options.logger }),
+    ...(options.healthCheck !== undefined && { healthCheck: { serviceName: options.healthCheck.serviceName ?? '' } }),
   });
   registerResolver('etcd', AnchorResolver);
   registerResolver('pass', AnchorResolver);

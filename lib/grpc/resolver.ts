@@ -45,12 +45,19 @@ export interface ResolverSettings {
   readonly logger?: Logger;
   /** How long the first resolution may wait for etcd before reporting UNAVAILABLE. */
   readonly readyTimeoutMillis: number;
+  /** The default policy config's health checks (the resolver's service config carries them to the policy). */
+  readonly healthCheck?: { readonly serviceName: string };
 }
 
 let settings: ResolverSettings = { readyTimeoutMillis: 10_000 };
 
 export function configureResolvers(next: ResolverSettings): void {
   settings = next;
+}
+
+/** The logger registerAnchorpool() was given, for the policy's warnings. */
+export function resolverLogger(): Logger | undefined {
+  return settings.logger;
 }
 
 // ── shared sources ─────────────────────────────────────────────────────────
@@ -102,7 +109,11 @@ export function toSubchannelAddress(addr: string): SubchannelAddress {
   return value.kind === 'unix' ? { path: value.path } : { host: value.host, port: value.port };
 }
 
-const ANCHORED_SERVICE_CONFIG: ServiceConfig = { loadBalancingConfig: [{ [POLICY_NAME]: {} }], methodConfig: [] };
+/** The service config the resolver returns: anchored_round_robin, with the registered health checks. */
+function anchoredServiceConfig(): ServiceConfig {
+  const policy = settings.healthCheck === undefined ? {} : { healthCheckConfig: { serviceName: settings.healthCheck.serviceName } };
+  return { loadBalancingConfig: [{ [POLICY_NAME]: policy }], methodConfig: [] };
+}
 
 export class AnchorResolver implements Resolver {
   readonly #target: GrpcUri;
@@ -118,7 +129,7 @@ export class AnchorResolver implements Resolver {
     this.#listener = listener;
     // anchored_round_robin is the default for these schemes; a service config the user set wins.
     const userChoosesPolicy = channelOptions['grpc.service_config'] !== undefined || channelOptions['grpc.service_config_disable_resolution'] === 1;
-    this.#serviceConfig = userChoosesPolicy ? null : statusOrFromValue(ANCHORED_SERVICE_CONFIG);
+    this.#serviceConfig = userChoosesPolicy ? null : statusOrFromValue(anchoredServiceConfig());
   }
 
   updateResolution(): void {
