@@ -120,40 +120,23 @@ class EtcdChannels {
 }
 
 /**
- * How long a released channel may wait in TRANSIENT_FAILURE for etcd before it is closed
- * anyway. Past this, etcd has been down for the whole wait; the one attempt grpc-js still
- * makes after the close then finds it down too (and the subchannel stops), unless etcd
- * comes back within that last backoff period — a narrow window we accept, against
- * released clients that would otherwise retry for as long as etcd stays down. It also
- * bounds how many released channels retry at once during an outage (the source replaces
- * its client on every failed attempt): about RELEASE_LINGER_MILLIS / retryMaxMillis.
- */
-const RELEASE_LINGER_MILLIS = 30_000;
-
-/**
- * Closes `channel` once it is outside TRANSIENT_FAILURE (or after RELEASE_LINGER_MILLIS),
- * always from a fresh turn of the event loop: closed from inside a state-change
- * callback, grpc-js's pick_first keeps its listener on the subchannel and connects it
- * again after the close. The linger timer is unref'd: it keeps no process alive.
+ * Closes `channel` once it is outside TRANSIENT_FAILURE, always from a fresh turn of the
+ * event loop: closed from inside a state-change callback, grpc-js's pick_first keeps its
+ * listener on the subchannel and connects it again after the close.
+ * A channel closed in TRANSIENT_FAILURE still makes the one attempt its backoff timer
+ * waits for, and if etcd answers it, the connection belongs to nobody; so a client
+ * released during an outage keeps trying (no faster than retryMaxMillis) until etcd
+ * answers, and closes then. The source retries on one client and releases it only when
+ * it is closed or replaced after a timeout, so there is at most one such channel per
+ * closed source. Nothing here keeps the process alive: grpc-js's timers are unref'd.
  */
 function closeOutsideTransientFailure(channel: ChannelImplementation): void {
-  let done = false;
-  const close = (): void => {
-    if (done) return;
-    done = true;
-    clearTimeout(giveUp);
-    if (channel.getConnectivityState(false) !== connectivityState.SHUTDOWN) channel.close();
-  };
-  const giveUp = setTimeout(close, RELEASE_LINGER_MILLIS).unref();
-  const check = (): void => {
-    setImmediate(() => {
-      if (done) return;
-      const state = channel.getConnectivityState(false);
-      if (state !== connectivityState.TRANSIENT_FAILURE) return close();
-      channel.watchConnectivityState(state, Infinity, check);
-    });
-  };
-  check();
+  setImmediate(() => {
+    const state = channel.getConnectivityState(false);
+    if (state === connectivityState.SHUTDOWN) return;
+    if (state !== connectivityState.TRANSIENT_FAILURE) return channel.close();
+    channel.watchConnectivityState(state, Infinity, () => closeOutsideTransientFailure(channel));
+  });
 }
 
 /** An etcd3 client whose close() also releases every connection it made (EtcdChannels). */
