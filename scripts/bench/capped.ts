@@ -4,6 +4,8 @@
 //   one-connection  one grpc-js channel with its own connection (the baseline)
 //   anchorpool      a lease pool, 4 anchors × 16 leases = 64 slots; the other callers
 //                   wait in the pool (its waiter count is sampled during the run)
+//   anchorpool+health  the same with health checks on: each connection carries its
+//                   grpc.health.v1 Watch, so 15 leases + 1 health stream per connection
 //   grpc-gcp        the npm grpc-gcp channel pool, at most 4 channels
 // The backend runs in a child process and counts, per connection (the client's ip:port),
 // the most calls it ran at once; it is reset before every run, so each run reports the
@@ -55,12 +57,23 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     closers.push(() => pool.close());
     await pool.ready();
 
+    const checked = createPool({
+      target: `pass:///${backend.address}#${ANCHORS}`,
+      maxLeasesPerAnchor: MAX_STREAMS,
+      acquireTimeoutMillis: 30_000,
+      healthCheck: {},
+      logger: silentLogger,
+    });
+    closers.push(() => checked.close());
+    await checked.ready();
+
     const gcpClient = gcpEchoClient(backend.address, GCP_MAX_CHANNELS, GCP_LOW_WATERMARK);
     closers.push(() => gcpClient.close());
 
     const calls: Record<string, () => Promise<unknown>> = {
       'one-connection': () => callEcho(single, CALL_DEADLINE_MILLIS),
       anchorpool: () => pool.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
+      'anchorpool+health': () => checked.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
       'grpc-gcp': () => callEcho(gcpClient, CALL_DEADLINE_MILLIS),
     };
     // Warm-up: every connection open (grpc-gcp opens its channels on demand) and the call paths compiled.
@@ -70,11 +83,19 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     }
 
     /** One run of one contender, with the server's view of the same run. */
-    const measured = (name: string, sampleWaiters: boolean) => async () => {
+    const measured = (name: string, sampled?: typeof pool) => async () => {
       await backend.resetStats();
       let maxWaiting = 0;
+      // Streams the client has open on its busiest connection: leases, plus the health Watch when checked.
+      let maxClientStreams = 0;
+      const sampleWaiters = sampled !== undefined;
       // The pool's waiters, sampled while the load runs (a timer in the same event loop: it sees the queue between calls).
-      const sampler = sampleWaiters ? setInterval(() => (maxWaiting = Math.max(maxWaiting, pool.stats().waiting)), 5) : undefined;
+      const sampler = sampled
+        ? setInterval(() => {
+            maxWaiting = Math.max(maxWaiting, sampled.stats().waiting);
+            for (const a of sampled.anchors()) maxClientStreams = Math.max(maxClientStreams, a.leased + (a.health === 'UNCHECKED' ? 0 : 1));
+          }, 5)
+        : undefined;
       const load = await offerLoad(calls[name]!, LOOPS, runMillis).finally(() => clearInterval(sampler));
       const server = await backend.stats();
       const peaks = Object.values(server.maxInFlightByConnection);
@@ -86,14 +107,15 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         ...load,
         maxPerConnection: Math.max(0, ...peaks),
         connections: peaks.length,
-        ...(sampleWaiters ? { maxWaiting } : {}),
+        ...(sampleWaiters ? { maxWaiting, maxClientStreams } : {}),
       };
     };
     const rows = await interleave(
       {
-        'one-connection': measured('one-connection', false),
-        anchorpool: measured('anchorpool', true),
-        'grpc-gcp': measured('grpc-gcp', false),
+        'one-connection': measured('one-connection'),
+        anchorpool: measured('anchorpool', pool),
+        'anchorpool+health': measured('anchorpool+health', checked),
+        'grpc-gcp': measured('grpc-gcp'),
       },
       repeats,
     );
@@ -104,7 +126,11 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     const ratio = ours / base;
     const row = (name: string) => rows.find((r) => r.contender === name)!;
     const ourPeak = row('anchorpool').values['maxPerConnection']!.max;
+    const ourClientStreams = row('anchorpool').values['maxClientStreams']!.max;
     const ourWaiting = row('anchorpool').values['maxWaiting']!.max;
+    const checkedRate = medianOf(rows, 'anchorpool+health', 'callsPerSec');
+    const checkedPeak = row('anchorpool+health').values['maxPerConnection']!.max;
+    const checkedClientStreams = row('anchorpool+health').values['maxClientStreams']!.max;
     const failed = Object.fromEntries(rows.map((r) => [r.contender, r.values['failed']!.samples.reduce((a, b) => a + b, 0)]));
     const gcpPeak = row('grpc-gcp').values['maxPerConnection']!.max;
     const gcpConnections = row('grpc-gcp').values['connections']!;
@@ -134,6 +160,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         { name: 'maxPerConnection', unit: 'calls at once (server)', higherIsBetter: false },
         { name: 'connections', unit: 'connections (server)', higherIsBetter: true },
         { name: 'maxWaiting', unit: 'callers waiting in the pool', higherIsBetter: false },
+        { name: 'maxClientStreams', unit: 'streams on one connection (client: leases + health)', higherIsBetter: false },
         { name: 'failed', unit: 'calls', higherIsBetter: false },
       ],
       primary: 'callsPerSec',
@@ -147,8 +174,13 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         },
         {
           label: 'anchorpool: 0 calls over the cap',
-          pass: ourPeak <= MAX_STREAMS,
-          detail: `at most ${ourPeak} calls at once on one connection (cap ${MAX_STREAMS}) over ${repeats} runs; up to ${ourWaiting} callers waited in the pool`,
+          pass: ourClientStreams <= MAX_STREAMS && ourPeak <= MAX_STREAMS,
+          detail: `at most ${ourClientStreams} leases open on one connection by the client and ${ourPeak} calls at once at the server (cap ${MAX_STREAMS}) over ${repeats} runs; up to ${ourWaiting} callers waited in the pool`,
+        },
+        {
+          label: 'anchorpool+health: leases + health stream never over the cap',
+          pass: checkedClientStreams <= MAX_STREAMS && checkedPeak <= MAX_STREAMS,
+          detail: `at most ${checkedClientStreams} streams open on one connection by the client (leases + its health Watch; cap ${MAX_STREAMS}), at most ${checkedPeak} at once at the server (calls and Watch); ${checkedRate.toFixed(0)} calls/s = ${(checkedRate / base).toFixed(2)}x one connection, ${(checkedRate / ours).toFixed(2)}x anchorpool without health checks (15 of 16 streams carry calls)`,
         },
       ],
       notes: [

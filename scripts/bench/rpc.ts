@@ -4,6 +4,7 @@
 //   leases     pool.use(lease => call on lease.client(EchoClient)), 4 anchors
 //   client     pool.client(EchoClient), 4 anchors
 //   etcd-arr   a plain client on etcd:/// with the anchored_round_robin policy, 4 anchors
+//   leases+health, etcd-arr+health   the same two with health checks on (a Watch per connection)
 //   grpc-rr    grpc-js's own round_robin over ipv4:ADDR ×4 — duplicates share 1 connection
 //   grpc-gcp   the npm grpc-gcp channel pool, maxSize 4
 // Reports calls/s and p50/p99 per contender, and its ratio to raw.
@@ -60,11 +61,26 @@ export const rpcScenario: Scenario = {
       const stub = pool.client(EchoClient);
       const clientCall = () => callEcho(stub);
 
+      const checked = createPool({ target: 'etcd:///bench/rpc/', etcd: { hosts: cluster.hosts }, logger: silentLogger, maxLeasesPerAnchor: 1000, acquireTimeoutMillis: 30_000, healthCheck: {} });
+      closers.push(() => checked.close());
+      await checked.ready();
+      while (checked.stats().anchors.eligible < ANCHORS) await new Promise((r) => setTimeout(r, 20));
+      const checkedLeaseCall = () => checked.use((lease) => callEcho(lease.client(EchoClient)));
+      await track('leases+health', checkedLeaseCall);
+
       registerAnchorpool({ etcd: { hosts: cluster.hosts }, logger: silentLogger });
       const anchored = new EchoClient('etcd:///bench/rpc/', insecure);
       closers.push(() => anchored.close());
       const anchoredCall = () => callEcho(anchored);
       await track('etcd-arr', anchoredCall);
+      const anchoredChecked = new EchoClient('etcd:///bench/rpc/', insecure, {
+        'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { healthCheckConfig: { serviceName: '' } } }] }),
+        // Its own subchannels (and so its own 4 connections with a Watch each), not etcd-arr's.
+        'grpc.use_local_subchannel_pool': 1,
+      });
+      closers.push(() => anchoredChecked.close());
+      const anchoredCheckedCall = () => callEcho(anchoredChecked);
+      await track('etcd-arr+health', anchoredCheckedCall);
 
       const roundRobin = new EchoClient(`ipv4:${Array(ANCHORS).fill(backend.address).join(',')}`, insecure, {
         'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
@@ -80,7 +96,16 @@ export const rpcScenario: Scenario = {
       const gcpCall = () => callEcho(gcpClient);
       await track('grpc-gcp', async () => Promise.all(Array.from({ length: 8 }, gcpCall)));
 
-      const contenders = { raw: rawCall, leases: leaseCall, client: clientCall, 'etcd-arr': anchoredCall, 'grpc-rr': roundRobinCall, 'grpc-gcp': gcpCall };
+      const contenders = {
+        raw: rawCall,
+        leases: leaseCall,
+        'leases+health': checkedLeaseCall,
+        client: clientCall,
+        'etcd-arr': anchoredCall,
+        'etcd-arr+health': anchoredCheckedCall,
+        'grpc-rr': roundRobinCall,
+        'grpc-gcp': gcpCall,
+      };
       const groups: { name: string; rows: ScenarioRow[] }[] = [];
       const bars: Bar[] = [];
       for (const inFlight of concurrency) {

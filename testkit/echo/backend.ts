@@ -37,7 +37,7 @@ export interface BackendStats {
   connections: number[];
   calls: number;
   maxInFlight: number;
-  /** Peak calls running at once per connection (the client's ip:port as the server saw it) since the last resetStats(). */
+  /** Peak streams (Echo calls and health Watch streams) running at once per connection (the client's ip:port as the server saw it) since the last resetStats(). */
   maxInFlightByConnection: Record<string, number>;
 }
 
