@@ -9,12 +9,14 @@
  * An 'error' event nobody listens to is not emitted (the owner logs it instead), so a
  * library error never crashes a process that did not ask for error events.
  */
-import type { EventEmitter } from 'node:events';
+import { errorMonitor, type EventEmitter } from 'node:events';
 
 export function emitSafely(emitter: EventEmitter, event: string, ...args: unknown[]): void {
   if (event === 'error' && emitter.listenerCount('error') === 0) return;
+  // As emit() does: errorMonitor listeners see an 'error' before its listeners do.
+  const monitors = event === 'error' ? emitter.rawListeners(errorMonitor) : [];
   // rawListeners: calling a once() wrapper removes it, as emit() would.
-  for (const listener of emitter.rawListeners(event) as ((...a: unknown[]) => unknown)[]) {
+  for (const listener of [...monitors, ...emitter.rawListeners(event)] as ((...a: unknown[]) => unknown)[]) {
     try {
       listener.apply(emitter, args);
     } catch (err) {
