@@ -18,6 +18,8 @@ export interface LeaseProvider {
   tryAcquire(): Lease | undefined;
   releaseAtEnd(lease: Lease): void;
   hasReadyAnchor(): boolean;
+  /** close() was called: the routing channel reports SHUTDOWN from then on. */
+  isClosed(): boolean;
   onStateChange(listener: () => void): () => void;
   describeTarget(): string;
 }
@@ -58,10 +60,13 @@ class LeaseRoutingChannel implements grpc.ChannelInterface {
   }
 
   getConnectivityState(): grpc.connectivityState {
+    if (this.#provider.isClosed()) return grpc.connectivityState.SHUTDOWN;
     return this.#provider.hasReadyAnchor() ? grpc.connectivityState.READY : grpc.connectivityState.CONNECTING;
   }
 
   watchConnectivityState(current: grpc.connectivityState, deadline: Date | number, callback: (error?: Error) => void): void {
+    // As a grpc-js channel: a closed one cannot be watched (Client.waitForReady reports that).
+    if (this.#provider.isClosed()) throw new Error('the pool behind this client was closed');
     let timer: NodeJS.Timeout | undefined;
     const off = this.#provider.onStateChange(() => {
       if (this.getConnectivityState() === current) return;

@@ -190,6 +190,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       tryAcquire: () => this.#broker.tryAcquire(),
       releaseAtEnd: (lease) => this.#broker.releaseAtEnd(lease),
       hasReadyAnchor: () => this.#anchors.hasReady(),
+      isClosed: () => this.#lifecycle.closing,
       onStateChange: (listener) => {
         this.#stateWatchers.add(listener);
         return () => this.#stateWatchers.delete(listener);
@@ -420,7 +421,9 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   }
 
   async #shutdown(): Promise<void> {
-    // Waiters (acquire and ready) were rejected by the lifecycle before this runs.
+    // Waiters (acquire and ready) were rejected by the lifecycle before this runs;
+    // pool.client() routing channels watching for a state change now see SHUTDOWN.
+    for (const watcher of [...this.#stateWatchers]) watcher();
     await this.#source.close();
     // Ref'd while close() is awaited: leases still held get drainTimeoutMillis.
     const keepAlive = setTimeout(() => undefined, this.#options.drainTimeoutMillis + 1000);

@@ -188,3 +188,17 @@ t.test("the stub's own interceptors run on every call, whether it got a lease at
   t.equal(intercepted, 2, 'the interceptor saw both calls');
   t.equal(pool.stats().leased, 0);
 });
+
+t.test('a pool client reports SHUTDOWN once the pool closes: waitForReady ends at once, before and after', async (t) => {
+  const pool = createPool({ target: 'pass:///127.0.0.1:1', logger: silentLogger }); // never READY
+  const echo = pool.client(EchoClient);
+  const waiting = new Promise<Error | undefined>((resolve) => echo.waitForReady(Date.now() + 10_000, (error) => resolve(error)));
+  const startedAt = performance.now();
+  await pool.close();
+  const error = await waiting;
+  t.ok(performance.now() - startedAt < 2000, 'a waitForReady pending at close() ended with it, not at its 10 s deadline');
+  t.ok(error instanceof Error, `with an error (${String(error)})`);
+  t.equal(echo.getChannel().getConnectivityState(false), grpc.connectivityState.SHUTDOWN, 'the channel says SHUTDOWN');
+  const after = await new Promise<Error | undefined>((resolve) => echo.waitForReady(Date.now() + 10_000, (e) => resolve(e)));
+  t.ok(after instanceof Error, 'a waitForReady after close() fails at once');
+});
