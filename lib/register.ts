@@ -8,8 +8,9 @@
  *          └──────── retry with backoff and jitter ◄──────┘  etcd gone past the TTL
  *
  * A lost lease is replaced and the key put again, until that works or close() is
- * called. close() deletes the key while it is still ours, revokes the lease and closes
- * the etcd client. The value is one parseEndpointValue accepts: native JSON, or byte
+ * called. close() deletes the key while it is still ours, waits drainMillis (clients
+ * watching etcd stop sending new calls, calls in flight finish), then revokes the lease
+ * and closes the etcd client. The value is one parseEndpointValue accepts: native JSON, or byte
  * for byte what etcd's Go endpoints.Manager writes, so Go resolvers read it too.
  */
 import { EventEmitter } from 'node:events';
@@ -52,6 +53,8 @@ export const registrationOptionsSchema = z
     metadata: z.record(z.string(), z.unknown()).optional(),
     /** How long register() tries before it rejects with EtcdUnavailableError. */
     timeoutMillis: z.number().int().min(1).max(2_147_483_647).default(10_000),
+    /** How long close() waits between deleting the key and revoking the lease. */
+    drainMillis: z.number().int().min(0).max(2_147_483_647).default(0),
     logger: sourceOptionsSchema.shape.logger,
   })
   .strict()
@@ -97,7 +100,15 @@ export interface RegistrationOptions {
   metadata?: Record<string, unknown>;
   /** How long register() keeps trying before it rejects with EtcdUnavailableError, in ms. Default 10,000. */
   timeoutMillis?: number;
-  /** Where the registration logs (registered, lost, retrying, removed). Default: silent. */
+  /**
+   * The drain period of close(), in ms: after the key is deleted, close() waits this long
+   * before it revokes the lease and resolves, so that clients stop sending new calls to
+   * this address and the calls in flight finish while the server still runs. Stop the
+   * server only after close() resolves. Default 0 (no wait, as before); the CLI's
+   * `--drain` defaults to 5 s. 0 to 2,147,483,647.
+   */
+  drainMillis?: number;
+  /** Where the registration logs (registered, lost, retrying, removed, draining). Default: silent. */
   logger?: Logger;
 }
 
@@ -124,7 +135,11 @@ export interface Registration extends EventEmitter<RegistrationEvents> {
    * hex: BigInt(id).toString(16).padStart(16, '0')); undefined while registering again and after close().
    */
   leaseId(): string | undefined;
-  /** Deletes the key, revokes the lease, stops retrying and closes the etcd client. Idempotent; never rejects. */
+  /**
+   * Stops retrying, deletes the key (if it is still on our lease), waits `drainMillis`,
+   * then revokes the lease and closes the etcd client. Resolves only after the drain.
+   * Idempotent: every call returns the same promise. Never rejects.
+   */
   close(): Promise<void>;
 }
 
@@ -136,6 +151,7 @@ interface ResolvedRegistration {
   readonly value: string;
   readonly ttlSeconds: number;
   readonly timeoutMillis: number;
+  readonly drainMillis: number;
   readonly logger: Logger;
 }
 
@@ -188,6 +204,7 @@ export function resolveRegistrationOptions(input: RegistrationOptions): Resolved
     value,
     ttlSeconds: o.ttlSeconds,
     timeoutMillis: o.timeoutMillis,
+    drainMillis: o.drainMillis,
     logger: o.logger ?? silentLogger,
   };
 }
@@ -235,6 +252,8 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
   #lastError: AnchorPoolError | undefined;
   /** No etcd call may run past this: register()'s timeout, then close()'s deadline. */
   #callsEndBy = Infinity;
+  /** register() resolved: only then does close() drain (a failed register() never had a key to drain). */
+  #started = false;
   readonly #lifecycle = new Lifecycle();
 
   constructor(options: ResolvedRegistration) {
@@ -263,6 +282,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     });
     try {
       await Promise.race([this.#work, late]);
+      this.#started = true;
     } catch (err) {
       await this.close();
       throw err;
@@ -271,7 +291,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     }
   }
 
-  /** Every call returns the same promise, settled once the key is removed (or given up on) and the client closed. */
+  /** Every call returns the same promise, settled once the key is removed (or given up on), the drain is over and the client closed. */
   close(): Promise<void> {
     return this.#lifecycle.close(() => this.#shutdown());
   }
@@ -392,29 +412,46 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
 
   async #shutdown(): Promise<void> {
     this.#abort.abort();
-    // One deadline for the whole close: an attempt in flight, the delete and the revoke.
-    const deadline = Math.min(this.#callsEndBy, Date.now() + this.#options.etcd.dialTimeoutMillis);
+    const dial = this.#options.etcd.dialTimeoutMillis;
+    // One deadline for the whole close (an attempt in flight, the delete, the revoke), but
+    // for the drain: after one, the revoke gets a deadline of its own.
+    const deadline = Math.min(this.#callsEndBy, Date.now() + dial);
     this.#callsEndBy = deadline;
     await settleBy(this.#work, deadline);
     const lease = this.#lease;
     const leaseId = this.#leaseId;
     this.#lease = undefined;
     this.#leaseId = undefined;
+    let revoke = false;
+    const fields = { key: this.key, lease: hexLease(leaseId) };
     if (lease !== undefined && leaseId !== undefined) {
-      const fields = { key: this.key, lease: hexLease(leaseId) };
-      const removal = (async () => {
-        // Only while the key is still on our lease: another process may have taken the name over.
-        const txn = await this.#client.if(this.key, 'Lease', '==', leaseId).then(this.#client.delete().key(this.key)).commit();
-        await lease.revoke();
-        return txn.succeeded;
-      })();
+      // Only while the key is still on our lease: another process may have taken the name over.
+      const removal = this.#client.if(this.key, 'Lease', '==', leaseId).then(this.#client.delete().key(this.key)).commit();
       const outcome = await settleBy(removal, deadline);
       if (outcome.state === 'resolved') {
-        this.#logger.info({ ...fields, deleted: outcome.value }, outcome.value ? 'registration removed' : 'lease revoked; the key was no longer on it');
+        revoke = true;
+        if (outcome.value.succeeded) this.#logger.info(fields, 'registration removed');
+        else this.#logger.info(fields, 'the key was no longer on our lease; left as it is');
       } else {
+        // etcd did not answer: stop the keepalives, the key expires with the lease.
         lease.release();
         const error = outcome.state === 'rejected' ? (outcome.error instanceof Error ? outcome.error.message : String(outcome.error)) : 'no answer in time';
         this.#logger.warn({ ...fields, error }, `could not remove the registration; it expires with its lease within ${this.ttlSeconds} s`);
+      }
+    }
+    const drainMillis = this.#started ? this.#options.drainMillis : 0;
+    if (drainMillis > 0) {
+      // The lease is kept alive meanwhile (its keepalive is a stream, without a deadline).
+      this.#logger.info({ key: this.key, drainMillis }, `draining for ${drainMillis / 1000} s before revoking the lease`);
+      await sleep(drainMillis);
+    }
+    if (lease !== undefined && revoke) {
+      if (drainMillis > 0) this.#callsEndBy = Date.now() + dial;
+      const outcome = await settleBy(lease.revoke(), this.#callsEndBy);
+      if (outcome.state !== 'resolved') {
+        lease.release();
+        const error = outcome.state === 'rejected' ? (outcome.error instanceof Error ? outcome.error.message : String(outcome.error)) : 'no answer in time';
+        this.#logger.warn({ ...fields, error }, `could not revoke the lease; it expires within ${this.ttlSeconds} s`);
       }
     }
     this.#client.close();

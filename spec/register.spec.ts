@@ -1,7 +1,8 @@
 // register(): a backend's own leased entry in a real etcd — the exact value in both
 // formats, discovery seeing it, coming back after `etcdctl lease revoke` and after etcd
 // was unreachable past the TTL, close(), the CLI under SIGTERM/SIGINT, bad input,
-// unreachable etcd, and passwords kept out of logs and errors.
+// unreachable etcd, and passwords kept out of logs and errors. The drain period of
+// close() and of the CLI is in register-drain.spec.ts.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -251,7 +252,7 @@ t.test('CLI: registers until SIGTERM or SIGINT, then deletes the key and exits 0
   const bin = fileURLToPath(new URL('../../bin/anchorpool.js', import.meta.url));
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const key = `reg/cli/${signal.toLowerCase()}`;
-    const child = spawn(process.execPath, [bin, 'register', '--etcd', hosts.join(','), '--prefix', 'reg/cli', '--key', signal.toLowerCase(), '--addr', '127.0.0.1:50051', '--anchors', '4', '--ttl', '5', '--format', 'go'], {
+    const child = spawn(process.execPath, [bin, 'register', '--etcd', hosts.join(','), '--prefix', 'reg/cli', '--key', signal.toLowerCase(), '--addr', '127.0.0.1:50051', '--anchors', '4', '--ttl', '5', '--format', 'go', '--drain', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     t.teardown(() => {
