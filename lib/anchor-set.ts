@@ -51,6 +51,8 @@ export class AnchorSet<A extends Anchor> {
   #wanted = 0;
   #allClosed: (() => void) | undefined;
   #drained: Promise<void> | undefined;
+  /** Keys whose anchors are ejected (outlier ejection); new anchors of such a key start ejected. */
+  readonly #ejectedKeys = new Set<string>();
 
   constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, drainTimeoutMillis: number) {
     this.#factory = factory;
@@ -123,6 +125,13 @@ export class AnchorSet<A extends Anchor> {
     return counts;
   }
 
+  /** Takes every anchor of `key` out of rotation (outlier ejection), or puts them back. */
+  setEjected(key: string, ejected: boolean): void {
+    if (ejected) this.#ejectedKeys.add(key);
+    else this.#ejectedKeys.delete(key);
+    for (const anchor of this.#active.values()) if (anchor.key === key) anchor.setEjected(ejected);
+  }
+
   /** Active anchors by health. */
   byHealth(): HealthCounts {
     const counts: HealthCounts = { UNCHECKED: 0, UNKNOWN: 0, SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0 };
@@ -139,6 +148,8 @@ export class AnchorSet<A extends Anchor> {
     let wanted = 0;
     for (const entry of desired.values()) wanted += entry.anchors;
     this.#wanted = wanted;
+    // A key that is gone and comes back starts in rotation.
+    for (const key of this.#ejectedKeys) if (!desired.has(key)) this.#ejectedKeys.delete(key);
     const live = new Map<string, LiveEntry>();
     for (const anchor of this.#active.values()) {
       live.set(anchor.key, { addr: anchor.address, count: (live.get(anchor.key)?.count ?? 0) + 1 });
@@ -156,6 +167,7 @@ export class AnchorSet<A extends Anchor> {
     const created: A[] = [];
     for (const { key, index, addr } of plan.create) {
       const anchor = this.#factory({ key, index, address: addr }, this.#listener);
+      if (this.#ejectedKeys.has(key)) anchor.setEjected(true);
       this.#active.set(slotOf(key, index), anchor);
       created.push(anchor);
     }

@@ -68,6 +68,7 @@ export abstract class Anchor {
   #leases = 0;
   #acquired = 0;
   #draining = false;
+  #ejected = false;
   #closed = false;
   #eligible = false;
   #drainTimer: NodeJS.Timeout | undefined;
@@ -105,10 +106,14 @@ export abstract class Anchor {
   get draining(): boolean {
     return this.#draining;
   }
+  /** Taken out of rotation by outlier ejection (its endpoint failed its calls). */
+  get ejected(): boolean {
+    return this.#ejected;
+  }
   get closed(): boolean {
     return this.#closed;
   }
-  /** READY, healthy (SERVING or UNCHECKED), not draining, and below its capacity: may be handed a new lease. */
+  /** READY, healthy (SERVING or UNCHECKED), not ejected, not draining, and below its capacity: may be handed a new lease. */
   get eligible(): boolean {
     return this.#eligible;
   }
@@ -134,6 +139,13 @@ export abstract class Anchor {
     } else if (this.#leases === this.capacity - 1) {
       this.#refresh();
     }
+  }
+
+  /** Outlier ejection: no new leases while ejected; leases already out run on. */
+  setEjected(ejected: boolean): void {
+    if (this.#closed || ejected === this.#ejected) return;
+    this.#ejected = ejected;
+    this.#refresh();
   }
 
   /** Takes no new leases from now on; closes when the last lease is returned or after timeoutMillis. */
@@ -195,7 +207,7 @@ export abstract class Anchor {
 
   #refresh(): void {
     const healthy = this.#health === 'SERVING' || this.#health === 'UNCHECKED';
-    const eligible = this.#state === 'READY' && healthy && !this.#draining && this.#leases < this.capacity;
+    const eligible = this.#state === 'READY' && healthy && !this.#ejected && !this.#draining && this.#leases < this.capacity;
     if (eligible === this.#eligible) return;
     this.#eligible = eligible;
     this.#listener.eligibility(this, eligible);

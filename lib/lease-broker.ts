@@ -20,6 +20,7 @@ import {
   TooManyWaitersError,
 } from './errors.js';
 import { attachLeakTimer, newLease, settleLease, type AcquireOptions, type Lease, type LeaseAnchor, type LeaseOwner } from './lease.js';
+import type { CallOutcome } from './call-outcome.js';
 import type { Lifecycle } from './lifecycle.js';
 import { WaiterQueue } from './waiter-queue.js';
 
@@ -46,6 +47,8 @@ export interface BrokerHooks<A extends LeaseAnchor> {
   describe(): string;
   /** A lease was held past leakDetectionMillis. */
   leaked(event: LeaseLeakEvent): void;
+  /** A lease came back with how its call ended (for outlier ejection). */
+  outcome?(anchor: A, outcome: CallOutcome): void;
 }
 
 interface PendingAcquire {
@@ -85,8 +88,8 @@ export class LeaseBroker<A extends LeaseAnchor> {
   #servePending = false;
   /** The leases' way back in; not the broker itself, so nothing else can call it. */
   readonly #owner: LeaseOwner = {
-    release: (lease) => this.release(lease),
-    releaseAtEnd: (lease) => this.releaseAtEnd(lease),
+    release: (lease, outcome) => this.release(lease, outcome),
+    releaseAtEnd: (lease, outcome) => this.releaseAtEnd(lease, outcome),
   };
 
   constructor(options: BrokerOptions, hooks: BrokerHooks<A>, lifecycle: Lifecycle) {
@@ -134,19 +137,20 @@ export class LeaseBroker<A extends LeaseAnchor> {
     return this.#grant(anchor);
   }
 
-  release(lease: Lease): void {
+  release(lease: Lease, outcome?: CallOutcome): void {
     const anchor = settleLease(lease, this.#owner);
     if (this.#lifecycle.closed) {
       throw new PoolClosedError(`release() after close() finished: the lease on ${lease.key}#${lease.anchor} (${lease.address}) was already reclaimed`);
     }
     this.#leased -= 1;
     anchor.give();
+    this.#hooks.outcome?.(anchor as A, outcome);
     if (this.#waiters.size > 0) this.#serve();
   }
 
   /** Gives back a lease whose work ended (a call's status, a scope's end); a no-op once released or after close() finished. */
-  releaseAtEnd(lease: Lease): void {
-    if (!lease.released && !this.#lifecycle.closed) this.release(lease);
+  releaseAtEnd(lease: Lease, outcome?: CallOutcome): void {
+    if (!lease.released && !this.#lifecycle.closed) this.release(lease, outcome);
   }
 
   /** An anchor became eligible: serve waiters on the next microtask (not from inside the anchor's own state change). */

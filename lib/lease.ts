@@ -9,6 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Anchor } from './anchor.js';
 import type { ClientConstructor } from './anchor-channel.js';
+import type { CallOutcome } from './call-outcome.js';
 import { ForeignLeaseError, LeaseReleasedError } from './errors.js';
 
 export interface AcquireOptions {
@@ -28,9 +29,9 @@ export interface LeaseAnchor extends Anchor {
 
 /** What a lease calls back into: its broker. */
 export interface LeaseOwner {
-  release(lease: Lease): void;
+  release(lease: Lease, outcome?: CallOutcome): void;
   /** release() unless already released or the owner has shut down (for scope ends and call ends). */
-  releaseAtEnd(lease: Lease): void;
+  releaseAtEnd(lease: Lease, outcome?: CallOutcome): void;
 }
 
 let create: (owner: LeaseOwner, anchor: LeaseAnchor) => Lease;
@@ -77,11 +78,13 @@ export class Lease {
   }
 
   /**
-   * Gives the slot back. Throws LeaseReleasedError on a second release, and
+   * Gives the slot back, with how the lease's call ended: nothing for success, or the
+   * call's error (a grpc-js ServiceError) or status code; outlier ejection counts the
+   * failures (see CallOutcome). Throws LeaseReleasedError on a second release, and
    * PoolClosedError once the pool's close() has finished (the lease was reclaimed).
    */
-  release(): void {
-    this.#owner.release(this);
+  release(outcome?: CallOutcome): void {
+    this.#owner.release(this, outcome);
   }
 
   // A scope that ends after the pool shut down has nothing left to give back.

@@ -16,6 +16,8 @@
  *   anchorpool_acquire_wait_seconds      time from acquire() to a lease (histogram)
  *   anchorpool_waiters                   callers waiting for a lease
  *   anchorpool_acquire_timeouts_total    acquires that timed out
+ *   anchorpool_endpoints_ejected         entries ejected by outlier detection now
+ *   anchorpool_ejections_total           outlier ejections
  *   anchorpool_resyncs_total             re-listings of the etcd prefix
  *   anchorpool_etcd_connected            1 while connected to etcd (static targets: 1)
  */
@@ -45,6 +47,8 @@ export interface MetricsSource {
     waiting: number;
     acquired: number;
     timeouts: number;
+    ejected: readonly string[];
+    ejections: number;
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
@@ -128,6 +132,8 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
   followingCounter(prom, registry, 'anchorpool_leases_acquired_total', 'Leases handed out.', () => stats().acquired);
   gauge(prom, registry, 'anchorpool_waiters', 'Callers waiting for a lease.', () => stats().waiting);
   followingCounter(prom, registry, 'anchorpool_acquire_timeouts_total', 'Acquires that timed out.', () => stats().timeouts);
+  gauge(prom, registry, 'anchorpool_endpoints_ejected', 'Endpoint entries ejected by outlier detection now.', () => stats().ejected.length);
+  followingCounter(prom, registry, 'anchorpool_ejections_total', 'Outlier ejections since the pool started.', () => stats().ejections);
   followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
   gauge(prom, registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
   const wait = new prom.Histogram({

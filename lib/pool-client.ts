@@ -9,6 +9,7 @@
  * an error, a deadline or a cancel — for unary calls and every kind of stream.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { CallOutcome } from './call-outcome.js';
 import type { AcquireOptions, Lease } from './lease.js';
 import { grpcStatusOf } from './error-status.js';
 
@@ -16,7 +17,7 @@ import { grpcStatusOf } from './error-status.js';
 export interface LeaseProvider {
   acquire(options?: AcquireOptions): Promise<Lease>;
   tryAcquire(): Lease | undefined;
-  releaseAtEnd(lease: Lease): void;
+  releaseAtEnd(lease: Lease, outcome?: CallOutcome): void;
   hasReadyAnchor(): boolean;
   /** close() was called: the routing channel reports SHUTDOWN from then on. */
   isClosed(): boolean;
@@ -142,7 +143,7 @@ class LeasedCall implements InnerCall {
       onReceiveMetadata: (received) => listener?.onReceiveMetadata?.(received),
       onReceiveMessage: (message) => listener?.onReceiveMessage?.(message),
       onReceiveStatus: (status) => {
-        this.#finish();
+        this.#finish(status.code);
         listener?.onReceiveStatus?.(status);
       },
     });
@@ -187,11 +188,12 @@ class LeasedCall implements InnerCall {
     this.#listener?.onReceiveStatus?.({ code, details, metadata: new grpc.Metadata() });
   }
 
-  #finish(): void {
+  #finish(code: grpc.status): void {
     this.#finished = true;
     const lease = this.#lease;
     this.#lease = undefined;
-    if (lease !== undefined) this.provider.releaseAtEnd(lease);
+    // The call's status is its outcome (outlier ejection counts the failures).
+    if (lease !== undefined) this.provider.releaseAtEnd(lease, code);
   }
 }
 
@@ -209,7 +211,7 @@ export function createPoolClient<C extends grpc.Client>(provider: LeaseProvider,
     if (lease !== undefined) {
       // The common case, a free slot now: the call runs straight on the leased anchor's
       // channel, with no interceptor of ours; every call kind emits 'status' exactly once.
-      properties.call.once('status', () => provider.releaseAtEnd(lease));
+      properties.call.once('status', (status: grpc.StatusObject) => provider.releaseAtEnd(lease, status.code));
       return { ...properties, channel: lease.channel };
     }
     // It has to wait: our interceptor goes innermost for this call. Call interceptors

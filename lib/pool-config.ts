@@ -5,7 +5,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { DEFAULT_FAILURE_CODES } from './call-outcome.js';
 import { formatZodError, sourceOptionsSchema, type OptionsAgree, type SourceOptions } from './config.js';
+import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
 
 /**
  * Options of `createPool()`: what to discover (every SourceOptions field) plus how to
@@ -59,6 +61,32 @@ export interface PoolOptions extends SourceOptions {
    * Default: off.
    */
   healthCheck?: HealthCheckOptions;
+  /**
+   * Passive outlier ejection (modelled on gRFC A50 and Envoy): an endpoint entry whose
+   * calls fail is taken out of rotation for a while, longer each time. Outcomes come from
+   * `lease.release(outcome)` and from `pool.client()` calls. Default: off; `{}` turns it on
+   * with the defaults below.
+   */
+  outlierDetection?: OutlierDetectionOptions;
+}
+
+export interface OutlierDetectionOptions {
+  /** Failed calls in a row that eject an entry at once. Default 5 (Envoy's consecutive_5xx); 0 turns this check off. */
+  consecutiveFailures?: number;
+  /** How often ejections end and the failure percentage is checked. Default 10_000 (A50's interval). */
+  intervalMillis?: number;
+  /** Eject an entry whose failed share of the interval's calls is at least this. Default 85 (A50); 0 turns this check off. */
+  failurePercentage?: number;
+  /** … if it had at least this many calls in the interval. Default 50 (A50's request_volume). */
+  requestVolume?: number;
+  /** First ejection time; the n-th lasts n times this. Default 30_000 (A50, Envoy). */
+  baseEjectionTimeMillis?: number;
+  /** The longest an ejection lasts. Default 300_000 (A50, Envoy). */
+  maxEjectionTimeMillis?: number;
+  /** At most this share of the entries is ejected at once; one always may be. Default 10 (A50, Envoy). */
+  maxEjectionPercent?: number;
+  /** The status codes that count as failures. Default UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE, DATA_LOSS. */
+  failureCodes?: number[];
 }
 
 export interface HealthCheckOptions {
@@ -85,6 +113,19 @@ const poolOptionsSchema = sourceOptionsSchema.extend({
   drainTimeoutMillis: millis.default(30_000),
   readyTimeoutMillis: millis.default(10_000),
   leakDetectionMillis: millis.default(0),
+  outlierDetection: z
+    .object({
+      consecutiveFailures: z.number().int().min(0).max(1_000_000).default(DEFAULT_OUTLIER_DETECTION.consecutiveFailures),
+      intervalMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.intervalMillis),
+      failurePercentage: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.failurePercentage),
+      requestVolume: z.number().int().min(1).max(1_000_000_000).default(DEFAULT_OUTLIER_DETECTION.requestVolume),
+      baseEjectionTimeMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.baseEjectionTimeMillis),
+      maxEjectionTimeMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.maxEjectionTimeMillis),
+      maxEjectionPercent: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.maxEjectionPercent),
+      failureCodes: z.array(z.number().int().min(1).max(16)).default([...DEFAULT_FAILURE_CODES]),
+    })
+    .strict()
+    .optional(),
   healthCheck: z
     .object({
       serviceName: z.string().default(''),
@@ -110,10 +151,12 @@ export interface ResolvedPoolOptions {
   readonly readyTimeoutMillis: number;
   readonly leakDetectionMillis: number;
   readonly healthCheck: Required<HealthCheckOptions> | undefined;
+  readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
 }
 
 const POOL_ONLY_KEYS = new Set([
   'healthCheck',
+  'outlierDetection',
   'credentials',
   'channelOptions',
   'maxLeasesPerAnchor',
@@ -146,5 +189,6 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
     readyTimeoutMillis: options.readyTimeoutMillis,
     leakDetectionMillis: options.leakDetectionMillis,
     healthCheck: options.healthCheck,
+    outlierDetection: options.outlierDetection,
   };
 }

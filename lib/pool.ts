@@ -21,6 +21,8 @@ import { emitSafely } from './emit-safely.js';
 import type { Endpoint } from './endpoint.js';
 import { AcquireAbortedError, ConfigError, PoolClosedError, ReadyTimeoutError, type AnchorPoolError } from './errors.js';
 import { LeaseBroker, type LeaseLeakEvent } from './lease-broker.js';
+import { outcomeCode, type CallOutcome } from './call-outcome.js';
+import { OutlierDetector, type Ejection } from './outlier-detector.js';
 import type { AcquireOptions, Lease, LeaseAnchor } from './lease.js';
 import { Lifecycle } from './lifecycle.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -67,6 +69,10 @@ export interface PoolEvents {
   'etcd-connected': [info: { revision: number }];
   'etcd-disconnected': [info: { since: Date; error: AnchorPoolError }];
   'lease-leak': [event: LeaseLeakEvent];
+  /** Outlier ejection took an endpoint entry out of rotation until `until`. */
+  'endpoint-ejected': [event: { key: string; address: string; until: Date; times: number; reason: 'consecutive-failures' | 'failure-percentage' }];
+  /** An ejected endpoint entry is back in rotation. */
+  'endpoint-returned': [event: { key: string; address: string }];
   error: [error: AnchorPoolError];
 }
 
@@ -76,7 +82,9 @@ export interface AnchorInfo {
   readonly address: string;
   readonly state: AnchorState;
   readonly health: AnchorHealth;
-  /** May take a lease now: READY, healthy, not draining, below its capacity. */
+  /** Its endpoint is ejected by outlier detection. */
+  readonly ejected: boolean;
+  /** May take a lease now: READY, healthy, not ejected, not draining, below its capacity. */
   readonly eligible: boolean;
   readonly leased: number;
   /** Leases handed out on this anchor since it was created. */
@@ -102,6 +110,9 @@ export interface PoolStats {
   /** Leases handed out since the pool started. */
   readonly acquired: number;
   readonly timeouts: number;
+  /** Keys ejected by outlier detection now, and ejections since the pool started. */
+  readonly ejected: readonly string[];
+  readonly ejections: number;
   readonly source: SourceStatus;
 }
 
@@ -131,6 +142,10 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   /** The registry pool.metrics() made itself, returned again by later calls without one. */
   #ownRegistry: Registry | undefined;
   readonly #provider: LeaseProvider;
+  readonly #outliers: OutlierDetector | undefined;
+  readonly #failureCodes: ReadonlySet<number>;
+  #outlierTimer: NodeJS.Timeout | undefined;
+  #ejections = 0;
 
   constructor(options: PoolOptions) {
     super();
@@ -176,6 +191,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       {
         pick: () => this.#anchors.pick(),
         describe: () => this.#describe(),
+        outcome: (anchor, outcome) => this.#recordOutcome(anchor, outcome),
         leaked: (event) => {
           // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.
           if (this.#lifecycle.closed) return;
@@ -185,10 +201,17 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       },
       this.#lifecycle,
     );
+    const outliers = this.#options.outlierDetection;
+    this.#failureCodes = new Set(outliers?.failureCodes ?? []);
+    this.#outliers = outliers === undefined ? undefined : new OutlierDetector(outliers);
+    if (this.#outliers !== undefined) {
+      this.#outlierTimer = setInterval(() => this.#outlierTick(), outliers!.intervalMillis);
+      this.#outlierTimer.unref();
+    }
     this.#provider = {
       acquire: (acquireOptions) => this.#broker.acquire(acquireOptions),
       tryAcquire: () => this.#broker.tryAcquire(),
-      releaseAtEnd: (lease) => this.#broker.releaseAtEnd(lease),
+      releaseAtEnd: (lease, outcome) => this.#broker.releaseAtEnd(lease, outcome),
       hasReadyAnchor: () => this.#anchors.hasReady(),
       isClosed: () => this.#lifecycle.closing,
       onStateChange: (listener) => {
@@ -225,8 +248,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
    * close() has finished (the lease was reclaimed when drainTimeoutMillis ran out).
    * Releasing while close() drains is the normal way to let it finish.
    */
-  release(lease: Lease): void {
-    this.#broker.release(lease);
+  release(lease: Lease, outcome?: CallOutcome): void {
+    this.#broker.release(lease, outcome);
   }
 
   /** acquire(), run fn, and release in finally. */
@@ -351,6 +374,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       waiting: broker.waiting,
       acquired: broker.acquired,
       timeouts: broker.timeouts,
+      ejected: [...snapshot.endpoints.keys()].filter((key) => this.#outliers?.isEjected(key) === true),
+      ejections: this.#ejections,
       source: this.#source.status(),
     };
   }
@@ -368,6 +393,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       address: a.address,
       state: a.state,
       health: a.health,
+      ejected: a.ejected,
       eligible: a.eligible,
       leased: a.leases,
       acquired: a.acquired,
@@ -403,8 +429,39 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     if (this.#lifecycle.closing) return;
     const desired = new Map<string, DesiredEntry>();
     for (const [key, endpoint] of this.#source.snapshot().endpoints) desired.set(key, { addr: endpoint.addr, anchors: endpoint.anchors });
+    this.#outliers?.setKeys(desired.keys());
     const { created, drained } = this.#anchors.apply(desired);
     if (created > 0 || drained > 0) this.#logger.debug({ created, drained, anchors: this.#anchors.activeCount }, 'reconciled anchors');
+  }
+
+  #recordOutcome(anchor: LeaseAnchor, outcome: CallOutcome): void {
+    const outliers = this.#outliers;
+    if (outliers === undefined || this.#lifecycle.closing) return;
+    const ejection = outliers.record(anchor.key, this.#failureCodes.has(outcomeCode(outcome)), Date.now());
+    if (ejection !== undefined) this.#eject(ejection, anchor.address);
+  }
+
+  #outlierTick(): void {
+    const outliers = this.#outliers!;
+    const { ejected, returned } = outliers.tick(Date.now());
+    const addressOf = (key: string): string => this.#source.snapshot().endpoints.get(key)?.addr ?? '';
+    for (const ejection of ejected) this.#eject(ejection, addressOf(ejection.key));
+    for (const key of returned) {
+      this.#anchors.setEjected(key, false);
+      this.#logger.info({ key }, `${key} is back in rotation after its ejection`);
+      this.#emit('endpoint-returned', { key, address: addressOf(key) });
+    }
+  }
+
+  #eject(ejection: Ejection, address: string): void {
+    this.#ejections += 1;
+    this.#anchors.setEjected(ejection.key, true);
+    const until = new Date(ejection.until);
+    this.#logger.warn(
+      { key: ejection.key, address, reason: ejection.reason, times: ejection.times, until: until.toISOString() },
+      `ejecting ${ejection.key} (${address}) until ${until.toISOString()}: ${ejection.reason}`,
+    );
+    this.#emit('endpoint-ejected', { key: ejection.key, address, until, times: ejection.times, reason: ejection.reason });
   }
 
   #describe(): string {
@@ -421,6 +478,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   }
 
   async #shutdown(): Promise<void> {
+    clearInterval(this.#outlierTimer);
     // Waiters (acquire and ready) were rejected by the lifecycle before this runs;
     // pool.client() routing channels watching for a state change now see SHUTDOWN.
     for (const watcher of [...this.#stateWatchers]) watcher();
