@@ -2,9 +2,11 @@
 // twenty seconds. It starts its own etcd through etcd-dev (installing it from Debian's
 // packages if needed and possible) and real grpc-js echo backends that answer the
 // standard health check, registers them with the real etcdctl (printing every command),
-// and runs real calls through round-robin leases while a live chart shows the leases
-// per second on every anchor and the connections each server counts. Mid-run it adds a
-// backend, changes one's anchors and deletes one, so the chart follows etcd live.
+// and runs real calls through round-robin leases, with the pool's health checks on, while
+// a live chart shows the leases per second on every anchor, its health, and the
+// connections each server counts. Mid-run it adds a backend, changes one's anchors and
+// deletes one, so the chart follows etcd live; between those steps one backend reports
+// NOT_SERVING for a moment, and its anchors leave the rotation and come back.
 // Everything it started is stopped on success, on failure and on Ctrl-C or SIGTERM.
 //
 // This file is the story and its order; the pieces live in scripts/demo/.
@@ -24,6 +26,10 @@ import { catchInterruptions, signalExitCode } from './demo/signals.js';
 import { Teardown } from './demo/teardown.js';
 
 const PREFIX = 'services/echo/';
+/** The service the pool's health checks ask for (the echo backends serve it and ''). */
+const HEALTH_SERVICE = 'anchorpool.test.Echo';
+/** How long the pool may take to act on a health change before the demo calls it a failure (on loopback it takes milliseconds). */
+const HEALTH_SEEN_TIMEOUT_MILLIS = 5000;
 const TARGET = `etcd:///${PREFIX}`;
 /** Calls in flight: enough to keep every anchor busy, few enough to leave the machine usable. */
 const LOOPS = 32;
@@ -34,6 +40,8 @@ const PLAIN_FRAME_MILLIS = 2000;
 /** Long enough for the watch, the reconcile and new connections; short enough to catch drained rows. */
 const PLAIN_AFTER_CHANGE_MILLIS = 750;
 
+const count = (n: number): string => Math.round(n).toLocaleString('en-US');
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const clock = (at = Date.now()): string => new Date(at).toTimeString().slice(0, 8) + `.${String(at % 1000).padStart(3, '0')}`;
 
 /** Block characters draw the bars unless the locale says the terminal cannot show them. */
@@ -120,7 +128,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await etcdctlStep(['put', `${PREFIX}gamma`, `${gamma.address}#1`]);
     abort.throwIfAborted();
 
-    const pool: AnchorPool = createPool({ target: TARGET, etcd: { hosts: cluster.hosts }, drainTimeoutMillis: 3000 });
+    const pool: AnchorPool = createPool({ target: TARGET, etcd: { hosts: cluster.hosts }, drainTimeoutMillis: 3000, healthCheck: { serviceName: HEALTH_SERVICE } });
     teardown.add('pool', STOP.pool, () => pool.close());
     pool.on('endpoint-added', (e) => screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${e.anchors} anchor${e.anchors === 1 ? '' : 's'}`));
     pool.on('endpoint-updated', ({ before, after }) =>
@@ -129,6 +137,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     pool.on('endpoint-removed', (e) => screen.log(`${stamp()}  pool: - ${e.key} (${e.addr}): its anchors drain and close`));
     pool.on('endpoint-invalid', (r) => screen.log(paint('red', `${stamp()}  pool: ! ${r.key}: ${r.reason}${r.keptPrevious ? ' (keeps its last valid value)' : ''}`)));
     pool.on('etcd-disconnected', ({ error }) => screen.log(paint('red', `${stamp()}  pool: etcd disconnected (${error.message}); serving the last known endpoints`)));
+    // Every connection's first SERVING is routine; a change to or from a bad status is the story.
+    const bad = (health: string): boolean => health === 'NOT_SERVING' || health === 'SERVICE_UNKNOWN';
+    pool.on('anchor-health', (e) => {
+      if (!bad(e.health) && !bad(e.previous)) return;
+      const effect = e.health === 'SERVING' ? (e.state === 'READY' ? 'back in rotation' : `healthy, ${e.state}`) : 'out of rotation';
+      screen.log(`${stamp()}  pool: ${e.key}#${e.anchor} (${e.address}) health ${e.previous} → ${e.health}: ${effect}`);
+    });
     pool.on('etcd-connected', ({ revision }) => screen.log(`${stamp()}  pool: etcd connected at revision ${revision}`));
     await pool.ready({ signal: abort });
     screen.log(`${stamp()}  pool on ${TARGET} ready; ${LOOPS} loops now call Echo, one lease per call`);
@@ -150,26 +165,72 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         screen.frame(chart!.plain(frame));
       }
     };
-    const tick = (): void => {
-      if (busy) return; // a slow sample (a busy backend) skips a frame rather than piling up
+    const tick = (force = false): Promise<void> => {
+      if (busy) return sampling; // a slow sample (a busy backend) skips a frame rather than piling up
       busy = true;
       sampling = sampler
         .sample()
         .then((frame) => {
           lastFrame = frame;
-          show(frame, false);
+          show(frame, force);
         })
         .catch((err: unknown) => screen.log(paint('red', `chart: ${err instanceof Error ? err.message : String(err)}`)))
         .finally(() => (busy = false));
+      return sampling;
     };
-    const ticker = setInterval(tick, FRAME_MILLIS);
+    const ticker = setInterval(() => void tick(), FRAME_MILLIS);
     teardown.add('chart', STOP.chart, async () => clearInterval(ticker));
-    tick();
+    void tick();
+    /** A frame now (also a plain snapshot), after the one being sampled, if any. */
+    const frameNow = async (): Promise<void> => {
+      await sampling;
+      await tick(true);
+    };
 
     const at = (seconds: number) => sleep(Math.max(0, startedAt + seconds * 1000 - Date.now()), undefined, { signal: abort });
+    const soonAfterChange = (): void => {
+      nextPlainAt = Math.min(nextPlainAt, Date.now() - startedAt + PLAIN_AFTER_CHANGE_MILLIS);
+    };
     const change = async (args: string[]): Promise<void> => {
       await etcdctlStep(args);
-      nextPlainAt = Math.min(nextPlainAt, Date.now() - startedAt + PLAIN_AFTER_CHANGE_MILLIS);
+      soonAfterChange();
+    };
+
+    /** The pool's active anchors at the backend's address. */
+    const anchorsOf = (backend: Backend) => pool.anchors().filter((a) => a.address === backend.address && !a.draining);
+    const leasesOn = (backend: Backend): number => anchorsOf(backend).reduce((sum, a) => sum + a.acquired, 0);
+    /** Resolves once every active anchor at the backend's address has `health` (polled: the events are logged above). */
+    const poolSees = async (backend: Backend, healthy: boolean): Promise<void> => {
+      const deadline = Date.now() + HEALTH_SEEN_TIMEOUT_MILLIS;
+      const done = () => anchorsOf(backend).every((a) => (a.health === 'SERVING') === healthy);
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`the pool did not see ${backend.name} ${healthy ? 'SERVING' : 'leave the rotation'} within ${HEALTH_SEEN_TIMEOUT_MILLIS} ms`);
+        await sleep(10, undefined, { signal: abort });
+      }
+    };
+    /** Sets what the backend's health service reports, printed first like an etcdctl command. */
+    const setHealth = async (backend: Backend, status: 'SERVING' | 'NOT_SERVING', effect: string): Promise<void> => {
+      screen.log(`${stamp()}  ${paint('cyan', `backend ${backend.name}: health → ${status}`)} (grpc.health.v1 status of "${HEALTH_SERVICE}"; ${effect})`);
+      await backend.setHealth(status, HEALTH_SERVICE);
+    };
+    /** The backend reports NOT_SERVING until `until`, then SERVING again; says how many leases its anchors took meanwhile. */
+    const healthFlip = async (backend: Backend, until: () => Promise<void>): Promise<void> => {
+      const n = anchorsOf(backend).length;
+      await setHealth(backend, 'NOT_SERVING', 'its anchors leave the rotation');
+      await poolSees(backend, false);
+      const outAt = Date.now();
+      const [ownBefore, allBefore] = [leasesOn(backend), pool.stats().acquired];
+      soonAfterChange();
+      await until();
+      // What the chart shows just before it comes back: its anchors NOT_SERVING, without leases.
+      await frameNow();
+      const [own, all] = [leasesOn(backend) - ownBefore, pool.stats().acquired - allBefore];
+      screen.log(
+        `${stamp()}  ${paint('bold', `while out of rotation (${((Date.now() - outAt) / 1000).toFixed(1)} s), ${backend.name}'s ${plural(n, 'anchor')} took ${count(own)} leases`)}; the others took ${count(all - own)}`,
+      );
+      await setHealth(backend, 'SERVING', 'its anchors rejoin the rotation');
+      await poolSees(backend, true);
+      soonAfterChange();
     };
     try {
       if (interactive) {
@@ -185,6 +246,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           screen.log(`  ${paint('dim', `# ${why}`)}`);
           screen.log(`  ${etcdctlCommandLine(cluster.endpoints, args)}`);
         }
+        screen.log(
+          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows alpha going NOT_SERVING and back.`),
+        );
         screen.log('');
         await new Promise<void>((resolve) => abort.addEventListener('abort', () => resolve(), { once: true }));
       } else {
@@ -196,6 +260,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         await at(d * 0.5);
         note('gamma goes from 1 to 4 anchors: its first connection stays, 3 are added');
         await change(['put', `${PREFIX}gamma`, `${gamma.address}#4`]);
+        await at(d * 0.55);
+        note('alpha reports NOT_SERVING for a moment: health checks take its 3 anchors out of rotation (their connections stay), then back');
+        await healthFlip(alpha, () => at(d * 0.72));
         await at(d * 0.75);
         note('beta is deleted: its 2 anchors drain and their connections close (the server keeps running)');
         await change(['del', `${PREFIX}beta`]);

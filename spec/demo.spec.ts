@@ -2,9 +2,11 @@
 // it prints plain snapshots), with ANCHORPOOL_DEMO_REPORT_PIDS=1 so it names the etcd
 // and backend processes it starts. Checked: the exit code, every etcdctl command and
 // health check it prints, leases on every anchor of every backend, server-side
-// connections that follow the anchors, and that afterwards none of its processes and
-// not its etcd data dir is left — after a normal end, a Ctrl-C in a terminal (SIGINT to
-// the whole process group), a SIGTERM during startup, and Ctrl-C in --interactive.
+// connections that follow the anchors, a backend flipped to NOT_SERVING whose anchors
+// the pool takes out of rotation (no lease on them meanwhile) and back, and that
+// afterwards none of its processes and not its etcd data dir is left — after a normal
+// end, a Ctrl-C in a terminal (SIGINT to the whole process group), a SIGTERM during
+// startup, and Ctrl-C in --interactive.
 import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -113,7 +115,7 @@ function assertNothingLeft(t: Test, output: string, expectedNames: string[]): vo
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-t.test('a short run: real etcdctl commands, health checks, leases on every anchor, and nothing left behind', async (t) => {
+t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, leases on every anchor, and nothing left behind', async (t) => {
   const demo = startDemo([DEMO, '--duration', '8']);
   const { code } = await exitWithin(demo, 40_000);
   const out = demo.output();
@@ -135,11 +137,29 @@ t.test('a short run: real etcdctl commands, health checks, leases on every ancho
   const order = commands.map((c) => out.indexOf(`$ etcdctl --endpoints=${etcd} ${c}\n`));
   for (const [i, c] of commands.entries()) t.ok(order[i]! >= 0, `printed: etcdctl ${c}`);
   t.same([...order].sort((a, b) => a - b), order, 'in the order they ran');
+
+  // Between the gamma change and the del, alpha reports NOT_SERVING for a moment and then SERVING.
+  const flipOut = out.search(/t=\d+\.\ds {2}backend alpha: health → NOT_SERVING \(.*its anchors leave the rotation\)\n/);
+  const flipBack = out.search(/t=\d+\.\ds {2}backend alpha: health → SERVING \(.*its anchors rejoin the rotation\)\n/);
+  t.ok(flipOut >= 0 && flipBack >= 0, 'both health flips are printed');
+  t.ok(order[4]! < flipOut && flipOut < flipBack && flipBack < order[5]!, 'after the gamma change, before the del, NOT_SERVING first');
+  const during = out.slice(flipOut, flipBack);
+  const after = out.slice(flipBack);
+  for (const i of [0, 1, 2]) {
+    const anchor = `services/echo/alpha#${i} \\(${escape(alpha)}\\)`;
+    t.match(during, new RegExp(`pool: ${anchor} health SERVING → NOT_SERVING: out of rotation`), `the pool takes alpha#${i} out of rotation`);
+    t.match(after, new RegExp(`pool: ${anchor} health NOT_SERVING → SERVING: back in rotation`), `and brings it back`);
+    t.match(during, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+READY\\s+NOT_SERVING\\s+[\\d,]+ leases/s {2}\\(out of rotation\\)$`, 'm'), `a snapshot shows alpha#${i} NOT_SERVING`);
+  }
+  // From the pool's own lease counters, read once all three were out and again before the flip back: exact, not timed.
+  const [, others] = /alpha's 3 anchors took 0 leases; the others took ([\d,]+)\n/.exec(during) ?? [];
+  t.ok(others !== undefined, 'no lease on alpha while it was NOT_SERVING');
+  t.ok(Number(others?.replaceAll(',', '')) > 0, 'while the other anchors kept serving calls');
   t.match(out, /\d\d:\d\d:\d\d\.\d{3} t=\d+\.\ds {2}\$ etcdctl .* del services\/echo\/beta/, 'mid-run commands carry a timestamp');
 
   // Every anchor of every backend had leases in some snapshot.
   const busiest = new Map<string, number>();
-  for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+READY\s+([\d,]+) leases\/s/gm)) {
+  for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+READY\s+SERVING\s+([\d,]+) leases\/s/gm)) {
     busiest.set(slot!, Math.max(busiest.get(slot!) ?? 0, Number(rate!.replaceAll(',', ''))));
   }
   const slots = ['alpha#0', 'alpha#1', 'alpha#2', 'beta#0', 'beta#1', 'gamma#0', 'gamma#1', 'gamma#2', 'gamma#3', 'delta#0', 'delta#1'];
@@ -152,6 +172,9 @@ t.test('a short run: real etcdctl commands, health checks, leases on every ancho
     t.match(last, new RegExp(`backend ${name} ${escape(addr)}: ${n} anchors, ${n} connections \\(server side\\)`), `${name}: ${n} anchors, ${n} connections on its server`);
   }
   t.match(last, new RegExp(`backend beta ${escape(beta)}: 0 anchors, 0 connections \\(server side\\)`), 'beta: its connections closed after the del');
+  for (const i of [0, 1, 2]) {
+    t.match(last, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s`, 'm'), `alpha#${i} takes leases again`);
+  }
   t.match(last, /, 0 errors;/, 'no call failed');
 
   assertNothingLeft(t, out, ['etcd', 'alpha', 'beta', 'gamma', 'delta']);
@@ -186,7 +209,8 @@ t.test('--interactive: the printed etcdctl commands work as typed, and Ctrl-C en
   const typed = spawnSync('sh', ['-c', command!], { encoding: 'utf8' });
   t.equal(typed.status, 0, `${command} succeeds: ${typed.stderr}`);
   await demo.waitFor(/pool: ~ services\/echo\/gamma → \S+, 1 → 4 anchors/);
-  await demo.waitFor(/^ {2}anchor services\/echo\/gamma#3\s+\S+\s+READY\s+[1-9][\d,]* leases\/s/m);
+  await demo.waitFor(/^ {2}anchor services\/echo\/gamma#3\s+\S+\s+READY\s+SERVING\s+[1-9][\d,]* leases\/s/m);
+  t.match(demo.output(), /etcdctl cannot flip it/, 'says that health is not set through etcd');
   process.kill(-demo.child.pid!, 'SIGINT');
   const { code } = await exitWithin(demo, 20_000);
   t.equal(code, 0, 'Ctrl-C is how --interactive ends: exit code 0');

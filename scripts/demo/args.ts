@@ -13,15 +13,17 @@ export const DEMO_HELP = `usage: npm run demo -- [--duration SECONDS | --quick] 
 
 Run anchorpool end to end on this machine: a dev etcd on a free loopback port, grpc-js
 echo backends (with the grpc.health.v1 service), registered with the real etcdctl, and a
-lease pool on etcd:///services/echo/ under a load of real calls. A live chart shows the
-leases per second on every anchor, its state, and the connections each backend counts.
-Mid-run the demo adds a backend, changes one backend's anchors and deletes one, with
-etcdctl, printing every command. Everything it starts is stopped when it ends.
+lease pool on etcd:///services/echo/ with health checks on, under a load of real calls.
+A live chart shows the leases per second on every anchor, its state and health, and the
+connections each backend counts. Mid-run the demo adds a backend, changes one backend's
+anchors and deletes one, with etcdctl, printing every command; in between, one backend
+reports NOT_SERVING for a moment and its anchors leave the rotation and come back.
+Everything it starts is stopped when it ends.
 
   --duration SECONDS   how long the load runs (default 20; at least 4)
   --quick              the same as --duration 8
-  --interactive        no scripted changes: run until Ctrl-C and print the etcdctl
-                       commands to type in another terminal
+  --interactive        no scripted changes (and no health flip): run until Ctrl-C and
+                       print the etcdctl commands to type in another terminal
   -h, --help           this help
 
 Needs etcd and etcdctl 3.4+ on PATH (installed from Debian's packages when missing and

@@ -1,6 +1,7 @@
 // How a Frame looks: the live bar chart for a terminal (colors, eighth-block bars, fitted
 // to its width), the compact plain snapshot for logs and pipes, and the summary at the
-// end. Each anchor's bar has its backend's color, so the rows of one backend read as a
+// end. Next to each anchor's state is its health, as the pool's health check last heard
+// it; an anchor that is not SERVING is marked out of rotation. Each anchor's bar has its backend's color, so the rows of one backend read as a
 // group; the bar scale follows the largest rate and shrinks back slowly, so bars do not
 // jump when one sample is off.
 import { padEnd, padStart, visibleLength, type Paint, type StyleName } from './ansi.js';
@@ -34,6 +35,20 @@ function stateStyle(row: AnchorRow): StyleName | undefined {
 }
 
 const stateLabel = (row: AnchorRow): string => (row.draining ? `${row.state}, draining` : row.state);
+
+/** A closed row has no health to show. */
+const healthLabel = (row: AnchorRow): string => (row.state === 'CLOSED' ? '' : row.health);
+
+function healthStyle(row: AnchorRow): StyleName | undefined {
+  if (row.health === 'SERVING') return 'green';
+  if (row.health === 'UNCHECKED') return 'dim';
+  if (row.health === 'UNKNOWN') return 'yellow';
+  return 'red';
+}
+
+/** Health keeps it from leases (NOT_SERVING, SERVICE_UNKNOWN, or UNKNOWN until the first answer). */
+const outOfRotation = (row: AnchorRow): boolean => row.state !== 'CLOSED' && row.health !== 'SERVING' && row.health !== 'UNCHECKED';
+const OUT_OF_ROTATION = 'out of rotation';
 
 /** Joins parts with separators into lines of at most `width` columns, breaking between parts. */
 function pack(parts: readonly string[], width: number): string[] {
@@ -94,7 +109,7 @@ export class Chart {
     const lines = [
       ...pack([paint('bold', 'anchorpool demo'), clock, `pool on ${c.target}`, etcd], width),
       ...pack([`load: ${c.loops} loops, one lease per call`, paint('bold', `${count(frame.callRate)} calls/s`), `${count(frame.calls)} calls`, errors], width),
-      ...pack([`pool: ${plural(frame.endpoints, 'key')}`, `${plural(frame.active, 'anchor')} (${frame.ready} READY)`, `${frame.draining} draining`, `${frame.leased} leased`, `${frame.waiting} waiting`], width),
+      ...pack([`pool: ${plural(frame.endpoints, 'key')}`, `${plural(frame.active, 'anchor')} (${frame.ready} READY, ${frame.eligible} in rotation)`, `${frame.draining} draining`, `${frame.leased} leased`, `${frame.waiting} waiting`], width),
     ];
     for (const r of frame.invalid) lines.push(paint('red', `invalid value under ${r.key}: ${r.reason} (the key keeps its last valid value)`));
     return lines;
@@ -111,17 +126,21 @@ export class Chart {
     const keyW = Math.max(18, ...anchorLabels.map((l) => l.length));
     const addrW = Math.max(15, ...frame.anchors.map((a) => a.address.length), ...frame.backends.map((b) => b.address.length));
     const stateW = Math.max(10, ...frame.anchors.map((a) => stateLabel(a).length));
-    const barW = Math.max(10, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + 1 + numW)));
+    const healthW = Math.max(11, ...frame.anchors.map((a) => healthLabel(a).length));
+    const barW = Math.max(OUT_OF_ROTATION.length, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + healthW + 2 + 1 + numW)));
     lines.push('', paint('bold', 'Anchors: leases per second handed out on each, over the last second'));
-    lines.push(paint('dim', `  ${padEnd('KEY#INDEX', keyW)}  ${padEnd('ADDRESS', addrW)}  ${padEnd('STATE', stateW)}  ${padEnd('LEASES/S', barW)} ${padStart('', numW)}`));
+    lines.push(paint('dim', `  ${padEnd('KEY#INDEX', keyW)}  ${padEnd('ADDRESS', addrW)}  ${padEnd('STATE', stateW)}  ${padEnd('HEALTH', healthW)}  ${padEnd('LEASES/S', barW)} ${padStart('', numW)}`));
     if (frame.anchors.length === 0) lines.push(paint('yellow', '  (no anchors: nothing valid is registered under the prefix)'));
     frame.anchors.forEach((a, i) => {
       const closed = a.state === 'CLOSED';
       const label = padEnd(closed ? paint('dim', anchorLabels[i]!) : anchorLabels[i]!, keyW);
       const address = padEnd(paint(closed ? 'dim' : style(a.address), a.address), addrW);
       const state = padEnd(paint(stateStyle(a), stateLabel(a)), stateW);
-      const rate = closed ? '' : `${padEnd(paint(style(a.address), bar(a.rate, scale.anchor, barW, unicode)), barW)} ${padStart(count(a.rate), numW)}`;
-      lines.push(`  ${label}  ${address}  ${state}  ${rate}`);
+      const health = padEnd(paint(healthStyle(a), healthLabel(a)), healthW);
+      // Leases still out when it left finish, so the bar can fade for a moment before the mark shows.
+      const drawn = outOfRotation(a) && a.rate < 1 ? paint('red', OUT_OF_ROTATION) : paint(style(a.address), bar(a.rate, scale.anchor, barW, unicode));
+      const rate = closed ? '' : `${padEnd(drawn, barW)} ${padStart(count(a.rate), numW)}`;
+      lines.push(`  ${label}  ${address}  ${state}  ${health}  ${rate}`);
     });
 
     const nameW = Math.max(7, ...frame.backends.map((b) => b.name.length));
@@ -154,14 +173,16 @@ export class Chart {
     const keyW = Math.max(0, ...labels.map((l) => l.length));
     const addrW = Math.max(0, ...frame.anchors.map((a) => a.address.length));
     const stateW = Math.max(0, ...frame.anchors.map((a) => stateLabel(a).length));
+    const healthW = Math.max(0, ...frame.anchors.map((a) => healthLabel(a).length));
     const lines = [
       `[t=${seconds(frame.elapsed)}] ${count(frame.callRate)} calls/s, ${count(frame.calls)} calls, ${count(frame.errors)} errors; ` +
-        `${frame.endpoints} keys, ${frame.active} anchors (${frame.ready} READY), ${frame.draining} draining; ` +
+        `${frame.endpoints} keys, ${frame.active} anchors (${frame.ready} READY, ${frame.eligible} in rotation), ${frame.draining} draining; ` +
         `etcd rev ${frame.etcd.revision}${frame.etcd.connected ? '' : ' DISCONNECTED'}`,
     ];
     frame.anchors.forEach((a, i) => {
-      const rate = a.state === 'CLOSED' ? '' : `${padStart(count(a.rate), 7)} leases/s  ${bar(a.rate, scale.anchor, 20, false)}`;
-      lines.push(`  anchor ${labels[i]!.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${stateLabel(a).padEnd(stateW)}  ${rate}`.trimEnd());
+      const drawn = outOfRotation(a) ? `(${OUT_OF_ROTATION})` : bar(a.rate, scale.anchor, 20, false);
+      const rate = a.state === 'CLOSED' ? '' : `${padStart(count(a.rate), 7)} leases/s  ${drawn}`;
+      lines.push(`  anchor ${labels[i]!.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${stateLabel(a).padEnd(stateW)}  ${healthLabel(a).padEnd(healthW)}  ${rate}`.trimEnd());
     });
     for (const b of frame.backends) {
       const conns = b.connections === undefined ? (b.running ? 'connections unknown' : 'stopped') : `${plural(b.connections, 'connection')} (server side)`;

@@ -1,11 +1,14 @@
-// What the chart shows, sampled about 4 times a second: per anchor its state and the
-// leases per second handed out on it (deltas of pool.anchors()[i].acquired), per backend
+// What the chart shows, sampled about 4 times a second: per anchor its state, its health
+// (what the pool's grpc.health.v1 Watch last heard) and the leases per second handed out on it (deltas of pool.anchors()[i].acquired), per backend
 // the connections and calls its server counts, and the totals. Rates are taken over the
 // last second of samples, so bars move smoothly yet follow a change within a second. An
 // anchor that just closed stays one more moment as a CLOSED row, so the eye sees it go.
-import type { AnchorPool, AnchorState } from '../../lib/index.js';
+import type { AnchorInfo, AnchorPool, AnchorState } from '../../lib/index.js';
 import type { Backend, BackendStats } from '../../testkit/echo/backend.js';
 import type { Load } from './load.js';
+
+/** 'SERVING', 'NOT_SERVING', … (lib/index.ts exports the type only as AnchorInfo's field). */
+export type AnchorHealth = AnchorInfo['health'];
 
 export const RATE_WINDOW_MILLIS = 1000;
 const CLOSED_ROW_MILLIS = 1500;
@@ -17,6 +20,9 @@ export interface AnchorRow {
   anchor: number;
   address: string;
   state: AnchorState | 'CLOSED';
+  health: AnchorHealth;
+  /** May take a lease now (READY, healthy, not draining, below its cap). */
+  eligible: boolean;
   draining: boolean;
   leased: number;
   /** Leases per second over the last RATE_WINDOW_MILLIS. */
@@ -48,6 +54,8 @@ export interface Frame {
   invalid: readonly { key: string; reason: string }[];
   active: number;
   ready: number;
+  /** Active anchors that may take a lease now: READY and healthy. */
+  eligible: number;
   draining: number;
   leased: number;
   waiting: number;
@@ -136,6 +144,7 @@ export class Sampler {
       invalid: poolStats.invalid,
       active: poolStats.anchors.active,
       ready: poolStats.anchors.byState.READY,
+      eligible: poolStats.anchors.eligible,
       draining: poolStats.anchors.draining,
       leased: poolStats.leased,
       waiting: poolStats.waiting,
@@ -159,6 +168,8 @@ export class Sampler {
         anchor: info.anchor,
         address: info.address,
         state: info.state,
+        health: info.health,
+        eligible: info.eligible,
         draining: info.draining,
         leased: info.leased,
         rate: rate.perSecond,
@@ -166,7 +177,7 @@ export class Sampler {
       this.#closed.delete(id);
     }
     for (const [id, row] of this.#previous) {
-      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', draining: false, leased: 0, rate: 0 }, since: now });
+      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', eligible: false, draining: false, leased: 0, rate: 0 }, since: now });
     }
     for (const [id, { since }] of this.#closed) {
       if (now - since > CLOSED_ROW_MILLIS) {
