@@ -69,6 +69,8 @@ export abstract class Anchor {
   #acquired = 0;
   #draining = false;
   #ejected = false;
+  /** A parent grpc-js policy (outlier_detection) marked the subchannel unhealthy: it ejected it. */
+  #heldOut = false;
   #closed = false;
   #eligible = false;
   #drainTimer: NodeJS.Timeout | undefined;
@@ -148,6 +150,13 @@ export abstract class Anchor {
     this.#refresh();
   }
 
+  /** For subclasses: whether something above the anchor (a parent policy) holds it out of rotation. */
+  protected setHeldOut(heldOut: boolean): void {
+    if (this.#closed || heldOut === this.#heldOut) return;
+    this.#heldOut = heldOut;
+    this.#refresh();
+  }
+
   /** Takes no new leases from now on; closes when the last lease is returned or after timeoutMillis. */
   drain(timeoutMillis: number): void {
     if (this.#draining || this.#closed) return;
@@ -207,7 +216,7 @@ export abstract class Anchor {
 
   #refresh(): void {
     const healthy = this.#health === 'SERVING' || this.#health === 'UNCHECKED';
-    const eligible = this.#state === 'READY' && healthy && !this.#ejected && !this.#draining && this.#leases < this.capacity;
+    const eligible = this.#state === 'READY' && healthy && !this.#ejected && !this.#heldOut && !this.#draining && this.#leases < this.capacity;
     if (eligible === this.#eligible) return;
     this.#eligible = eligible;
     this.#listener.eligibility(this, eligible);

@@ -100,6 +100,20 @@ export interface HealthCheckOptions {
 
 const millis = z.number().int().min(0).max(2_147_483_647);
 
+/** Validates OutlierDetectionOptions (documented there); shared by the pool and the anchored_round_robin policy. */
+export const outlierDetectionSchema = z
+  .object({
+      consecutiveFailures: z.number().int().min(0).max(1_000_000).default(DEFAULT_OUTLIER_DETECTION.consecutiveFailures),
+      intervalMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.intervalMillis),
+      failurePercentage: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.failurePercentage),
+      requestVolume: z.number().int().min(1).max(1_000_000_000).default(DEFAULT_OUTLIER_DETECTION.requestVolume),
+      baseEjectionTimeMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.baseEjectionTimeMillis),
+      maxEjectionTimeMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.maxEjectionTimeMillis),
+      maxEjectionPercent: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.maxEjectionPercent),
+      failureCodes: z.array(z.number().int().min(1).max(16)).default([...DEFAULT_FAILURE_CODES]),
+  })
+  .strict();
+
 /** Validates PoolOptions (documented there); the defaults live here only. */
 const poolOptionsSchema = sourceOptionsSchema.extend({
   credentials: z
@@ -114,17 +128,7 @@ const poolOptionsSchema = sourceOptionsSchema.extend({
   readyTimeoutMillis: millis.default(10_000),
   leakDetectionMillis: millis.default(0),
   outlierDetection: z
-    .object({
-      consecutiveFailures: z.number().int().min(0).max(1_000_000).default(DEFAULT_OUTLIER_DETECTION.consecutiveFailures),
-      intervalMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.intervalMillis),
-      failurePercentage: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.failurePercentage),
-      requestVolume: z.number().int().min(1).max(1_000_000_000).default(DEFAULT_OUTLIER_DETECTION.requestVolume),
-      baseEjectionTimeMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.baseEjectionTimeMillis),
-      maxEjectionTimeMillis: z.number().int().min(1).max(2_147_483_647).default(DEFAULT_OUTLIER_DETECTION.maxEjectionTimeMillis),
-      maxEjectionPercent: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.maxEjectionPercent),
-      failureCodes: z.array(z.number().int().min(1).max(16)).default([...DEFAULT_FAILURE_CODES]),
-    })
-    .strict()
+    .lazy(() => outlierDetectionSchema)
     .optional(),
   healthCheck: z
     .object({

@@ -321,6 +321,7 @@ t.test('GRPC_TRACE=anchored_round_robin GRPC_VERBOSITY=DEBUG prints the policy\'
     const subchannel = () => ({
       getConnectivityState: () => 0, startConnecting() {}, ref() {}, unref() {},
       addConnectivityStateListener(l) { listeners.push([this, l]); }, removeConnectivityStateListener() {},
+      isHealthy: () => true, addHealthStateWatcher() {}, removeHealthStateWatcher() {},
     });
     const helper = { createSubchannel: subchannel, updateState() {}, requestReresolution() {}, addChannelzChild() {}, removeChannelzChild() {} };
     const lb = new AnchoredRoundRobin(helper);

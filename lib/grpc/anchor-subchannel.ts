@@ -42,10 +42,13 @@ export class SubchannelAnchor extends Anchor {
     options: ChannelOptions,
     listener: AnchorListener,
     healthCheck?: SubchannelHealthCheck,
+    /** Called when a parent policy holds it out of rotation or lets it back (after the change). */
+    heldOutChanged?: (anchor: SubchannelAnchor) => void,
   ) {
     super(spec, Infinity, listener, healthCheck !== undefined);
     this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: `${spec.key}#${spec.index}` });
     this.subchannel.ref();
+    this.#heldOutChanged = heldOutChanged;
     if (healthCheck !== undefined) {
       this.#health = new HealthWatch(new SubchannelCallChannel(this.subchannel), spec.address, healthCheck, {
         status: (status, detail) => {
@@ -61,8 +64,18 @@ export class SubchannelAnchor extends Anchor {
     }
   }
 
+  /** grpc-js's outlier_detection (a parent policy) ejects a subchannel by marking it unhealthy. */
+  readonly #heldOutChanged: ((anchor: SubchannelAnchor) => void) | undefined;
+  readonly #onHealth = (healthy: boolean): void => {
+    if (this.closed) return;
+    this.setHeldOut(!healthy);
+    this.#heldOutChanged?.(this);
+  };
+
   start(): void {
     this.subchannel.addConnectivityStateListener(this.#onState);
+    this.subchannel.addHealthStateWatcher(this.#onHealth);
+    this.setHeldOut(!this.subchannel.isHealthy());
     const current = this.subchannel.getConnectivityState();
     this.#follow(anchorStateOf(current));
     if (current === State.IDLE) this.subchannel.startConnecting();
@@ -87,6 +100,7 @@ export class SubchannelAnchor extends Anchor {
 
   protected shutdown(): void {
     this.#health?.stop();
+    this.subchannel.removeHealthStateWatcher(this.#onHealth);
     this.subchannel.removeConnectivityStateListener(this.#onState);
     this.subchannel.unref();
   }

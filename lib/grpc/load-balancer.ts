@@ -15,6 +15,9 @@ import type { AnchorHealth, AnchorState } from '../anchor.js';
 import { AnchorSet } from '../anchor-set.js';
 import type { DesiredEntry } from '../reconcile.js';
 import { SubchannelAnchor, type SubchannelHealthCheck } from './anchor-subchannel.js';
+import { formatZodError } from '../config.js';
+import { outlierDetectionSchema, type OutlierDetectionOptions } from '../pool-config.js';
+import { OutlierDetector } from '../outlier-detector.js';
 import {
   PickResultType,
   QueuePicker,
@@ -32,31 +35,51 @@ import {
 import { ENTRIES_ATTRIBUTE, POLICY_NAME, resolverLogger, type ResolvedEntry } from './resolver.js';
 
 /**
- * The policy's config: `{"anchored_round_robin":{"healthCheckConfig":{"serviceName":"…"}}}`.
+ * The policy's config:
+ * `{"anchored_round_robin":{"healthCheckConfig":{"serviceName":"…"},"outlierDetection":{…}}}`.
  * grpc-js drops a top-level `healthCheckConfig` from service configs, so the policy reads
- * its health checks from its own entry.
+ * its health checks from its own entry; `outlierDetection` takes the pool's options
+ * (OutlierDetectionOptions), validated by the same schema.
  */
 export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
   /** undefined: no health checks. */
   readonly healthServiceName: string | undefined;
+  /** undefined: no outlier ejection. */
+  readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
 
-  constructor(healthServiceName?: string) {
+  constructor(healthServiceName?: string, outlierDetection?: Required<OutlierDetectionOptions>) {
     this.healthServiceName = healthServiceName;
+    this.outlierDetection = outlierDetection;
   }
   getLoadBalancerName(): string {
     return POLICY_NAME;
   }
   toJsonObject(): object {
-    return { [POLICY_NAME]: this.healthServiceName === undefined ? {} : { healthCheckConfig: { serviceName: this.healthServiceName } } };
+    return {
+      [POLICY_NAME]: {
+        ...(this.healthServiceName !== undefined && { healthCheckConfig: { serviceName: this.healthServiceName } }),
+        ...(this.outlierDetection !== undefined && { outlierDetection: this.outlierDetection }),
+      },
+    };
   }
   static createFromJson(json: unknown): AnchoredRoundRobinConfig {
-    const health = (json as { healthCheckConfig?: unknown } | null | undefined)?.healthCheckConfig;
-    if (health === undefined || health === null) return new AnchoredRoundRobinConfig();
-    const serviceName = (health as { serviceName?: unknown }).serviceName ?? '';
-    if (typeof health !== 'object' || typeof serviceName !== 'string') {
-      throw new Error(`${POLICY_NAME}: healthCheckConfig must be {"serviceName": string}, got ${JSON.stringify(health)}`);
+    const config = (json ?? {}) as { healthCheckConfig?: unknown; outlierDetection?: unknown };
+    let serviceName: string | undefined;
+    const health = config.healthCheckConfig;
+    if (health !== undefined && health !== null) {
+      const name = (health as { serviceName?: unknown }).serviceName ?? '';
+      if (typeof health !== 'object' || typeof name !== 'string') {
+        throw new Error(`${POLICY_NAME}: healthCheckConfig must be {"serviceName": string}, got ${JSON.stringify(health)}`);
+      }
+      serviceName = name;
     }
-    return new AnchoredRoundRobinConfig(serviceName);
+    let outliers: Required<OutlierDetectionOptions> | undefined;
+    if (config.outlierDetection !== undefined && config.outlierDetection !== null) {
+      const parsed = outlierDetectionSchema.safeParse(config.outlierDetection);
+      if (!parsed.success) throw new Error(`${POLICY_NAME}: invalid outlierDetection: ${formatZodError(parsed.error)}`);
+      outliers = parsed.data;
+    }
+    return new AnchoredRoundRobinConfig(serviceName, outliers);
   }
 }
 
@@ -73,13 +96,20 @@ const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: nu
  * that finds nothing eligible (an old picker, used between two state updates) queues.
  */
 class AnchoredPicker implements Picker {
-  constructor(private readonly anchors: AnchorSet<SubchannelAnchor>) {}
+  constructor(
+    private readonly anchors: AnchorSet<SubchannelAnchor>,
+    /** With outlier ejection: the anchor's call-ended hook (made once per anchor). */
+    private readonly ended: ((anchor: SubchannelAnchor) => OnCallEnded) | undefined,
+  ) {}
   pick(): PickResult {
     const anchor = this.anchors.pick();
     if (anchor === undefined) return QUEUE;
-    return { pickResultType: PickResultType.COMPLETE, subchannel: anchor.subchannel, status: null, onCallStarted: null, onCallEnded: null };
+    const onCallEnded = this.ended === undefined ? null : this.ended(anchor);
+    return { pickResultType: PickResultType.COMPLETE, subchannel: anchor.subchannel, status: null, onCallStarted: null, onCallEnded };
   }
 }
+
+type OnCallEnded = NonNullable<PickResult['onCallEnded']>;
 
 function addressKey(address: SubchannelAddress): string {
   return 'path' in address ? `unix:${address.path}` : address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
@@ -116,6 +146,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #health: SubchannelHealthCheck | undefined;
   #lastError: string | null = null;
   #state: State = State.IDLE;
+  /** Inside #apply or an ejection: one state report at its end instead of one per anchor. */
+  #applying = false;
   /**
    * Anchors that reported TRANSIENT_FAILURE since they were last READY. Like round_robin's
    * pick_first children, they count as failed (not connecting) while they retry, so the
@@ -123,11 +155,26 @@ export class AnchoredRoundRobin implements LoadBalancer {
    * reconnection attempt.
    */
   readonly #failing = new Set<SubchannelAnchor>();
+  #outliers: { detector: OutlierDetector; failureCodes: ReadonlySet<number>; timer: NodeJS.Timeout; settings: string } | undefined;
+  readonly #callEnded = new WeakMap<SubchannelAnchor, OnCallEnded>();
+  readonly #endedFor = (anchor: SubchannelAnchor): OnCallEnded => {
+    let ended = this.#callEnded.get(anchor);
+    if (ended === undefined) {
+      ended = (code) => this.#recordOutcome(anchor, code);
+      this.#callEnded.set(anchor, ended);
+    }
+    return ended;
+  };
 
   constructor(helper: ChannelControlHelper) {
     this.#helper = helper;
     this.#anchors = new AnchorSet<SubchannelAnchor>(
-      (spec, listener) => new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#health),
+      (spec, listener) =>
+        new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#health, (anchor) => {
+          // A parent policy (grpc-js outlier_detection) ejected or returned it: the channel's state follows.
+          log(`${anchor.key}#${anchor.index} (${anchor.address}): ${anchor.eligible ? 'returned' : 'held out'} by a parent policy`);
+          if (!anchor.draining && !this.#applying) this.#update();
+        }),
       {
         state: (anchor, state, previous) => this.#onAnchorState(anchor, state, previous),
         health: (anchor, health, previous) => {
@@ -146,6 +193,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
     if (!(config instanceof AnchoredRoundRobinConfig)) return false;
     // New anchors get the current health settings; existing ones keep theirs until replaced.
     this.#health = config.healthServiceName === undefined ? undefined : { serviceName: config.healthServiceName, ...HEALTH_RETRY, unimplemented: noHealthService };
+    this.#configureOutliers(config.outlierDetection);
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
     if (!endpointList.ok) {
       this.#lastError = endpointList.error.details;
@@ -167,6 +215,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   destroy(): void {
     log(`destroy: closing ${this.#anchors.activeCount} subchannel(s)`);
+    this.#configureOutliers(undefined);
     this.#anchors.closeAll();
   }
 
@@ -178,7 +227,15 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#addresses = new Map(entries.map((e) => [e.key, e.address]));
     this.#options = options;
     const desired = new Map<string, DesiredEntry>(entries.map((e) => [e.key, { addr: e.addr, anchors: e.anchors }]));
-    const { created, drained } = this.#anchors.apply(desired);
+    this.#applying = true;
+    let result: { created: number; drained: number };
+    try {
+      result = this.#anchors.apply(desired);
+    } finally {
+      this.#applying = false;
+    }
+    const { created, drained } = result;
+    this.#outliers?.detector.setKeys(desired.keys());
     log(`${entries.length} entries, ${this.#anchors.wanted} anchors wanted: created ${created}, closed ${drained}`);
     this.#update();
   }
@@ -197,7 +254,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   #update(): void {
     if (this.#anchors.eligibleCount > 0) {
-      this.#report(State.READY, new AnchoredPicker(this.#anchors), null);
+      this.#report(State.READY, new AnchoredPicker(this.#anchors, this.#outliers === undefined ? undefined : this.#endedFor), null);
       return;
     }
     const health = this.#readyHealth();
@@ -207,8 +264,12 @@ export class AnchoredRoundRobin implements LoadBalancer {
       return;
     }
     const unhealthy = health.NOT_SERVING + health.SERVICE_UNKNOWN;
+    let ejected = 0;
+    for (const anchor of this.#anchors.active()) if (anchor.ejected && anchor.state === 'READY') ejected += 1;
     const details =
-      unhealthy > 0
+      ejected > 0 && unhealthy === 0
+        ? `${POLICY_NAME}: every connected backend is ejected by outlier detection (${ejected} anchor(s)); they return when their ejection time ends`
+        : unhealthy > 0
         ? `${POLICY_NAME}: no healthy backend: ${unhealthy} connected anchor(s) report ${[health.NOT_SERVING > 0 ? 'NOT_SERVING' : '', health.SERVICE_UNKNOWN > 0 ? 'SERVICE_UNKNOWN' : ''].filter(Boolean).join(' or ')}`
         : `${POLICY_NAME}: no connection established${this.#lastError ? `; last error: ${this.#lastError}` : ''}`;
     this.#report(State.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
@@ -220,6 +281,52 @@ export class AnchoredRoundRobin implements LoadBalancer {
       if ((anchor.state === 'CONNECTING' || anchor.state === 'IDLE') && !this.#failing.has(anchor)) return true;
     }
     return false;
+  }
+
+  /** Starts, changes or stops outlier ejection to match the config (a new config restarts it). */
+  #configureOutliers(settings: Required<OutlierDetectionOptions> | undefined): void {
+    const fingerprint = settings === undefined ? '' : JSON.stringify(settings);
+    if ((this.#outliers?.settings ?? '') === fingerprint) return;
+    if (this.#outliers !== undefined) {
+      clearInterval(this.#outliers.timer);
+      for (const anchor of this.#anchors.active()) this.#anchors.setEjected(anchor.key, false);
+      this.#outliers = undefined;
+    }
+    if (settings === undefined) return;
+    const detector = new OutlierDetector(settings);
+    detector.setKeys(new Set([...this.#anchors.active()].map((a) => a.key)));
+    const timer = setInterval(() => this.#outlierTick(), settings.intervalMillis);
+    timer.unref();
+    this.#outliers = { detector, failureCodes: new Set(settings.failureCodes), timer, settings: fingerprint };
+  }
+
+  #recordOutcome(anchor: SubchannelAnchor, code: number): void {
+    const outliers = this.#outliers;
+    if (outliers === undefined) return;
+    const ejection = outliers.detector.record(anchor.key, outliers.failureCodes.has(code), Date.now());
+    if (ejection === undefined) return;
+    log(`${anchor.key} (${anchor.address}) ejected until ${new Date(ejection.until).toISOString()}: ${ejection.reason}, ejection ${ejection.times}`);
+    this.#applying = true;
+    this.#anchors.setEjected(anchor.key, true);
+    this.#applying = false;
+    this.#update();
+  }
+
+  #outlierTick(): void {
+    const outliers = this.#outliers;
+    if (outliers === undefined) return;
+    const { ejected, returned } = outliers.detector.tick(Date.now());
+    this.#applying = true;
+    for (const ejection of ejected) {
+      log(`${ejection.key} ejected until ${new Date(ejection.until).toISOString()}: ${ejection.reason}, ejection ${ejection.times}`);
+      this.#anchors.setEjected(ejection.key, true);
+    }
+    for (const key of returned) {
+      log(`${key} back in rotation after its ejection`);
+      this.#anchors.setEjected(key, false);
+    }
+    this.#applying = false;
+    if (ejected.length > 0 || returned.length > 0) this.#update();
   }
 
   /** The health of the READY active anchors. */

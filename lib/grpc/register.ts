@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { etcdOptionsSchema, formatZodError, sourceOptionsSchema, type EtcdOptions, type OptionsAgree } from '../config.js';
+import { outlierDetectionSchema, type OutlierDetectionOptions } from '../pool-config.js';
 import { AnchoredRoundRobin, AnchoredRoundRobinConfig } from './load-balancer.js';
 import { isLoadBalancerNameRegistered, registerLoadBalancerType, registerResolver } from './experimental.js';
 import { AnchorResolver, POLICY_NAME, configureResolvers } from './resolver.js';
@@ -43,6 +44,12 @@ export interface RegisterOptions {
    * Default: off.
    */
   healthCheck?: { serviceName?: string };
+  /**
+   * Passive outlier ejection for the channels it serves, as `createPool({ outlierDetection })`
+   * (calls report their status through the policy's picker). The policy's own config
+   * `{"anchored_round_robin":{"outlierDetection":{…}}}` wins. Default: off.
+   */
+  outlierDetection?: OutlierDetectionOptions;
 }
 
 const registerSchema = z
@@ -53,6 +60,7 @@ const registerSchema = z
     logger: sourceOptionsSchema.shape.logger,
     readyTimeoutMillis: z.number().int().min(1).max(2_147_483_647).default(10_000),
     healthCheck: z.object({ serviceName: z.string().optional() }).strict().optional(),
+    outlierDetection: outlierDetectionSchema.optional(),
   })
   .strict();
 
@@ -71,6 +79,7 @@ export function registerAnchorpool(options: RegisterOptions = {}): void {
     ...(options.maxAnchorsPerKey !== undefined && { maxAnchorsPerKey: options.maxAnchorsPerKey }),
     ...(options.logger !== undefined && { logger: options.logger }),
     ...(options.healthCheck !== undefined && { healthCheck: { serviceName: options.healthCheck.serviceName ?? '' } }),
+    ...(parsed.data.outlierDetection !== undefined && { outlierDetection: parsed.data.outlierDetection }),
   });
   registerResolver('etcd', AnchorResolver);
   registerResolver('pass', AnchorResolver);

@@ -47,6 +47,8 @@ export interface ResolverSettings {
   readonly readyTimeoutMillis: number;
   /** The default policy config's health checks (the resolver's service config carries them to the policy). */
   readonly healthCheck?: { readonly serviceName: string };
+  /** The default policy config's outlier ejection (validated options with their defaults). */
+  readonly outlierDetection?: object;
 }
 
 let settings: ResolverSettings = { readyTimeoutMillis: 10_000 };
@@ -109,9 +111,12 @@ export function toSubchannelAddress(addr: string): SubchannelAddress {
   return value.kind === 'unix' ? { path: value.path } : { host: value.host, port: value.port };
 }
 
-/** The service config the resolver returns: anchored_round_robin, with the registered health checks. */
+/** The service config the resolver returns: anchored_round_robin, with the registered health checks and outlier ejection. */
 function anchoredServiceConfig(): ServiceConfig {
-  const policy = settings.healthCheck === undefined ? {} : { healthCheckConfig: { serviceName: settings.healthCheck.serviceName } };
+  const policy = {
+    ...(settings.healthCheck !== undefined && { healthCheckConfig: { serviceName: settings.healthCheck.serviceName } }),
+    ...(settings.outlierDetection !== undefined && { outlierDetection: settings.outlierDetection }),
+  };
   return { loadBalancingConfig: [{ [POLICY_NAME]: policy }], methodConfig: [] };
 }
 
