@@ -16,10 +16,11 @@ export {
   PoolClosedError,
   isAnchorPoolError,
 } from './errors.js';
-export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats } from './pool.js';
-export type { PoolOptions } from './pool-config.js';
+export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type AnchorHealthEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats, type ReadyWaitOptions } from './pool.js';
+export type { PoolOptions, HealthCheckOptions, OutlierDetectionOptions } from './pool-config.js';
 export { Lease } from './lease.js';
-export type { AnchorState } from './anchor.js';
+export type { AnchorState, AnchorHealth } from './anchor.js';
+export type { CallOutcome } from './call-outcome.js';
 export {
   ReadyTimeoutError,
   AcquireTimeoutError,

@@ -15,113 +15,27 @@ import type { Registry } from 'prom-client';
 import type { AnchorHealth, AnchorState } from './anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './anchor-channel.js';
 import { AnchorSet, type AnchorFactory } from './anchor-set.js';
+import type { CallOutcome } from './call-outcome.js';
 import { createSource } from './create-source.js';
-import type { InvalidEndpoint } from './desired-state.js';
 import { emitSafely } from './emit-safely.js';
-import type { Endpoint } from './endpoint.js';
 import { AcquireAbortedError, ConfigError, PoolClosedError, ReadyTimeoutError, type AnchorPoolError } from './errors.js';
-import { LeaseBroker, type LeaseLeakEvent } from './lease-broker.js';
-import { outcomeCode, type CallOutcome } from './call-outcome.js';
-import { OutlierDetector, type Ejection } from './outlier-detector.js';
+import { LeaseBroker } from './lease-broker.js';
 import type { AcquireOptions, Lease, LeaseAnchor } from './lease.js';
 import { Lifecycle } from './lifecycle.js';
 import { silentLogger, type Logger } from './logger.js';
 import { registerPoolMetrics } from './metrics.js';
+import type { Ejection } from './outlier-detector.js';
+import { OutlierEjection } from './outlier-ejection.js';
 import { createPoolClient, type LeaseProvider } from './pool-client.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from './pool-config.js';
+import type { AnchorInfo, PoolEvents, PoolStats, ReadyWaitOptions } from './pool-views.js';
 import type { DesiredEntry } from './reconcile.js';
-import type { EndpointChange, EndpointSnapshot, EndpointSource, ResyncInfo, SourceStatus } from './source.js';
+import type { EndpointChange, EndpointSnapshot, EndpointSource } from './source.js';
 
 export type { AcquireOptions } from './lease.js';
 export type { LeaseLeakEvent } from './lease-broker.js';
 
-export interface AnchorStateEvent {
-  readonly key: string;
-  readonly anchor: number;
-  readonly address: string;
-  readonly state: AnchorState;
-  readonly previous: AnchorState;
-  /** Its health at the time (see AnchorHealth); UNCHECKED without health checks. */
-  readonly health: AnchorHealth;
-  readonly draining: boolean;
-}
-
-export interface AnchorHealthEvent {
-  readonly key: string;
-  readonly anchor: number;
-  readonly address: string;
-  readonly health: AnchorHealth;
-  readonly previous: AnchorHealth;
-  readonly state: AnchorState;
-  /** Why, when the health check could not give a status (a failed stream, no health service). */
-  readonly detail: string | null;
-  readonly draining: boolean;
-}
-
-export interface PoolEvents {
-  'endpoint-added': [endpoint: Endpoint];
-  'endpoint-updated': [change: { before: Endpoint; after: Endpoint }];
-  'endpoint-removed': [endpoint: Endpoint];
-  'endpoint-invalid': [record: InvalidEndpoint];
-  'anchor-state': [event: AnchorStateEvent];
-  'anchor-health': [event: AnchorHealthEvent];
-  resync: [info: ResyncInfo];
-  'etcd-connected': [info: { revision: number }];
-  'etcd-disconnected': [info: { since: Date; error: AnchorPoolError }];
-  'lease-leak': [event: LeaseLeakEvent];
-  /** Outlier ejection took an endpoint entry out of rotation until `until`. */
-  'endpoint-ejected': [event: { key: string; address: string; until: Date; times: number; reason: 'consecutive-failures' | 'failure-percentage' }];
-  /** An ejected endpoint entry is back in rotation. */
-  'endpoint-returned': [event: { key: string; address: string }];
-  error: [error: AnchorPoolError];
-}
-
-export interface AnchorInfo {
-  readonly key: string;
-  readonly anchor: number;
-  readonly address: string;
-  readonly state: AnchorState;
-  readonly health: AnchorHealth;
-  /** Its endpoint is ejected by outlier detection. */
-  readonly ejected: boolean;
-  /** May take a lease now: READY, healthy, not ejected, not draining, below its capacity. */
-  readonly eligible: boolean;
-  readonly leased: number;
-  /** Leases handed out on this anchor since it was created. */
-  readonly acquired: number;
-  readonly draining: boolean;
-}
-
-export interface PoolStats {
-  readonly endpoints: number;
-  readonly invalid: readonly { key: string; reason: string }[];
-  readonly anchors: {
-    /** Sum of N over all endpoints. */
-    readonly wanted: number;
-    readonly active: number;
-    readonly draining: number;
-    readonly byState: Record<Exclude<AnchorState, 'SHUTDOWN'>, number>;
-    readonly byHealth: Record<AnchorHealth, number>;
-    /** Active anchors that may take a lease now. */
-    readonly eligible: number;
-  };
-  readonly leased: number;
-  readonly waiting: number;
-  /** Leases handed out since the pool started. */
-  readonly acquired: number;
-  readonly timeouts: number;
-  /** Keys ejected by outlier detection now, and ejections since the pool started. */
-  readonly ejected: readonly string[];
-  readonly ejections: number;
-  readonly source: SourceStatus;
-}
-
-export interface ReadyWaitOptions {
-  /** How long to wait (default: the pool's readyTimeoutMillis). */
-  readonly timeoutMillis?: number;
-  /** Rejects the wait at once with AcquireAbortedError when aborted, at any stage. */
-  readonly signal?: AbortSignal;
-}
+export type { AnchorHealthEvent, AnchorInfo, AnchorStateEvent, PoolEvents, PoolStats, ReadyWaitOptions } from './pool-views.js';
 
 let poolCount = 0;
 /** Set only for the duration of one constructor call by createPoolWithAnchors(). */
@@ -142,10 +56,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   /** The registry pool.metrics() made itself, returned again by later calls without one. */
   #ownRegistry: Registry | undefined;
   readonly #provider: LeaseProvider;
-  readonly #outliers: OutlierDetector | undefined;
-  readonly #failureCodes: ReadonlySet<number>;
-  #outlierTimer: NodeJS.Timeout | undefined;
-  #ejections = 0;
+  readonly #outliers: OutlierEjection<LeaseAnchor> | undefined;
 
   constructor(options: PoolOptions) {
     super();
@@ -191,7 +102,9 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       {
         pick: () => this.#anchors.pick(),
         describe: () => this.#describe(),
-        outcome: (anchor, outcome) => this.#recordOutcome(anchor, outcome),
+        outcome: (anchor, outcome) => {
+          if (!this.#lifecycle.closing) this.#outliers?.record(anchor, outcome);
+        },
         leaked: (event) => {
           // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.
           if (this.#lifecycle.closed) return;
@@ -202,12 +115,10 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       this.#lifecycle,
     );
     const outliers = this.#options.outlierDetection;
-    this.#failureCodes = new Set(outliers?.failureCodes ?? []);
-    this.#outliers = outliers === undefined ? undefined : new OutlierDetector(outliers);
-    if (this.#outliers !== undefined) {
-      this.#outlierTimer = setInterval(() => this.#outlierTick(), outliers!.intervalMillis);
-      this.#outlierTimer.unref();
-    }
+    this.#outliers =
+      outliers === undefined
+        ? undefined
+        : new OutlierEjection(outliers, this.#anchors, { ejected: (ejection) => this.#ejected(ejection), returned: (key) => this.#returned(key) });
     this.#provider = {
       acquire: (acquireOptions) => this.#broker.acquire(acquireOptions),
       tryAcquire: () => this.#broker.tryAcquire(),
@@ -375,7 +286,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       acquired: broker.acquired,
       timeouts: broker.timeouts,
       ejected: [...snapshot.endpoints.keys()].filter((key) => this.#outliers?.isEjected(key) === true),
-      ejections: this.#ejections,
+      ejections: this.#outliers?.ejections ?? 0,
       source: this.#source.status(),
     };
   }
@@ -434,34 +345,23 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     if (created > 0 || drained > 0) this.#logger.debug({ created, drained, anchors: this.#anchors.activeCount }, 'reconciled anchors');
   }
 
-  #recordOutcome(anchor: LeaseAnchor, outcome: CallOutcome): void {
-    const outliers = this.#outliers;
-    if (outliers === undefined || this.#lifecycle.closing) return;
-    const ejection = outliers.record(anchor.key, this.#failureCodes.has(outcomeCode(outcome)), Date.now());
-    if (ejection !== undefined) this.#eject(ejection, anchor.address);
+  #addressOf(key: string): string {
+    return this.#source.snapshot().endpoints.get(key)?.addr ?? '';
   }
 
-  #outlierTick(): void {
-    const outliers = this.#outliers!;
-    const { ejected, returned } = outliers.tick(Date.now());
-    const addressOf = (key: string): string => this.#source.snapshot().endpoints.get(key)?.addr ?? '';
-    for (const ejection of ejected) this.#eject(ejection, addressOf(ejection.key));
-    for (const key of returned) {
-      this.#anchors.setEjected(key, false);
-      this.#logger.info({ key }, `${key} is back in rotation after its ejection`);
-      this.#emit('endpoint-returned', { key, address: addressOf(key) });
-    }
-  }
-
-  #eject(ejection: Ejection, address: string): void {
-    this.#ejections += 1;
-    this.#anchors.setEjected(ejection.key, true);
+  #ejected(ejection: Ejection): void {
+    const address = this.#addressOf(ejection.key);
     const until = new Date(ejection.until);
     this.#logger.warn(
       { key: ejection.key, address, reason: ejection.reason, times: ejection.times, until: until.toISOString() },
       `ejecting ${ejection.key} (${address}) until ${until.toISOString()}: ${ejection.reason}`,
     );
     this.#emit('endpoint-ejected', { key: ejection.key, address, until, times: ejection.times, reason: ejection.reason });
+  }
+
+  #returned(key: string): void {
+    this.#logger.info({ key }, `${key} is back in rotation after its ejection`);
+    this.#emit('endpoint-returned', { key, address: this.#addressOf(key) });
   }
 
   #describe(): string {
@@ -478,7 +378,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   }
 
   async #shutdown(): Promise<void> {
-    clearInterval(this.#outlierTimer);
+    this.#outliers?.close();
     // Waiters (acquire and ready) were rejected by the lifecycle before this runs;
     // pool.client() routing channels watching for a state change now see SHUTDOWN.
     for (const watcher of [...this.#stateWatchers]) watcher();

@@ -17,7 +17,7 @@ import type { DesiredEntry } from '../reconcile.js';
 import { SubchannelAnchor, type SubchannelHealthCheck } from './anchor-subchannel.js';
 import { formatZodError } from '../config.js';
 import { outlierDetectionSchema, type OutlierDetectionOptions } from '../pool-config.js';
-import { OutlierDetector } from '../outlier-detector.js';
+import { OutlierEjection } from '../outlier-ejection.js';
 import {
   PickResultType,
   QueuePicker,
@@ -155,7 +155,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
    * reconnection attempt.
    */
   readonly #failing = new Set<SubchannelAnchor>();
-  #outliers: { detector: OutlierDetector; failureCodes: ReadonlySet<number>; timer: NodeJS.Timeout; settings: string } | undefined;
+  #outliers: { ejection: OutlierEjection<SubchannelAnchor>; settings: string } | undefined;
   readonly #callEnded = new WeakMap<SubchannelAnchor, OnCallEnded>();
   readonly #endedFor = (anchor: SubchannelAnchor): OnCallEnded => {
     let ended = this.#callEnded.get(anchor);
@@ -235,7 +235,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#applying = false;
     }
     const { created, drained } = result;
-    this.#outliers?.detector.setKeys(desired.keys());
+    this.#outliers?.ejection.setKeys(desired.keys());
     log(`${entries.length} entries, ${this.#anchors.wanted} anchors wanted: created ${created}, closed ${drained}`);
     this.#update();
   }
@@ -287,46 +287,27 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #configureOutliers(settings: Required<OutlierDetectionOptions> | undefined): void {
     const fingerprint = settings === undefined ? '' : JSON.stringify(settings);
     if ((this.#outliers?.settings ?? '') === fingerprint) return;
-    if (this.#outliers !== undefined) {
-      clearInterval(this.#outliers.timer);
-      for (const anchor of this.#anchors.active()) this.#anchors.setEjected(anchor.key, false);
-      this.#outliers = undefined;
-    }
+    this.#applying = true;
+    this.#outliers?.ejection.close();
+    this.#applying = false;
+    this.#outliers = undefined;
     if (settings === undefined) return;
-    const detector = new OutlierDetector(settings);
-    detector.setKeys(new Set([...this.#anchors.active()].map((a) => a.key)));
-    const timer = setInterval(() => this.#outlierTick(), settings.intervalMillis);
-    timer.unref();
-    this.#outliers = { detector, failureCodes: new Set(settings.failureCodes), timer, settings: fingerprint };
+    const ejection = new OutlierEjection(settings, this.#anchors, {
+      ejected: (e) => {
+        log(`${e.key} ejected until ${new Date(e.until).toISOString()}: ${e.reason}, ejection ${e.times}`);
+        this.#update();
+      },
+      returned: (key) => {
+        log(`${key} back in rotation after its ejection`);
+        this.#update();
+      },
+    });
+    ejection.setKeys(new Set([...this.#anchors.active()].map((a) => a.key)));
+    this.#outliers = { ejection, settings: fingerprint };
   }
 
   #recordOutcome(anchor: SubchannelAnchor, code: number): void {
-    const outliers = this.#outliers;
-    if (outliers === undefined) return;
-    const ejection = outliers.detector.record(anchor.key, outliers.failureCodes.has(code), Date.now());
-    if (ejection === undefined) return;
-    log(`${anchor.key} (${anchor.address}) ejected until ${new Date(ejection.until).toISOString()}: ${ejection.reason}, ejection ${ejection.times}`);
-    this.#applying = true;
-    this.#anchors.setEjected(anchor.key, true);
-    this.#applying = false;
-    this.#update();
-  }
-
-  #outlierTick(): void {
-    const outliers = this.#outliers;
-    if (outliers === undefined) return;
-    const { ejected, returned } = outliers.detector.tick(Date.now());
-    this.#applying = true;
-    for (const ejection of ejected) {
-      log(`${ejection.key} ejected until ${new Date(ejection.until).toISOString()}: ${ejection.reason}, ejection ${ejection.times}`);
-      this.#anchors.setEjected(ejection.key, true);
-    }
-    for (const key of returned) {
-      log(`${key} back in rotation after its ejection`);
-      this.#anchors.setEjected(key, false);
-    }
-    this.#applying = false;
-    if (ejected.length > 0 || returned.length > 0) this.#update();
+    this.#outliers?.ejection.record(anchor, code);
   }
 
   /** The health of the READY active anchors. */
