@@ -163,13 +163,21 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     this.#broker.release(lease, outcome);
   }
 
-  /** acquire(), run fn, and release in finally. */
+  /**
+   * acquire(), run fn, and release in finally. A gRPC error fn throws (one with a numeric
+   * `code`, as grpc-js's ServiceError) is the lease's outcome for outlier ejection; other
+   * errors are the caller's own and count as nothing.
+   */
   async use<T>(fn: (lease: Lease) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     const lease = await this.#broker.acquire(options);
+    let outcome: CallOutcome;
     try {
       return await fn(lease);
+    } catch (err) {
+      if (typeof (err as { code?: unknown } | null)?.code === 'number') outcome = err as CallOutcome;
+      throw err;
     } finally {
-      this.#broker.releaseAtEnd(lease);
+      this.#broker.releaseAtEnd(lease, outcome);
     }
   }
 

@@ -112,3 +112,12 @@ t.test('pool.client() reports its calls: a backend that answers UNAVAILABLE is e
   for (let i = 0; i < 20; i++) after.add((await callEcho(echo, 2000, 'who')).server);
   t.same([...after], ['good'], 'every call now goes to the good backend');
 });
+
+t.test('pool.use(): a gRPC error thrown by the function is its outcome; other errors are not', async (t) => {
+  const { pool } = await fakePool(t, { outlierDetection: { ...QUICK, consecutiveFailures: 3, maxEjectionPercent: 100 } });
+  const run = (error: unknown) => pool.use(() => Promise.reject(error)).catch(() => undefined);
+  for (let i = 0; i < 12; i++) await run(new Error('a bug of the caller, no code'));
+  t.same(pool.stats().ejected, [], 'errors without a gRPC code never eject');
+  for (let i = 0; i < 12 && pool.stats().ejected.length === 0; i++) await run(Object.assign(new Error('unavailable'), { code: grpc.status.UNAVAILABLE }));
+  t.equal(pool.stats().ejected.length, 1, 'UNAVAILABLE thrown from use() ejects');
+});
