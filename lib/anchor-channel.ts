@@ -63,7 +63,7 @@ export class ChannelAnchor extends Anchor {
       this.#health = new HealthWatch(this.channel, spec.address, check, {
         status: (status, detail) => {
           this.healthDetail = detail;
-          this.setHealth(status === 'UNKNOWN' ? 'UNKNOWN' : status);
+          this.setHealth(status);
         },
         unimplemented: (detail) => {
           this.healthDetail = `no health service: ${detail}`;

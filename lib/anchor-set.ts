@@ -148,8 +148,12 @@ export class AnchorSet<A extends Anchor> {
     let wanted = 0;
     for (const entry of desired.values()) wanted += entry.anchors;
     this.#wanted = wanted;
-    // A key that is gone and comes back starts in rotation.
-    for (const key of this.#ejectedKeys) if (!desired.has(key)) this.#ejectedKeys.delete(key);
+    // A key that is gone and comes back, or that moved to another address, starts in rotation.
+    for (const key of this.#ejectedKeys) {
+      const wantedAddr = desired.get(key)?.addr;
+      const liveAddr = this.#active.get(slotOf(key, 0))?.address;
+      if (wantedAddr === undefined || (liveAddr !== undefined && wantedAddr !== liveAddr)) this.#ejectedKeys.delete(key);
+    }
     const live = new Map<string, LiveEntry>();
     for (const anchor of this.#active.values()) {
       live.set(anchor.key, { addr: anchor.address, count: (live.get(anchor.key)?.count ?? 0) + 1 });

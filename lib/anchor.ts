@@ -31,9 +31,10 @@ export function anchorStateOf(state: connectivityState): AnchorState {
 /**
  * What the anchor knows of its backend's health (gRFC A17, grpc.health.v1):
  *   - UNCHECKED: not checked (checks are off, or the backend has no health service); counts as healthy;
- *   - UNKNOWN: checked, but no status yet on the current connection (connecting, or the
- *     Watch stream is down and being retried);
- *   - SERVING / NOT_SERVING / SERVICE_UNKNOWN: the last status the backend sent.
+ *   - UNKNOWN: checked, but no answer yet on the current connection (it is new);
+ *   - SERVING / SERVICE_UNKNOWN: the last status the backend sent;
+ *   - NOT_SERVING: the backend said so (or said UNKNOWN), or the Watch stream failed and
+ *     is being retried (as gRFC A17, anything but SERVING is unhealthy).
  * Only UNCHECKED and SERVING anchors take leases.
  */
 export type AnchorHealth = 'UNCHECKED' | 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
@@ -200,17 +201,20 @@ export abstract class Anchor {
     const previous = this.#state;
     if (state === previous) return;
     this.#state = state;
-    // What a health check said is about the connection that just went away.
-    if (previous === 'READY' && this.#healthChecked && this.#health !== 'UNKNOWN') this.#setHealth('UNKNOWN', false);
+    // What a health check said is about the connection that just went away. Both changes
+    // are made before anyone hears of either, so no listener sees a stale eligibility.
+    const previousHealth = this.#health;
+    if (previous === 'READY' && this.#healthChecked) this.#health = 'UNKNOWN';
     this.#refresh();
+    if (this.#health !== previousHealth) this.#listener.health(this, this.#health, previousHealth);
     this.#listener.state(this, state, previous);
   }
 
-  #setHealth(health: AnchorHealth, refresh = true): void {
+  #setHealth(health: AnchorHealth): void {
     const previous = this.#health;
     if (health === previous) return;
     this.#health = health;
-    if (refresh) this.#refresh();
+    this.#refresh();
     this.#listener.health(this, health, previous);
   }
 

@@ -10,6 +10,14 @@ import { status } from '@grpc/grpc-js';
 export type CallOutcome = status | { readonly code?: unknown } | null | undefined;
 
 /**
+ * Internal: a lease came back without an outcome to count (a `using` scope's end, a call
+ * cancelled while it waited, an error of the caller's own in `pool.use()`). Unlike
+ * `release()` without an argument, it is not a success: it leaves the failure count alone.
+ */
+export const NO_OUTCOME: unique symbol = Symbol('anchorpool.no-outcome');
+export type ReleaseOutcome = CallOutcome | typeof NO_OUTCOME;
+
+/**
  * The codes that count as failures by default: the server or the connection failed
  * (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS), did not answer in time (DEADLINE_EXCEEDED),
  * or shed load (RESOURCE_EXHAUSTED). Envoy's consecutive_5xx counts the same kinds of

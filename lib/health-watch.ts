@@ -2,7 +2,8 @@
  * HealthWatch: one grpc.health.v1 `Health/Watch` stream (gRFC A17) on one anchor's
  * channel, so the status is that of the very connection the anchor's leases use (behind
  * an L4 balancer, each connection may reach another server). It reports every status the
- * backend sends; a stream that fails is reported UNKNOWN and opened again after a
+ * backend sends; a stream that fails is reported NOT_SERVING (as a server's UNKNOWN, since
+ * gRFC A17 counts anything but SERVING as unhealthy) and opened again after a
  * jittered backoff, for as long as the watch runs; UNIMPLEMENTED (the backend has no
  * health service) ends the watch and is reported once.
  *
@@ -16,6 +17,8 @@ import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { service as healthService } from 'grpc-health-check';
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
+/** What the watch reports: a failed stream and a server's UNKNOWN are NOT_SERVING (gRFC A17). */
+export type ReportedHealth = Exclude<HealthStatus, 'UNKNOWN'>;
 
 export interface HealthWatchSettings {
   /** The service whose health is asked for; '' is the whole server. */
@@ -26,8 +29,8 @@ export interface HealthWatchSettings {
 }
 
 export interface HealthReport {
-  /** The status to use: what the backend sent, or UNKNOWN while the stream is down. */
-  status(status: HealthStatus, detail: string | null): void;
+  /** The status to use: what the backend sent, or NOT_SERVING while the stream is down (detail says why). */
+  status(status: ReportedHealth, detail: string | null): void;
   /** The backend has no health service: the watch has ended. */
   unimplemented(detail: string): void;
 }
@@ -93,8 +96,9 @@ export class HealthWatch {
     call.on('data', (response: WatchResponse) => {
       if (!current()) return;
       this.#backoff = undefined; // the stream works: the next failure starts from the initial delay
-      const status = response.status !== undefined && STATUSES.has(response.status) ? (response.status as HealthStatus) : 'UNKNOWN';
-      this.#report.status(status, null);
+      // The server's UNKNOWN (or a status this client does not know) is not SERVING: unhealthy.
+      const sent = response.status !== undefined && STATUSES.has(response.status) ? (response.status as HealthStatus) : 'UNKNOWN';
+      this.#report.status(sent === 'UNKNOWN' ? 'NOT_SERVING' : sent, sent === 'UNKNOWN' ? `the backend reported ${response.status ?? 'no status'}` : null);
     });
     call.on('error', (error: grpc.ServiceError) => {
       if (!current()) return;
@@ -104,14 +108,14 @@ export class HealthWatch {
         this.#report.unimplemented(error.details);
         return;
       }
-      this.#report.status('UNKNOWN', `health stream failed: ${error.code} ${grpc.status[error.code] ?? ''} ${error.details}`.trim());
+      this.#report.status('NOT_SERVING', `health stream failed: ${error.code} ${grpc.status[error.code] ?? ''} ${error.details}`.trim());
       this.#scheduleRetry();
     });
     call.on('end', () => {
       // A Watch that ends without an error (a server shutting the stream) is retried too.
       if (!current()) return;
       this.#call = undefined;
-      this.#report.status('UNKNOWN', 'health stream ended');
+      this.#report.status('NOT_SERVING', 'health stream ended');
       this.#scheduleRetry();
     });
   }

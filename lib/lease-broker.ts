@@ -20,7 +20,7 @@ import {
   TooManyWaitersError,
 } from './errors.js';
 import { attachLeakTimer, newLease, settleLease, type AcquireOptions, type Lease, type LeaseAnchor, type LeaseOwner } from './lease.js';
-import type { CallOutcome } from './call-outcome.js';
+import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcome.js';
 import type { Lifecycle } from './lifecycle.js';
 import { WaiterQueue } from './waiter-queue.js';
 
@@ -137,19 +137,19 @@ export class LeaseBroker<A extends LeaseAnchor> {
     return this.#grant(anchor);
   }
 
-  release(lease: Lease, outcome?: CallOutcome): void {
+  release(lease: Lease, outcome?: ReleaseOutcome): void {
     const anchor = settleLease(lease, this.#owner);
     if (this.#lifecycle.closed) {
       throw new PoolClosedError(`release() after close() finished: the lease on ${lease.key}#${lease.anchor} (${lease.address}) was already reclaimed`);
     }
     this.#leased -= 1;
     anchor.give();
-    this.#hooks.outcome?.(anchor as A, outcome);
+    if (outcome !== NO_OUTCOME) this.#hooks.outcome?.(anchor as A, outcome);
     if (this.#waiters.size > 0) this.#serve();
   }
 
   /** Gives back a lease whose work ended (a call's status, a scope's end); a no-op once released or after close() finished. */
-  releaseAtEnd(lease: Lease, outcome?: CallOutcome): void {
+  releaseAtEnd(lease: Lease, outcome?: ReleaseOutcome): void {
     if (!lease.released && !this.#lifecycle.closed) this.release(lease, outcome);
   }
 

@@ -9,7 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Anchor } from './anchor.js';
 import type { ClientConstructor } from './anchor-channel.js';
-import type { CallOutcome } from './call-outcome.js';
+import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcome.js';
 import { ForeignLeaseError, LeaseReleasedError } from './errors.js';
 
 export interface AcquireOptions {
@@ -29,9 +29,9 @@ export interface LeaseAnchor extends Anchor {
 
 /** What a lease calls back into: its broker. */
 export interface LeaseOwner {
-  release(lease: Lease, outcome?: CallOutcome): void;
+  release(lease: Lease, outcome?: ReleaseOutcome): void;
   /** release() unless already released or the owner has shut down (for scope ends and call ends). */
-  releaseAtEnd(lease: Lease, outcome?: CallOutcome): void;
+  releaseAtEnd(lease: Lease, outcome?: ReleaseOutcome): void;
 }
 
 let create: (owner: LeaseOwner, anchor: LeaseAnchor) => Lease;
@@ -88,12 +88,13 @@ export class Lease {
   }
 
   // A scope that ends after the pool shut down has nothing left to give back.
+  // A scope's end says nothing of how its calls went: no outcome is counted.
   [Symbol.dispose](): void {
-    this.#owner.releaseAtEnd(this);
+    this.#owner.releaseAtEnd(this, NO_OUTCOME);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    this.#owner.releaseAtEnd(this);
+    this.#owner.releaseAtEnd(this, NO_OUTCOME);
   }
 
   static {

@@ -25,6 +25,8 @@ export class OutlierEjection<A extends Anchor> {
   readonly #anchors: AnchorSet<A>;
   readonly #hooks: OutlierEjectionHooks;
   readonly #timer: NodeJS.Timeout;
+  /** Each entry's address: outcomes from another one (an old address's draining anchors) are not counted. */
+  #addresses = new Map<string, string>();
   #ejections = 0;
 
   constructor(settings: OutlierEjectionSettings, anchors: AnchorSet<A>, hooks: OutlierEjectionHooks) {
@@ -45,13 +47,20 @@ export class OutlierEjection<A extends Anchor> {
     return this.#detector.isEjected(key);
   }
 
-  /** The entries now wanted (new ones start clean, gone ones are forgotten). */
-  setKeys(keys: Iterable<string>): void {
-    this.#detector.setKeys(keys);
+  /**
+   * The entries now wanted, key → address. New ones start clean, gone ones are forgotten,
+   * and an entry whose address changed starts clean too: it is another backend now.
+   */
+  setEntries(entries: ReadonlyMap<string, string>): void {
+    const moved = [...entries].filter(([key, address]) => this.#addresses.has(key) && this.#addresses.get(key) !== address).map(([key]) => key);
+    this.#detector.setKeys([...entries.keys()].filter((key) => !moved.includes(key)));
+    this.#detector.setKeys(entries.keys());
+    this.#addresses = new Map(entries);
   }
 
   /** A call on `anchor` ended with `outcome`. */
   record(anchor: A, outcome: CallOutcome): void {
+    if (this.#addresses.get(anchor.key) !== anchor.address) return;
     const ejection = this.#detector.record(anchor.key, this.#failureCodes.has(outcomeCode(outcome)), Date.now());
     if (ejection !== undefined) this.#eject(ejection);
   }

@@ -9,7 +9,7 @@
  * an error, a deadline or a cancel — for unary calls and every kind of stream.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { CallOutcome } from './call-outcome.js';
+import { NO_OUTCOME, type ReleaseOutcome } from './call-outcome.js';
 import type { AcquireOptions, Lease } from './lease.js';
 import { grpcStatusOf } from './error-status.js';
 
@@ -17,7 +17,7 @@ import { grpcStatusOf } from './error-status.js';
 export interface LeaseProvider {
   acquire(options?: AcquireOptions): Promise<Lease>;
   tryAcquire(): Lease | undefined;
-  releaseAtEnd(lease: Lease, outcome?: CallOutcome): void;
+  releaseAtEnd(lease: Lease, outcome?: ReleaseOutcome): void;
   hasReadyAnchor(): boolean;
   /** close() was called: the routing channel reports SHUTDOWN from then on. */
   isClosed(): boolean;
@@ -121,7 +121,7 @@ class LeasedCall implements InnerCall {
     const timeoutMillis = Number.isFinite(deadline) && deadline <= 2_147_483_647 ? Math.max(0, Math.floor(deadline)) : undefined;
     this.provider.acquire(timeoutMillis === undefined ? acquire : { ...acquire, timeoutMillis }).then(
       (leased) => {
-        if (this.#finished) return this.provider.releaseAtEnd(leased); // cancelled while waiting
+        if (this.#finished) return this.provider.releaseAtEnd(leased, NO_OUTCOME); // cancelled while waiting: no call ran
         this.#begin(leased, metadata);
         for (const op of this.#pending) op(this.#call!);
         this.#pending = [];

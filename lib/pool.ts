@@ -15,7 +15,7 @@ import type { Registry } from 'prom-client';
 import type { AnchorHealth, AnchorState } from './anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './anchor-channel.js';
 import { AnchorSet, type AnchorFactory } from './anchor-set.js';
-import type { CallOutcome } from './call-outcome.js';
+import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcome.js';
 import { createSource } from './create-source.js';
 import { emitSafely } from './emit-safely.js';
 import { AcquireAbortedError, ConfigError, PoolClosedError, ReadyTimeoutError, type AnchorPoolError } from './errors.js';
@@ -170,11 +170,11 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
    */
   async use<T>(fn: (lease: Lease) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     const lease = await this.#broker.acquire(options);
-    let outcome: CallOutcome;
+    let outcome: ReleaseOutcome;
     try {
       return await fn(lease);
     } catch (err) {
-      if (typeof (err as { code?: unknown } | null)?.code === 'number') outcome = err as CallOutcome;
+      outcome = typeof (err as { code?: unknown } | null)?.code === 'number' ? (err as CallOutcome) : NO_OUTCOME;
       throw err;
     } finally {
       this.#broker.releaseAtEnd(lease, outcome);
@@ -348,7 +348,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     if (this.#lifecycle.closing) return;
     const desired = new Map<string, DesiredEntry>();
     for (const [key, endpoint] of this.#source.snapshot().endpoints) desired.set(key, { addr: endpoint.addr, anchors: endpoint.anchors });
-    this.#outliers?.setKeys(desired.keys());
+    this.#outliers?.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));
     const { created, drained } = this.#anchors.apply(desired);
     if (created > 0 || drained > 0) this.#logger.debug({ created, drained, anchors: this.#anchors.activeCount }, 'reconciled anchors');
   }

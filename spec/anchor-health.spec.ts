@@ -76,7 +76,7 @@ t.test('a new connection forgets what the last one said and waits for its first 
   events.length = 0;
   anchor.drive('IDLE');
   t.equal(anchor.health, 'UNKNOWN', 'leaving READY resets the health to UNKNOWN');
-  t.same(events, ['health SERVING->UNKNOWN', 'not eligible', 'state READY->IDLE'], 'health first, then eligibility, then the state');
+  t.same(events, ['not eligible', 'health SERVING->UNKNOWN', 'state READY->IDLE'], 'eligibility first (both changes made), then the health, then the state: no listener sees a stale eligibility');
   anchor.driveHealth('SERVING');
   t.equal(anchor.health, 'UNKNOWN', 'a status while not READY (a stale stream) is ignored');
   anchor.drive('READY');

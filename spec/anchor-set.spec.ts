@@ -246,3 +246,19 @@ t.test('closeAll() closes active and draining anchors at once', async (t) => {
   t.equal(events.filter((e) => e.event === 'closed').length, 4, 'the owner hears each of the 4 open anchors close');
   t.equal(events.filter((e) => e.event === 'eligible').length, 0);
 });
+
+t.test('an ejected key that moves to another address starts in rotation; one that is deleted and comes back too', async (t) => {
+  const fakes = fakeAnchors({ startState: 'READY' });
+  const set = new AnchorSet(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, 0);
+  set.apply(new Map([['k', { addr: '10.0.0.1:1', anchors: 1 }]]));
+  set.setEjected('k', true);
+  t.equal(set.get('k', 0)?.ejected, true);
+  set.apply(new Map([['k', { addr: '10.0.0.2:1', anchors: 1 }]]));
+  t.equal(set.get('k', 0)?.address, '10.0.0.2:1');
+  t.equal(set.get('k', 0)?.ejected, false, 'another backend now: not ejected');
+  set.setEjected('k', true);
+  set.apply(new Map());
+  set.apply(new Map([['k', { addr: '10.0.0.2:1', anchors: 1 }]]));
+  t.equal(set.get('k', 0)?.ejected, false, 'deleted and back: not ejected');
+  set.closeAll();
+});

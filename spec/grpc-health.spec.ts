@@ -62,6 +62,11 @@ t.test('flips: NOT_SERVING leaves the rotation and SERVING returns to it, each w
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
   const echo = client(t, `pass:///${a.address},${b.address}`);
+  let failed = 0;
+  let running = true;
+  const background = (async () => {
+    while (running) await callEcho(echo, 2000).catch(() => (failed += 1));
+  })();
   await settledOn(echo, 'b', true);
   let out = performance.now();
   await b.setHealth('NOT_SERVING');
@@ -71,8 +76,11 @@ t.test('flips: NOT_SERVING leaves the rotation and SERVING returns to it, each w
   await b.setHealth('SERVING');
   await settledOn(echo, 'b', true);
   back = performance.now() - back;
+  running = false;
+  await background;
   t.ok(out <= 1000, `out of rotation within ${out.toFixed(0)} ms (bar 1 s)`);
   t.ok(back <= 1000, `back within ${back.toFixed(0)} ms (bar 1 s)`);
+  t.equal(failed, 0, 'no call failed in a loop of calls running through both flips');
 });
 
 t.test('every backend NOT_SERVING: calls fail UNAVAILABLE saying so, not by a silent hang', async (t) => {

@@ -69,7 +69,9 @@ t.test("grpc-js's own outlier_detection policy with anchored_round_robin as its 
   const first = await bothServe(echo);
   t.same(first, new Set(['good', 'bad']), `the child policy works under outlier_detection: both serve (${[...first].join(', ')})`);
   await failOnBad(echo, 40);
-  await new Promise((resolve) => setTimeout(resolve, 500)); // its ejection runs on its interval
+  // Its ejection runs on its 200 ms interval; calls made before that tick would count as
+  // successes of bad in the same interval, so wait five intervals without calling.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   const after = await servers(echo, 20);
   t.same(after, new Set(['good']), `outlier_detection ejected bad through anchored_round_robin's subchannels (served by: ${[...after].join(', ')})`);
 });

@@ -118,6 +118,21 @@ t.test('pool.use(): a gRPC error thrown by the function is its outcome; other er
   const run = (error: unknown) => pool.use(() => Promise.reject(error)).catch(() => undefined);
   for (let i = 0; i < 12; i++) await run(new Error('a bug of the caller, no code'));
   t.same(pool.stats().ejected, [], 'errors without a gRPC code never eject');
-  for (let i = 0; i < 12 && pool.stats().ejected.length === 0; i++) await run(Object.assign(new Error('unavailable'), { code: grpc.status.UNAVAILABLE }));
-  t.equal(pool.stats().ejected.length, 1, 'UNAVAILABLE thrown from use() ejects');
+  const unavailable = () => run(Object.assign(new Error('unavailable'), { code: grpc.status.UNAVAILABLE }));
+  // gRPC failures interleaved with the caller's own errors: those must not reset the count.
+  for (let i = 0; i < 24 && pool.stats().ejected.length === 0; i++) await (i % 2 === 0 ? unavailable() : run(new Error('caller bug')));
+  t.equal(pool.stats().ejected.length, 1, 'UNAVAILABLE thrown from use() ejects, although plain errors came in between');
+  // One entry, so every lease is on it: failure, scope end, failure, scope end, …
+  const fakes = fakeAnchors({ startState: 'READY' });
+  const scoped = createPoolWithAnchors({ target: 'pass:///10.0.0.1:1', logger: silentLogger, outlierDetection: { ...QUICK, consecutiveFailures: 2, maxEjectionPercent: 100 } }, fakes.factory);
+  t.teardown(() => scoped.close());
+  await fakes.whenCreated(1);
+  for (let i = 0; i < 2; i++) {
+    (await scoped.acquire()).release(grpc.status.UNAVAILABLE);
+    {
+      using lease = await scoped.acquire();
+      void lease; // a scope's end counts as nothing, so it cannot reset the failures
+    }
+  }
+  t.equal(scoped.stats().ejections, 1, 'failure, scope end, failure: ejected (2 in a row), since a scope end counts as nothing');
 });

@@ -235,7 +235,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#applying = false;
     }
     const { created, drained } = result;
-    this.#outliers?.ejection.setKeys(desired.keys());
+    this.#outliers?.ejection.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));
     log(`${entries.length} entries, ${this.#anchors.wanted} anchors wanted: created ${created}, closed ${drained}`);
     this.#update();
   }
@@ -302,7 +302,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
         this.#update();
       },
     });
-    ejection.setKeys(new Set([...this.#anchors.active()].map((a) => a.key)));
+    ejection.setEntries(new Map([...this.#anchors.active()].map((a) => [a.key, a.address])));
     this.#outliers = { ejection, settings: fingerprint };
   }
 
