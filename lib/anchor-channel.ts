@@ -46,8 +46,6 @@ export class ChannelAnchor extends Anchor {
   readonly #credentials: grpc.ChannelCredentials;
   readonly #clients = new Map<ClientConstructor<grpc.Client>, grpc.Client>();
   readonly #health: HealthWatch | undefined;
-  /** The last health problem seen on this anchor (a failed stream, UNIMPLEMENTED), for status output. */
-  healthDetail: string | null = null;
 
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
     super(spec, settings.maxLeases, listener, settings.healthCheck !== undefined);
@@ -60,17 +58,7 @@ export class ChannelAnchor extends Anchor {
     });
     const check = settings.healthCheck;
     if (check !== undefined) {
-      this.#health = new HealthWatch(this.channel, spec.address, check, {
-        status: (status, detail) => {
-          this.healthDetail = detail;
-          this.setHealth(status);
-        },
-        unimplemented: (detail) => {
-          this.healthDetail = `no health service: ${detail}`;
-          this.setHealth('UNCHECKED');
-          check.unimplemented(this, detail);
-        },
-      });
+      this.#health = new HealthWatch(this.channel, spec.address, check, this.healthReport((detail) => check.unimplemented(this, detail)));
     }
   }
 

@@ -12,6 +12,7 @@
  */
 
 import { connectivityState } from '@grpc/grpc-js';
+import type { HealthReport } from './health-watch.js';
 
 export type AnchorState = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAILURE' | 'SHUTDOWN';
 
@@ -76,6 +77,8 @@ export abstract class Anchor {
   #eligible = false;
   #drainTimer: NodeJS.Timeout | undefined;
   readonly #listener: AnchorListener;
+  /** Why the health check could not give a status (a failed stream, no health service), for status output and traces. */
+  healthDetail: string | null = null;
 
   /**
    * `healthChecked`: the subclass runs a health check on each connection; one of the
@@ -195,6 +198,24 @@ export abstract class Anchor {
   protected setHealth(health: AnchorHealth): void {
     if (this.#closed || !this.#healthChecked || this.#state !== 'READY') return;
     this.#setHealth(health);
+  }
+
+  /**
+   * For subclasses: what their HealthWatch reports goes here. `unimplemented` hears that the
+   * backend has no health service (the anchor then counts as healthy on this connection).
+   */
+  protected healthReport(unimplemented: (detail: string) => void): HealthReport {
+    return {
+      status: (status, detail) => {
+        this.healthDetail = detail;
+        this.setHealth(status);
+      },
+      unimplemented: (detail) => {
+        this.healthDetail = `no health service: ${detail}`;
+        this.setHealth('UNCHECKED');
+        unimplemented(detail);
+      },
+    };
   }
 
   #setState(state: AnchorState): void {

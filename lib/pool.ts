@@ -330,8 +330,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   }
 
   #anchorHealth(anchor: LeaseAnchor, health: AnchorHealth, previous: AnchorHealth): void {
-    const detail = anchor instanceof ChannelAnchor ? anchor.healthDetail : null;
-    this.#emit('anchor-health', { key: anchor.key, anchor: anchor.index, address: anchor.address, health, previous, state: anchor.state, detail, draining: anchor.draining });
+    this.#emit('anchor-health', { key: anchor.key, anchor: anchor.index, address: anchor.address, health, previous, state: anchor.state, detail: anchor.healthDetail, draining: anchor.draining });
     this.#eligibilityMayHaveChanged();
   }
 

@@ -2,7 +2,7 @@
 // also after etcd (or a TCP proxy in front of it) was unreachable for several retry
 // cycles. Counted on the client side with `ss`, for this process only (etcd dials its
 // own client port too).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSource } from '../lib/create-source.js';
@@ -18,13 +18,19 @@ function ourConnections(port: number): number {
 
 const quick = { retryInitialMillis: 100, retryMaxMillis: 500, dialTimeoutMillis: 1000 };
 
-t.test('a source closed after an outage behind a TCP proxy leaves no connection open', async (t) => {
+/** A single etcd behind a TCP proxy the test controls, and a ready source through it; all stopped at teardown. */
+async function proxiedSource(t: Test) {
   const cluster = await startEtcd(t);
   const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
   t.teardown(() => proxy.close());
   const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick } });
   t.teardown(() => source.close());
   await source.ready({ timeoutMillis: 10_000 });
+  return { proxy, source };
+}
+
+t.test('a source closed after an outage behind a TCP proxy leaves no connection open', async (t) => {
+  const { proxy, source } = await proxiedSource(t);
   t.ok(ourConnections(proxy.port) >= 1, 'counting works: the source is connected');
 
   proxy.cut();
@@ -56,12 +62,7 @@ t.test('a source closed after etcd was killed and restarted leaves no connection
 });
 
 t.test('a source closed while etcd is unreachable leaves no connection once etcd is back', async (t) => {
-  const cluster = await startEtcd(t);
-  const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
-  t.teardown(() => proxy.close());
-  const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick } });
-  t.teardown(() => source.close());
-  await source.ready({ timeoutMillis: 10_000 });
+  const { proxy, source } = await proxiedSource(t);
   proxy.cut();
   await sleep(2000);
   await source.close();
@@ -72,12 +73,7 @@ t.test('a source closed while etcd is unreachable leaves no connection once etcd
 });
 
 t.test('a source closed after a long outage (40 s, past any release linger) leaves no connection open', async (t) => {
-  const cluster = await startEtcd(t);
-  const proxy = await startTcpProxy({ targetHost: '127.0.0.1', targetPort: cluster.members[0]!.clientPort });
-  t.teardown(() => proxy.close());
-  const source = createSource({ target: 'etcd:///leak/', etcd: { hosts: [proxy.host + ':' + proxy.port], ...quick } });
-  t.teardown(() => source.close());
-  await source.ready({ timeoutMillis: 10_000 });
+  const { proxy, source } = await proxiedSource(t);
   proxy.cut();
   await sleep(40_000); // some 80 retry cycles of at most 500 ms
   proxy.resume();

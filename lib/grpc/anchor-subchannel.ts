@@ -23,8 +23,6 @@ export class SubchannelAnchor extends Anchor {
   readonly subchannel: SubchannelInterface;
   /** Why the subchannel last failed, as grpc-js reported it (for the policy's TRANSIENT_FAILURE message). */
   lastError: string | undefined;
-  /** Why the health check could not give a status, for traces. */
-  healthDetail: string | null = null;
   readonly #health: HealthWatch | undefined;
   readonly #onState = (_subchannel: SubchannelInterface, _previous: State, next: State, _keepaliveTime: number, errorMessage?: string): void => {
     if (this.closed) return;
@@ -50,17 +48,12 @@ export class SubchannelAnchor extends Anchor {
     this.subchannel.ref();
     this.#heldOutChanged = heldOutChanged;
     if (healthCheck !== undefined) {
-      this.#health = new HealthWatch(new SubchannelCallChannel(this.subchannel), spec.address, healthCheck, {
-        status: (status, detail) => {
-          this.healthDetail = detail;
-          this.setHealth(status);
-        },
-        unimplemented: (detail) => {
-          this.healthDetail = `no health service: ${detail}`;
-          this.setHealth('UNCHECKED');
-          healthCheck.unimplemented(this, detail);
-        },
-      });
+      this.#health = new HealthWatch(
+        new SubchannelCallChannel(this.subchannel),
+        spec.address,
+        healthCheck,
+        this.healthReport((detail) => healthCheck.unimplemented(this, detail)),
+      );
     }
   }
 
