@@ -69,10 +69,6 @@ export class HealthWatch {
     this.#backoffs = new ExponentialBackoff({ initialDelay: settings.retryInitialMillis, maxDelay: settings.retryMaxMillis });
   }
 
-  get running(): boolean {
-    return this.#running;
-  }
-
   start(): void {
     if (this.#running) return;
     this.#running = true;

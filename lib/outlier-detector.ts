@@ -127,15 +127,6 @@ export class OutlierDetector {
     return { ejected, returned };
   }
 
-  /** When the next ejection ends, to arm a timer for it; undefined when none is ejected. */
-  nextReturn(): number | undefined {
-    let next: number | undefined;
-    for (const entry of this.#entries.values()) {
-      if (entry.ejectedUntil !== undefined && (next === undefined || entry.ejectedUntil < next)) next = entry.ejectedUntil;
-    }
-    return next;
-  }
-
   #mayEject(): boolean {
     const ejected = this.ejectedCount();
     if (ejected === 0) return true;
