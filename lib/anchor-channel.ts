@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from './address.js';
 import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from './anchor.js';
 import { HealthWatch, type HealthWatchSettings } from './health-watch.js';
+import { pinnedServiceConfig, registerPinnedPolicy } from './grpc/pinned-policy.js';
 
 /** Larger values overflow Node's timers; the grpc-js default (30 min) would drop idle anchors. */
 export const MAX_IDLE_TIMEOUT_MILLIS = 2_147_483_647;
@@ -50,9 +51,12 @@ export class ChannelAnchor extends Anchor {
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
     super(spec, settings.maxLeases, listener, settings.healthCheck !== undefined);
     this.#credentials = settings.credentials;
+    registerPinnedPolicy();
     this.channel = new grpc.Channel(channelTarget(spec.address), settings.credentials, {
       'grpc.client_idle_timeout_ms': MAX_IDLE_TIMEOUT_MILLIS,
       ...settings.channelOptions,
+      // pick_first that marks the calls failing at their pick as never sent (lib/grpc/pinned-policy.ts).
+      'grpc.service_config': pinnedServiceConfig(settings.channelOptions['grpc.service_config'] as string | undefined),
       [ANCHOR_ARG]: `${settings.tag}/${spec.key}#${spec.index}`,
       'grpc.use_local_subchannel_pool': 1,
     });

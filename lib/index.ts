@@ -21,6 +21,7 @@ export type { PoolOptions, HealthCheckOptions, OutlierDetectionOptions } from '.
 export { Lease } from './lease.js';
 export type { AnchorState, AnchorHealth } from './anchor.js';
 export type { CallOutcome } from './call-outcome.js';
+export { isNeverSent } from './never-sent.js';
 export {
   ReadyTimeoutError,
   AcquireTimeoutError,

@@ -2,22 +2,21 @@
  * pool.client(Ctor): a grpc-js client stub whose every call runs on a lease, built from
  * public grpc-js API only. A callInvocationTransformer takes a lease with tryAcquire():
  * when one is free (the common case) the call goes straight to the leased anchor's
- * channel and the lease is released on the call's 'status'. When none is free, a
- * per-call interceptor delays the call until pool.acquire() resolves, then creates it
- * through a routing channel (the stub's `channelOverride`) on the leased anchor's
- * channel. Either way the lease is released when the call ends with any status — OK,
- * an error, a deadline or a cancel — for unary calls and every kind of stream.
+ * channel. When none is free, a per-call interceptor delays the call until
+ * pool.acquire() resolves, then creates it through a routing channel (the stub's
+ * `channelOverride`) on the leased anchor's channel. Either way the call is a
+ * ResumableCall (lib/resumable-call.ts): it releases the lease when the call ends with
+ * any status — OK, an error, a deadline or a cancel — for unary calls and every kind of
+ * stream, and runs a call that never left the client again on another lease.
  */
 import * as grpc from '@grpc/grpc-js';
-import { NO_OUTCOME, type ReleaseOutcome } from './call-outcome.js';
+import { NO_OUTCOME } from './call-outcome.js';
 import type { AcquireOptions, Lease } from './lease.js';
 import { grpcStatusOf } from './error-status.js';
+import { ResumableCall, type CallArgs, type ChannelCall, type LeaseSupply } from './resumable-call.js';
 
 /** What the client needs from a pool. */
-export interface LeaseProvider {
-  acquire(options?: AcquireOptions): Promise<Lease>;
-  tryAcquire(): Lease | undefined;
-  releaseAtEnd(lease: Lease, outcome?: ReleaseOutcome): void;
+export interface LeaseProvider extends LeaseSupply {
   hasReadyAnchor(): boolean;
   /** close() was called: the routing channel reports SHUTDOWN from then on. */
   isClosed(): boolean;
@@ -50,10 +49,17 @@ class LeaseRoutingChannel implements grpc.ChannelInterface {
     }
   }
 
-  createCall(...args: Parameters<grpc.ChannelInterface['createCall']>): ReturnType<grpc.ChannelInterface['createCall']> {
+  createCall(...args: CallArgs): ChannelCall {
     const lease = this.#current;
     if (lease === undefined) throw new Error('anchorpool: pool client calls must go through their lease interceptor');
-    return lease.channel.createCall(...args);
+    return new ResumableCall(this.#provider, lease, args);
+  }
+
+  /** The channel of one call that holds its lease already (the common case). */
+  leased(lease: Lease): grpc.ChannelInterface {
+    const provider = this.#provider;
+    // Everything but createCall is the stub's channel; grpc-js asks a call's channel for nothing else.
+    return Object.assign(Object.create(this) as this, { createCall: (...args: CallArgs): ChannelCall => new ResumableCall(provider, lease, args) });
   }
 
   getTarget(): string {
@@ -95,7 +101,6 @@ class LeaseRoutingChannel implements grpc.ChannelInterface {
 /** A call that waits for its lease, then runs on the leased anchor and releases it at the end. */
 class LeasedCall implements InnerCall {
   #call: InnerCall | undefined;
-  #lease: Lease | undefined;
   #pending: ((call: InnerCall) => void)[] = [];
   #finished = false;
   /** Created only when the call has to wait for a lease (AbortController is not cheap). */
@@ -135,7 +140,7 @@ class LeasedCall implements InnerCall {
 
   #begin(lease: Lease, metadata: grpc.Metadata): void {
     const listener = this.#listener;
-    this.#lease = lease;
+    // The ResumableCall the router creates owns the lease from here on.
     const call = this.router.route(lease, () => this.nextCall(this.options));
     this.#call = call;
     // Methods are called on the listener itself: grpc-js passes class instances.
@@ -143,7 +148,7 @@ class LeasedCall implements InnerCall {
       onReceiveMetadata: (received) => listener?.onReceiveMetadata?.(received),
       onReceiveMessage: (message) => listener?.onReceiveMessage?.(message),
       onReceiveStatus: (status) => {
-        this.#finish(status.code);
+        this.#finished = true;
         listener?.onReceiveStatus?.(status);
       },
     });
@@ -187,14 +192,6 @@ class LeasedCall implements InnerCall {
     this.#pending = [];
     this.#listener?.onReceiveStatus?.({ code, details, metadata: new grpc.Metadata() });
   }
-
-  #finish(code: grpc.status): void {
-    this.#finished = true;
-    const lease = this.#lease;
-    this.#lease = undefined;
-    // The call's status is its outcome (outlier ejection counts the failures).
-    if (lease !== undefined) this.provider.releaseAtEnd(lease, code);
-  }
 }
 
 type ClientConstructor<C extends grpc.Client> = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C;
@@ -210,9 +207,8 @@ export function createPoolClient<C extends grpc.Client>(provider: LeaseProvider,
     const lease = provider.tryAcquire();
     if (lease !== undefined) {
       // The common case, a free slot now: the call runs straight on the leased anchor's
-      // channel, with no interceptor of ours; every call kind emits 'status' exactly once.
-      properties.call.once('status', (status: grpc.StatusObject) => provider.releaseAtEnd(lease, status.code));
-      return { ...properties, channel: lease.channel };
+      // channel, with no interceptor of ours.
+      return { ...properties, channel: router.leased(lease) as grpc.Channel };
     }
     // It has to wait: our interceptor goes innermost for this call. Call interceptors
     // replace the client's in grpc-js, so the client's are carried over.

@@ -114,12 +114,27 @@ export const outlierDetectionSchema = z
   })
   .strict();
 
+function isJsonObject(text: unknown): boolean {
+  if (typeof text !== 'string') return false;
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
 /** Validates PoolOptions (documented there); the defaults live here only. */
 const poolOptionsSchema = sourceOptionsSchema.extend({
   credentials: z
     .custom<grpc.ChannelCredentials>((value) => value instanceof grpc.ChannelCredentials, { error: 'must be grpc.ChannelCredentials' })
     .optional(),
-  channelOptions: z.record(z.string(), z.unknown()).optional(),
+  channelOptions: z
+    .record(z.string(), z.unknown())
+    .refine((options) => options['grpc.service_config'] === undefined || isJsonObject(options['grpc.service_config']), {
+      error: "'grpc.service_config' must be a JSON object in a string",
+    })
+    .optional(),
   maxLeasesPerAnchor: z.number().int().min(1).max(1_000_000).default(100),
   acquireTimeoutMillis: millis.default(5000),
   maxWaitingClients: z.number().int().min(0).default(10_000),

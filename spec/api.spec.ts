@@ -33,6 +33,7 @@ const EXPECTED_EXPORTS: Record<string, Record<string, Kind> | 'file'> = {
     createPool: 'function',
     createSource: 'function',
     isAnchorPoolError: 'function',
+    isNeverSent: 'function',
     parseAddress: 'function',
     parseEndpointValue: 'function',
     parseTarget: 'function',

@@ -16,6 +16,9 @@ export const {
   statusOrFromValue,
   statusOrFromError,
   SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX,
+  ChildLoadBalancerHandler,
+  createChildChannelControlHelper,
+  parseLoadBalancingConfig,
 } = experimental;
 
 /** `GRPC_TRACE=<tracer> GRPC_VERBOSITY=DEBUG` prints these lines, as grpc-js's own tracers. */
@@ -33,6 +36,7 @@ export type ChannelControlHelper = experimental.ChannelControlHelper;
 export type TypedLoadBalancingConfig = experimental.TypedLoadBalancingConfig;
 export type SubchannelInterface = experimental.SubchannelInterface;
 export type Picker = experimental.Picker;
+export type PickArgs = experimental.PickArgs;
 export type PickResult = experimental.PickResult;
 export type StatusOr<T> = experimental.StatusOr<T>;
 export type CallStream = experimental.CallStream;

@@ -9,6 +9,7 @@ import { fuzzScenario } from './fuzz.js';
 import { leaseMisuseScenario } from './lease-misuse.js';
 import { soakScenario } from './soak.js';
 import { securityScenario } from './security.js';
+import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
   etcdChurnScenario,
@@ -20,4 +21,8 @@ export const SCENARIOS: readonly FaultScenario[] = [
   leaseMisuseScenario,
   soakScenario,
   securityScenario,
+  connectionAgeScenario,
+  gracefulShutdownScenario,
+  rollingRestartScenario,
+  rollingRestartHealthScenario,
 ];

@@ -30,6 +30,8 @@ export interface BackendOptions {
   tls?: { certFile: string; keyFile: string };
   /** false: no grpc.health.v1 service at all (a Watch gets UNIMPLEMENTED). Default true. */
   healthService?: boolean;
+  /** The server's grpc.max_connection_age_ms and grpc.max_connection_age_grace_ms. */
+  maxConnectionAge?: { millis: number; graceMillis?: number };
 }
 
 export interface BackendStats {
@@ -72,6 +74,11 @@ export class Backend {
     if (this.#options.maxConcurrentStreams !== undefined) env['BACKEND_MAX_STREAMS'] = String(this.#options.maxConcurrentStreams);
     if (this.#options.delayMillis !== undefined) env['BACKEND_DELAY_MS'] = String(this.#options.delayMillis);
     if (this.#options.healthService === false) env['BACKEND_NO_HEALTH'] = '1';
+    const age = this.#options.maxConnectionAge;
+    if (age !== undefined) {
+      env['BACKEND_MAX_AGE_MS'] = String(age.millis);
+      if (age.graceMillis !== undefined) env['BACKEND_MAX_AGE_GRACE_MS'] = String(age.graceMillis);
+    }
     if (this.#options.tls !== undefined) {
       env['BACKEND_TLS_CERT'] = this.#options.tls.certFile;
       env['BACKEND_TLS_KEY'] = this.#options.tls.keyFile;
@@ -133,6 +140,19 @@ export class Backend {
         }
       });
     });
+  }
+
+  /**
+   * A graceful stop: the server refuses new connections, sends GOAWAY on the open ones,
+   * waits for the calls running (grpc-js tryShutdown) and exits. Resolves with how long
+   * that took and how many calls it served since the last resetStats().
+   */
+  async shutdown(): Promise<{ millis: number; calls: number }> {
+    const child = this.#child!;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const answer = await this.#ask<{ millis: number; calls: number }>('shutdown');
+    await exited;
+    return { millis: answer.millis, calls: answer.calls };
   }
 
   /** Kills the process (SIGKILL by default) and waits for it to exit. */

@@ -1,0 +1,223 @@
+/**
+ * One pool.client() call at the channel level: it runs on a lease, releases the lease
+ * with its status when it ends, and when an attempt fails before anything of it left the
+ * client (the never-sent mark of lib/never-sent.ts: its anchor lost its connection between
+ * the lease and the stream), it runs again on another lease, as gRPC's transparent retry
+ * does within one channel. Only such calls are run again: a call that may have reached a
+ * server (any other failure, or one that received headers or a message) ends with its
+ * status. The request messages are kept for the replay until the call is committed: the
+ * first response headers or message, or more than RETRY_BUFFER_BYTES of requests.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { NO_OUTCOME } from './call-outcome.js';
+import type { AcquireOptions, Lease } from './lease.js';
+import { isNeverSent } from './never-sent.js';
+
+/** What a resumable call needs from the pool. */
+export interface LeaseSupply {
+  acquire(options?: AcquireOptions): Promise<Lease>;
+  tryAcquire(): Lease | undefined;
+  releaseAtEnd(lease: Lease, outcome?: grpc.status | typeof NO_OUTCOME): void;
+}
+
+export type ChannelCall = ReturnType<grpc.ChannelInterface['createCall']>;
+export type CallArgs = Parameters<grpc.ChannelInterface['createCall']>;
+type Listener = Parameters<ChannelCall['start']>[1];
+type MessageContext = Parameters<ChannelCall['sendMessageWithContext']>[0];
+type CallCredentials = Parameters<ChannelCall['setCredentials']>[0];
+
+/** grpc-js's own per-call retry buffer default (grpc.per_rpc_retry_buffer_size). */
+export const RETRY_BUFFER_BYTES = 256 * 1024;
+/**
+ * Attempts after the first. A never-sent failure moves the call off an anchor that has
+ * just left READY, so the next lease is on another anchor; the bound only stops a loop
+ * when every anchor is failing at once.
+ */
+export const MAX_REPLAYS = 4;
+
+interface SentMessage {
+  readonly message: Buffer;
+  readonly flags: number | undefined;
+  /** The writer's callback, called once however many attempts write the message. */
+  readonly written: (error?: Error | null) => void;
+}
+
+export class ResumableCall implements ChannelCall {
+  #lease: Lease | undefined;
+  #attempt: ChannelCall;
+  #listener: Listener | undefined;
+  #metadata: grpc.Metadata | undefined;
+  #credentials: CallCredentials | undefined;
+  /** The requests so far, for a replay; undefined once the call is committed. */
+  #sent: SentMessage[] | undefined = [];
+  #sentBytes = 0;
+  /**
+   * Messages still to write to the current attempt. A grpc-js call takes one message at a
+   * time (it keeps one until its callback), so they go one after another.
+   */
+  #outbox: SentMessage[] = [];
+  #writing = false;
+  #readStarted = false;
+  #halfClosed = false;
+  #replays = 0;
+  #cancelled = false;
+  #ended = false;
+  /** Set while a replay waits for a lease. */
+  #waiting: AbortController | undefined;
+
+  constructor(
+    private readonly supply: LeaseSupply,
+    lease: Lease,
+    private readonly args: CallArgs,
+  ) {
+    this.#lease = lease;
+    this.#attempt = lease.channel.createCall(...args);
+  }
+
+  start(metadata: grpc.Metadata, listener: Listener): void {
+    this.#listener = listener;
+    this.#metadata = metadata.clone();
+    this.#startAttempt(metadata);
+  }
+
+  sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    let called = false;
+    const entry: SentMessage = { message, flags: context.flags, written: (error) => (called ? undefined : ((called = true), context.callback?.(error))) };
+    if (this.#sent !== undefined) {
+      this.#sentBytes += message.length;
+      if (this.#sentBytes > RETRY_BUFFER_BYTES) this.#commit();
+      else this.#sent.push(entry);
+    }
+    this.#outbox.push(entry);
+    this.#pump();
+  }
+
+  /** Writes the next message of the outbox once the one before is written, then the half-close. */
+  #pump(): void {
+    if (this.#writing) return;
+    const entry = this.#outbox.shift();
+    if (entry === undefined) {
+      if (this.#halfClosed) this.#attempt.halfClose();
+      return;
+    }
+    this.#writing = true;
+    const attempt = this.#attempt;
+    const context: MessageContext = {
+      callback: (error) => {
+        if (attempt !== this.#attempt) return;
+        this.#writing = false;
+        entry.written(error);
+        this.#pump();
+      },
+    };
+    if (entry.flags !== undefined) context.flags = entry.flags;
+    attempt.sendMessageWithContext(context, entry.message);
+  }
+
+  startRead(): void {
+    this.#readStarted = true;
+    this.#attempt.startRead();
+  }
+
+  halfClose(): void {
+    this.#halfClosed = true;
+    if (!this.#writing && this.#outbox.length === 0) this.#attempt.halfClose();
+  }
+
+  cancelWithStatus(code: grpc.status, details: string): void {
+    this.#cancelled = true;
+    if (this.#waiting !== undefined) {
+      this.#waiting.abort();
+      this.#end({ code, details, metadata: new grpc.Metadata() });
+    } else this.#attempt.cancelWithStatus(code, details);
+  }
+
+  getPeer(): string {
+    return this.#attempt.getPeer();
+  }
+  getCallNumber(): number {
+    return this.#attempt.getCallNumber();
+  }
+  setCredentials(credentials: CallCredentials): void {
+    this.#credentials = credentials;
+    this.#attempt.setCredentials(credentials);
+  }
+  getAuthContext(): ReturnType<ChannelCall['getAuthContext']> {
+    return this.#attempt.getAuthContext();
+  }
+
+  #startAttempt(metadata: grpc.Metadata): void {
+    const attempt = this.#attempt;
+    const listener = this.#listener!;
+    attempt.start(metadata, {
+      onReceiveMetadata: (received) => {
+        this.#commit();
+        listener.onReceiveMetadata(received);
+      },
+      onReceiveMessage: (message) => {
+        this.#commit();
+        listener.onReceiveMessage(message);
+      },
+      onReceiveStatus: (status) => {
+        if (attempt !== this.#attempt) return;
+        if (this.#sent !== undefined && !this.#cancelled && this.#replays < MAX_REPLAYS && isNeverSent(status)) this.#replay(status);
+        else this.#end(status);
+      },
+    });
+  }
+
+  #commit(): void {
+    this.#sent = undefined;
+  }
+
+  /** The attempt never left the client: give its lease back uncounted and run the call on another. */
+  #replay(failure: grpc.StatusObject): void {
+    this.#replays += 1;
+    this.supply.releaseAtEnd(this.#lease!, NO_OUTCOME);
+    this.#lease = undefined;
+    const lease = this.supply.tryAcquire();
+    if (lease !== undefined) return this.#resume(lease);
+    const deadline = new Date(this.args[1]).getTime();
+    const left = deadline - Date.now();
+    if (left <= 0) return this.#end(failure);
+    const waiting = new AbortController();
+    this.#waiting = waiting;
+    // A deadline beyond Node's timer limit counts as none: acquireTimeoutMillis bounds the wait.
+    const options: AcquireOptions = Number.isFinite(left) && left <= 2_147_483_647 ? { signal: waiting.signal, timeoutMillis: Math.floor(left) } : { signal: waiting.signal };
+    this.supply.acquire(options).then(
+      (leased) => {
+        this.#waiting = undefined;
+        if (this.#ended) this.supply.releaseAtEnd(leased, NO_OUTCOME);
+        else this.#resume(leased);
+      },
+      // No lease in time (or the pool closed): the call ends with the failure that stopped it.
+      () => {
+        this.#waiting = undefined;
+        this.#end(failure);
+      },
+    );
+  }
+
+  #resume(lease: Lease): void {
+    this.#lease = lease;
+    this.#attempt = lease.channel.createCall(...this.args);
+    if (this.#credentials !== undefined) this.#attempt.setCredentials(this.#credentials);
+    this.#startAttempt(this.#metadata!.clone());
+    if (this.#readStarted) this.#attempt.startRead();
+    // Every request so far, in order, then the half-close if the caller has sent it.
+    this.#outbox = [...this.#sent!];
+    this.#writing = false;
+    this.#pump();
+  }
+
+  #end(status: grpc.StatusObject): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#sent = undefined;
+    const lease = this.#lease;
+    this.#lease = undefined;
+    // The call's status is its outcome (outlier ejection counts the failures).
+    if (lease !== undefined) this.supply.releaseAtEnd(lease, status.code);
+    this.#listener?.onReceiveStatus(status);
+  }
+}
