@@ -9,6 +9,8 @@ import { fuzzScenario } from './fuzz.js';
 import { leaseMisuseScenario } from './lease-misuse.js';
 import { soakScenario } from './soak.js';
 import { securityScenario } from './security.js';
+import { healthFlipScenario } from './health-flip.js';
+import { ejectionScenario } from './ejection.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -21,6 +23,8 @@ export const SCENARIOS: readonly FaultScenario[] = [
   leaseMisuseScenario,
   soakScenario,
   securityScenario,
+  healthFlipScenario,
+  ejectionScenario,
   connectionAgeScenario,
   gracefulShutdownScenario,
   rollingRestartScenario,

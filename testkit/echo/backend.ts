@@ -110,6 +110,11 @@ export class Backend {
     await this.#ask('health', { service, status });
   }
 
+  /** While on, the server answers every Echo call with UNAVAILABLE ("asked to fail by the test"); its health stays as set. */
+  async setFailing(on: boolean): Promise<void> {
+    await this.#ask('failing', { on });
+  }
+
   /** Sends `{ type, id, ...fields }` over IPC and waits for the server's answer of the same type and id. */
   #ask<T>(type: string, fields: Record<string, unknown> = {}): Promise<T> {
     const child = this.#child;
