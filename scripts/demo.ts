@@ -1,12 +1,14 @@
 // npm run demo: anchorpool end to end on a fresh machine, in about
-// twenty seconds. It starts its own etcd through etcd-dev (installing it from Debian's
+// twenty-five seconds. It starts its own etcd through etcd-dev (installing it from Debian's
 // packages if needed and possible) and real grpc-js echo backends that answer the
 // standard health check, registers them with the real etcdctl (printing every command),
 // and runs real calls through round-robin leases, with the pool's health checks on, while
 // a live chart shows the leases per second on every anchor, its health, and the
 // connections each server counts. Mid-run it adds a backend, changes one's anchors and
 // deletes one, so the chart follows etcd live; between those steps one backend reports
-// NOT_SERVING for a moment, and its anchors leave the rotation and come back.
+// NOT_SERVING for a moment, and its anchors leave the rotation and come back. At the end
+// one backend fails every call for a moment: the pool's outlier detection ejects it, then
+// returns it once the (short, for the demo) ejection time is over.
 // Everything it started is stopped on success, on failure and on Ctrl-C or SIGTERM.
 //
 // This file is the story and its order; the pieces live in scripts/demo/.
@@ -30,6 +32,19 @@ const PREFIX = 'services/echo/';
 const HEALTH_SERVICE = 'anchorpool.test.Echo';
 /** How long the pool may take to act on a health change before the demo calls it a failure (on loopback it takes milliseconds). */
 const HEALTH_SEEN_TIMEOUT_MILLIS = 5000;
+/**
+ * The pool's outlier detection: an entry is ejected after this many failed calls in a row,
+ * for baseEjectionTimeMillis (short for the demo; the default is 30 s), and ejections end
+ * at the next interval tick after that (the default interval is 10 s).
+ */
+const OUTLIER_DETECTION = { consecutiveFailures: 5, baseEjectionTimeMillis: 2000, intervalMillis: 250 } as const;
+/** Seconds the outlier-ejection scene adds to the --duration story. */
+const EJECTION_SCENE_SECONDS = 4;
+/**
+ * How long the backend keeps failing once ejected (then it answers again, still ejected):
+ * longer than the chart's one-second rate window, so its frame then shows 0 leases/s.
+ */
+const FAILING_WHILE_EJECTED_MILLIS = 1500;
 const TARGET = `etcd:///${PREFIX}`;
 /** Calls in flight: enough to keep every anchor busy, few enough to leave the machine usable. */
 const LOOPS = 32;
@@ -102,7 +117,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   let code = 0;
   try {
-    const length = interactive ? 'until Ctrl-C' : `${options.durationSeconds} s of load`;
+    const length = interactive ? 'until Ctrl-C' : `${options.durationSeconds + EJECTION_SCENE_SECONDS} s of load`;
     screen.log(`${paint('bold', 'anchorpool demo')}: a dev etcd, grpc-js echo backends registered with etcdctl, and a lease pool under load (${length}).`);
     await ensureEtcdInstalled({ log: (line) => screen.log(`[etcd-dev] ${line}`) });
     abort.throwIfAborted();
@@ -114,7 +129,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (reportPids) screen.log(`pids: etcd=${member.pid}`);
     abort.throwIfAborted();
 
-    chart = new Chart({ target: TARGET, etcdEndpoints: cluster.endpoints, loops: LOOPS, durationSeconds: interactive ? undefined : options.durationSeconds });
+    chart = new Chart({ target: TARGET, etcdEndpoints: cluster.endpoints, loops: LOOPS, durationSeconds: interactive ? undefined : options.durationSeconds + EJECTION_SCENE_SECONDS });
     const alpha = await startBackend('alpha');
     const beta = await startBackend('beta');
     const gamma = await startBackend('gamma');
@@ -128,7 +143,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await etcdctlStep(['put', `${PREFIX}gamma`, `${gamma.address}#1`]);
     abort.throwIfAborted();
 
-    const pool: AnchorPool = createPool({ target: TARGET, etcd: { hosts: cluster.hosts }, drainTimeoutMillis: 3000, healthCheck: { serviceName: HEALTH_SERVICE } });
+    const pool: AnchorPool = createPool({
+      target: TARGET,
+      etcd: { hosts: cluster.hosts },
+      drainTimeoutMillis: 3000,
+      healthCheck: { serviceName: HEALTH_SERVICE },
+      outlierDetection: OUTLIER_DETECTION,
+    });
     teardown.add('pool', STOP.pool, () => pool.close());
     pool.on('endpoint-added', (e) => screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${e.anchors} anchor${e.anchors === 1 ? '' : 's'}`));
     pool.on('endpoint-updated', ({ before, after }) =>
@@ -144,6 +165,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       const effect = e.health === 'SERVING' ? (e.state === 'READY' ? 'back in rotation' : `healthy, ${e.state}`) : 'out of rotation';
       screen.log(`${stamp()}  pool: ${e.key}#${e.anchor} (${e.address}) health ${e.previous} → ${e.health}: ${effect}`);
     });
+    pool.on('endpoint-ejected', (e) => {
+      const reason = e.reason === 'consecutive-failures' ? `${OUTLIER_DETECTION.consecutiveFailures} failed calls in a row` : 'its share of failed calls';
+      const millis = e.until.getTime() - Date.now();
+      screen.log(
+        `${stamp()}  pool: ${e.key} (${e.address}) ejected after ${reason} (ejection ${e.times}): out of rotation until ${clock(e.until.getTime())}, ` +
+          `${(millis / 1000).toFixed(1)} s (baseEjectionTimeMillis ${OUTLIER_DETECTION.baseEjectionTimeMillis} for the demo; the default is 30 s)`,
+      );
+    });
+    pool.on('endpoint-returned', (e) => screen.log(`${stamp()}  pool: ${e.key} (${e.address}) returned after its ejection: back in rotation`));
     pool.on('etcd-connected', ({ revision }) => screen.log(`${stamp()}  pool: etcd connected at revision ${revision}`));
     await pool.ready({ signal: abort });
     screen.log(`${stamp()}  pool on ${TARGET} ready; ${LOOPS} loops now call Echo, one lease per call`);
@@ -199,15 +229,21 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     /** The pool's active anchors at the backend's address. */
     const anchorsOf = (backend: Backend) => pool.anchors().filter((a) => a.address === backend.address && !a.draining);
     const leasesOn = (backend: Backend): number => anchorsOf(backend).reduce((sum, a) => sum + a.acquired, 0);
-    /** Resolves once every active anchor at the backend's address has `health` (polled: the events are logged above). */
-    const poolSees = async (backend: Backend, healthy: boolean): Promise<void> => {
-      const deadline = Date.now() + HEALTH_SEEN_TIMEOUT_MILLIS;
-      const done = () => anchorsOf(backend).every((a) => (a.health === 'SERVING') === healthy);
+    /** Resolves once `done()` holds (polled), or fails the demo with "the pool did not `what` within `timeoutMillis` ms". */
+    const poolDoes = async (done: () => boolean, what: string, timeoutMillis: number): Promise<void> => {
+      const deadline = Date.now() + timeoutMillis;
       while (!done()) {
-        if (Date.now() > deadline) throw new Error(`the pool did not see ${backend.name} ${healthy ? 'SERVING' : 'leave the rotation'} within ${HEALTH_SEEN_TIMEOUT_MILLIS} ms`);
+        if (Date.now() > deadline) throw new Error(`the pool did not ${what} within ${timeoutMillis} ms`);
         await sleep(10, undefined, { signal: abort });
       }
     };
+    /** Resolves once every active anchor at the backend's address has `health` (polled: the events are logged above). */
+    const poolSees = (backend: Backend, healthy: boolean): Promise<void> =>
+      poolDoes(
+        () => anchorsOf(backend).every((a) => (a.health === 'SERVING') === healthy),
+        `see ${backend.name} ${healthy ? 'SERVING' : 'leave the rotation'}`,
+        HEALTH_SEEN_TIMEOUT_MILLIS,
+      );
     /** Sets what the backend's health service reports, printed first like an etcdctl command. */
     const setHealth = async (backend: Backend, status: 'SERVING' | 'NOT_SERVING', effect: string): Promise<void> => {
       screen.log(`${stamp()}  ${paint('cyan', `backend ${backend.name}: health → ${status}`)} (grpc.health.v1 status of "${HEALTH_SERVICE}"; ${effect})`);
@@ -232,6 +268,64 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       await poolSees(backend, true);
       soonAfterChange();
     };
+    /** Makes the backend fail every Echo call or stop that, printed first like an etcdctl command. */
+    const setFailing = async (backend: Backend, on: boolean, effect: string): Promise<void> => {
+      screen.log(`${stamp()}  ${paint('cyan', `backend ${backend.name}: failing → ${on ? 'on' : 'off'}`)} (${effect})`);
+      await backend.setFailing(on);
+    };
+    /** What the ejection scene measured, for the summary. */
+    let ejectionScene: { backend: Backend; failed: number; leasesWhileEjected: number } | undefined;
+    /**
+     * The backend fails every call until the pool ejects it, and a moment longer; then it
+     * answers again, and the pool returns it once the ejection time is over. Says how many
+     * leases its anchors took while ejected and how many calls failed on it.
+     */
+    const ejection = async (backend: Backend): Promise<void> => {
+      const key = `${PREFIX}${backend.name}`;
+      const n = anchorsOf(backend).length;
+      const failedBefore = load.errorsOn(backend.address);
+      // Lease counters read in the pool's own events, as it ejects and returns the key: exact, not timed.
+      type Mark = { at: number; own: number; all: number };
+      const mark = (): Mark => ({ at: Date.now(), own: leasesOn(backend), all: pool.stats().acquired });
+      let ejectedAt: (Mark & { until: number }) | undefined;
+      let returnedAt: Mark | undefined;
+      const onEjected = (e: { key: string; until: Date }): void => {
+        if (e.key === key && ejectedAt === undefined) ejectedAt = { ...mark(), until: e.until.getTime() };
+      };
+      const onReturned = (e: { key: string }): void => {
+        if (e.key === key && ejectedAt !== undefined && returnedAt === undefined) returnedAt = mark();
+      };
+      pool.on('endpoint-ejected', onEjected);
+      pool.on('endpoint-returned', onReturned);
+      try {
+        await setFailing(backend, true, `every Echo call gets UNAVAILABLE, while its health check still says SERVING`);
+        await poolDoes(() => ejectedAt !== undefined && anchorsOf(backend).every((a) => a.ejected), `eject ${backend.name}`, HEALTH_SEEN_TIMEOUT_MILLIS);
+        const out = ejectedAt!;
+        soonAfterChange();
+        await sleep(FAILING_WHILE_EJECTED_MILLIS, undefined, { signal: abort });
+        // What the chart shows while it is ejected: its anchors marked ejected, without leases.
+        await frameNow();
+        await setFailing(backend, false, `it answers again; the pool keeps it ejected until ${clock(out.until)}`);
+        const failed = load.errorsOn(backend.address) - failedBefore;
+        // Returned at the first interval tick after its ejection time.
+        const returnWithin = out.until - Date.now() + OUTLIER_DETECTION.intervalMillis + HEALTH_SEEN_TIMEOUT_MILLIS;
+        await poolDoes(() => returnedAt !== undefined && anchorsOf(backend).every((a) => !a.ejected), `return ${backend.name} to the rotation`, returnWithin);
+        const back = returnedAt!;
+        const [own, all] = [back.own - out.own, back.all - out.all];
+        ejectionScene = { backend, failed, leasesWhileEjected: own };
+        screen.log(
+          `${stamp()}  ${paint('bold', `while ejected (${((back.at - out.at) / 1000).toFixed(1)} s), ${backend.name}'s ${plural(n, 'anchor')} took ${count(own)} leases`)}; the others took ${count(all - own)}`,
+        );
+        screen.log(
+          `${stamp()}  ${count(failed)} calls failed on ${backend.name} while it failed every call${own === 0 ? ', all on leases taken before the pool ejected it' : ''}`,
+        );
+        soonAfterChange();
+        await poolDoes(() => leasesOn(backend) > back.own, `hand out a lease on ${backend.name} again`, HEALTH_SEEN_TIMEOUT_MILLIS);
+      } finally {
+        pool.off('endpoint-ejected', onEjected);
+        pool.off('endpoint-returned', onReturned);
+      }
+    };
     try {
       if (interactive) {
         const suggestions: [args: string[], why: string][] = [
@@ -247,7 +341,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           screen.log(`  ${etcdctlCommandLine(cluster.endpoints, args)}`);
         }
         screen.log(
-          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows alpha going NOT_SERVING and back.`),
+          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows alpha going NOT_SERVING and back, and delta failing its calls until outlier detection ejects it.`),
         );
         screen.log('');
         await new Promise<void>((resolve) => abort.addEventListener('abort', () => resolve(), { once: true }));
@@ -266,7 +360,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         await at(d * 0.75);
         note('beta is deleted: its 2 anchors drain and their connections close (the server keeps running)');
         await change(['del', `${PREFIX}beta`]);
-        await at(d);
+        await at(d * 0.8);
+        note(
+          `delta fails every call for a moment: outlier detection ejects it after ${OUTLIER_DETECTION.consecutiveFailures} failures in a row, ` +
+            `for ${OUTLIER_DETECTION.baseEjectionTimeMillis / 1000} s (the demo's baseEjectionTimeMillis; the default is 30 s), then returns it`,
+        );
+        await ejection(delta);
+        await at(d + EJECTION_SCENE_SECONDS);
       }
     } catch (err) {
       if (!abort.aborted) throw err;
@@ -282,7 +382,19 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       show(lastFrame, true);
     }
     screen.close();
-    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [])) screen.log(line);
+    const failed = {
+      total: load.errors,
+      byBackend: backends.map((b) => {
+        const calls = load.errorsOn(b.address);
+        const scene = ejectionScene?.backend === b ? ejectionScene : undefined;
+        const why =
+          scene !== undefined && scene.failed === calls
+            ? `all while it failed every call${scene.leasesWhileEjected === 0 ? ', on leases taken before the pool ejected it' : ''}`
+            : undefined;
+        return { name: b.name, calls, ...(why !== undefined && { why }) };
+      }),
+    };
+    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [], failed)) screen.log(line);
     if (load.calls === 0) throw new Error('no call succeeded');
     code = interruptedCode() ?? 0;
   } catch (err) {

@@ -3,10 +3,11 @@
 // and backend processes it starts. Checked: the exit code, every etcdctl command and
 // health check it prints, leases on every anchor of every backend, server-side
 // connections that follow the anchors, a backend flipped to NOT_SERVING whose anchors
-// the pool takes out of rotation (no lease on them meanwhile) and back, and that
-// afterwards none of its processes and not its etcd data dir is left — after a normal
-// end, a Ctrl-C in a terminal (SIGINT to the whole process group), a SIGTERM during
-// startup, and Ctrl-C in --interactive.
+// the pool takes out of rotation (no lease on them meanwhile) and back, a backend failing
+// every call that outlier detection ejects (no lease on it meanwhile, its failed calls
+// the only errors of the run) and returns, and that afterwards none of its processes and
+// not its etcd data dir is left — after a normal end, a Ctrl-C in a terminal (SIGINT to
+// the whole process group), a SIGTERM during startup, and Ctrl-C in --interactive.
 import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -115,7 +116,7 @@ function assertNothingLeft(t: Test, output: string, expectedNames: string[]): vo
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, leases on every anchor, and nothing left behind', async (t) => {
+t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, an outlier ejection, leases on every anchor, and nothing left behind', async (t) => {
   const demo = startDemo([DEMO, '--duration', '8']);
   const { code } = await exitWithin(demo, 40_000);
   const out = demo.output();
@@ -157,6 +158,31 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, l
   t.ok(Number(others?.replaceAll(',', '')) > 0, 'while the other anchors kept serving calls');
   t.match(out, /\d\d:\d\d:\d\d\.\d{3} t=\d+\.\ds {2}\$ etcdctl .* del services\/echo\/beta/, 'mid-run commands carry a timestamp');
 
+  // After the del, delta fails every call: the pool ejects it, delta answers again, and after the ejection time the pool returns it.
+  const deltaKey = `services/echo/delta \\(${escape(delta)}\\)`;
+  const failOn = out.search(/t=\d+\.\ds {2}backend delta: failing → on \(every Echo call gets UNAVAILABLE/);
+  const ejected = out.search(
+    new RegExp(`t=\\d+\\.\\ds {2}pool: ${deltaKey} ejected after 5 failed calls in a row \\(ejection 1\\): out of rotation until [\\d:.]+, [\\d.]+ s \\(baseEjectionTimeMillis 2000 for the demo; the default is 30 s\\)\n`),
+  );
+  const failOff = out.search(/t=\d+\.\ds {2}backend delta: failing → off \(it answers again; the pool keeps it ejected until [\d:.]+\)\n/);
+  const returned = out.search(new RegExp(`t=\\d+\\.\\ds {2}pool: ${deltaKey} returned after its ejection: back in rotation\n`));
+  t.ok(failOn >= 0 && ejected >= 0 && failOff >= 0 && returned >= 0, 'the failing switch, the ejection and the return are printed');
+  t.ok(order[5]! < failOn && failOn < ejected && ejected < failOff && failOff < returned, 'after the del: failing on, ejected, failing off, returned');
+  t.equal(out.match(/ ejected after /g)?.length, 1, 'the pool ejected once (nothing but delta)');
+  const whileEjected = out.slice(ejected, returned);
+  for (const i of [0, 1]) {
+    t.match(whileEjected, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+0 leases/s {2}\\(ejected\\)$`, 'm'), `a snapshot shows delta#${i} ejected, without leases`);
+  }
+  // From the pool's lease counters, read in its endpoint-ejected and endpoint-returned events: exact, not timed.
+  const [, ejectedOthers] = /while ejected \(\d+\.\d s\), delta's 2 anchors took 0 leases; the others took ([\d,]+)\n/.exec(out.slice(returned)) ?? [];
+  t.ok(ejectedOthers !== undefined, 'no lease on delta while it was ejected');
+  t.ok(Number(ejectedOthers?.replaceAll(',', '')) > 0, 'while the other anchors kept serving calls');
+  const [, failedOnDelta] = /([\d,]+) calls failed on delta while it failed every call, all on leases taken before the pool ejected it\n/.exec(out.slice(returned)) ?? [];
+  t.ok(Number(failedOnDelta?.replaceAll(',', '')) >= 5, `delta failed the calls that ejected it (${failedOnDelta})`);
+  // Until delta failed, no call failed at all.
+  const before = [...out.slice(0, failOn).matchAll(/^\[t=.*, ([\d,]+) errors;/gm)].map((m) => m[1]);
+  t.ok(before.length > 0 && before.every((n) => n === '0'), 'no call failed before delta started failing');
+
   // Every anchor of every backend had leases in some snapshot.
   const busiest = new Map<string, number>();
   for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+READY\s+SERVING\s+([\d,]+) leases\/s/gm)) {
@@ -175,7 +201,15 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, l
   for (const i of [0, 1, 2]) {
     t.match(last, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s`, 'm'), `alpha#${i} takes leases again`);
   }
-  t.match(last, /, 0 errors;/, 'no call failed');
+  for (const i of [0, 1]) {
+    t.match(last, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+$`, 'm'), `delta#${i} takes leases again, not marked ejected`);
+  }
+  t.match(last, new RegExp(`^\\[t=.*, ${failedOnDelta} errors;`, 'm'), 'no call failed but those on delta while it failed every call');
+  t.match(
+    out,
+    new RegExp(`^Failed calls: ${failedOnDelta} \\(delta ${failedOnDelta}, all while it failed every call, on leases taken before the pool ejected it\\)$`, 'm'),
+    'the summary counts them, all on delta',
+  );
 
   assertNothingLeft(t, out, ['etcd', 'alpha', 'beta', 'gamma', 'delta']);
 });

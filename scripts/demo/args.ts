@@ -17,13 +17,16 @@ lease pool on etcd:///services/echo/ with health checks on, under a load of real
 A live chart shows the leases per second on every anchor, its state and health, and the
 connections each backend counts. Mid-run the demo adds a backend, changes one backend's
 anchors and deletes one, with etcdctl, printing every command; in between, one backend
-reports NOT_SERVING for a moment and its anchors leave the rotation and come back.
+reports NOT_SERVING for a moment and its anchors leave the rotation and come back. Then
+one backend fails every call until the pool's outlier detection ejects it (for 2 s, a
+short ejection time for the demo), and the pool returns it afterwards.
 Everything it starts is stopped when it ends.
 
-  --duration SECONDS   how long the load runs (default 20; at least 4)
+  --duration SECONDS   how long the load runs (default 20; at least 4); the ejection
+                       adds 4 s to that
   --quick              the same as --duration 8
-  --interactive        no scripted changes (and no health flip): run until Ctrl-C and
-                       print the etcdctl commands to type in another terminal
+  --interactive        no scripted changes (no health flip, no ejection): run until
+                       Ctrl-C and print the etcdctl commands to type in another terminal
   -h, --help           this help
 
 Needs etcd and etcdctl 3.4+ on PATH (installed from Debian's packages when missing and

@@ -1,7 +1,8 @@
 // How a Frame looks: the live bar chart for a terminal (colors, eighth-block bars, fitted
 // to its width), the compact plain snapshot for logs and pipes, and the summary at the
 // end. Next to each anchor's state is its health, as the pool's health check last heard
-// it; an anchor that is not SERVING is marked out of rotation. Each anchor's bar has its backend's color, so the rows of one backend read as a
+// it; an anchor that is not SERVING is marked out of rotation, and one whose key outlier
+// detection ejected is marked ejected. Each anchor's bar has its backend's color, so the rows of one backend read as a
 // group; the bar scale follows the largest rate and shrinks back slowly, so bars do not
 // jump when one sample is off.
 import { padEnd, padStart, visibleLength, type Paint, type StyleName } from './ansi.js';
@@ -49,6 +50,14 @@ function healthStyle(row: AnchorRow): StyleName | undefined {
 /** Health keeps it from leases (NOT_SERVING, SERVICE_UNKNOWN, or UNKNOWN until the first answer). */
 const outOfRotation = (row: AnchorRow): boolean => row.state !== 'CLOSED' && row.health !== 'SERVING' && row.health !== 'UNCHECKED';
 const OUT_OF_ROTATION = 'out of rotation';
+const EJECTED = 'ejected';
+
+/** Why a row takes no leases, if health or an ejection keeps it out (a draining or connecting row shows that in its state). */
+function rotationMark(row: AnchorRow): string | undefined {
+  if (row.state === 'CLOSED') return undefined;
+  if (outOfRotation(row)) return row.ejected ? `${OUT_OF_ROTATION}, ${EJECTED}` : OUT_OF_ROTATION;
+  return row.ejected ? EJECTED : undefined;
+}
 
 /** Joins parts with separators into lines of at most `width` columns, breaking between parts. */
 function pack(parts: readonly string[], width: number): string[] {
@@ -127,7 +136,7 @@ export class Chart {
     const addrW = Math.max(15, ...frame.anchors.map((a) => a.address.length), ...frame.backends.map((b) => b.address.length));
     const stateW = Math.max(10, ...frame.anchors.map((a) => stateLabel(a).length));
     const healthW = Math.max(11, ...frame.anchors.map((a) => healthLabel(a).length));
-    const barW = Math.max(OUT_OF_ROTATION.length, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + healthW + 2 + 1 + numW)));
+    const barW = Math.max(`${OUT_OF_ROTATION}, ${EJECTED}`.length, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + healthW + 2 + 1 + numW)));
     lines.push('', paint('bold', 'Anchors: leases per second handed out on each, over the last second'));
     lines.push(paint('dim', `  ${padEnd('KEY#INDEX', keyW)}  ${padEnd('ADDRESS', addrW)}  ${padEnd('STATE', stateW)}  ${padEnd('HEALTH', healthW)}  ${padEnd('LEASES/S', barW)} ${padStart('', numW)}`));
     if (frame.anchors.length === 0) lines.push(paint('yellow', '  (no anchors: nothing valid is registered under the prefix)'));
@@ -138,7 +147,8 @@ export class Chart {
       const state = padEnd(paint(stateStyle(a), stateLabel(a)), stateW);
       const health = padEnd(paint(healthStyle(a), healthLabel(a)), healthW);
       // Leases still out when it left finish, so the bar can fade for a moment before the mark shows.
-      const drawn = outOfRotation(a) && a.rate < 1 ? paint('red', OUT_OF_ROTATION) : paint(style(a.address), bar(a.rate, scale.anchor, barW, unicode));
+      const mark = rotationMark(a);
+      const drawn = mark !== undefined && a.rate < 1 ? paint('red', mark) : paint(style(a.address), bar(a.rate, scale.anchor, barW, unicode));
       const rate = closed ? '' : `${padEnd(drawn, barW)} ${padStart(count(a.rate), numW)}`;
       lines.push(`  ${label}  ${address}  ${state}  ${health}  ${rate}`);
     });
@@ -180,7 +190,8 @@ export class Chart {
         `etcd rev ${frame.etcd.revision}${frame.etcd.connected ? '' : ' DISCONNECTED'}`,
     ];
     frame.anchors.forEach((a, i) => {
-      const drawn = outOfRotation(a) ? `(${OUT_OF_ROTATION})` : bar(a.rate, scale.anchor, 20, false);
+      const mark = rotationMark(a);
+      const drawn = mark !== undefined ? `(${mark})` : bar(a.rate, scale.anchor, 20, false);
       const rate = a.state === 'CLOSED' ? '' : `${padStart(count(a.rate), 7)} leases/s  ${drawn}`;
       lines.push(`  anchor ${labels[i]!.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${stateLabel(a).padEnd(stateW)}  ${healthLabel(a).padEnd(healthW)}  ${rate}`.trimEnd());
     });
@@ -193,12 +204,27 @@ export class Chart {
   }
 }
 
-/** What every anchor and every backend served over the whole run. */
-export function summary(perAnchor: readonly AnchorCalls[], backends: readonly BackendRow[]): string[] {
+/** Calls that failed over the whole run: all of them, and those on each backend (with why, where the demo knows). */
+export interface FailedCalls {
+  total: number;
+  byBackend: readonly { name: string; calls: number; why?: string }[];
+}
+
+function failedLine(failed: FailedCalls): string {
+  if (failed.total === 0) return 'Failed calls: none';
+  const parts = failed.byBackend.filter((b) => b.calls > 0).map((b) => `${b.name} ${count(b.calls)}${b.why === undefined ? '' : `, ${b.why}`}`);
+  const elsewhere = failed.total - failed.byBackend.reduce((sum, b) => sum + b.calls, 0);
+  if (elsewhere > 0) parts.push(`${count(elsewhere)} before a lease was taken`);
+  return `Failed calls: ${count(failed.total)} (${parts.join('; ')})`;
+}
+
+/** What every anchor and every backend served over the whole run, and what failed. */
+export function summary(perAnchor: readonly AnchorCalls[], backends: readonly BackendRow[], failed: FailedCalls): string[] {
   const keyW = Math.max(0, ...perAnchor.map((a) => `${a.key}#${a.anchor}`.length));
   const addrW = Math.max(0, ...perAnchor.map((a) => a.address.length));
   const lines = ['', 'Calls per anchor over the whole run (one lease each):'];
   for (const a of perAnchor) lines.push(`  ${`${a.key}#${a.anchor}`.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${padStart(count(a.calls), 9)}`);
   lines.push(`Calls counted by each backend: ${backends.map((b) => `${b.name} ${count(b.calls)}`).join(', ')}`);
+  lines.push(failedLine(failed));
   return lines;
 }

@@ -1,5 +1,5 @@
 // What the chart shows, sampled about 4 times a second: per anchor its state, its health
-// (what the pool's grpc.health.v1 Watch last heard) and the leases per second handed out on it (deltas of pool.anchors()[i].acquired), per backend
+// (what the pool's grpc.health.v1 Watch last heard), whether outlier detection ejected it, and the leases per second handed out on it (deltas of pool.anchors()[i].acquired), per backend
 // the connections and calls its server counts, and the totals. Rates are taken over the
 // last second of samples, so bars move smoothly yet follow a change within a second. An
 // anchor that just closed stays one more moment as a CLOSED row, so the eye sees it go.
@@ -21,7 +21,9 @@ export interface AnchorRow {
   address: string;
   state: AnchorState | 'CLOSED';
   health: AnchorHealth;
-  /** May take a lease now (READY, healthy, not draining, below its cap). */
+  /** Its key is ejected by outlier detection (no new leases until the pool returns it). */
+  ejected: boolean;
+  /** May take a lease now (READY, healthy, not ejected, not draining, below its cap). */
   eligible: boolean;
   draining: boolean;
   leased: number;
@@ -169,6 +171,7 @@ export class Sampler {
         address: info.address,
         state: info.state,
         health: info.health,
+        ejected: info.ejected,
         eligible: info.eligible,
         draining: info.draining,
         leased: info.leased,
@@ -177,7 +180,7 @@ export class Sampler {
       this.#closed.delete(id);
     }
     for (const [id, row] of this.#previous) {
-      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', eligible: false, draining: false, leased: 0, rate: 0 }, since: now });
+      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', ejected: false, eligible: false, draining: false, leased: 0, rate: 0 }, since: now });
     }
     for (const [id, { since }] of this.#closed) {
       if (now - since > CLOSED_ROW_MILLIS) {
