@@ -89,8 +89,11 @@ export class HealthWatch {
     const call = this.#client.watch({ service: this.#settings.serviceName });
     this.#call = call;
     const current = (): boolean => this.#running && this.#call === call;
+    // gRFC A17: a stream that had answered is opened again at once; one that never did, after the backoff.
+    let answered = false;
     call.on('data', (response: WatchResponse) => {
       if (!current()) return;
+      answered = true;
       this.#backoff = undefined; // the stream works: the next failure starts from the initial delay
       // The server's UNKNOWN (or a status this client does not know) is not SERVING: unhealthy.
       const sent = response.status !== undefined && STATUSES.has(response.status) ? (response.status as HealthStatus) : 'UNKNOWN';
@@ -105,23 +108,27 @@ export class HealthWatch {
         return;
       }
       this.#report.status('NOT_SERVING', `health stream failed: ${error.code} ${grpc.status[error.code] ?? ''} ${error.details}`.trim());
-      this.#scheduleRetry();
+      this.#scheduleRetry(answered);
     });
     call.on('end', () => {
       // A Watch that ends without an error (a server shutting the stream) is retried too.
       if (!current()) return;
       this.#call = undefined;
       this.#report.status('NOT_SERVING', 'health stream ended');
-      this.#scheduleRetry();
+      this.#scheduleRetry(answered);
     });
   }
 
-  #scheduleRetry(): void {
-    this.#backoff = this.#backoff === undefined ? this.#backoffs.next() : this.#backoff.next(undefined);
+  #scheduleRetry(immediately: boolean): void {
+    let delay = 0;
+    if (!immediately) {
+      this.#backoff = this.#backoff === undefined ? this.#backoffs.next() : this.#backoff.next(undefined);
+      delay = this.#backoff.duration;
+    }
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       if (this.#running) this.#open();
-    }, this.#backoff.duration);
+    }, delay);
     this.#retry.unref();
   }
 }
