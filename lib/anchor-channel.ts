@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from './address.js';
-import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from './anchor.js';
+import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type AnchorSpec } from './anchor.js';
 import { HealthWatch, type HealthWatchSettings } from './health-watch.js';
 import { pinnedServiceConfig, registerPinnedPolicy } from './grpc/pinned-policy.js';
 
@@ -57,7 +57,7 @@ export class ChannelAnchor extends Anchor {
       ...settings.channelOptions,
       // pick_first that marks the calls failing at their pick as never sent (lib/grpc/pinned-policy.ts).
       'grpc.service_config': pinnedServiceConfig(settings.channelOptions['grpc.service_config'] as string | undefined),
-      [ANCHOR_ARG]: `${settings.tag}/${spec.key}#${spec.index}`,
+      [ANCHOR_ARG]: `${settings.tag}/${anchorArg(spec)}`,
       'grpc.use_local_subchannel_pool': 1,
     });
     const check = settings.healthCheck;

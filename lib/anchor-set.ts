@@ -14,9 +14,12 @@
  * tracks it, so the owner can show a draining anchor going away. The owner hears:
  *   - state(anchor, …) and health(anchor, …): a tracked anchor's state or health changed;
  *   - eligible(): an active anchor became eligible (waiters may be served now);
- *   - closed(anchor): a tracked anchor closed and left the set.
+ *   - closed(anchor): a tracked anchor closed and left the set;
+ *   - refreshed(old, fresh): a replacement took an anchor's slot at its maximum age
+ *     (anchor-refresh.ts); the old one drains.
  */
 import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
+import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from './anchor-refresh.js';
 import { Picker } from './picker.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
@@ -28,6 +31,7 @@ export interface AnchorSetOwner<A extends Anchor> {
   health?(anchor: A, health: AnchorHealth, previous: AnchorHealth): void;
   eligible(anchor: A): void;
   closed(anchor: A): void;
+  refreshed?(old: A, fresh: A, ageMillis: number): void;
 }
 
 export interface ApplyResult {
@@ -53,11 +57,22 @@ export class AnchorSet<A extends Anchor> {
   #drained: Promise<void> | undefined;
   /** Keys whose anchors are ejected (outlier ejection); new anchors of such a key start ejected. */
   readonly #ejectedKeys = new Set<string>();
+  /** The entries last applied (the schedule and the refresh ages come from them). */
+  #desired: ReadonlyMap<string, DesiredEntry> = new Map();
+  /** Anchors made per slot so far: a replacement's generation keeps its connection distinct. */
+  readonly #generations = new Map<string, number>();
+  readonly #refresher: AnchorRefresher<A>;
 
-  constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, drainTimeoutMillis: number) {
+  constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, drainTimeoutMillis: number, refresh: RefreshSettings = DEFAULT_REFRESH_SETTINGS) {
     this.#factory = factory;
     this.#owner = owner;
     this.#drainTimeoutMillis = drainTimeoutMillis;
+    this.#refresher = new AnchorRefresher(refresh, {
+      holdsSlot: (anchor) => this.#holdsSlot(anchor),
+      replacement: (old) => this.#create(old.key, old.index, old.address),
+      swap: (old, fresh, ageMillis) => this.#swap(old, fresh, ageMillis),
+      discard: (fresh) => fresh.close(),
+    });
     this.#listener = {
       state: (anchor, state, previous) => {
         if (this.#tracks(anchor as A)) this.#owner.state(anchor as A, state, previous);
@@ -66,6 +81,7 @@ export class AnchorSet<A extends Anchor> {
         if (this.#tracks(anchor as A)) this.#owner.health?.(anchor as A, health, previous);
       },
       eligibility: (anchor, eligible) => {
+        if (eligible && this.#refresher.isPending(anchor as A)) return this.#refresher.ready(anchor as A);
         if (!this.#holdsSlot(anchor as A)) return;
         this.#picker.eligibilityChanged(eligible);
         if (eligible) this.#owner.eligible(anchor as A);
@@ -90,6 +106,10 @@ export class AnchorSet<A extends Anchor> {
   }
   get eligibleCount(): number {
     return this.#picker.eligibleCount;
+  }
+  /** Anchors replaced at their maximum age so far, replacements that failed, and keys with one connecting now. */
+  refreshCounts(): { done: number; failed: number; connecting: number } {
+    return { done: this.#refresher.refreshes, failed: this.#refresher.failures, connecting: this.#refresher.replacing };
   }
 
   /** The next eligible anchor in round-robin order, or undefined when none is. */
@@ -158,6 +178,13 @@ export class AnchorSet<A extends Anchor> {
     for (const anchor of this.#active.values()) {
       live.set(anchor.key, { addr: anchor.address, count: (live.get(anchor.key)?.count ?? 0) + 1 });
     }
+    const previous = this.#desired;
+    this.#desired = desired;
+    // A key whose maximum age changed starts its anchors' clocks again with the new one.
+    for (const anchor of this.#active.values()) {
+      const age = desired.get(anchor.key)?.maxAgeMillis;
+      if (desired.has(anchor.key) && age !== previous.get(anchor.key)?.maxAgeMillis) this.#refresher.track(anchor, age);
+    }
     const plan = reconcile(desired, live);
     if (plan.drain.length === 0 && plan.create.length === 0) return { created: 0, drained: 0 };
     const drained: A[] = [];
@@ -166,13 +193,14 @@ export class AnchorSet<A extends Anchor> {
       const anchor = this.#active.get(slot)!;
       this.#active.delete(slot);
       this.#draining.add(anchor);
+      this.#refresher.untrack(anchor);
       drained.push(anchor);
     }
     const created: A[] = [];
     for (const { key, index, addr } of plan.create) {
-      const anchor = this.#factory({ key, index, address: addr }, this.#listener);
-      if (this.#ejectedKeys.has(key)) anchor.setEjected(true);
+      const anchor = this.#create(key, index, addr);
       this.#active.set(slotOf(key, index), anchor);
+      this.#refresher.track(anchor, desired.get(key)?.maxAgeMillis);
       created.push(anchor);
     }
     this.#reschedule(desired);
@@ -192,6 +220,7 @@ export class AnchorSet<A extends Anchor> {
   }
 
   #drainAll(): Promise<void> {
+    this.#refresher.stop();
     this.#wanted = 0;
     const all = [...this.#active.values()];
     this.#active.clear();
@@ -205,6 +234,7 @@ export class AnchorSet<A extends Anchor> {
 
   /** Closes every anchor now, without draining (a destroyed policy). */
   closeAll(): void {
+    this.#refresher.stop();
     const all = [...this.#active.values(), ...this.#draining];
     this.#wanted = 0;
     this.#active.clear();
@@ -213,6 +243,27 @@ export class AnchorSet<A extends Anchor> {
       this.#draining.add(anchor);
       anchor.close();
     }
+  }
+
+  #create(key: string, index: number, address: string): A {
+    const slot = slotOf(key, index);
+    const generation = this.#generations.get(slot) ?? 0;
+    this.#generations.set(slot, generation + 1);
+    const anchor = this.#factory({ key, index, address, generation }, this.#listener);
+    if (this.#ejectedKeys.has(key)) anchor.setEjected(true);
+    return anchor;
+  }
+
+  /** A replacement takes its slot (make before break): it joins the schedule, the old anchor drains. */
+  #swap(old: A, fresh: A, ageMillis: number): void {
+    this.#active.set(slotOf(old.key, old.index), fresh);
+    this.#draining.add(old);
+    this.#refresher.untrack(old);
+    this.#refresher.track(fresh, this.#desired.get(fresh.key)?.maxAgeMillis);
+    this.#reschedule(this.#desired);
+    old.drain(this.#drainTimeoutMillis);
+    this.#owner.refreshed?.(old, fresh, ageMillis);
+    if (fresh.eligible) this.#owner.eligible(fresh);
   }
 
   #reschedule(desired: ReadonlyMap<string, DesiredEntry>): void {

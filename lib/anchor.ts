@@ -47,6 +47,14 @@ export interface AnchorSpec {
   readonly key: string;
   readonly index: number;
   readonly address: string;
+  /** How many anchors this slot had before (0 for the first; a refresh's replacement counts on). */
+  readonly generation?: number;
+}
+
+/** The ANCHOR_ARG value of an anchor: `key#index`, and `@generation` for a refresh's replacement. */
+export function anchorArg(spec: AnchorSpec): string {
+  const generation = spec.generation ?? 0;
+  return generation === 0 ? `${spec.key}#${spec.index}` : `${spec.key}#${spec.index}@${generation}`;
 }
 
 /** How an anchor reports to the one that created it (the anchor set). */

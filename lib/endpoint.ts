@@ -1,9 +1,9 @@
 /**
  * The Endpoint record and the parser for etcd values. Three value forms are accepted:
- *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"metadata":{…}}
+ *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"maxAgeSeconds":300,"metadata":{…}}
  *   2. etcd's Go endpoints.Manager JSON  {"Op":0,"Addr":"10.0.0.5:50051","Metadata":{…}}
- *      (field names match case-insensitively, as Go's encoding/json does; anchors come
- *      from Metadata.anchors when present)
+ *      (field names match case-insensitively, as Go's encoding/json does; anchors and
+ *      maxAgeSeconds come from Metadata.anchors and Metadata.maxAgeSeconds when present)
  *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4
  * Parsing never throws: it returns an Endpoint or a readable reason.
  */
@@ -17,6 +17,8 @@ export interface Endpoint {
   readonly key: string;
   readonly addr: string;
   readonly anchors: number;
+  /** The anchors' maximum age for this key (a refresh, make before break); 0: never. Absent: the pool's default. */
+  readonly maxAgeSeconds?: number;
   readonly metadata?: unknown;
   readonly format: EndpointFormat;
 }
@@ -32,7 +34,9 @@ export const DEFAULT_LIMITS: ParseLimits = { defaultAnchors: 1, maxAnchorsPerKey
 export type ParseResult = { ok: true; endpoint: Endpoint } | { ok: false; reason: string };
 
 const MAX_METADATA_DEPTH = 32;
-const NATIVE_FIELDS = new Set(['addr', 'anchors', 'metadata']);
+const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAgeSeconds', 'metadata']);
+/** The longest maximum age: Node's timer limit, in seconds. */
+export const MAX_AGE_SECONDS_LIMIT = 2_147_483;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function invalid(reason: string): ParseResult {
@@ -59,7 +63,12 @@ function depthWithin(value: unknown, limit: number): boolean {
   return children.every((child) => depthWithin(child, limit - 1));
 }
 
-const schemaCache = new Map<number, z.ZodType<{ addr: string; anchors?: number | undefined; metadata?: unknown; op?: number | undefined }>>();
+const maxAgeSchema = z
+  .number({ error: 'must be a number' })
+  .min(0, { error: `must be from 0 to ${MAX_AGE_SECONDS_LIMIT} seconds` })
+  .max(MAX_AGE_SECONDS_LIMIT, { error: `must be from 0 to ${MAX_AGE_SECONDS_LIMIT} seconds` });
+
+const schemaCache = new Map<number, z.ZodType<{ addr: string; anchors?: number | undefined; maxAgeSeconds?: number | undefined; metadata?: unknown; op?: number | undefined }>>();
 
 function valueSchema(maxAnchors: number) {
   let schema = schemaCache.get(maxAnchors);
@@ -69,6 +78,7 @@ function valueSchema(maxAnchors: number) {
       .object({
         addr: addressSchema,
         anchors: anchors.optional(),
+        maxAgeSeconds: maxAgeSchema.optional(),
         metadata: z
           .unknown()
           .refine((m) => depthWithin(m, MAX_METADATA_DEPTH), { error: `is nested deeper than ${MAX_METADATA_DEPTH} levels` })
@@ -77,11 +87,17 @@ function valueSchema(maxAnchors: number) {
         op: z.number({ error: 'must be a number' }).int().min(0).max(255).optional(),
       })
       .superRefine((value, ctx) => {
-        const fromMetadata = metadataAnchors(value.metadata);
-        if (value.anchors !== undefined || fromMetadata === undefined) return;
-        const checked = anchors.safeParse(fromMetadata);
-        for (const issue of checked.error?.issues ?? []) {
-          ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'anchors'] });
+        const fromMetadata = metadataField(value.metadata, 'anchors');
+        if (value.anchors === undefined && fromMetadata !== undefined) {
+          for (const issue of anchors.safeParse(fromMetadata).error?.issues ?? []) {
+            ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'anchors'] });
+          }
+        }
+        const ageFromMetadata = metadataField(value.metadata, 'maxAgeSeconds');
+        if (value.maxAgeSeconds === undefined && ageFromMetadata !== undefined) {
+          for (const issue of maxAgeSchema.safeParse(ageFromMetadata).error?.issues ?? []) {
+            ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'maxAgeSeconds'] });
+          }
         }
       });
     schemaCache.set(maxAnchors, schema);
@@ -106,9 +122,9 @@ function oneLine(error: z.ZodError): string {
     .join('; ');
 }
 
-function metadataAnchors(metadata: unknown): unknown {
+function metadataField(metadata: unknown, name: 'anchors' | 'maxAgeSeconds'): unknown {
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined;
-  return (metadata as Record<string, unknown>)['anchors'];
+  return (metadata as Record<string, unknown>)[name];
 }
 
 function parseJson(key: string, text: string, limits: ParseLimits): ParseResult {
@@ -126,6 +142,7 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
   const candidate = {
     addr: goField(object, 'addr'),
     anchors: goField(object, 'anchors'),
+    maxAgeSeconds: goField(object, 'maxAgeSeconds'),
     metadata: goField(object, 'metadata'),
     op: goField(object, 'op'),
   };
@@ -133,9 +150,16 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
   const parsed = valueSchema(limits.maxAnchorsPerKey).safeParse(candidate);
   if (!parsed.success) return invalid(oneLine(parsed.error));
   const { addr, metadata } = parsed.data;
-  const anchors = parsed.data.anchors ?? (metadataAnchors(metadata) as number | undefined) ?? limits.defaultAnchors;
-  const endpoint: Endpoint =
-    metadata === undefined || metadata === null ? { key, addr, anchors, format } : { key, addr, anchors, metadata, format };
+  const anchors = parsed.data.anchors ?? (metadataField(metadata, 'anchors') as number | undefined) ?? limits.defaultAnchors;
+  const maxAgeSeconds = parsed.data.maxAgeSeconds ?? (metadataField(metadata, 'maxAgeSeconds') as number | undefined);
+  const endpoint: Endpoint = {
+    key,
+    addr,
+    anchors,
+    ...(maxAgeSeconds !== undefined && { maxAgeSeconds }),
+    ...(metadata !== undefined && metadata !== null && { metadata }),
+    format,
+  };
   return { ok: true, endpoint };
 }
 
@@ -185,6 +209,7 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
     a.key === b.key &&
     a.addr === b.addr &&
     a.anchors === b.anchors &&
+    a.maxAgeSeconds === b.maxAgeSeconds &&
     a.format === b.format &&
     JSON.stringify(a.metadata) === JSON.stringify(b.metadata)
   );

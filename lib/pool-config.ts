@@ -53,6 +53,15 @@ export interface PoolOptions extends SourceOptions {
    */
   leakDetectionMillis?: number;
   /**
+   * Refresh every anchor after this age, make before break: a new connection for the same
+   * (key, index) connects (and passes its health check, when those are on) before the old
+   * one drains, one anchor of a key at a time, the age jittered ±15%. For addresses that are
+   * L4 load balancers (a Kubernetes Service, HAProxy in TCP mode): each connection stays on
+   * the server it landed on, so servers added later get nothing until connections are
+   * made again. A key's value field `maxAgeSeconds` wins for its key. Default 0 = off.
+   */
+  anchorMaxAgeMillis?: number;
+  /**
    * Client-side health checks (gRFC A17): each anchor runs a grpc.health.v1 `Watch` stream
    * on its own connection and takes leases only while its last status is SERVING (after a
    * reconnect it waits for the first SERVING). A backend without a health service
@@ -142,6 +151,7 @@ const poolOptionsSchema = sourceOptionsSchema.extend({
   drainTimeoutMillis: millis.default(30_000),
   readyTimeoutMillis: millis.default(10_000),
   leakDetectionMillis: millis.default(0),
+  anchorMaxAgeMillis: millis.default(0),
   outlierDetection: z
     .lazy(() => outlierDetectionSchema)
     .optional(),
@@ -169,6 +179,7 @@ export interface ResolvedPoolOptions {
   readonly drainTimeoutMillis: number;
   readonly readyTimeoutMillis: number;
   readonly leakDetectionMillis: number;
+  readonly anchorMaxAgeMillis: number;
   readonly healthCheck: Required<HealthCheckOptions> | undefined;
   readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
 }
@@ -185,6 +196,7 @@ const POOL_ONLY_KEYS = new Set([
   'drainTimeoutMillis',
   'readyTimeoutMillis',
   'leakDetectionMillis',
+  'anchorMaxAgeMillis',
 ]);
 
 export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
@@ -207,6 +219,7 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
     drainTimeoutMillis: options.drainTimeoutMillis,
     readyTimeoutMillis: options.readyTimeoutMillis,
     leakDetectionMillis: options.leakDetectionMillis,
+    anchorMaxAgeMillis: options.anchorMaxAgeMillis,
     healthCheck: options.healthCheck,
     outlierDetection: options.outlierDetection,
   };

@@ -47,6 +47,8 @@ export interface PoolEvents {
   'endpoint-ejected': [event: { key: string; address: string; until: Date; times: number; reason: 'consecutive-failures' | 'failure-percentage' }];
   /** An ejected endpoint entry is back in rotation. */
   'endpoint-returned': [event: { key: string; address: string }];
+  /** An anchor reached its maximum age and a new connection took its place (the old one drains). */
+  'anchor-refreshed': [event: { key: string; anchor: number; address: string; ageMillis: number }];
   error: [error: AnchorPoolError];
 }
 
@@ -87,6 +89,8 @@ export interface PoolStats {
   /** Keys ejected by outlier detection now, and ejections since the pool started. */
   readonly ejected: readonly string[];
   readonly ejections: number;
+  /** Anchors replaced at their maximum age, replacements that did not connect in time, and keys with one connecting now. */
+  readonly refreshes: { readonly done: number; readonly failed: number; readonly connecting: number };
   readonly source: SourceStatus;
 }
 

@@ -94,6 +94,10 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         health: (anchor, health, previous) => this.#anchorHealth(anchor, health, previous),
         eligible: () => this.#broker.wake(),
         closed: () => undefined,
+        refreshed: (old, fresh, ageMillis) => {
+          this.#logger.debug({ key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis: Math.round(ageMillis) }, 'anchor refreshed');
+          this.#emit('anchor-refreshed', { key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis });
+        },
       },
       this.#options.drainTimeoutMillis,
     );
@@ -295,6 +299,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       timeouts: broker.timeouts,
       ejected: [...snapshot.endpoints.keys()].filter((key) => this.#outliers?.isEjected(key) === true),
       ejections: this.#outliers?.ejections ?? 0,
+      refreshes: this.#anchors.refreshCounts(),
       source: this.#source.status(),
     };
   }
@@ -346,7 +351,12 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     for (const endpoint of change.removed) this.#emit('endpoint-removed', endpoint);
     if (this.#lifecycle.closing) return;
     const desired = new Map<string, DesiredEntry>();
-    for (const [key, endpoint] of this.#source.snapshot().endpoints) desired.set(key, { addr: endpoint.addr, anchors: endpoint.anchors });
+    const maxAge = this.#options.anchorMaxAgeMillis;
+    for (const [key, endpoint] of this.#source.snapshot().endpoints) {
+      // A key's own maxAgeSeconds wins over the pool's anchorMaxAgeMillis (0 turns it off for the key).
+      const maxAgeMillis = endpoint.maxAgeSeconds !== undefined ? endpoint.maxAgeSeconds * 1000 : maxAge;
+      desired.set(key, maxAgeMillis > 0 ? { addr: endpoint.addr, anchors: endpoint.anchors, maxAgeMillis } : { addr: endpoint.addr, anchors: endpoint.anchors });
+    }
     this.#outliers?.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));
     const { created, drained } = this.#anchors.apply(desired);
     if (created > 0 || drained > 0) this.#logger.debug({ created, drained, anchors: this.#anchors.activeCount }, 'reconciled anchors');

@@ -11,6 +11,8 @@
 export interface DesiredEntry {
   readonly addr: string;
   readonly anchors: number;
+  /** The anchors' maximum age before a make-before-break refresh; undefined or 0: never. */
+  readonly maxAgeMillis?: number;
 }
 
 /** What is live now for one key: its address and how many anchors (indexes 0..count-1). */

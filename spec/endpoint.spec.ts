@@ -99,3 +99,18 @@ t.test('property: parsing arbitrary bytes or JSON never throws and always explai
   );
   t.pass('3000 generated values parsed without throwing');
 });
+
+t.test('maxAgeSeconds: a native field, or Metadata.maxAgeSeconds in the Go form; 0 turns refresh off for the key', async (t) => {
+  const ok = (value: string) => {
+    const result = parse(value);
+    return result.ok ? result.endpoint : result.reason;
+  };
+  t.match(ok('{"addr":"h:1","anchors":2,"maxAgeSeconds":300}'), { maxAgeSeconds: 300, format: 'json' });
+  t.match(ok('{"addr":"h:1","maxAgeSeconds":0.5}'), { maxAgeSeconds: 0.5 }, 'fractions are allowed');
+  t.match(ok('{"addr":"h:1","maxAgeSeconds":0}'), { maxAgeSeconds: 0 });
+  t.match(ok('{"Op":0,"Addr":"h:1","Metadata":{"anchors":2,"maxAgeSeconds":60}}'), { anchors: 2, maxAgeSeconds: 60, format: 'go' });
+  t.notOk('maxAgeSeconds' in (ok('{"addr":"h:1"}') as object), 'absent: the pool default applies');
+  t.equal(ok('{"addr":"h:1","maxAgeSeconds":-1}'), 'maxAgeSeconds: must be from 0 to 2147483 seconds');
+  t.equal(ok('{"addr":"h:1","maxAgeSeconds":"300"}'), 'maxAgeSeconds: must be a number');
+  t.equal(ok('{"Addr":"h:1","Metadata":{"maxAgeSeconds":3000000}}'), 'metadata.maxAgeSeconds: must be from 0 to 2147483 seconds');
+});

@@ -9,7 +9,7 @@
  */
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { connectivityState as State } from '@grpc/grpc-js';
-import { ANCHOR_ARG, Anchor, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchor.js';
+import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchor.js';
 import { HealthWatch, type HealthWatchSettings } from '../health-watch.js';
 import type { ChannelControlHelper, SubchannelAddress, SubchannelInterface } from './experimental.js';
 import { SubchannelCallChannel } from './subchannel-call-channel.js';
@@ -44,7 +44,8 @@ export class SubchannelAnchor extends Anchor {
     heldOutChanged?: (anchor: SubchannelAnchor) => void,
   ) {
     super(spec, Infinity, listener, healthCheck !== undefined);
-    this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: `${spec.key}#${spec.index}` });
+    // A refresh's replacement (generation > 0) needs a subchannel of its own, not the pooled one of its slot.
+    this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: anchorArg(spec) });
     this.subchannel.ref();
     this.#heldOutChanged = heldOutChanged;
     if (healthCheck !== undefined) {

@@ -46,10 +46,13 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
   readonly healthServiceName: string | undefined;
   /** undefined: no outlier ejection. */
   readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
+  /** The anchors' maximum age before a make-before-break refresh (a key's maxAgeSeconds wins); 0: off. */
+  readonly anchorMaxAgeMillis: number;
 
-  constructor(healthServiceName?: string, outlierDetection?: Required<OutlierDetectionOptions>) {
+  constructor(healthServiceName?: string, outlierDetection?: Required<OutlierDetectionOptions>, anchorMaxAgeMillis = 0) {
     this.healthServiceName = healthServiceName;
     this.outlierDetection = outlierDetection;
+    this.anchorMaxAgeMillis = anchorMaxAgeMillis;
   }
   getLoadBalancerName(): string {
     return POLICY_NAME;
@@ -59,11 +62,16 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
       [POLICY_NAME]: {
         ...(this.healthServiceName !== undefined && { healthCheckConfig: { serviceName: this.healthServiceName } }),
         ...(this.outlierDetection !== undefined && { outlierDetection: this.outlierDetection }),
+        ...(this.anchorMaxAgeMillis > 0 && { anchorMaxAgeMillis: this.anchorMaxAgeMillis }),
       },
     };
   }
   static createFromJson(json: unknown): AnchoredRoundRobinConfig {
-    const config = (json ?? {}) as { healthCheckConfig?: unknown; outlierDetection?: unknown };
+    const config = (json ?? {}) as { healthCheckConfig?: unknown; outlierDetection?: unknown; anchorMaxAgeMillis?: unknown };
+    const maxAge = config.anchorMaxAgeMillis ?? 0;
+    if (!(Number.isInteger(maxAge) && (maxAge as number) >= 0 && (maxAge as number) <= 2_147_483_647)) {
+      throw new Error(`${POLICY_NAME}: anchorMaxAgeMillis must be an integer from 0 to 2147483647, got ${JSON.stringify(maxAge)}`);
+    }
     let serviceName: string | undefined;
     const health = config.healthCheckConfig;
     if (health !== undefined && health !== null) {
@@ -79,7 +87,7 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
       if (!parsed.success) throw new Error(`${POLICY_NAME}: invalid outlierDetection: ${formatZodError(parsed.error)}`);
       outliers = parsed.data;
     }
-    return new AnchoredRoundRobinConfig(serviceName, outliers);
+    return new AnchoredRoundRobinConfig(serviceName, outliers, maxAge as number);
   }
 }
 
@@ -140,6 +148,7 @@ function noHealthService(anchor: SubchannelAnchor, detail: string): void {
 export class AnchoredRoundRobin implements LoadBalancer {
   readonly #helper: ChannelControlHelper;
   readonly #anchors: AnchorSet<SubchannelAnchor>;
+  #maxAgeMillis = 0;
   /** Where each key's new subchannels connect, and the args they get; set by updateAddressList. */
   #addresses = new Map<string, SubchannelAddress>();
   #options: ChannelOptions = {};
@@ -194,6 +203,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
     // New anchors get the current health settings; existing ones keep theirs until replaced.
     this.#health = config.healthServiceName === undefined ? undefined : { serviceName: config.healthServiceName, ...HEALTH_RETRY, unimplemented: noHealthService };
     this.#configureOutliers(config.outlierDetection);
+    this.#maxAgeMillis = config.anchorMaxAgeMillis;
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
     if (!endpointList.ok) {
       this.#lastError = endpointList.error.details;
@@ -226,7 +236,13 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #apply(entries: readonly ResolvedEntry[], options: ChannelOptions): void {
     this.#addresses = new Map(entries.map((e) => [e.key, e.address]));
     this.#options = options;
-    const desired = new Map<string, DesiredEntry>(entries.map((e) => [e.key, { addr: e.addr, anchors: e.anchors }]));
+    const desired = new Map<string, DesiredEntry>(
+      entries.map((e) => {
+        // A key's own maxAgeSeconds wins over the config's anchorMaxAgeMillis (0 turns it off for the key).
+        const maxAgeMillis = e.maxAgeSeconds !== undefined ? e.maxAgeSeconds * 1000 : this.#maxAgeMillis;
+        return [e.key, maxAgeMillis > 0 ? { addr: e.addr, anchors: e.anchors, maxAgeMillis } : { addr: e.addr, anchors: e.anchors }];
+      }),
+    );
     this.#applying = true;
     let result: { created: number; drained: number };
     try {

@@ -50,6 +50,12 @@ export interface RegisterOptions {
    * `{"anchored_round_robin":{"outlierDetection":{…}}}` wins. Default: off.
    */
   outlierDetection?: OutlierDetectionOptions;
+  /**
+   * Refresh each anchor (subchannel) after this age, make before break, as
+   * `createPool({ anchorMaxAgeMillis })`; a key's `maxAgeSeconds` wins. The policy's own
+   * config `{"anchored_round_robin":{"anchorMaxAgeMillis":…}}` wins. Default 0 = off.
+   */
+  anchorMaxAgeMillis?: number;
 }
 
 const registerSchema = z
@@ -61,6 +67,7 @@ const registerSchema = z
     readyTimeoutMillis: z.number().int().min(1).max(2_147_483_647).default(10_000),
     healthCheck: z.object({ serviceName: z.string().optional() }).strict().optional(),
     outlierDetection: outlierDetectionSchema.optional(),
+    anchorMaxAgeMillis: z.number().int().min(0).max(2_147_483_647).optional(),
   })
   .strict();
 
@@ -80,6 +87,7 @@ export function registerAnchorpool(options: RegisterOptions = {}): void {
     ...(options.logger !== undefined && { logger: options.logger }),
     ...(options.healthCheck !== undefined && { healthCheck: { serviceName: options.healthCheck.serviceName ?? '' } }),
     ...(parsed.data.outlierDetection !== undefined && { outlierDetection: parsed.data.outlierDetection }),
+    ...(options.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: options.anchorMaxAgeMillis }),
   });
   registerResolver('etcd', AnchorResolver);
   registerResolver('pass', AnchorResolver);

@@ -35,6 +35,8 @@ export interface ResolvedEntry {
   readonly key: string;
   readonly addr: string;
   readonly anchors: number;
+  /** The key's own maximum anchor age, when its value sets one. */
+  readonly maxAgeSeconds?: number;
   readonly address: SubchannelAddress;
 }
 
@@ -49,6 +51,7 @@ export interface ResolverSettings {
   readonly healthCheck?: { readonly serviceName: string };
   /** The default policy config's outlier ejection (validated options with their defaults). */
   readonly outlierDetection?: object;
+  readonly anchorMaxAgeMillis?: number;
 }
 
 let settings: ResolverSettings = { readyTimeoutMillis: 10_000 };
@@ -116,6 +119,7 @@ function anchoredServiceConfig(): ServiceConfig {
   const policy = {
     ...(settings.healthCheck !== undefined && { healthCheckConfig: { serviceName: settings.healthCheck.serviceName } }),
     ...(settings.outlierDetection !== undefined && { outlierDetection: settings.outlierDetection }),
+    ...(settings.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: settings.anchorMaxAgeMillis }),
   };
   return { loadBalancingConfig: [{ [POLICY_NAME]: policy }], methodConfig: [] };
 }
@@ -191,6 +195,7 @@ export class AnchorResolver implements Resolver {
       key: e.key,
       addr: e.addr,
       anchors: e.anchors,
+      ...(e.maxAgeSeconds !== undefined && { maxAgeSeconds: e.maxAgeSeconds }),
       address: toSubchannelAddress(e.addr),
     }));
     const attributes = { [ENTRIES_ATTRIBUTE]: entries };

@@ -27,6 +27,8 @@ export interface FakeAnchorOptions {
 export class FakeAnchor extends Anchor implements LeaseAnchor {
   /** A marker object, so a spec can check that a lease exposes its anchor's channel. */
   readonly channel: grpc.Channel;
+  /** The spec's generation: 0 for a slot's first anchor, more for a refresh's replacements. */
+  readonly generation: number;
   starts = 0;
   shutdowns = 0;
   readonly #startState: DrivenState | undefined;
@@ -34,6 +36,7 @@ export class FakeAnchor extends Anchor implements LeaseAnchor {
   constructor(spec: AnchorSpec, listener: AnchorListener, options: FakeAnchorOptions = {}) {
     super(spec, options.maxLeases ?? 100, listener, options.healthChecked ?? false);
     this.#startState = options.startState;
+    this.generation = spec.generation ?? 0;
     this.channel = { fakeChannelOf: `${spec.key}#${spec.index}` } as unknown as grpc.Channel;
   }
 
