@@ -11,6 +11,7 @@ import { soakScenario } from './soak.js';
 import { securityScenario } from './security.js';
 import { healthFlipScenario } from './health-flip.js';
 import { ejectionScenario } from './ejection.js';
+import { l4RefreshScenario } from './l4-refresh.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -29,4 +30,5 @@ export const SCENARIOS: readonly FaultScenario[] = [
   gracefulShutdownScenario,
   rollingRestartScenario,
   rollingRestartHealthScenario,
+  l4RefreshScenario,
 ];
