@@ -34,6 +34,17 @@ export interface AnchorSetOwner<A extends Anchor> {
   refreshed?(old: A, fresh: A, ageMillis: number): void;
 }
 
+/** How the set picks among eligible anchors: the round-robin schedule, or the power of two choices by leases in flight. */
+export type PickMode = 'round-robin' | 'least-loaded';
+
+export interface AnchorSetSettings {
+  /** How long a draining anchor waits for its leases before it closes anyway. */
+  readonly drainTimeoutMillis: number;
+  readonly pick?: PickMode;
+  /** Make-before-break refresh timing (anchor-refresh.ts); the ages come with the entries. */
+  readonly refresh?: RefreshSettings;
+}
+
 export interface ApplyResult {
   readonly created: number;
   readonly drained: number;
@@ -62,12 +73,14 @@ export class AnchorSet<A extends Anchor> {
   /** Anchors made per slot so far: a replacement's generation keeps its connection distinct. */
   readonly #generations = new Map<string, number>();
   readonly #refresher: AnchorRefresher<A>;
+  #leastLoaded: boolean;
 
-  constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, drainTimeoutMillis: number, refresh: RefreshSettings = DEFAULT_REFRESH_SETTINGS) {
+  constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, settings: AnchorSetSettings) {
     this.#factory = factory;
     this.#owner = owner;
-    this.#drainTimeoutMillis = drainTimeoutMillis;
-    this.#refresher = new AnchorRefresher(refresh, {
+    this.#drainTimeoutMillis = settings.drainTimeoutMillis;
+    this.#leastLoaded = settings.pick === 'least-loaded';
+    this.#refresher = new AnchorRefresher(settings.refresh ?? DEFAULT_REFRESH_SETTINGS, {
       holdsSlot: (anchor) => this.#holdsSlot(anchor),
       replacement: (old) => this.#create(old.key, old.index, old.address),
       swap: (old, fresh, ageMillis) => this.#swap(old, fresh, ageMillis),
@@ -112,9 +125,14 @@ export class AnchorSet<A extends Anchor> {
     return { done: this.#refresher.refreshes, failed: this.#refresher.failures, connecting: this.#refresher.replacing };
   }
 
-  /** The next eligible anchor in round-robin order, or undefined when none is. */
+  /** Changes how later picks choose (the native policy's config can change it). */
+  setPickMode(mode: PickMode): void {
+    this.#leastLoaded = mode === 'least-loaded';
+  }
+
+  /** The next eligible anchor (round robin, or the less loaded of two drawn), or undefined when none is. */
   pick(): A | undefined {
-    return this.#picker.pick();
+    return this.#leastLoaded ? this.#picker.pickLeastLoaded() : this.#picker.pick();
   }
 
   /** The active anchor of a slot. */

@@ -62,6 +62,14 @@ export interface PoolOptions extends SourceOptions {
    */
   anchorMaxAgeMillis?: number;
   /**
+   * How a lease's anchor is chosen among those that can take one. 'round-robin' (the
+   * default): the schedule, each key in proportion to its N. 'least-loaded': of two
+   * anchors drawn at random (each key still in proportion to its N), the one with fewer
+   * leases out (Finagle's p2c, Envoy's least_request): a slow backend holds its leases
+   * longer and is drawn less. For backends of uneven speed; round robin keeps the shares exact.
+   */
+  pick?: 'round-robin' | 'least-loaded';
+  /**
    * Client-side health checks (gRFC A17): each anchor runs a grpc.health.v1 `Watch` stream
    * on its own connection and takes leases only while its last status is SERVING (after a
    * reconnect it waits for the first SERVING). A backend without a health service
@@ -152,6 +160,7 @@ const poolOptionsSchema = sourceOptionsSchema.extend({
   readyTimeoutMillis: millis.default(10_000),
   leakDetectionMillis: millis.default(0),
   anchorMaxAgeMillis: millis.default(0),
+  pick: z.enum(['round-robin', 'least-loaded']).default('round-robin'),
   outlierDetection: z
     .lazy(() => outlierDetectionSchema)
     .optional(),
@@ -180,6 +189,7 @@ export interface ResolvedPoolOptions {
   readonly readyTimeoutMillis: number;
   readonly leakDetectionMillis: number;
   readonly anchorMaxAgeMillis: number;
+  readonly pick: 'round-robin' | 'least-loaded';
   readonly healthCheck: Required<HealthCheckOptions> | undefined;
   readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
 }
@@ -197,6 +207,7 @@ const POOL_ONLY_KEYS = new Set([
   'readyTimeoutMillis',
   'leakDetectionMillis',
   'anchorMaxAgeMillis',
+  'pick',
 ]);
 
 export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
@@ -220,6 +231,7 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
     readyTimeoutMillis: options.readyTimeoutMillis,
     leakDetectionMillis: options.leakDetectionMillis,
     anchorMaxAgeMillis: options.anchorMaxAgeMillis,
+    pick: options.pick,
     healthCheck: options.healthCheck,
     outlierDetection: options.outlierDetection,
   };

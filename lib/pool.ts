@@ -99,7 +99,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
           this.#emit('anchor-refreshed', { key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis });
         },
       },
-      this.#options.drainTimeoutMillis,
+      { drainTimeoutMillis: this.#options.drainTimeoutMillis, pick: this.#options.pick },
     );
     this.#broker = new LeaseBroker<LeaseAnchor>(
       this.#options,

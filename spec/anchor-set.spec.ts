@@ -27,7 +27,7 @@ function rig(options: FakeAnchorOptions & { drainTimeoutMillis?: number } = {}) 
       eligible: (anchor) => events.push({ event: 'eligible', anchor: anchor.label }),
       closed: (anchor) => events.push({ event: 'closed', anchor: anchor.label }),
     },
-    options.drainTimeoutMillis ?? 10_000,
+    { drainTimeoutMillis: options.drainTimeoutMillis ?? 10_000 },
   );
   const labels = (anchors: Iterable<FakeAnchor>) => [...anchors].map((a) => a.label);
   const pickN = (n: number) => Array.from({ length: n }, () => set.pick()?.label ?? 'none');
@@ -95,7 +95,7 @@ t.test('new anchors are scheduled before they start: one READY from start() is p
       eligible: (anchor) => seen.push(`eligible ${anchor.label}, picked ${set.pick()?.label ?? 'none'}`),
       closed: () => undefined,
     },
-    1000,
+    { drainTimeoutMillis: 1000 },
   );
   set.apply(desired({ a: ['10.0.0.1:1', 1] }));
   t.same(seen, ['eligible a#0, picked a#0', 'state a#0'], 'the owner hears eligible (and can pick it), then the state');
@@ -249,7 +249,7 @@ t.test('closeAll() closes active and draining anchors at once', async (t) => {
 
 t.test('an ejected key that moves to another address starts in rotation; one that is deleted and comes back too', async (t) => {
   const fakes = fakeAnchors({ startState: 'READY' });
-  const set = new AnchorSet(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, 0);
+  const set = new AnchorSet(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, { drainTimeoutMillis: 0 });
   set.apply(new Map([['k', { addr: '10.0.0.1:1', anchors: 1 }]]));
   set.setEjected('k', true);
   t.equal(set.get('k', 0)?.ejected, true);

@@ -33,7 +33,7 @@ function rig(t: Test, options: Partial<BrokerOptions> & FakeAnchorOptions & { dr
   const set: AnchorSet<FakeAnchor> = new AnchorSet<FakeAnchor>(
     fakes.factory,
     { state: () => undefined, eligible: () => broker.wake(), closed: () => undefined },
-    options.drainTimeoutMillis ?? 10_000,
+    { drainTimeoutMillis: options.drainTimeoutMillis ?? 10_000 },
   );
   const broker: LeaseBroker<FakeAnchor> = new LeaseBroker<FakeAnchor>(
     { acquireTimeoutMillis: 2000, maxWaitingClients: 100, failFast: false, leakDetectionMillis: 0, ...options },

@@ -12,7 +12,7 @@
  */
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
 import type { AnchorHealth, AnchorState } from '../anchor.js';
-import { AnchorSet } from '../anchor-set.js';
+import { AnchorSet, type PickMode } from '../anchor-set.js';
 import type { DesiredEntry } from '../reconcile.js';
 import { SubchannelAnchor, type SubchannelHealthCheck } from './anchor-subchannel.js';
 import { formatZodError } from '../config.js';
@@ -48,11 +48,13 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
   readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
   /** The anchors' maximum age before a make-before-break refresh (a key's maxAgeSeconds wins); 0: off. */
   readonly anchorMaxAgeMillis: number;
+  readonly pick: PickMode;
 
-  constructor(healthServiceName?: string, outlierDetection?: Required<OutlierDetectionOptions>, anchorMaxAgeMillis = 0) {
+  constructor(healthServiceName?: string, outlierDetection?: Required<OutlierDetectionOptions>, anchorMaxAgeMillis = 0, pick: PickMode = 'round-robin') {
     this.healthServiceName = healthServiceName;
     this.outlierDetection = outlierDetection;
     this.anchorMaxAgeMillis = anchorMaxAgeMillis;
+    this.pick = pick;
   }
   getLoadBalancerName(): string {
     return POLICY_NAME;
@@ -63,11 +65,14 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
         ...(this.healthServiceName !== undefined && { healthCheckConfig: { serviceName: this.healthServiceName } }),
         ...(this.outlierDetection !== undefined && { outlierDetection: this.outlierDetection }),
         ...(this.anchorMaxAgeMillis > 0 && { anchorMaxAgeMillis: this.anchorMaxAgeMillis }),
+        ...(this.pick !== 'round-robin' && { pick: this.pick }),
       },
     };
   }
   static createFromJson(json: unknown): AnchoredRoundRobinConfig {
-    const config = (json ?? {}) as { healthCheckConfig?: unknown; outlierDetection?: unknown; anchorMaxAgeMillis?: unknown };
+    const config = (json ?? {}) as { healthCheckConfig?: unknown; outlierDetection?: unknown; anchorMaxAgeMillis?: unknown; pick?: unknown };
+    const pick = config.pick ?? 'round-robin';
+    if (pick !== 'round-robin' && pick !== 'least-loaded') throw new Error(`${POLICY_NAME}: pick must be "round-robin" or "least-loaded", got ${JSON.stringify(pick)}`);
     const maxAge = config.anchorMaxAgeMillis ?? 0;
     if (!(Number.isInteger(maxAge) && (maxAge as number) >= 0 && (maxAge as number) <= 2_147_483_647)) {
       throw new Error(`${POLICY_NAME}: anchorMaxAgeMillis must be an integer from 0 to 2147483647, got ${JSON.stringify(maxAge)}`);
@@ -87,7 +92,7 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
       if (!parsed.success) throw new Error(`${POLICY_NAME}: invalid outlierDetection: ${formatZodError(parsed.error)}`);
       outliers = parsed.data;
     }
-    return new AnchoredRoundRobinConfig(serviceName, outliers, maxAge as number);
+    return new AnchoredRoundRobinConfig(serviceName, outliers, maxAge as number, pick);
   }
 }
 
@@ -106,18 +111,22 @@ const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: nu
 class AnchoredPicker implements Picker {
   constructor(
     private readonly anchors: AnchorSet<SubchannelAnchor>,
-    /** With outlier ejection: the anchor's call-ended hook (made once per anchor). */
-    private readonly ended: ((anchor: SubchannelAnchor) => OnCallEnded) | undefined,
+    /** The anchor's call hooks (made once per anchor), when calls are counted: least-loaded picks, outlier ejection. */
+    private readonly hooks: ((anchor: SubchannelAnchor) => CallHooks) | undefined,
   ) {}
   pick(): PickResult {
     const anchor = this.anchors.pick();
     if (anchor === undefined) return QUEUE;
-    const onCallEnded = this.ended === undefined ? null : this.ended(anchor);
-    return { pickResultType: PickResultType.COMPLETE, subchannel: anchor.subchannel, status: null, onCallStarted: null, onCallEnded };
+    const hooks = this.hooks?.(anchor);
+    return { pickResultType: PickResultType.COMPLETE, subchannel: anchor.subchannel, status: null, onCallStarted: hooks?.started ?? null, onCallEnded: hooks?.ended ?? null };
   }
 }
 
 type OnCallEnded = NonNullable<PickResult['onCallEnded']>;
+interface CallHooks {
+  readonly started: (() => void) | null;
+  readonly ended: OnCallEnded | null;
+}
 
 function addressKey(address: SubchannelAddress): string {
   return 'path' in address ? `unix:${address.path}` : address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
@@ -165,14 +174,20 @@ export class AnchoredRoundRobin implements LoadBalancer {
    */
   readonly #failing = new Set<SubchannelAnchor>();
   #outliers: { ejection: OutlierEjection<SubchannelAnchor>; settings: string } | undefined;
-  readonly #callEnded = new WeakMap<SubchannelAnchor, OnCallEnded>();
-  readonly #endedFor = (anchor: SubchannelAnchor): OnCallEnded => {
-    let ended = this.#callEnded.get(anchor);
-    if (ended === undefined) {
-      ended = (code) => this.#recordOutcome(anchor, code);
-      this.#callEnded.set(anchor, ended);
+  /** Least-loaded picks: calls in flight are counted on their anchor (from onCallStarted to onCallEnded). */
+  #countCalls = false;
+  /** Each anchor's call hooks for the current settings; made anew when they change. */
+  #callHooks = new WeakMap<SubchannelAnchor, CallHooks>();
+  readonly #hooksFor = (anchor: SubchannelAnchor): CallHooks => {
+    let hooks = this.#callHooks.get(anchor);
+    if (hooks === undefined) {
+      const record = this.#outliers !== undefined;
+      hooks = this.#countCalls
+        ? { started: () => anchor.take(), ended: (code) => (anchor.give(), record && this.#recordOutcome(anchor, code)) }
+        : { started: null, ended: (code) => this.#recordOutcome(anchor, code) };
+      this.#callHooks.set(anchor, hooks);
     }
-    return ended;
+    return hooks;
   };
 
   constructor(helper: ChannelControlHelper) {
@@ -194,7 +209,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
         closed: () => undefined,
       },
       // Nothing to wait for: calls in flight keep their own reference to the subchannel.
-      0,
+      { drainTimeoutMillis: 0 },
     );
   }
 
@@ -204,6 +219,11 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#health = config.healthServiceName === undefined ? undefined : { serviceName: config.healthServiceName, ...HEALTH_RETRY, unimplemented: noHealthService };
     this.#configureOutliers(config.outlierDetection);
     this.#maxAgeMillis = config.anchorMaxAgeMillis;
+    if (this.#countCalls !== (config.pick === 'least-loaded')) {
+      this.#countCalls = config.pick === 'least-loaded';
+      this.#anchors.setPickMode(config.pick);
+      this.#callHooks = new WeakMap();
+    }
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
     if (!endpointList.ok) {
       this.#lastError = endpointList.error.details;
@@ -270,7 +290,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   #update(): void {
     if (this.#anchors.eligibleCount > 0) {
-      this.#report(State.READY, new AnchoredPicker(this.#anchors, this.#outliers === undefined ? undefined : this.#endedFor), null);
+      const counted = this.#outliers !== undefined || this.#countCalls;
+      this.#report(State.READY, new AnchoredPicker(this.#anchors, counted ? this.#hooksFor : undefined), null);
       return;
     }
     const health = this.#readyHealth();
@@ -303,6 +324,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #configureOutliers(settings: Required<OutlierDetectionOptions> | undefined): void {
     const fingerprint = settings === undefined ? '' : JSON.stringify(settings);
     if ((this.#outliers?.settings ?? '') === fingerprint) return;
+    this.#callHooks = new WeakMap();
     this.#applying = true;
     this.#outliers?.ejection.close();
     this.#applying = false;

@@ -56,6 +56,12 @@ export interface RegisterOptions {
    * config `{"anchored_round_robin":{"anchorMaxAgeMillis":…}}` wins. Default 0 = off.
    */
   anchorMaxAgeMillis?: number;
+  /**
+   * How a call's anchor is chosen, as `createPool({ pick })`: 'round-robin' (default) or
+   * 'least-loaded' (the less busy of two drawn, by calls in flight). The policy's own
+   * config `{"anchored_round_robin":{"pick":"least-loaded"}}` wins.
+   */
+  pick?: 'round-robin' | 'least-loaded';
 }
 
 const registerSchema = z
@@ -68,6 +74,7 @@ const registerSchema = z
     healthCheck: z.object({ serviceName: z.string().optional() }).strict().optional(),
     outlierDetection: outlierDetectionSchema.optional(),
     anchorMaxAgeMillis: z.number().int().min(0).max(2_147_483_647).optional(),
+    pick: z.enum(['round-robin', 'least-loaded']).optional(),
   })
   .strict();
 
@@ -88,6 +95,7 @@ export function registerAnchorpool(options: RegisterOptions = {}): void {
     ...(options.healthCheck !== undefined && { healthCheck: { serviceName: options.healthCheck.serviceName ?? '' } }),
     ...(parsed.data.outlierDetection !== undefined && { outlierDetection: parsed.data.outlierDetection }),
     ...(options.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: options.anchorMaxAgeMillis }),
+    ...(options.pick !== undefined && { pick: options.pick }),
   });
   registerResolver('etcd', AnchorResolver);
   registerResolver('pass', AnchorResolver);

@@ -52,6 +52,7 @@ export interface ResolverSettings {
   /** The default policy config's outlier ejection (validated options with their defaults). */
   readonly outlierDetection?: object;
   readonly anchorMaxAgeMillis?: number;
+  readonly pick?: 'round-robin' | 'least-loaded';
 }
 
 let settings: ResolverSettings = { readyTimeoutMillis: 10_000 };
@@ -120,6 +121,7 @@ function anchoredServiceConfig(): ServiceConfig {
     ...(settings.healthCheck !== undefined && { healthCheckConfig: { serviceName: settings.healthCheck.serviceName } }),
     ...(settings.outlierDetection !== undefined && { outlierDetection: settings.outlierDetection }),
     ...(settings.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: settings.anchorMaxAgeMillis }),
+    ...(settings.pick !== undefined && { pick: settings.pick }),
   };
   return { loadBalancingConfig: [{ [POLICY_NAME]: policy }], methodConfig: [] };
 }
