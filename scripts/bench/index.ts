@@ -14,9 +14,10 @@ import { propagationScenario } from './propagation.js';
 import { renderHtml, renderText } from './report.js';
 import { rpcScenario } from './rpc.js';
 import { scaleScenario } from './scale.js';
+import { slowBackendScenario } from './slow-backend.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 
-const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario];
+const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, slowBackendScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario];
 
 /** Adds, per row, the ratio of its primary median to the baseline's in the same group. */
 function withRatios(result: ScenarioResult) {

@@ -39,9 +39,10 @@ export async function offerLoad(call: () => Promise<unknown>, loops: number, mil
  * An Echo client on grpc-gcp's channel pool: up to `maxSize` channels; another opens when
  * the least busy one has `lowWatermark` calls running, and each call goes to the least busy.
  */
-export function gcpEchoClient(address: string, maxSize: number, lowWatermark: number): EchoClient {
+export function gcpEchoClient(address: string, maxSize: number, lowWatermark: number, channelOptions: grpc.ChannelOptions = {}): EchoClient {
   const gcp = grpcGcp(grpc);
   return new EchoClient(address, grpc.credentials.createInsecure(), {
+    ...channelOptions,
     // grpc-js types the factory as returning a Channel; grpc-gcp's factory implements the channel interface.
     channelFactoryOverride: gcp.gcpChannelFactoryOverride as unknown as grpc.ClientOptions['channelFactoryOverride'],
     callInvocationTransformer: gcp.gcpCallInvocationTransformer,
