@@ -16,10 +16,15 @@
  *   - eligible(): an active anchor became eligible (waiters may be served now);
  *   - closed(anchor): a tracked anchor closed and left the set;
  *   - refreshed(old, fresh): a replacement took an anchor's slot at its maximum age
- *     (anchor-refresh.ts); the old one drains.
+ *     (anchor-refresh.ts); the old one drains;
+ *   - extra(anchor, change): a key that may grow (`maxAnchors`) opened an extra anchor for
+ *     capacity, or drained one back (anchor-growth.ts). Such a key is scheduled by lanes
+ *     (lane.ts), so its share stays by its N.
  */
 import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
+import { AnchorGrowth, DEFAULT_GROWTH_SETTINGS, type GrowthSettings } from './anchor-growth.js';
 import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from './anchor-refresh.js';
+import { Lane } from './lane.js';
 import { Picker } from './picker.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
@@ -32,6 +37,7 @@ export interface AnchorSetOwner<A extends Anchor> {
   eligible(anchor: A): void;
   closed(anchor: A): void;
   refreshed?(old: A, fresh: A, ageMillis: number): void;
+  extra?(anchor: A, change: 'opened' | 'drained' | 'failed'): void;
 }
 
 /** How the set picks among eligible anchors: the round-robin schedule, or the power of two choices by leases in flight. */
@@ -43,6 +49,8 @@ export interface AnchorSetSettings {
   readonly pick?: PickMode;
   /** Make-before-break refresh timing (anchor-refresh.ts); the ages come with the entries. */
   readonly refresh?: RefreshSettings;
+  /** Load-driven anchors' timing (anchor-growth.ts); the maxima come with the entries. */
+  readonly growth?: GrowthSettings;
 }
 
 export interface ApplyResult {
@@ -61,7 +69,9 @@ export class AnchorSet<A extends Anchor> {
   readonly #drainTimeoutMillis: number;
   readonly #active = new Map<string, A>();
   readonly #draining = new Set<A>();
-  readonly #picker = new Picker<A>();
+  readonly #picker = new Picker<A | Lane<A>>();
+  /** The lanes of the keys that may grow past their N (maxAnchors): N per key, anchor i in lane i mod N. */
+  readonly #lanes = new Map<string, Lane<A>[]>();
   readonly #listener: AnchorListener;
   #wanted = 0;
   #allClosed: (() => void) | undefined;
@@ -73,6 +83,7 @@ export class AnchorSet<A extends Anchor> {
   /** Anchors made per slot so far: a replacement's generation keeps its connection distinct. */
   readonly #generations = new Map<string, number>();
   readonly #refresher: AnchorRefresher<A>;
+  readonly #growth: AnchorGrowth<A>;
   #leastLoaded: boolean;
 
   constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, settings: AnchorSetSettings) {
@@ -86,8 +97,15 @@ export class AnchorSet<A extends Anchor> {
       swap: (old, fresh, ageMillis) => this.#swap(old, fresh, ageMillis),
       discard: (fresh) => fresh.close(),
     });
+    this.#growth = new AnchorGrowth(settings.growth ?? DEFAULT_GROWTH_SETTINGS, {
+      open: (key) => this.#openExtra(key),
+      discard: (anchor) => this.#dropExtra(anchor, 'failed'),
+      shrink: (key) => this.#shrink(key),
+      load: (key) => this.#loadOf(key),
+    });
     this.#listener = {
       state: (anchor, state, previous) => {
+        if (state === 'TRANSIENT_FAILURE' && this.#growth.isPending(anchor as A)) return this.#growth.failed(anchor as A);
         if (this.#tracks(anchor as A)) this.#owner.state(anchor as A, state, previous);
       },
       health: (anchor, health, previous) => {
@@ -96,8 +114,13 @@ export class AnchorSet<A extends Anchor> {
       eligibility: (anchor, eligible) => {
         if (eligible && this.#refresher.isPending(anchor as A)) return this.#refresher.ready(anchor as A);
         if (!this.#holdsSlot(anchor as A)) return;
-        this.#picker.eligibilityChanged(eligible);
-        if (eligible) this.#owner.eligible(anchor as A);
+        const lane = this.#laneOf(anchor as A);
+        if (lane === undefined) this.#picker.eligibilityChanged(eligible);
+        else this.#laneChanged(lane.eligibilityChanged(eligible));
+        if (eligible) {
+          this.#growth.ready(anchor as A);
+          this.#owner.eligible(anchor as A);
+        }
       },
       closed: (anchor) => {
         if (!this.#draining.delete(anchor as A)) return;
@@ -130,9 +153,35 @@ export class AnchorSet<A extends Anchor> {
     this.#leastLoaded = mode === 'least-loaded';
   }
 
+  /** Extra anchors opened for capacity, drained back, and attempts that failed, so far; and how many are open now. */
+  extraCounts(): { open: number; opened: number; drained: number; failed: number } {
+    let open = 0;
+    for (const anchor of this.#active.values()) if (this.isExtra(anchor)) open += 1;
+    return { open, ...this.#growth.counts() };
+  }
+
+  /** An anchor above its key's N, opened for capacity. */
+  isExtra(anchor: A): boolean {
+    const entry = this.#desired.get(anchor.key);
+    return entry !== undefined && anchor.index >= entry.anchors;
+  }
+
   /** The next eligible anchor (round robin, or the less loaded of two drawn), or undefined when none is. */
   pick(): A | undefined {
-    return this.#leastLoaded ? this.#picker.pickLeastLoaded() : this.#picker.pick();
+    const slot = this.#leastLoaded ? this.#picker.pickLeastLoaded() : this.#picker.pick();
+    return slot instanceof Lane ? slot.pick() : slot;
+  }
+
+  /**
+   * Callers wait and nothing can take them: every key that may grow and whose anchors are
+   * all full (READY, healthy, at their lease cap) opens one more, one at a time per key.
+   */
+  starved(): void {
+    for (const [key, lanes] of this.#lanes) {
+      if (lanes.some((lane) => lane.eligible)) continue;
+      const full = lanes.some((lane) => lane.anchors().some((a) => a.state === 'READY' && !a.draining && a.leases >= a.capacity));
+      if (full) this.#growth.want(key);
+    }
   }
 
   /** The active anchor of a slot. */
@@ -192,11 +241,21 @@ export class AnchorSet<A extends Anchor> {
       const liveAddr = this.#active.get(slotOf(key, 0))?.address;
       if (wantedAddr === undefined || (liveAddr !== undefined && wantedAddr !== liveAddr)) this.#ejectedKeys.delete(key);
     }
+    const previous = this.#desired;
+    // A growable key whose entry changed drains its extra anchors first: reconcile and the
+    // lanes start again from its N.
+    for (const [key, before] of previous) {
+      const after = desired.get(key);
+      if (after !== undefined && after.addr === before.addr && after.anchors === before.anchors && after.maxAnchors === before.maxAnchors) continue;
+      for (let index = before.anchors; this.#active.has(slotOf(key, index)); index++) this.#drainSlot(key, index);
+      this.#growth.forget(key);
+    }
+    // Extra anchors (above the N last applied) are the growth's, not reconcile's.
     const live = new Map<string, LiveEntry>();
     for (const anchor of this.#active.values()) {
+      if (anchor.index >= (previous.get(anchor.key)?.anchors ?? Infinity)) continue;
       live.set(anchor.key, { addr: anchor.address, count: (live.get(anchor.key)?.count ?? 0) + 1 });
     }
-    const previous = this.#desired;
     this.#desired = desired;
     // A key whose maximum age changed starts its anchors' clocks again with the new one.
     for (const anchor of this.#active.values()) {
@@ -204,7 +263,12 @@ export class AnchorSet<A extends Anchor> {
       if (desired.has(anchor.key) && age !== previous.get(anchor.key)?.maxAgeMillis) this.#refresher.track(anchor, age);
     }
     const plan = reconcile(desired, live);
-    if (plan.drain.length === 0 && plan.create.length === 0) return { created: 0, drained: 0 };
+    if (plan.drain.length === 0 && plan.create.length === 0) {
+      // The lanes are made anew (an extra anchor may have been drained above): the schedule must hold the new ones.
+      const hadLanes = this.#lanes.size > 0;
+      if (this.#relane(desired) || hadLanes) this.#reschedule(desired);
+      return { created: 0, drained: 0 };
+    }
     const drained: A[] = [];
     for (const { key, index } of plan.drain) {
       const slot = slotOf(key, index);
@@ -221,6 +285,7 @@ export class AnchorSet<A extends Anchor> {
       this.#refresher.track(anchor, desired.get(key)?.maxAgeMillis);
       created.push(anchor);
     }
+    this.#relane(desired);
     this.#reschedule(desired);
     for (const anchor of drained) anchor.drain(this.#drainTimeoutMillis);
     // An owner callback of a drain above may have closed the set (closeAll, drainAll).
@@ -239,6 +304,8 @@ export class AnchorSet<A extends Anchor> {
 
   #drainAll(): Promise<void> {
     this.#refresher.stop();
+    this.#growth.stop();
+    this.#lanes.clear();
     this.#wanted = 0;
     const all = [...this.#active.values()];
     this.#active.clear();
@@ -253,6 +320,8 @@ export class AnchorSet<A extends Anchor> {
   /** Closes every anchor now, without draining (a destroyed policy). */
   closeAll(): void {
     this.#refresher.stop();
+    this.#growth.stop();
+    this.#lanes.clear();
     const all = [...this.#active.values(), ...this.#draining];
     this.#wanted = 0;
     this.#active.clear();
@@ -278,7 +347,9 @@ export class AnchorSet<A extends Anchor> {
     this.#draining.add(old);
     this.#refresher.untrack(old);
     this.#refresher.track(fresh, this.#desired.get(fresh.key)?.maxAgeMillis);
-    this.#reschedule(this.#desired);
+    const lane = this.#laneOf(old);
+    if (lane !== undefined) this.#laneChanged(lane.replace(old, fresh));
+    else this.#reschedule(this.#desired);
     old.drain(this.#drainTimeoutMillis);
     this.#owner.refreshed?.(old, fresh, ageMillis);
     if (fresh.eligible) this.#owner.eligible(fresh);
@@ -287,9 +358,89 @@ export class AnchorSet<A extends Anchor> {
   #reschedule(desired: ReadonlyMap<string, DesiredEntry>): void {
     const entries = [...desired].map(([key, entry]) => ({
       key,
-      anchors: Array.from({ length: entry.anchors }, (_, i) => this.#active.get(slotOf(key, i))!),
+      anchors: this.#lanes.get(key) ?? Array.from({ length: entry.anchors }, (_, i) => this.#active.get(slotOf(key, i))!),
     }));
-    this.#picker.setSchedule(buildSchedule(entries));
+    this.#picker.setSchedule(buildSchedule<A | Lane<A>>(entries));
+  }
+
+  /** Rebuilds the lanes of the growable keys from their active anchors; returns whether any key has lanes. */
+  #relane(desired: ReadonlyMap<string, DesiredEntry>): boolean {
+    this.#lanes.clear();
+    for (const [key, entry] of desired) {
+      if (entry.maxAnchors === undefined || entry.maxAnchors <= entry.anchors) continue;
+      const lanes = Array.from({ length: entry.anchors }, () => new Lane<A>(key));
+      for (let index = 0; this.#active.has(slotOf(key, index)); index++) lanes[index % entry.anchors]!.add(this.#active.get(slotOf(key, index))!);
+      this.#lanes.set(key, lanes);
+    }
+    return this.#lanes.size > 0;
+  }
+
+  #laneOf(anchor: A): Lane<A> | undefined {
+    const lanes = this.#lanes.get(anchor.key);
+    return lanes?.[anchor.index % lanes.length];
+  }
+
+  /** A lane's eligibility moved by `change` (+1, -1, 0): the picker's count follows. */
+  #laneChanged(change: number): void {
+    if (change !== 0) this.#picker.eligibilityChanged(change > 0);
+  }
+
+  /** The next anchor of a growable key, in its lane and started; undefined at its maximum. */
+  #openExtra(key: string): A | undefined {
+    const entry = this.#desired.get(key);
+    const lanes = this.#lanes.get(key);
+    if (entry === undefined || lanes === undefined) return undefined;
+    let index = 0;
+    while (this.#active.has(slotOf(key, index))) index++;
+    if (index >= (entry.maxAnchors ?? entry.anchors)) return undefined;
+    const anchor = this.#create(key, index, entry.addr);
+    this.#active.set(slotOf(key, index), anchor);
+    this.#laneChanged(lanes[index % lanes.length]!.add(anchor) ? 1 : 0);
+    this.#owner.extra?.(anchor, 'opened');
+    anchor.start();
+    return anchor;
+  }
+
+  /** An extra anchor leaves its lane and slot and drains. */
+  #dropExtra(anchor: A, change: 'drained' | 'failed'): void {
+    if (!this.#holdsSlot(anchor)) return;
+    this.#drainSlot(anchor.key, anchor.index);
+    this.#owner.extra?.(anchor, change);
+  }
+
+  /** Drains the newest extra anchor of `key`. */
+  #shrink(key: string): void {
+    let index = 0;
+    while (this.#active.has(slotOf(key, index + 1))) index++;
+    const anchor = this.#active.get(slotOf(key, index));
+    if (anchor !== undefined && this.isExtra(anchor)) this.#dropExtra(anchor, 'drained');
+  }
+
+  #drainSlot(key: string, index: number): void {
+    const slot = slotOf(key, index);
+    const anchor = this.#active.get(slot);
+    if (anchor === undefined) return;
+    const lane = this.#laneOf(anchor);
+    if (lane !== undefined) this.#laneChanged(lane.remove(anchor) ? -1 : 0);
+    this.#active.delete(slot);
+    this.#draining.add(anchor);
+    this.#refresher.untrack(anchor);
+    anchor.drain(this.#drainTimeoutMillis);
+  }
+
+  #loadOf(key: string): { count: number; floor: number; leases: number; capacity: number } | undefined {
+    const entry = this.#desired.get(key);
+    if (entry === undefined) return undefined;
+    let count = 0;
+    let leases = 0;
+    let capacity = 0;
+    for (let index = 0; this.#active.has(slotOf(key, index)); index++) {
+      const anchor = this.#active.get(slotOf(key, index))!;
+      count += 1;
+      leases += anchor.leases;
+      capacity = anchor.capacity;
+    }
+    return { count, floor: entry.anchors, leases, capacity };
   }
 
   #holdsSlot(anchor: A): boolean {

@@ -1,10 +1,10 @@
 /**
  * The Endpoint record and the parser for etcd values. Three value forms are accepted:
- *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"maxAgeSeconds":300,"metadata":{…}}
+ *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"maxAnchors":8,"maxAgeSeconds":300,"metadata":{…}}
  *   2. etcd's Go endpoints.Manager JSON  {"Op":0,"Addr":"10.0.0.5:50051","Metadata":{…}}
- *      (field names match case-insensitively, as Go's encoding/json does; anchors and
- *      maxAgeSeconds come from Metadata.anchors and Metadata.maxAgeSeconds when present)
- *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4
+ *      (field names match case-insensitively, as Go's encoding/json does; anchors,
+ *      maxAnchors and maxAgeSeconds come from Metadata when present)
+ *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4   or   10.0.0.5:50051#2-8 (N, up to 8)
  * Parsing never throws: it returns an Endpoint or a readable reason.
  */
 import { z } from 'zod';
@@ -17,6 +17,8 @@ export interface Endpoint {
   readonly key: string;
   readonly addr: string;
   readonly anchors: number;
+  /** The most anchors the key may open when all of its are full (load-driven); absent: exactly `anchors`. */
+  readonly maxAnchors?: number;
   /** The anchors' maximum age for this key (a refresh, make before break); 0: never. Absent: the pool's default. */
   readonly maxAgeSeconds?: number;
   readonly metadata?: unknown;
@@ -34,7 +36,7 @@ export const DEFAULT_LIMITS: ParseLimits = { defaultAnchors: 1, maxAnchorsPerKey
 export type ParseResult = { ok: true; endpoint: Endpoint } | { ok: false; reason: string };
 
 const MAX_METADATA_DEPTH = 32;
-const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAgeSeconds', 'metadata']);
+const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAnchors', 'maxAgeSeconds', 'metadata']);
 /** The longest maximum age: Node's timer limit, in seconds. */
 export const MAX_AGE_SECONDS_LIMIT = 2_147_483;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -68,7 +70,7 @@ const maxAgeSchema = z
   .min(0, { error: `must be from 0 to ${MAX_AGE_SECONDS_LIMIT} seconds` })
   .max(MAX_AGE_SECONDS_LIMIT, { error: `must be from 0 to ${MAX_AGE_SECONDS_LIMIT} seconds` });
 
-const schemaCache = new Map<number, z.ZodType<{ addr: string; anchors?: number | undefined; maxAgeSeconds?: number | undefined; metadata?: unknown; op?: number | undefined }>>();
+const schemaCache = new Map<number, z.ZodType<{ addr: string; anchors?: number | undefined; maxAnchors?: number | undefined; maxAgeSeconds?: number | undefined; metadata?: unknown; op?: number | undefined }>>();
 
 function valueSchema(maxAnchors: number) {
   let schema = schemaCache.get(maxAnchors);
@@ -78,6 +80,7 @@ function valueSchema(maxAnchors: number) {
       .object({
         addr: addressSchema,
         anchors: anchors.optional(),
+        maxAnchors: anchors.optional(),
         maxAgeSeconds: maxAgeSchema.optional(),
         metadata: z
           .unknown()
@@ -91,6 +94,12 @@ function valueSchema(maxAnchors: number) {
         if (value.anchors === undefined && fromMetadata !== undefined) {
           for (const issue of anchors.safeParse(fromMetadata).error?.issues ?? []) {
             ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'anchors'] });
+          }
+        }
+        const maxFromMetadata = metadataField(value.metadata, 'maxAnchors');
+        if (value.maxAnchors === undefined && maxFromMetadata !== undefined) {
+          for (const issue of anchors.safeParse(maxFromMetadata).error?.issues ?? []) {
+            ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'maxAnchors'] });
           }
         }
         const ageFromMetadata = metadataField(value.metadata, 'maxAgeSeconds');
@@ -122,7 +131,7 @@ function oneLine(error: z.ZodError): string {
     .join('; ');
 }
 
-function metadataField(metadata: unknown, name: 'anchors' | 'maxAgeSeconds'): unknown {
+function metadataField(metadata: unknown, name: 'anchors' | 'maxAnchors' | 'maxAgeSeconds'): unknown {
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined;
   return (metadata as Record<string, unknown>)[name];
 }
@@ -142,6 +151,7 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
   const candidate = {
     addr: goField(object, 'addr'),
     anchors: goField(object, 'anchors'),
+    maxAnchors: goField(object, 'maxAnchors'),
     maxAgeSeconds: goField(object, 'maxAgeSeconds'),
     metadata: goField(object, 'metadata'),
     op: goField(object, 'op'),
@@ -152,10 +162,13 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
   const { addr, metadata } = parsed.data;
   const anchors = parsed.data.anchors ?? (metadataField(metadata, 'anchors') as number | undefined) ?? limits.defaultAnchors;
   const maxAgeSeconds = parsed.data.maxAgeSeconds ?? (metadataField(metadata, 'maxAgeSeconds') as number | undefined);
+  const maxAnchors = parsed.data.maxAnchors ?? (metadataField(metadata, 'maxAnchors') as number | undefined);
+  if (maxAnchors !== undefined && maxAnchors < anchors) return invalid(`maxAnchors: must be at least anchors (${anchors}), got ${maxAnchors}`);
   const endpoint: Endpoint = {
     key,
     addr,
     anchors,
+    ...(maxAnchors !== undefined && maxAnchors > anchors && { maxAnchors }),
     ...(maxAgeSeconds !== undefined && { maxAgeSeconds }),
     ...(metadata !== undefined && metadata !== null && { metadata }),
     format,
@@ -164,21 +177,28 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
 }
 
 /** Parses `addr` or `addr#N`, the seed's text form (also used inside pass:/// targets). */
-export function parseAddressWithAnchors(text: string, limits: ParseLimits): { ok: true; addr: string; anchors: number } | { ok: false; reason: string } {
+/** `host:port`, `host:port#N`, or `host:port#N-M` (N anchors, growing up to M when all are full). */
+export function parseAddressWithAnchors(
+  text: string,
+  limits: ParseLimits,
+): { ok: true; addr: string; anchors: number; maxAnchors?: number } | { ok: false; reason: string } {
   const hash = text.lastIndexOf('#');
   const addrText = hash === -1 ? text : text.slice(0, hash);
   const parsedAddr = parseAddress(addrText);
   if (!parsedAddr.ok) return parsedAddr;
   if (hash === -1) return { ok: true, addr: addrText, anchors: limits.defaultAnchors };
   const anchorsText = text.slice(hash + 1);
-  if (!/^[0-9]+$/.test(anchorsText)) {
-    return { ok: false, reason: `anchor count ${JSON.stringify(anchorsText)} after "#" must be an integer` };
+  const match = /^([0-9]+)(?:-([0-9]+))?$/.exec(anchorsText);
+  if (match === null) {
+    return { ok: false, reason: `anchor count ${JSON.stringify(anchorsText)} after "#" must be an integer N or a range N-M` };
   }
-  const anchors = Number(anchorsText);
-  if (anchors < 1 || anchors > limits.maxAnchorsPerKey) {
-    return { ok: false, reason: `anchor count ${anchorsText} must be between 1 and ${limits.maxAnchorsPerKey}` };
+  const anchors = Number(match[1]);
+  const max = match[2] === undefined ? anchors : Number(match[2]);
+  for (const n of [anchors, max]) {
+    if (n < 1 || n > limits.maxAnchorsPerKey) return { ok: false, reason: `anchor count ${n} must be between 1 and ${limits.maxAnchorsPerKey}` };
   }
-  return { ok: true, addr: addrText, anchors };
+  if (max < anchors) return { ok: false, reason: `anchor range ${anchorsText}: the most anchors (${max}) is below the floor (${anchors})` };
+  return max > anchors ? { ok: true, addr: addrText, anchors, maxAnchors: max } : { ok: true, addr: addrText, anchors };
 }
 
 /**
@@ -200,7 +220,8 @@ export function parseEndpointValue(key: string, value: Uint8Array, limits: Parse
   if (trimmed.startsWith('{') || trimmed.startsWith('"') || trimmed.startsWith('[{')) return parseJson(key, trimmed, limits);
   const parsed = parseAddressWithAnchors(trimmed, limits);
   if (!parsed.ok) return parsed;
-  return { ok: true, endpoint: { key, addr: parsed.addr, anchors: parsed.anchors, format: 'text' } };
+  const endpoint: Endpoint = { key, addr: parsed.addr, anchors: parsed.anchors, ...(parsed.maxAnchors !== undefined && { maxAnchors: parsed.maxAnchors }), format: 'text' };
+  return { ok: true, endpoint };
 }
 
 /** Whether two endpoints describe the same desired state (identity, address, anchors, metadata). */
@@ -209,6 +230,7 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
     a.key === b.key &&
     a.addr === b.addr &&
     a.anchors === b.anchors &&
+    a.maxAnchors === b.maxAnchors &&
     a.maxAgeSeconds === b.maxAgeSeconds &&
     a.format === b.format &&
     JSON.stringify(a.metadata) === JSON.stringify(b.metadata)

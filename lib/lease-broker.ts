@@ -49,6 +49,8 @@ export interface BrokerHooks<A extends LeaseAnchor> {
   leaked(event: LeaseLeakEvent): void;
   /** A lease came back with how its call ended (for outlier ejection). */
   outcome?(anchor: A, outcome: CallOutcome): void;
+  /** Callers are waiting and no anchor can take them: a chance to open more (load-driven anchors). */
+  starved?(): void;
 }
 
 interface PendingAcquire {
@@ -240,6 +242,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(waiter);
       unhold = this.#lifecycle.hold(() => giveUp(new PoolClosedError('the pool was closed while waiting for a lease')));
+      this.#hooks.starved?.();
     });
   }
 
@@ -247,7 +250,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
   #serve(): void {
     while (this.#waiters.size > 0) {
       const anchor = this.#hooks.pick();
-      if (anchor === undefined) return;
+      if (anchor === undefined) return this.#hooks.starved?.();
       const waiter = this.#waiters.shift()!;
       waiter.active = false;
       waiter.cleanup();

@@ -70,6 +70,13 @@ export interface PoolOptions extends SourceOptions {
    */
   pick?: 'round-robin' | 'least-loaded';
   /**
+   * A key whose value allows more anchors than its N (`"maxAnchors"`, or `addr#N-M`) opens
+   * one more (one at a time) when callers wait and all of its anchors are full; extra
+   * anchors drain back, newest first, once the key's leases have stayed at or under half of
+   * what one anchor fewer could carry for this long. Default 30_000.
+   */
+  extraAnchorIdleMillis?: number;
+  /**
    * Client-side health checks (gRFC A17): each anchor runs a grpc.health.v1 `Watch` stream
    * on its own connection and takes leases only while its last status is SERVING (after a
    * reconnect it waits for the first SERVING). A backend without a health service
@@ -161,6 +168,7 @@ const poolOptionsSchema = sourceOptionsSchema.extend({
   leakDetectionMillis: millis.default(0),
   anchorMaxAgeMillis: millis.default(0),
   pick: z.enum(['round-robin', 'least-loaded']).default('round-robin'),
+  extraAnchorIdleMillis: z.number().int().min(1).max(2_147_483_647).default(30_000),
   outlierDetection: z
     .lazy(() => outlierDetectionSchema)
     .optional(),
@@ -190,6 +198,7 @@ export interface ResolvedPoolOptions {
   readonly leakDetectionMillis: number;
   readonly anchorMaxAgeMillis: number;
   readonly pick: 'round-robin' | 'least-loaded';
+  readonly extraAnchorIdleMillis: number;
   readonly healthCheck: Required<HealthCheckOptions> | undefined;
   readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
 }
@@ -208,6 +217,7 @@ const POOL_ONLY_KEYS = new Set([
   'leakDetectionMillis',
   'anchorMaxAgeMillis',
   'pick',
+  'extraAnchorIdleMillis',
 ]);
 
 export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
@@ -232,6 +242,7 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
     leakDetectionMillis: options.leakDetectionMillis,
     anchorMaxAgeMillis: options.anchorMaxAgeMillis,
     pick: options.pick,
+    extraAnchorIdleMillis: options.extraAnchorIdleMillis,
     healthCheck: options.healthCheck,
     outlierDetection: options.outlierDetection,
   };

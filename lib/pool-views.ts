@@ -47,6 +47,8 @@ export interface PoolEvents {
   'endpoint-ejected': [event: { key: string; address: string; until: Date; times: number; reason: 'consecutive-failures' | 'failure-percentage' }];
   /** An ejected endpoint entry is back in rotation. */
   'endpoint-returned': [event: { key: string; address: string }];
+  /** A key that may grow (`maxAnchors`) opened an extra anchor for capacity, drained one back, or gave up on one that did not connect. */
+  'anchor-extra': [event: { key: string; anchor: number; address: string; change: 'opened' | 'drained' | 'failed' }];
   /** An anchor reached its maximum age and a new connection took its place (the old one drains). */
   'anchor-refreshed': [event: { key: string; anchor: number; address: string; ageMillis: number }];
   error: [error: AnchorPoolError];
@@ -62,6 +64,8 @@ export interface AnchorInfo {
   readonly ejected: boolean;
   /** May take a lease now: READY, healthy, not ejected, not draining, below its capacity. */
   readonly eligible: boolean;
+  /** Opened above its key's N for capacity (`maxAnchors`); drained back when the load falls. */
+  readonly extra: boolean;
   readonly leased: number;
   /** Leases handed out on this anchor since it was created. */
   readonly acquired: number;
@@ -91,6 +95,8 @@ export interface PoolStats {
   readonly ejections: number;
   /** Anchors replaced at their maximum age, replacements that did not connect in time, and keys with one connecting now. */
   readonly refreshes: { readonly done: number; readonly failed: number; readonly connecting: number };
+  /** Extra anchors open now (above their keys' N), opened and drained back so far, and attempts that failed. */
+  readonly extraAnchors: { readonly open: number; readonly opened: number; readonly drained: number; readonly failed: number };
   readonly source: SourceStatus;
 }
 

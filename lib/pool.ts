@@ -15,6 +15,7 @@ import type { Registry } from 'prom-client';
 import type { AnchorHealth, AnchorState } from './anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './anchor-channel.js';
 import { AnchorSet, type AnchorFactory } from './anchor-set.js';
+import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
 import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcome.js';
 import { createSource } from './create-source.js';
 import { emitSafely } from './emit-safely.js';
@@ -94,17 +95,26 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         health: (anchor, health, previous) => this.#anchorHealth(anchor, health, previous),
         eligible: () => this.#broker.wake(),
         closed: () => undefined,
+        extra: (anchor, change) => {
+          this.#logger.debug({ key: anchor.key, anchor: anchor.index, address: anchor.address, change }, `extra anchor ${change}`);
+          this.#emit('anchor-extra', { key: anchor.key, anchor: anchor.index, address: anchor.address, change });
+        },
         refreshed: (old, fresh, ageMillis) => {
           this.#logger.debug({ key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis: Math.round(ageMillis) }, 'anchor refreshed');
           this.#emit('anchor-refreshed', { key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis });
         },
       },
-      { drainTimeoutMillis: this.#options.drainTimeoutMillis, pick: this.#options.pick },
+      {
+        drainTimeoutMillis: this.#options.drainTimeoutMillis,
+        pick: this.#options.pick,
+        growth: { ...DEFAULT_GROWTH_SETTINGS, idleMillis: this.#options.extraAnchorIdleMillis },
+      },
     );
     this.#broker = new LeaseBroker<LeaseAnchor>(
       this.#options,
       {
         pick: () => this.#anchors.pick(),
+        starved: () => this.#anchors.starved(),
         describe: () => this.#describe(),
         outcome: (anchor, outcome) => {
           if (!this.#lifecycle.closing) this.#outliers?.record(anchor, outcome);
@@ -300,6 +310,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       ejected: [...snapshot.endpoints.keys()].filter((key) => this.#outliers?.isEjected(key) === true),
       ejections: this.#outliers?.ejections ?? 0,
       refreshes: this.#anchors.refreshCounts(),
+      extraAnchors: this.#anchors.extraCounts(),
       source: this.#source.status(),
     };
   }
@@ -319,6 +330,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       health: a.health,
       ejected: a.ejected,
       eligible: a.eligible,
+      extra: this.#anchors.isExtra(a),
       leased: a.leases,
       acquired: a.acquired,
       draining: a.draining,
@@ -355,7 +367,12 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     for (const [key, endpoint] of this.#source.snapshot().endpoints) {
       // A key's own maxAgeSeconds wins over the pool's anchorMaxAgeMillis (0 turns it off for the key).
       const maxAgeMillis = endpoint.maxAgeSeconds !== undefined ? endpoint.maxAgeSeconds * 1000 : maxAge;
-      desired.set(key, maxAgeMillis > 0 ? { addr: endpoint.addr, anchors: endpoint.anchors, maxAgeMillis } : { addr: endpoint.addr, anchors: endpoint.anchors });
+      desired.set(key, {
+        addr: endpoint.addr,
+        anchors: endpoint.anchors,
+        ...(maxAgeMillis > 0 && { maxAgeMillis }),
+        ...(endpoint.maxAnchors !== undefined && { maxAnchors: endpoint.maxAnchors }),
+      });
     }
     this.#outliers?.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));
     const { created, drained } = this.#anchors.apply(desired);

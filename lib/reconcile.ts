@@ -13,6 +13,8 @@ export interface DesiredEntry {
   readonly anchors: number;
   /** The anchors' maximum age before a make-before-break refresh; undefined or 0: never. */
   readonly maxAgeMillis?: number;
+  /** The most anchors the key may open for capacity (load-driven); undefined: exactly `anchors`. */
+  readonly maxAnchors?: number;
 }
 
 /** What is live now for one key: its address and how many anchors (indexes 0..count-1). */

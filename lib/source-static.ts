@@ -25,7 +25,8 @@ export class StaticEndpointSource extends SourceBase {
     this.#timer = setImmediate(() => {
       this.#timer = undefined;
       this.#target.entries.forEach((entry, index) => {
-        this.state.set({ key: `static/${index}`, addr: entry.addr, anchors: entry.anchors, format: 'static' });
+        const { addr, anchors, maxAnchors } = entry;
+        this.state.set({ key: `static/${index}`, addr, anchors, ...(maxAnchors !== undefined && { maxAnchors }), format: 'static' });
       });
       this.changed('snapshot');
       this.markReady();
@@ -43,7 +44,7 @@ export class StaticEndpointSource extends SourceBase {
   status(): SourceStatus {
     return {
       kind: 'static',
-      target: `pass:///${this.#target.entries.map((e) => `${e.addr}#${e.anchors}`).join(',')}`,
+      target: `pass:///${this.#target.entries.map((e) => `${e.addr}#${e.anchors}${e.maxAnchors === undefined ? '' : `-${e.maxAnchors}`}`).join(',')}`,
       ready: this.isReady,
       connected: true,
       disconnectedSince: null,

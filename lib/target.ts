@@ -20,7 +20,7 @@ export interface EtcdTarget {
 
 export interface StaticTarget {
   readonly scheme: 'pass';
-  readonly entries: readonly { readonly addr: string; readonly anchors: number }[];
+  readonly entries: readonly { readonly addr: string; readonly anchors: number; readonly maxAnchors?: number }[];
 }
 
 export type Target = EtcdTarget | StaticTarget;
@@ -90,7 +90,7 @@ function parseStaticTarget(target: string, authority: string, path: string, limi
   const entries = path.split(',').map((item, index) => {
     const parsed = parseAddressWithAnchors(item.trim(), limits);
     if (!parsed.ok) throw new InvalidTargetError(target, `entry ${index + 1} (${JSON.stringify(item)}): ${parsed.reason}`);
-    return { addr: parsed.addr, anchors: parsed.anchors };
+    return parsed.maxAnchors === undefined ? { addr: parsed.addr, anchors: parsed.anchors } : { addr: parsed.addr, anchors: parsed.anchors, maxAnchors: parsed.maxAnchors };
   });
   return { scheme: 'pass', entries };
 }
