@@ -6,6 +6,8 @@
 //                   wait in the pool (its waiter count is sampled during the run)
 //   anchorpool+health  the same with health checks on: each connection carries its
 //                   grpc.health.v1 Watch, so 15 leases + 1 health stream per connection
+//   anchorpool-grow a lease pool on a key at anchors 1, maxAnchors 8 (`addr#1-8`): it opens
+//                   connections as callers wait and all are full; nobody chose N = 4
 //   grpc-gcp        the npm grpc-gcp channel pool, at most 4 channels
 // The backend runs in a child process and counts, per connection (the client's ip:port),
 // the most calls it ran at once; it is reset before every run, so each run reports the
@@ -32,11 +34,15 @@ const GCP_MAX_CHANNELS = 4;
 // the open ones are full, so 128 loops open all 4 (the default, 100, would stop at 2).
 const GCP_LOW_WATERMARK = MAX_STREAMS;
 const CALL_DEADLINE_MILLIS = 10_000;
+const GROW_MAX = 8;
+/** The grow contender's extraAnchorIdleMillis: long enough to stay grown between its interleaved runs (shorter in --quick / --tiny). */
+const GROW_IDLE_MILLIS = 20_000;
 
 async function run(context: BenchContext): Promise<ScenarioResult> {
   const runMillis = context.quick ? 1500 : 4000;
   const warmupMillis = context.quick ? 300 : 1000;
   const repeats = context.quick ? 3 : 5;
+  const growIdleMillis = context.tiny ? 500 : context.quick ? 8000 : GROW_IDLE_MILLIS;
   // Other work on this 2-core machine moves every figure; the load average says how much there was.
   const loadBefore = os.loadavg()[0]!;
   const backend = new Backend({ name: 'capped', maxConcurrentStreams: MAX_STREAMS, delayMillis: DELAY_MILLIS });
@@ -67,6 +73,16 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     closers.push(() => checked.close());
     await checked.ready();
 
+    const grow = createPool({
+      target: `pass:///${backend.address}#1-${GROW_MAX}`,
+      maxLeasesPerAnchor: MAX_STREAMS,
+      acquireTimeoutMillis: 30_000,
+      extraAnchorIdleMillis: growIdleMillis,
+      logger: silentLogger,
+    });
+    closers.push(() => grow.close());
+    await grow.ready();
+
     const gcpClient = gcpEchoClient(backend.address, GCP_MAX_CHANNELS, GCP_LOW_WATERMARK);
     closers.push(() => gcpClient.close());
 
@@ -74,6 +90,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       'one-connection': () => callEcho(single, CALL_DEADLINE_MILLIS),
       anchorpool: () => pool.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
       'anchorpool+health': () => checked.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
+      'anchorpool-grow': () => grow.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
       'grpc-gcp': () => callEcho(gcpClient, CALL_DEADLINE_MILLIS),
     };
     // Warm-up: every connection open (grpc-gcp opens its channels on demand) and the call paths compiled.
@@ -115,10 +132,17 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         'one-connection': measured('one-connection'),
         anchorpool: measured('anchorpool', pool),
         'anchorpool+health': measured('anchorpool+health', checked),
+        'anchorpool-grow': measured('anchorpool-grow', grow),
         'grpc-gcp': measured('grpc-gcp'),
       },
       repeats,
     );
+    // The load has stopped: how long until the grown pool is back at its one anchor.
+    const grownTo = grow.stats().anchors.active;
+    const loadStopped = performance.now();
+    while (grow.stats().extraAnchors.open > 0 && performance.now() - loadStopped < growIdleMillis + 30_000) await new Promise((r) => setTimeout(r, 100));
+    const drainedAfter = performance.now() - loadStopped;
+    const growStats = grow.stats();
 
     const base = medianOf(rows, 'one-connection', 'callsPerSec');
     const ours = medianOf(rows, 'anchorpool', 'callsPerSec');
@@ -132,6 +156,10 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     const checkedPeak = row('anchorpool+health').values['maxPerConnection']!.max;
     const checkedClientStreams = row('anchorpool+health').values['maxClientStreams']!.max;
     const failed = Object.fromEntries(rows.map((r) => [r.contender, r.values['failed']!.samples.reduce((a, b) => a + b, 0)]));
+    const growRate = medianOf(rows, 'anchorpool-grow', 'callsPerSec');
+    const growPeak = row('anchorpool-grow').values['maxPerConnection']!.max;
+    const growClientStreams = row('anchorpool-grow').values['maxClientStreams']!.max;
+    const growConnections = row('anchorpool-grow').values['connections']!;
     const gcpPeak = row('grpc-gcp').values['maxPerConnection']!.max;
     const gcpConnections = row('grpc-gcp').values['connections']!;
 
@@ -147,6 +175,8 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         repeats,
         callDeadlineMillis: CALL_DEADLINE_MILLIS,
         anchors: ANCHORS,
+        growAnchors: `1-${GROW_MAX}`,
+        growIdleMillis,
         maxLeasesPerAnchor: MAX_STREAMS,
         acquireTimeoutMillis: 30_000,
         gcpMaxSize: GCP_MAX_CHANNELS,
@@ -181,6 +211,21 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
           label: 'anchorpool+health: leases + health stream never over the cap',
           pass: checkedClientStreams <= MAX_STREAMS && checkedPeak <= MAX_STREAMS,
           detail: `at most ${checkedClientStreams} streams open on one connection by the client (leases + its health Watch; cap ${MAX_STREAMS}), at most ${checkedPeak} at once at the server (calls and Watch); ${checkedRate.toFixed(0)} calls/s = ${(checkedRate / base).toFixed(2)}x one connection, ${(checkedRate / ours).toFixed(2)}x anchorpool without health checks (15 of 16 streams carry calls)`,
+        },
+        {
+          label: 'anchorpool-grow (anchors 1, maxAnchors 8) >= 3.5x one connection',
+          pass: growRate / base >= 3.5,
+          detail: `${growRate.toFixed(0)} vs ${base.toFixed(0)} calls/s = ${(growRate / base).toFixed(2)}x (${(growRate / ours).toFixed(2)}x the fixed 4 anchors), on ${growConnections.median} connection(s) (spread ${growConnections.min}–${growConnections.max}), grown to ${grownTo}`,
+        },
+        {
+          label: 'anchorpool-grow: 0 calls over the cap',
+          pass: growClientStreams <= MAX_STREAMS && growPeak <= MAX_STREAMS,
+          detail: `at most ${growClientStreams} leases open on one connection by the client, ${growPeak} calls at once at the server (cap ${MAX_STREAMS})`,
+        },
+        {
+          label: 'anchorpool-grow: extra anchors drained again after the load stopped',
+          pass: growStats.extraAnchors.open === 0,
+          detail: `back to ${growStats.anchors.active} anchor(s) ${(drainedAfter / 1000).toFixed(1)} s after the last run (extraAnchorIdleMillis ${growIdleMillis}; one drains per second after that); ${growStats.extraAnchors.opened} opened, ${growStats.extraAnchors.drained} drained, ${growStats.extraAnchors.failed} failed in all`,
         },
       ],
       notes: [
