@@ -140,8 +140,16 @@ export class AnchorSet<A extends Anchor> {
   get drainingCount(): number {
     return this.#draining.size;
   }
+  /** Places in the schedule that can take a lease now (a growable key's lane counts once). */
   get eligibleCount(): number {
     return this.#picker.eligibleCount;
+  }
+  /** Active anchors that can take a lease now. */
+  eligibleAnchors(): number {
+    if (this.#lanes.size === 0) return this.#picker.eligibleCount;
+    let eligible = 0;
+    for (const anchor of this.#active.values()) if (anchor.eligible) eligible += 1;
+    return eligible;
   }
   /** Anchors replaced at their maximum age so far, replacements that failed, and keys with one connecting now. */
   refreshCounts(): { done: number; failed: number; connecting: number } {

@@ -18,6 +18,8 @@
  *   anchorpool_acquire_timeouts_total    acquires that timed out
  *   anchorpool_endpoints_ejected         entries ejected by outlier detection now
  *   anchorpool_ejections_total           outlier ejections
+ *   anchorpool_anchors_extra             anchors open above their keys' N (maxAnchors)
+ *   anchorpool_anchor_refreshes_total    anchors replaced at their maximum age
  *   anchorpool_resyncs_total             re-listings of the etcd prefix
  *   anchorpool_etcd_connected            1 while connected to etcd (static targets: 1)
  */
@@ -49,6 +51,8 @@ export interface MetricsSource {
     timeouts: number;
     ejected: readonly string[];
     ejections: number;
+    extraAnchors: { open: number };
+    refreshes: { done: number };
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
@@ -134,6 +138,8 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
   followingCounter(prom, registry, 'anchorpool_acquire_timeouts_total', 'Acquires that timed out.', () => stats().timeouts);
   gauge(prom, registry, 'anchorpool_endpoints_ejected', 'Endpoint entries ejected by outlier detection now.', () => stats().ejected.length);
   followingCounter(prom, registry, 'anchorpool_ejections_total', 'Outlier ejections since the pool started.', () => stats().ejections);
+  gauge(prom, registry, 'anchorpool_anchors_extra', "Anchors open above their keys' N, for capacity (maxAnchors).", () => stats().extraAnchors.open);
+  followingCounter(prom, registry, 'anchorpool_anchor_refreshes_total', 'Anchors replaced by a new connection at their maximum age.', () => stats().refreshes.done);
   followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
   gauge(prom, registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
   const wait = new prom.Histogram({

@@ -301,7 +301,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         draining: this.#anchors.drainingCount,
         byState: this.#anchors.byState(),
         byHealth: this.#anchors.byHealth(),
-        eligible: this.#anchors.eligibleCount,
+        eligible: this.#anchors.eligibleAnchors(),
       },
       leased: broker.leased,
       waiting: broker.waiting,
