@@ -80,8 +80,8 @@ export class AnchorSet<A extends Anchor> {
   readonly #ejectedKeys = new Set<string>();
   /** The entries last applied (the schedule and the refresh ages come from them). */
   #desired: ReadonlyMap<string, DesiredEntry> = new Map();
-  /** Anchors made per slot so far: a replacement's generation keeps its connection distinct. */
-  readonly #generations = new Map<string, number>();
+  /** Each anchor's generation: a refresh's replacement counts on, so its connection is distinct from the one it replaces. */
+  readonly #generations = new WeakMap<A, number>();
   readonly #refresher: AnchorRefresher<A>;
   readonly #growth: AnchorGrowth<A>;
   #leastLoaded: boolean;
@@ -93,7 +93,7 @@ export class AnchorSet<A extends Anchor> {
     this.#leastLoaded = settings.pick === 'least-loaded';
     this.#refresher = new AnchorRefresher(settings.refresh ?? DEFAULT_REFRESH_SETTINGS, {
       holdsSlot: (anchor) => this.#holdsSlot(anchor),
-      replacement: (old) => this.#create(old.key, old.index, old.address),
+      replacement: (old) => this.#create(old.key, old.index, old.address, (this.#generations.get(old) ?? 0) + 1),
       swap: (old, fresh, ageMillis) => this.#swap(old, fresh, ageMillis),
       discard: (fresh) => fresh.close(),
     });
@@ -168,10 +168,10 @@ export class AnchorSet<A extends Anchor> {
     return { open, ...this.#growth.counts() };
   }
 
-  /** An anchor above its key's N, opened for capacity. */
+  /** An anchor above its key's N, opened for capacity (only keys with maxAnchors have them). */
   isExtra(anchor: A): boolean {
     const entry = this.#desired.get(anchor.key);
-    return entry !== undefined && anchor.index >= entry.anchors;
+    return entry?.maxAnchors !== undefined && anchor.index >= entry.anchors;
   }
 
   /** The next eligible anchor (round robin, or the less loaded of two drawn), or undefined when none is. */
@@ -340,11 +340,9 @@ export class AnchorSet<A extends Anchor> {
     }
   }
 
-  #create(key: string, index: number, address: string): A {
-    const slot = slotOf(key, index);
-    const generation = this.#generations.get(slot) ?? 0;
-    this.#generations.set(slot, generation + 1);
+  #create(key: string, index: number, address: string, generation = 0): A {
     const anchor = this.#factory({ key, index, address, generation }, this.#listener);
+    this.#generations.set(anchor, generation);
     if (this.#ejectedKeys.has(key)) anchor.setEjected(true);
     return anchor;
   }

@@ -192,11 +192,13 @@ export function parseAddressWithAnchors(
   if (match === null) {
     return { ok: false, reason: `anchor count ${JSON.stringify(anchorsText)} after "#" must be an integer N or a range N-M` };
   }
+  for (const text of [match[1]!, match[2]]) {
+    if (text === undefined) continue;
+    const n = Number(text);
+    if (n < 1 || n > limits.maxAnchorsPerKey) return { ok: false, reason: `anchor count ${text} must be between 1 and ${limits.maxAnchorsPerKey}` };
+  }
   const anchors = Number(match[1]);
   const max = match[2] === undefined ? anchors : Number(match[2]);
-  for (const n of [anchors, max]) {
-    if (n < 1 || n > limits.maxAnchorsPerKey) return { ok: false, reason: `anchor count ${n} must be between 1 and ${limits.maxAnchorsPerKey}` };
-  }
   if (max < anchors) return { ok: false, reason: `anchor range ${anchorsText}: the most anchors (${max}) is below the floor (${anchors})` };
   return max > anchors ? { ok: true, addr: addrText, anchors, maxAnchors: max } : { ok: true, addr: addrText, anchors };
 }

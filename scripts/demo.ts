@@ -1,5 +1,5 @@
 // npm run demo: anchorpool end to end on a fresh machine, in about
-// twenty-five seconds. It starts its own etcd through etcd-dev (installing it from Debian's
+// thirty seconds. It starts its own etcd through etcd-dev (installing it from Debian's
 // packages if needed and possible) and real grpc-js echo backends that answer the
 // standard health check, registers them with the real etcdctl (printing every command),
 // and runs real calls through round-robin leases, with the pool's health checks on, while
@@ -8,7 +8,10 @@
 // deletes one, so the chart follows etcd live; between those steps one backend reports
 // NOT_SERVING for a moment, and its anchors leave the rotation and come back. At the end
 // one backend fails every call for a moment: the pool's outlier detection ejects it, then
-// returns it once the (short, for the demo) ejection time is over.
+// returns it once the (short, for the demo) ejection time is over. Last, that backend's key
+// may grow (maxAnchors): a burst of slow calls fills every anchor, the pool opens extra
+// anchors for the key, and drains them back once the burst is over (after a short, for the
+// demo, extraAnchorIdleMillis).
 // Everything it started is stopped on success, on failure and on Ctrl-C or SIGTERM.
 //
 // This file is the story and its order; the pieces live in scripts/demo/.
@@ -45,6 +48,38 @@ const EJECTION_SCENE_SECONDS = 4;
  * longer than the chart's one-second rate window, so its frame then shows 0 leases/s.
  */
 const FAILING_WHILE_EJECTED_MILLIS = 1500;
+/**
+ * Leases one anchor carries: 16 streams, of which the health check's Watch takes one, so 15
+ * (the default is 100). Small, so that a burst can fill every anchor and the pool opens
+ * extra ones. The demo's one pool gets it, rather than a pool of its own for that scene:
+ * the chart, the servers' connection counts and the summary all read this pool, so extra
+ * anchors show up among the others, as an application would see them. The other scenes
+ * keep their behaviour: the steady LOOPS hold at most 32 leases, and the fewest anchors
+ * any scene leaves in rotation (6 at the start, 7 while delta is ejected) carry 90, so
+ * outside the burst callers never wait for a full pool (only in the first milliseconds, if
+ * the load starts while some anchors still connect).
+ */
+const MAX_LEASES_PER_ANCHOR = 16;
+/** The extra-anchor scene: the key keeps its N and may grow to this many anchors. */
+const MAX_ANCHORS = 4;
+/**
+ * The burst: loops added to the steady ones, each call held this long by the server
+ * (Echo's "sleep:"). 32 + 160 callers want more leases than the 9 anchors then in rotation
+ * carry (135), and than 11 do (165, with 2 extra), so every anchor stays full.
+ */
+const BURST_LOOPS = 160;
+const BURST_CALL_MILLIS = 50;
+/** How long the burst goes on once the extra anchors are READY: the chart's rates take a second. */
+const BURST_AFTER_EXTRAS_MILLIS = 1000;
+/**
+ * The pool's extraAnchorIdleMillis, short for the demo (the default is 30 s). The pool looks
+ * at a key's load once a second, so the first extra anchor drains 1 to 2 s after the burst
+ * and the next one a second later.
+ */
+const EXTRA_ANCHOR_IDLE_MILLIS = 1000;
+const GROWTH_CHECK_MILLIS = 1000;
+/** Seconds the extra-anchor scene adds to the --duration story (it starts when the ejection ends). */
+const EXTRA_SCENE_SECONDS = 3;
 const TARGET = `etcd:///${PREFIX}`;
 /** Calls in flight: enough to keep every anchor busy, few enough to leave the machine usable. */
 const LOOPS = 32;
@@ -57,6 +92,8 @@ const PLAIN_AFTER_CHANGE_MILLIS = 750;
 
 const count = (n: number): string => Math.round(n).toLocaleString('en-US');
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+/** `2` or, for a key that may grow, `2-4`. */
+const anchorRange = (e: { anchors: number; maxAnchors?: number }): string => (e.maxAnchors === undefined ? String(e.anchors) : `${e.anchors}-${e.maxAnchors}`);
 const clock = (at = Date.now()): string => new Date(at).toTimeString().slice(0, 8) + `.${String(at % 1000).padStart(3, '0')}`;
 
 /** Block characters draw the bars unless the locale says the terminal cannot show them. */
@@ -117,7 +154,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   let code = 0;
   try {
-    const length = interactive ? 'until Ctrl-C' : `${options.durationSeconds + EJECTION_SCENE_SECONDS} s of load`;
+    const storySeconds = options.durationSeconds + EJECTION_SCENE_SECONDS + EXTRA_SCENE_SECONDS;
+    const length = interactive ? 'until Ctrl-C' : `${storySeconds} s of load`;
     screen.log(`${paint('bold', 'anchorpool demo')}: a dev etcd, grpc-js echo backends registered with etcdctl, and a lease pool under load (${length}).`);
     await ensureEtcdInstalled({ log: (line) => screen.log(`[etcd-dev] ${line}`) });
     abort.throwIfAborted();
@@ -129,7 +167,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (reportPids) screen.log(`pids: etcd=${member.pid}`);
     abort.throwIfAborted();
 
-    chart = new Chart({ target: TARGET, etcdEndpoints: cluster.endpoints, loops: LOOPS, durationSeconds: interactive ? undefined : options.durationSeconds + EJECTION_SCENE_SECONDS });
+    chart = new Chart({ target: TARGET, etcdEndpoints: cluster.endpoints, loops: LOOPS, durationSeconds: interactive ? undefined : storySeconds });
     const alpha = await startBackend('alpha');
     const beta = await startBackend('beta');
     const gamma = await startBackend('gamma');
@@ -149,11 +187,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       drainTimeoutMillis: 3000,
       healthCheck: { serviceName: HEALTH_SERVICE },
       outlierDetection: OUTLIER_DETECTION,
+      maxLeasesPerAnchor: MAX_LEASES_PER_ANCHOR,
+      extraAnchorIdleMillis: EXTRA_ANCHOR_IDLE_MILLIS,
     });
     teardown.add('pool', STOP.pool, () => pool.close());
-    pool.on('endpoint-added', (e) => screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${e.anchors} anchor${e.anchors === 1 ? '' : 's'}`));
+    pool.on('endpoint-added', (e) => screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${anchorRange(e)} anchor${e.anchors === 1 && e.maxAnchors === undefined ? '' : 's'}`));
     pool.on('endpoint-updated', ({ before, after }) =>
-      screen.log(`${stamp()}  pool: ~ ${after.key} → ${after.addr}, ${before.anchors} → ${after.anchors} anchors${before.addr === after.addr ? '' : ` (was ${before.addr})`}`),
+      screen.log(`${stamp()}  pool: ~ ${after.key} → ${after.addr}, ${anchorRange(before)} → ${anchorRange(after)} anchors${before.addr === after.addr ? '' : ` (was ${before.addr})`}`),
     );
     pool.on('endpoint-removed', (e) => screen.log(`${stamp()}  pool: - ${e.key} (${e.addr}): its anchors drain and close`));
     pool.on('endpoint-invalid', (r) => screen.log(paint('red', `${stamp()}  pool: ! ${r.key}: ${r.reason}${r.keptPrevious ? ' (keeps its last valid value)' : ''}`)));
@@ -174,6 +214,19 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       );
     });
     pool.on('endpoint-returned', (e) => screen.log(`${stamp()}  pool: ${e.key} (${e.address}) returned after its ejection: back in rotation`));
+    pool.on('anchor-extra', (e) => {
+      const endpoint = pool.snapshot().endpoints.get(e.key);
+      const now = pool.anchors().filter((a) => a.key === e.key && !a.draining).length;
+      const tally = endpoint === undefined ? '' : `; the key now has ${now} anchors (${anchorRange(endpoint)})`;
+      const line = `${stamp()}  pool: ${e.key}#${e.anchor} (${e.address}) extra anchor ${e.change}`;
+      if (e.change === 'opened') screen.log(`${line}: callers wait and every anchor of the key is full${tally}`);
+      else if (e.change === 'drained') {
+        screen.log(
+          `${line}: the key's leases stayed at or under half of what one anchor fewer carries for ${EXTRA_ANCHOR_IDLE_MILLIS / 1000} s ` +
+            `(extraAnchorIdleMillis ${EXTRA_ANCHOR_IDLE_MILLIS} for the demo; the default is 30 s)${tally}`,
+        );
+      } else screen.log(paint('red', `${line}: it did not connect; closed, and the key backs off${tally}`));
+    });
     pool.on('etcd-connected', ({ revision }) => screen.log(`${stamp()}  pool: etcd connected at revision ${revision}`));
     await pool.ready({ signal: abort });
     screen.log(`${stamp()}  pool on ${TARGET} ready; ${LOOPS} loops now call Echo, one lease per call`);
@@ -273,6 +326,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       screen.log(`${stamp()}  ${paint('cyan', `backend ${backend.name}: failing → ${on ? 'on' : 'off'}`)} (${effect})`);
       await backend.setFailing(on);
     };
+    /** The anchors (key#index) opened as extra anchors, marked so in the summary. */
+    const extraSlots = new Set<string>();
+    pool.on('anchor-extra', (e) => {
+      if (e.change === 'opened') extraSlots.add(`${e.key}#${e.anchor}`);
+    });
     /** What the ejection scene measured, for the summary. */
     let ejectionScene: { backend: Backend; failed: number; leasesWhileEjected: number } | undefined;
     /**
@@ -326,6 +384,62 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         pool.off('endpoint-returned', onReturned);
       }
     };
+    /**
+     * The backend's key may grow to MAX_ANCHORS (re-put with etcdctl, same N): a burst of slow
+     * calls fills every anchor, the pool opens the extra ones, and once the burst is over it
+     * drains them back, newest first. Says how many leases the extra anchors took.
+     */
+    const extraAnchors = async (backend: Backend): Promise<void> => {
+      const key = `${PREFIX}${backend.name}`;
+      const n = anchorsOf(backend).length;
+      const changes: string[] = [];
+      const onExtra = (e: { key: string; change: string }): void => {
+        if (e.key !== key) return;
+        changes.push(e.change);
+        soonAfterChange();
+      };
+      pool.on('anchor-extra', onExtra);
+      try {
+        await change(['put', key, JSON.stringify({ addr: backend.address, anchors: n, maxAnchors: MAX_ANCHORS })]);
+        await poolDoes(() => pool.snapshot().endpoints.get(key)?.maxAnchors === MAX_ANCHORS, `read ${backend.name}'s maxAnchors`, HEALTH_SEEN_TIMEOUT_MILLIS);
+        const inRotation = pool.stats().anchors.eligible;
+        screen.log(
+          `${stamp()}  ${paint('cyan', `load: a burst of ${BURST_LOOPS} more loops`)} (the server holds each of their calls ${BURST_CALL_MILLIS} ms: ` +
+            `${LOOPS + BURST_LOOPS} callers for ${inRotation} anchors of ${MAX_LEASES_PER_ANCHOR - 1} leases, maxLeasesPerAnchor ${MAX_LEASES_PER_ANCHOR} for the demo less the health stream)`,
+        );
+        const burst = load.burst(BURST_LOOPS, BURST_CALL_MILLIS);
+        const extras = () => anchorsOf(backend).filter((a) => a.extra);
+        let took = 0;
+        try {
+          await poolDoes(
+            () => extras().length === MAX_ANCHORS - n && extras().every((a) => a.state === 'READY'),
+            `open ${plural(MAX_ANCHORS - n, 'extra anchor')} for ${backend.name}`,
+            HEALTH_SEEN_TIMEOUT_MILLIS,
+          );
+          await sleep(BURST_AFTER_EXTRAS_MILLIS, undefined, { signal: abort });
+          // What the chart shows while the burst goes on: the key's anchors marked extra, taking leases.
+          await frameNow();
+          took = extras().reduce((sum, a) => sum + a.acquired, 0);
+        } finally {
+          screen.log(`${stamp()}  ${paint('cyan', 'load: the burst ends')} (back to ${LOOPS} loops)`);
+          await burst.stop();
+        }
+        screen.log(`${stamp()}  ${paint('bold', `during the burst, ${backend.name}'s ${plural(MAX_ANCHORS - n, 'extra anchor')} took ${count(took)} leases`)}`);
+        soonAfterChange();
+        const drainWithin = EXTRA_ANCHOR_IDLE_MILLIS + (MAX_ANCHORS - n + 1) * GROWTH_CHECK_MILLIS + HEALTH_SEEN_TIMEOUT_MILLIS;
+        await poolDoes(
+          () => changes.filter((c) => c === 'drained').length === MAX_ANCHORS - n && !pool.anchors().some((a) => a.key === key && (a.extra || a.draining)),
+          `drain ${backend.name}'s extra anchors back`,
+          drainWithin,
+        );
+        const s = pool.stats().extraAnchors;
+        screen.log(
+          `${stamp()}  extra anchors (pool.stats().extraAnchors): ${s.opened} opened, ${s.drained} drained, ${s.failed} failed, ${s.open} open; ${backend.name} is back to ${plural(n, 'anchor')}`,
+        );
+      } finally {
+        pool.off('anchor-extra', onExtra);
+      }
+    };
     try {
       if (interactive) {
         const suggestions: [args: string[], why: string][] = [
@@ -341,7 +455,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           screen.log(`  ${etcdctlCommandLine(cluster.endpoints, args)}`);
         }
         screen.log(
-          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows alpha going NOT_SERVING and back, and delta failing its calls until outlier detection ejects it.`),
+          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows alpha going NOT_SERVING and back, delta failing its calls until outlier detection ejects it, and a burst of calls that makes the pool open extra anchors for delta.`),
         );
         screen.log('');
         await new Promise<void>((resolve) => abort.addEventListener('abort', () => resolve(), { once: true }));
@@ -366,7 +480,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
             `for ${OUTLIER_DETECTION.baseEjectionTimeMillis / 1000} s (the demo's baseEjectionTimeMillis; the default is 30 s), then returns it`,
         );
         await ejection(delta);
-        await at(d + EJECTION_SCENE_SECONDS);
+        note(
+          `delta may grow from 2 to ${MAX_ANCHORS} anchors (maxAnchors): a burst fills every anchor, the pool opens extra ones for delta, ` +
+            `and drains them back once its load stays low for ${EXTRA_ANCHOR_IDLE_MILLIS / 1000} s (the demo's extraAnchorIdleMillis; the default is 30 s)`,
+        );
+        await extraAnchors(delta);
+        await at(d + EJECTION_SCENE_SECONDS + EXTRA_SCENE_SECONDS);
       }
     } catch (err) {
       if (!abort.aborted) throw err;
@@ -394,7 +513,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         return { name: b.name, calls, ...(why !== undefined && { why }) };
       }),
     };
-    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [], failed)) screen.log(line);
+    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [], failed, extraSlots)) screen.log(line);
     if (load.calls === 0) throw new Error('no call succeeded');
     code = interruptedCode() ?? 0;
   } catch (err) {

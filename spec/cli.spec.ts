@@ -1,5 +1,6 @@
 // `anchorpool status` and `anchorpool watch` against a real etcd and real backends:
-// the table, JSON, exit codes, usage errors, and secrets kept out of every output.
+// the table, JSON, anchor ranges (maxAnchors) and extra anchors, exit codes, usage errors,
+// and secrets kept out of every output.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
+import { renderReport, withAnchorStates, type StatusReport } from '../lib/cli/report.js';
+import type { AnchorInfo, PoolStats } from '../lib/index.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startBackend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
@@ -76,6 +79,86 @@ t.test('status --connect dials every anchor: READY counts, and an unreachable ba
   t.equal(bad.code, 1, 'exit 1 with an unreachable backend');
   t.match(bad.out, /UNREACHABLE cli\/dial\/down/);
   t.match(bad.out, /READY\s+CONNECTING\s+FAILED\s+DRAINING/);
+});
+
+t.test('status shows the anchor range of a key that may grow: N-M in the table, maxAnchors in --json', async (t) => {
+  await etcdctl(cluster, 'put', 'cli/grow/text', `${backend.address}#1-4`);
+  await etcdctl(cluster, 'put', 'cli/grow/json', JSON.stringify({ addr: backend.address, anchors: 2, maxAnchors: 3 }));
+  await etcdctl(cluster, 'put', 'cli/grow/fixed', `${backend.address}#2`);
+  const json = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/grow/', '--json']);
+  t.equal(json.code, 0, json.err);
+  const endpoints = (JSON.parse(json.out) as { endpoints: Record<string, unknown>[] }).endpoints;
+  t.same(
+    endpoints.map((e) => [e['key'], e['anchors'], e['maxAnchors']]),
+    [
+      ['cli/grow/fixed', 2, undefined],
+      ['cli/grow/json', 2, 3],
+      ['cli/grow/text', 1, 4],
+    ],
+  );
+  t.notOk('maxAnchors' in endpoints[0]!, 'a key without a range carries no maxAnchors');
+  t.notOk('extra' in endpoints[1]!, 'without --connect, no count of extra anchors');
+
+  const table = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/grow/']);
+  t.equal(table.code, 0);
+  const addr = backend.address.replace(/\./g, '\\.');
+  t.match(table.out, new RegExp(`^cli/grow/fixed\\s+${addr}\\s+2\\s+text$`, 'm'), 'a fixed key: N');
+  t.match(table.out, new RegExp(`^cli/grow/json\\s+${addr}\\s+2-3\\s+json$`, 'm'), 'JSON maxAnchors: N-M');
+  t.match(table.out, new RegExp(`^cli/grow/text\\s+${addr}\\s+1-4\\s+text$`, 'm'), 'text addr#N-M: N-M');
+  t.notMatch(table.out, /EXTRA/, 'no EXTRA column without --connect');
+});
+
+t.test('status --connect dials N anchors per key and counts the extra ones: 0, since status makes no calls', async (t) => {
+  const json = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/grow/', '--connect', '--json', '--timeout', '5000']);
+  t.equal(json.code, 0, json.err);
+  t.match(JSON.parse(json.out), {
+    endpoints: [
+      { key: 'cli/grow/fixed', anchors: 2, states: { READY: 2, DRAINING: 0 }, extra: 0 },
+      { key: 'cli/grow/json', anchors: 2, maxAnchors: 3, states: { READY: 2, DRAINING: 0 }, extra: 0 },
+      { key: 'cli/grow/text', anchors: 1, maxAnchors: 4, states: { READY: 1, DRAINING: 0 }, extra: 0 },
+    ],
+    unreachable: [],
+  });
+  const table = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/grow/', '--connect', '--timeout', '5000']);
+  t.equal(table.code, 0);
+  t.match(table.out, /^KEY\s+ADDRESS\s+ANCHORS\s+FORMAT\s+READY\s+CONNECTING\s+FAILED\s+DRAINING\s+EXTRA$/m, 'an EXTRA column, since a key has a range');
+  t.match(table.out, /^cli\/grow\/text\s+\S+\s+1-4\s+text\s+1\s+0\s+0\s+0\s+0$/m, 'the growable key: 1 READY, 0 extra');
+  t.match(table.out, /^cli\/grow\/fixed\s+\S+\s+2\s+text\s+2\s+0\s+0\s+0\s+-$/m, 'a fixed key cannot have extra anchors: -');
+  const help = await run(['status', '--help']);
+  t.match(help.out, /how many are extra \(above N\): normally 0, since status makes\s+no calls/, '--help says why it is normally 0');
+  // A key without a range shows no EXTRA column, as before.
+  const plain = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/dial/', '--connect', '--timeout', '2000']);
+  t.notMatch(plain.out, /EXTRA/);
+});
+
+t.test('the report counts the active extra anchors of a key, not draining ones, and the table shows them', async (t) => {
+  // A pool that made calls may have opened extra anchors; status itself cannot, so its anchors are given here.
+  const report: StatusReport = {
+    target: 'etcd:///g/',
+    revision: 7,
+    etcd: { connected: true, disconnectedSince: null, lastError: null },
+    endpoints: [{ key: 'g/a', addr: '10.0.0.1:1', anchors: 1, maxAnchors: 4, format: 'text' }],
+    invalid: [],
+    unreachable: [],
+    unhealthy: [],
+  };
+  const anchor = (index: number, extra: boolean, draining = false): AnchorInfo => ({
+    key: 'g/a',
+    anchor: index,
+    address: '10.0.0.1:1',
+    state: 'READY',
+    health: 'UNCHECKED',
+    ejected: false,
+    eligible: !draining,
+    extra,
+    leased: 0,
+    acquired: 0,
+    draining,
+  });
+  const stats = { source: { revision: 7 } } as unknown as PoolStats;
+  const withStates = withAnchorStates(report, [anchor(0, false), anchor(1, true), anchor(2, true), anchor(3, true, true)], stats);
+  t.match(withStates.endpoints, [{ key: 'g/a', maxAnchors: 4, states: { READY: 3, DRAINING: 1 }, extra: 2 }]);
+  t.match(renderReport(withStates).join('\n'), /^g\/a\s+10\.0\.0\.1:1\s+1-4\s+text\s+3\s+0\s+0\s+1\s+2$/m);
 });
 
 t.test('status --health: each anchor health-checked; a NOT_SERVING backend is UNHEALTHY and exit 1', async (t) => {

@@ -5,7 +5,9 @@
 // connections that follow the anchors, a backend flipped to NOT_SERVING whose anchors
 // the pool takes out of rotation (no lease on them meanwhile) and back, a backend failing
 // every call that outlier detection ejects (no lease on it meanwhile, its failed calls
-// the only errors of the run) and returns, and that afterwards none of its processes and
+// the only errors of the run) and returns, a key that may grow (maxAnchors) for which a
+// burst makes the pool open extra anchors (marked extra in the chart, their connections
+// counted by the server) that drain back after it, and that afterwards none of its processes and
 // not its etcd data dir is left — after a normal end, a Ctrl-C in a terminal (SIGINT to
 // the whole process group), a SIGTERM during startup, and Ctrl-C in --interactive.
 import t, { type Test } from 'tap';
@@ -116,7 +118,7 @@ function assertNothingLeft(t: Test, output: string, expectedNames: string[]): vo
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, an outlier ejection, leases on every anchor, and nothing left behind', async (t) => {
+t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, an outlier ejection, extra anchors, leases on every anchor, and nothing left behind', async (t) => {
   const demo = startDemo([DEMO, '--duration', '8']);
   const { code } = await exitWithin(demo, 40_000);
   const out = demo.output();
@@ -134,6 +136,7 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
     `put services/echo/delta '{"addr":"${delta}","anchors":2}'`,
     `put services/echo/gamma '${gamma}#4'`,
     'del services/echo/beta',
+    `put services/echo/delta '{"addr":"${delta}","anchors":2,"maxAnchors":4}'`,
   ];
   const order = commands.map((c) => out.indexOf(`$ etcdctl --endpoints=${etcd} ${c}\n`));
   for (const [i, c] of commands.entries()) t.ok(order[i]! >= 0, `printed: etcdctl ${c}`);
@@ -183,12 +186,40 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
   const before = [...out.slice(0, failOn).matchAll(/^\[t=.*, ([\d,]+) errors;/gm)].map((m) => m[1]);
   t.ok(before.length > 0 && before.every((n) => n === '0'), 'no call failed before delta started failing');
 
+  // After the return, delta may grow to 4 anchors: a burst fills every anchor, the pool opens delta#2 and delta#3, and drains them back, newest first.
+  t.ok(returned < order[6]!, 'delta gets maxAnchors after its return');
+  t.match(out.slice(order[6]!), new RegExp(`pool: ~ services/echo/delta → ${escape(delta)}, 2 → 2-4 anchors\n`), 'the pool reads the range');
+  const extraLine = (i: number, change: string): number => out.search(new RegExp(`t=\\d+\\.\\ds {2}pool: services/echo/delta#${i} \\(${escape(delta)}\\) extra anchor ${change}: `));
+  const burstStarts = out.search(/t=\d+\.\ds {2}load: a burst of 160 more loops \(.*maxLeasesPerAnchor 16 for the demo/);
+  const [opened2, opened3] = [extraLine(2, 'opened'), extraLine(3, 'opened')];
+  const burstEnds = out.search(/t=\d+\.\ds {2}load: the burst ends \(back to 32 loops\)\n/);
+  const [drained3, drained2] = [extraLine(3, 'drained'), extraLine(2, 'drained')];
+  t.ok([burstStarts, opened2, opened3, burstEnds, drained3, drained2].every((i) => i >= 0), 'the burst, both extra anchors opened and both drained are printed');
+  t.ok(order[6]! < burstStarts && burstStarts < opened2 && opened2 < opened3 && opened3 < burstEnds && burstEnds < drained3 && drained3 < drained2, 'put, burst, opened #2 and #3, burst ends, drained #3 then #2');
+  t.match(out.slice(opened2), /^.*extra anchor opened: callers wait and every anchor of the key is full; the key now has 3 anchors \(2-4\)$/m, 'opened: why, and the count');
+  t.match(
+    out.slice(drained2),
+    /^.*extra anchor drained: .* for 1 s \(extraAnchorIdleMillis 1000 for the demo; the default is 30 s\); the key now has 2 anchors \(2-4\)$/m,
+    'drained: after the demo\'s short extraAnchorIdleMillis',
+  );
+  t.equal(out.match(/ extra anchor (opened|drained|failed)/g)?.length, 4, 'two opened, two drained, nothing else');
+  t.notMatch(out, / extra anchor failed/, 'no extra anchor failed');
+  t.match(out, /^.*extra anchors \(pool\.stats\(\)\.extraAnchors\): 2 opened, 2 drained, 0 failed, 0 open; delta is back to 2 anchors$/m, 'the stats agree');
+  const whileExtra = out.slice(opened3, drained3);
+  for (const i of [2, 3]) {
+    t.match(whileExtra, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+ {2}\\(extra\\)$`, 'm'), `a snapshot shows delta#${i} marked extra, taking leases`);
+  }
+  t.match(whileExtra, /^\[t=.*; a burst of 160 more loops; 3 keys, 11 anchors \(11 READY, \d+ in rotation, 2 extra\)/m, 'the snapshot counts 2 extra anchors during the burst');
+  t.match(whileExtra, new RegExp(`backend delta ${escape(delta)}: 4 anchors, 4 connections \\(server side\\)`), 'delta\'s server counts the extra connections');
+  t.match(out.slice(burstEnds, drained3), /during the burst, delta's 2 extra anchors took [1-9][\d,]* leases\n/, 'the extra anchors took leases');
+  t.notMatch(out.slice(drained2), /^ {2}anchor .*\(extra\)$/m, 'no snapshot marks an anchor extra once both drained');
+
   // Every anchor of every backend had leases in some snapshot.
   const busiest = new Map<string, number>();
   for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+READY\s+SERVING\s+([\d,]+) leases\/s/gm)) {
     busiest.set(slot!, Math.max(busiest.get(slot!) ?? 0, Number(rate!.replaceAll(',', ''))));
   }
-  const slots = ['alpha#0', 'alpha#1', 'alpha#2', 'beta#0', 'beta#1', 'gamma#0', 'gamma#1', 'gamma#2', 'gamma#3', 'delta#0', 'delta#1'];
+  const slots = ['alpha#0', 'alpha#1', 'alpha#2', 'beta#0', 'beta#1', 'gamma#0', 'gamma#1', 'gamma#2', 'gamma#3', 'delta#0', 'delta#1', 'delta#2', 'delta#3'];
   for (const slot of slots) t.ok((busiest.get(`services/echo/${slot}`) ?? 0) > 0, `leases on services/echo/${slot}`);
   t.match(out, /^ {2}anchor services\/echo\/beta#0\s+\S+\s+CLOSED$/m, 'the deleted backend’s anchors are shown closing');
 
@@ -205,6 +236,7 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
     t.match(last, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+$`, 'm'), `delta#${i} takes leases again, not marked ejected`);
   }
   t.match(last, new RegExp(`^\\[t=.*, ${failedOnDelta} errors;`, 'm'), 'no call failed but those on delta while it failed every call');
+  for (const i of [2, 3]) t.match(out, new RegExp(`^ {2}services/echo/delta#${i}\\s+${escape(delta)}\\s+[1-9][\\d,]* {2}\\(extra\\)$`, 'm'), `the summary marks delta#${i} extra`);
   t.match(
     out,
     new RegExp(`^Failed calls: ${failedOnDelta} \\(delta ${failedOnDelta}, all while it failed every call, on leases taken before the pool ejected it\\)$`, 'm'),

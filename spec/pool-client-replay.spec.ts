@@ -5,7 +5,6 @@
 // anchor does in the instant between its backend's GOAWAY and the pool seeing it. The
 // other anchor is a real backend, which counts the calls it runs.
 import t, { type Test } from 'tap';
-import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { AnchorListener, AnchorSpec } from '../lib/anchor.js';
 import { ChannelAnchor } from '../lib/anchor-channel.js';
@@ -14,6 +13,7 @@ import { silentLogger } from '../lib/logger.js';
 import { createPoolWithAnchors, type AnchorPool } from '../lib/pool.js';
 import { MAX_REPLAYS } from '../lib/resumable-call.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
+import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
 const settings = { credentials: grpc.credentials.createInsecure(), channelOptions: {}, maxLeases: 100, tag: 'replay-spec' };
 
@@ -24,17 +24,10 @@ class StaleAnchor extends ChannelAnchor {
   }
 }
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** A pool on one stale anchor and, unless `liveBackend` is absent, one anchor on a real backend. */
 async function replayPool(t: Test, liveBackend: Backend | undefined) {
-  const dead = `127.0.0.1:${await closedPort()}`;
+  // A free port nothing listens on: the stale anchor's calls are refused.
+  const dead = `127.0.0.1:${await freePort()}`;
   const stale: StaleAnchor[] = [];
   const factory = (spec: AnchorSpec, listener: AnchorListener): ChannelAnchor => {
     if (spec.address !== dead) return new ChannelAnchor(spec, settings, listener);

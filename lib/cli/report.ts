@@ -1,7 +1,8 @@
 /**
- * What `status` and `watch` show: per key its address, wanted anchors and (when the
- * anchors were dialled) how many are in each state and, with health checks, what their
- * health checks said; the invalid keys with their reason;
+ * What `status` and `watch` show: per key its address, wanted anchors (N, or N-M for a key
+ * that may grow to M when all of its anchors are full) and (when the anchors were dialled)
+ * how many are in each state, how many of the active ones are extra (above N) and, with
+ * health checks, what their health checks said; the invalid keys with their reason;
  * the etcd revision and connection. Built from a source snapshot or a pool, rendered as
  * a table or as JSON.
  */
@@ -12,9 +13,13 @@ export interface KeyReport {
   key: string;
   addr: string;
   anchors: number;
+  /** The most anchors the key may open when all of its are full; absent when it keeps exactly `anchors`. */
+  maxAnchors?: number;
   format: string;
   /** Anchors by state, when they were dialled (--connect / watch). */
   states?: { READY: number; CONNECTING: number; IDLE: number; TRANSIENT_FAILURE: number; DRAINING: number };
+  /** Active anchors opened above `anchors` for load, when they were dialled. */
+  extra?: number;
   /** Its READY anchors by health, when health was checked (--health). */
   health?: { SERVING: number; NOT_SERVING: number; SERVICE_UNKNOWN: number; UNKNOWN: number; UNCHECKED: number };
 }
@@ -36,7 +41,13 @@ export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceSta
     target: status.target,
     revision: snapshot.revision,
     etcd: { connected: status.connected, disconnectedSince: status.disconnectedSince?.toISOString() ?? null, lastError: status.lastError },
-    endpoints: [...snapshot.endpoints.values()].map((e) => ({ key: e.key, addr: e.addr, anchors: e.anchors, format: e.format })),
+    endpoints: [...snapshot.endpoints.values()].map((e) => ({
+      key: e.key,
+      addr: e.addr,
+      anchors: e.anchors,
+      ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }),
+      format: e.format,
+    })),
     invalid: [...snapshot.invalid.values()].map((r) => ({ key: r.key, reason: r.reason, keptPrevious: r.keptPrevious })),
     unreachable: [],
     unhealthy: [],
@@ -48,13 +59,15 @@ export function withAnchorStates(report: StatusReport, anchors: readonly AnchorI
   const endpoints = report.endpoints.map((entry) => {
     const states = { READY: 0, CONNECTING: 0, IDLE: 0, TRANSIENT_FAILURE: 0, DRAINING: 0 };
     const health = { SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0, UNKNOWN: 0, UNCHECKED: 0 };
+    let extra = 0;
     for (const a of anchors) {
       if (a.key !== entry.key) continue;
       if (a.draining) states.DRAINING += 1;
       else if (a.state !== 'SHUTDOWN') states[a.state] += 1;
       if (!a.draining && a.state === 'READY') health[a.health] += 1;
+      if (!a.draining && a.extra) extra += 1;
     }
-    return healthChecked ? { ...entry, states, health } : { ...entry, states };
+    return healthChecked ? { ...entry, states, extra, health } : { ...entry, states, extra };
   });
   return {
     ...report,
@@ -76,13 +89,24 @@ export function renderReport(report: StatusReport): string[] {
   if (!report.etcd.connected && report.etcd.lastError) lines.push(`  last error: ${report.etcd.lastError}`);
   const dialled = report.endpoints.some((e) => e.states !== undefined);
   const checked = report.endpoints.some((e) => e.health !== undefined);
-  const header = ['KEY', 'ADDRESS', 'ANCHORS', 'FORMAT', ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : []), ...(checked ? ['SERVING', 'NOT_SERVING', 'UNKNOWN', 'NO_HEALTH_SVC'] : [])];
+  // Only a key with a range can have extra anchors: the column is there when one has.
+  const growable = dialled && report.endpoints.some((e) => e.maxAnchors !== undefined);
+  const header = [
+    'KEY',
+    'ADDRESS',
+    'ANCHORS',
+    'FORMAT',
+    ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : []),
+    ...(growable ? ['EXTRA'] : []),
+    ...(checked ? ['SERVING', 'NOT_SERVING', 'UNKNOWN', 'NO_HEALTH_SVC'] : []),
+  ];
   const rows = report.endpoints.map((e) => [
     e.key,
     e.addr,
-    String(e.anchors),
+    e.maxAnchors === undefined ? String(e.anchors) : `${e.anchors}-${e.maxAnchors}`,
     e.format,
     ...(e.states ? [String(e.states.READY), String(e.states.CONNECTING + e.states.IDLE), String(e.states.TRANSIENT_FAILURE), String(e.states.DRAINING)] : []),
+    ...(growable ? [e.maxAnchors === undefined ? '-' : String(e.extra ?? 0)] : []),
     ...(e.health ? [String(e.health.SERVING), String(e.health.NOT_SERVING + e.health.SERVICE_UNKNOWN), String(e.health.UNKNOWN), String(e.health.UNCHECKED)] : []),
   ]);
   lines.push(

@@ -1,8 +1,9 @@
 /**
  * `anchorpool status`: one snapshot of what the pool sees under a prefix — every key
- * with its address and wanted anchors, the invalid keys with their reason, the etcd
- * revision — and, with --connect, each anchor dialled and counted by state after up to
- * --timeout, and with --health their grpc.health.v1 status too. With --metrics-port it
+ * with its address and wanted anchors (N, or N-M when it may grow), the invalid keys with
+ * their reason, the etcd revision — and, with --connect, each anchor dialled and counted
+ * by state after up to --timeout (and how many are extra, above N), and with --health
+ * their grpc.health.v1 status too. With --metrics-port it
  * keeps running and serves Prometheus metrics.
  * Exit code: 0 all is well, 1 invalid keys, unreachable backends or etcd unreachable,
  * 2 usage error.
@@ -22,10 +23,13 @@ import { UsageError } from './usage-error.js';
 export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--health | --health-service NAME] [--timeout MS] [--metrics-port PORT]
 
 Print what anchorpool sees under an etcd prefix (or a pass:/// target): every key with
-its address and anchors, invalid keys with their reason, and the etcd revision.
+its address and anchors (N, or N-M for a key with maxAnchors M), invalid keys with their
+reason, and the etcd revision.
 
   --json                 print JSON instead of a table
-  --connect              dial every anchor and report them by state (waits up to --timeout)
+  --connect              dial every anchor and report them by state (waits up to --timeout),
+                         and how many are extra (above N): normally 0, since status makes
+                         no calls that could fill its anchors
   --health               also run a grpc.health.v1 check on every anchor (implies --connect)
   --health-service NAME  the service name the check asks for (default '': the whole server)
   --timeout MS           how long to wait for etcd and for anchors to connect (default 5000)

@@ -60,16 +60,43 @@ export class SubchannelAnchor extends Anchor {
 
   /** grpc-js's outlier_detection (a parent policy) ejects a subchannel by marking it unhealthy. */
   readonly #heldOutChanged: ((anchor: SubchannelAnchor) => void) | undefined;
+  #parentHeld = false;
+  /** A short hold (pause()): another connection of its key just went away. */
+  #pause: NodeJS.Timeout | undefined;
   readonly #onHealth = (healthy: boolean): void => {
     if (this.closed) return;
-    this.setHeldOut(!healthy);
+    this.#parentHeld = !healthy;
+    this.#applyHold();
     this.#heldOutChanged?.(this);
   };
+
+  /**
+   * Takes no calls for `millis`, then calls `resumed`. For a sibling of a connection that
+   * just went away: a server that shuts down sends GOAWAY on all its connections, and a
+   * stream grpc-js retries after the first GOAWAY must not land on the next one.
+   */
+  pause(millis: number, resumed: () => void): void {
+    if (this.closed) return;
+    clearTimeout(this.#pause);
+    this.#pause = setTimeout(() => {
+      this.#pause = undefined;
+      if (this.closed) return;
+      this.#applyHold();
+      resumed();
+    }, millis);
+    this.#pause.unref();
+    this.#applyHold();
+  }
+
+  #applyHold(): void {
+    this.setHeldOut(this.#parentHeld || this.#pause !== undefined);
+  }
 
   start(): void {
     this.subchannel.addConnectivityStateListener(this.#onState);
     this.subchannel.addHealthStateWatcher(this.#onHealth);
-    this.setHeldOut(!this.subchannel.isHealthy());
+    this.#parentHeld = !this.subchannel.isHealthy();
+    this.#applyHold();
     const current = this.subchannel.getConnectivityState();
     this.#follow(anchorStateOf(current));
     if (current === State.IDLE) this.subchannel.startConnecting();
@@ -93,6 +120,7 @@ export class SubchannelAnchor extends Anchor {
   }
 
   protected shutdown(): void {
+    clearTimeout(this.#pause);
     this.#health?.stop();
     this.subchannel.removeHealthStateWatcher(this.#onHealth);
     this.subchannel.removeConnectivityStateListener(this.#onState);

@@ -19,13 +19,16 @@ connections each backend counts. Mid-run the demo adds a backend, changes one ba
 anchors and deletes one, with etcdctl, printing every command; in between, one backend
 reports NOT_SERVING for a moment and its anchors leave the rotation and come back. Then
 one backend fails every call until the pool's outlier detection ejects it (for 2 s, a
-short ejection time for the demo), and the pool returns it afterwards.
+short ejection time for the demo), and the pool returns it afterwards. Last, that
+backend's key may grow (maxAnchors 4): a burst of slow calls fills every anchor, the
+pool opens extra anchors for it, the chart marks them extra, and they drain back 1 to 3 s
+after the burst (extraAnchorIdleMillis 1000 for the demo).
 Everything it starts is stopped when it ends.
 
   --duration SECONDS   how long the load runs (default 20; at least 4); the ejection
-                       adds 4 s to that
+                       and the extra anchors add 7 s to that
   --quick              the same as --duration 8
-  --interactive        no scripted changes (no health flip, no ejection): run until
+  --interactive        no scripted changes (no health flip, no ejection, no burst): run until
                        Ctrl-C and print the etcdctl commands to type in another terminal
   -h, --help           this help
 

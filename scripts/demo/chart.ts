@@ -1,9 +1,10 @@
 // How a Frame looks: the live bar chart for a terminal (colors, eighth-block bars, fitted
 // to its width), the compact plain snapshot for logs and pipes, and the summary at the
 // end. Next to each anchor's state is its health, as the pool's health check last heard
-// it; an anchor that is not SERVING is marked out of rotation, and one whose key outlier
-// detection ejected is marked ejected. Each anchor's bar has its backend's color, so the rows of one backend read as a
-// group; the bar scale follows the largest rate and shrinks back slowly, so bars do not
+// it; an anchor that is not SERVING is marked out of rotation, one whose key outlier
+// detection ejected is marked ejected, and one the pool opened above its key's N for load
+// (maxAnchors) is marked extra after its bar (it takes leases like the others). Each
+// anchor's bar has its backend's color, so the rows of one backend read as a group; the bar scale follows the largest rate and shrinks back slowly, so bars do not
 // jump when one sample is off.
 import { padEnd, padStart, visibleLength, type Paint, type StyleName } from './ansi.js';
 import type { AnchorCalls } from './load.js';
@@ -51,6 +52,9 @@ function healthStyle(row: AnchorRow): StyleName | undefined {
 const outOfRotation = (row: AnchorRow): boolean => row.state !== 'CLOSED' && row.health !== 'SERVING' && row.health !== 'UNCHECKED';
 const OUT_OF_ROTATION = 'out of rotation';
 const EJECTED = 'ejected';
+/** After the rate of an anchor opened above its key's N for load (it is in rotation: a mark, not instead of the bar). */
+const EXTRA = 'extra';
+const extraMark = (row: AnchorRow): boolean => row.extra && row.state !== 'CLOSED';
 
 /** Why a row takes no leases, if health or an ejection keeps it out (a draining or connecting row shows that in its state). */
 function rotationMark(row: AnchorRow): string | undefined {
@@ -117,8 +121,8 @@ export class Chart {
     const errors = frame.errors > 0 ? paint('red', `${count(frame.errors)} errors${frame.lastError ? ` (last: ${frame.lastError})` : ''}`) : '0 errors';
     const lines = [
       ...pack([paint('bold', 'anchorpool demo'), clock, `pool on ${c.target}`, etcd], width),
-      ...pack([`load: ${c.loops} loops, one lease per call`, paint('bold', `${count(frame.callRate)} calls/s`), `${count(frame.calls)} calls`, errors], width),
-      ...pack([`pool: ${plural(frame.endpoints, 'key')}`, `${plural(frame.active, 'anchor')} (${frame.ready} READY, ${frame.eligible} in rotation)`, `${frame.draining} draining`, `${frame.leased} leased`, `${frame.waiting} waiting`], width),
+      ...pack([`load: ${c.loops} loops${frame.burstLoops > 0 ? ` + a burst of ${frame.burstLoops}` : ''}, one lease per call`, paint('bold', `${count(frame.callRate)} calls/s`), `${count(frame.calls)} calls`, errors], width),
+      ...pack([`pool: ${plural(frame.endpoints, 'key')}`, `${plural(frame.active, 'anchor')} (${frame.ready} READY, ${frame.eligible} in rotation${frame.extra > 0 ? `, ${frame.extra} extra` : ''})`, `${frame.draining} draining`, `${frame.leased} leased`, `${frame.waiting} waiting`], width),
     ];
     for (const r of frame.invalid) lines.push(paint('red', `invalid value under ${r.key}: ${r.reason} (the key keeps its last valid value)`));
     return lines;
@@ -136,7 +140,8 @@ export class Chart {
     const addrW = Math.max(15, ...frame.anchors.map((a) => a.address.length), ...frame.backends.map((b) => b.address.length));
     const stateW = Math.max(10, ...frame.anchors.map((a) => stateLabel(a).length));
     const healthW = Math.max(11, ...frame.anchors.map((a) => healthLabel(a).length));
-    const barW = Math.max(`${OUT_OF_ROTATION}, ${EJECTED}`.length, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + healthW + 2 + 1 + numW)));
+    const markW = frame.anchors.some(extraMark) ? 2 + EXTRA.length : 0;
+    const barW = Math.max(`${OUT_OF_ROTATION}, ${EJECTED}`.length, Math.min(48, width - (2 + keyW + 2 + addrW + 2 + stateW + 2 + healthW + 2 + 1 + numW + markW)));
     lines.push('', paint('bold', 'Anchors: leases per second handed out on each, over the last second'));
     lines.push(paint('dim', `  ${padEnd('KEY#INDEX', keyW)}  ${padEnd('ADDRESS', addrW)}  ${padEnd('STATE', stateW)}  ${padEnd('HEALTH', healthW)}  ${padEnd('LEASES/S', barW)} ${padStart('', numW)}`));
     if (frame.anchors.length === 0) lines.push(paint('yellow', '  (no anchors: nothing valid is registered under the prefix)'));
@@ -149,7 +154,7 @@ export class Chart {
       // Leases still out when it left finish, so the bar can fade for a moment before the mark shows.
       const mark = rotationMark(a);
       const drawn = mark !== undefined && a.rate < 1 ? paint('red', mark) : paint(style(a.address), bar(a.rate, scale.anchor, barW, unicode));
-      const rate = closed ? '' : `${padEnd(drawn, barW)} ${padStart(count(a.rate), numW)}`;
+      const rate = closed ? '' : `${padEnd(drawn, barW)} ${padStart(count(a.rate), numW)}${extraMark(a) ? `  ${paint('bold', EXTRA)}` : ''}`;
       lines.push(`  ${label}  ${address}  ${state}  ${health}  ${rate}`);
     });
 
@@ -186,12 +191,13 @@ export class Chart {
     const healthW = Math.max(0, ...frame.anchors.map((a) => healthLabel(a).length));
     const lines = [
       `[t=${seconds(frame.elapsed)}] ${count(frame.callRate)} calls/s, ${count(frame.calls)} calls, ${count(frame.errors)} errors; ` +
-        `${frame.endpoints} keys, ${frame.active} anchors (${frame.ready} READY, ${frame.eligible} in rotation), ${frame.draining} draining; ` +
+        `${frame.burstLoops > 0 ? `a burst of ${frame.burstLoops} more loops; ` : ''}` +
+        `${frame.endpoints} keys, ${frame.active} anchors (${frame.ready} READY, ${frame.eligible} in rotation${frame.extra > 0 ? `, ${frame.extra} extra` : ''}), ${frame.draining} draining; ` +
         `etcd rev ${frame.etcd.revision}${frame.etcd.connected ? '' : ' DISCONNECTED'}`,
     ];
     frame.anchors.forEach((a, i) => {
       const mark = rotationMark(a);
-      const drawn = mark !== undefined ? `(${mark})` : bar(a.rate, scale.anchor, 20, false);
+      const drawn = (mark !== undefined ? `(${mark})` : bar(a.rate, scale.anchor, 20, false)) + (extraMark(a) ? `  (${EXTRA})` : '');
       const rate = a.state === 'CLOSED' ? '' : `${padStart(count(a.rate), 7)} leases/s  ${drawn}`;
       lines.push(`  anchor ${labels[i]!.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${stateLabel(a).padEnd(stateW)}  ${healthLabel(a).padEnd(healthW)}  ${rate}`.trimEnd());
     });
@@ -218,12 +224,15 @@ function failedLine(failed: FailedCalls): string {
   return `Failed calls: ${count(failed.total)} (${parts.join('; ')})`;
 }
 
-/** What every anchor and every backend served over the whole run, and what failed. */
-export function summary(perAnchor: readonly AnchorCalls[], backends: readonly BackendRow[], failed: FailedCalls): string[] {
+/** What every anchor and every backend served over the whole run, and what failed; `extra` (key#index) were opened as extra anchors. */
+export function summary(perAnchor: readonly AnchorCalls[], backends: readonly BackendRow[], failed: FailedCalls, extra: ReadonlySet<string> = new Set()): string[] {
   const keyW = Math.max(0, ...perAnchor.map((a) => `${a.key}#${a.anchor}`.length));
   const addrW = Math.max(0, ...perAnchor.map((a) => a.address.length));
   const lines = ['', 'Calls per anchor over the whole run (one lease each):'];
-  for (const a of perAnchor) lines.push(`  ${`${a.key}#${a.anchor}`.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${padStart(count(a.calls), 9)}`);
+  for (const a of perAnchor) {
+    const slot = `${a.key}#${a.anchor}`;
+    lines.push(`  ${slot.padEnd(keyW)}  ${a.address.padEnd(addrW)}  ${padStart(count(a.calls), 9)}${extra.has(slot) ? `  (${EXTRA})` : ''}`);
+  }
   lines.push(`Calls counted by each backend: ${backends.map((b) => `${b.name} ${count(b.calls)}`).join(', ')}`);
   lines.push(failedLine(failed));
   return lines;

@@ -1,8 +1,9 @@
 // The demo's load: a number of loops, each making real Echo calls back to back, one
 // lease per call (pool.use → lease.client(EchoClient)). A call's error is thrown out of
-// pool.use(), which makes it the lease's outcome for outlier ejection. It counts calls,
-// errors (by the backend address that failed them), and the calls served through each
-// anchor, exactly, for the summary at the end.
+// pool.use(), which makes it the lease's outcome for outlier ejection. A burst adds more
+// loops for a while, whose calls the server answers only after a delay, so they hold
+// their leases. It counts calls, errors (by the backend address that failed them), and
+// the calls served through each anchor, exactly, for the summary at the end.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AnchorPool } from '../../lib/index.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
@@ -28,11 +29,37 @@ export class Load {
   readonly #pool: AnchorPool;
   readonly #running: Promise<void>[];
   #stopped = false;
+  #burstLoops = 0;
 
   constructor(pool: AnchorPool, loops: number) {
     this.#pool = pool;
     this.loops = loops;
-    this.#running = Array.from({ length: loops }, () => this.#loop());
+    this.#running = Array.from({ length: loops }, () => this.#loop('ping', () => this.#stopped));
+  }
+
+  /** Loops of a burst running now (besides the `loops`). */
+  get burstLoops(): number {
+    return this.#burstLoops;
+  }
+
+  /**
+   * Starts `loops` more loops whose calls the server answers after `serverMillis` (Echo's
+   * "sleep:<ms>"); the returned stop() lets each finish its current call, then resolves.
+   */
+  burst(loops: number, serverMillis: number): { stop(): Promise<void> } {
+    let over = false;
+    this.#burstLoops += loops;
+    const running = Array.from({ length: loops }, () => this.#loop(`sleep:${serverMillis}`, () => over || this.#stopped));
+    // stop() of the whole load waits for these too.
+    this.#running.push(...running);
+    return {
+      stop: async () => {
+        if (over) return;
+        over = true;
+        await Promise.all(running);
+        this.#burstLoops -= loops;
+      },
+    };
   }
 
   /** Calls served per anchor (key#index at an address), in key and index order. */
@@ -51,13 +78,13 @@ export class Load {
     await Promise.all(this.#running);
   }
 
-  async #loop(): Promise<void> {
-    while (!this.#stopped) {
+  async #loop(request: string, stopped: () => boolean): Promise<void> {
+    while (!stopped()) {
       let leasedAt: string | undefined;
       try {
         await this.#pool.use(async (lease) => {
           leasedAt = lease.address;
-          await callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS);
+          await callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS, request);
           const id = `${lease.key}#${lease.anchor}@${lease.address}`;
           let entry = this.#perAnchor.get(id);
           if (entry === undefined) {
@@ -68,6 +95,7 @@ export class Load {
         });
         this.calls += 1;
       } catch (err) {
+        // Stopping a burst lets its calls finish, so their errors still count; stopping the load closes the pool under them.
         if (this.#stopped) return;
         this.errors += 1;
         if (leasedAt !== undefined) this.#errorsByAddress.set(leasedAt, this.errorsOn(leasedAt) + 1);

@@ -1,5 +1,7 @@
 // What the chart shows, sampled about 4 times a second: per anchor its state, its health
-// (what the pool's grpc.health.v1 Watch last heard), whether outlier detection ejected it, and the leases per second handed out on it (deltas of pool.anchors()[i].acquired), per backend
+// (what the pool's grpc.health.v1 Watch last heard), whether outlier detection ejected it,
+// whether it is an extra anchor (opened above its key's N for load), and the leases per
+// second handed out on it (deltas of pool.anchors()[i].acquired), per backend
 // the connections and calls its server counts, and the totals. Rates are taken over the
 // last second of samples, so bars move smoothly yet follow a change within a second. An
 // anchor that just closed stays one more moment as a CLOSED row, so the eye sees it go.
@@ -23,6 +25,8 @@ export interface AnchorRow {
   health: AnchorHealth;
   /** Its key is ejected by outlier detection (no new leases until the pool returns it). */
   ejected: boolean;
+  /** Opened above its key's N because every anchor of the key was full (`maxAnchors`); drained back when the load falls. */
+  extra: boolean;
   /** May take a lease now (READY, healthy, not ejected, not draining, below its cap). */
   eligible: boolean;
   draining: boolean;
@@ -59,8 +63,12 @@ export interface Frame {
   /** Active anchors that may take a lease now: READY and healthy. */
   eligible: number;
   draining: number;
+  /** Extra anchors open now (pool.stats().extraAnchors.open). */
+  extra: number;
   leased: number;
   waiting: number;
+  /** Loops of a load burst running now, besides the steady ones. */
+  burstLoops: number;
   etcd: { connected: boolean; revision: number; lastError: string | null };
   anchors: AnchorRow[];
   backends: BackendRow[];
@@ -148,8 +156,10 @@ export class Sampler {
       ready: poolStats.anchors.byState.READY,
       eligible: poolStats.anchors.eligible,
       draining: poolStats.anchors.draining,
+      extra: poolStats.extraAnchors.open,
       leased: poolStats.leased,
       waiting: poolStats.waiting,
+      burstLoops: this.#load.burstLoops,
       etcd: { connected: poolStats.source.connected, revision: poolStats.source.revision, lastError: poolStats.source.lastError },
       anchors,
       backends: backendRows,
@@ -172,6 +182,7 @@ export class Sampler {
         state: info.state,
         health: info.health,
         ejected: info.ejected,
+        extra: info.extra,
         eligible: info.eligible,
         draining: info.draining,
         leased: info.leased,
@@ -180,7 +191,7 @@ export class Sampler {
       this.#closed.delete(id);
     }
     for (const [id, row] of this.#previous) {
-      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', ejected: false, eligible: false, draining: false, leased: 0, rate: 0 }, since: now });
+      if (!current.has(id) && !this.#closed.has(id)) this.#closed.set(id, { row: { ...row, state: 'CLOSED', ejected: false, extra: false, eligible: false, draining: false, leased: 0, rate: 0 }, since: now });
     }
     for (const [id, { since }] of this.#closed) {
       if (now - since > CLOSED_ROW_MILLIS) {

@@ -240,7 +240,7 @@ export function fuzzValueArbitrary(options: FuzzOptions): fc.Arbitrary<FuzzValue
     .map(([addr, n]) => finish('bad anchors (text #N)', `${addr}#${n}`, rejected(new RegExp(`^anchor count ${n} must be between 1 and ${max}$`)), limits));
   const textAnchorsNotNumber = fc
     .tuple(validAddr, fc.constantFrom('', '-3', '1.5', 'x', ' 3', '+2', '1e1', '٣'))
-    .map(([addr, n]) => finish('bad anchors (text #N)', `${addr}#${n}`, rejected(new RegExp(`^anchor count ${escape(JSON.stringify(n))} after "#" must be an integer$`)), limits));
+    .map(([addr, n]) => finish('bad anchors (text #N)', `${addr}#${n}`, rejected(new RegExp(`^anchor count ${escape(JSON.stringify(n))} after "#" must be an integer N or a range N-M$`)), limits));
 
   // --- wrong types and wrong shapes -----------------------------------------------------
   const notString = fc.oneof(fc.integer().map(String), fc.constantFrom('true', 'false', 'null', '[]', '["h:1"]', '{}', '{"host":"h","port":1}', '1.5'));
