@@ -20,7 +20,7 @@ const LOOPS = 16;
 const SPREAD_BAR = 1.5;
 const JITTER = 0.15;
 
-interface Run {
+export interface L4Run {
   /** Share of each backend's calls per window, after the new backends were enabled. */
   readonly windows: { readonly endsAtMillis: number; readonly calls: number[] }[];
   readonly calls: number;
@@ -28,7 +28,8 @@ interface Run {
   readonly refreshes: number;
 }
 
-async function measure(context: FaultContext, maxAgeMillis: number): Promise<Run> {
+/** One run: the shares per second after p3 and p4 join, with refresh off (maxAgeMillis 0) or on. The bench's l4-refresh scenario reports the same runs. */
+export async function measureL4Shares(context: Pick<FaultContext, 'short'>, maxAgeMillis: number): Promise<L4Run> {
   const windowMillis = 1000;
   const windows = Math.ceil((maxAgeMillis > 0 ? maxAgeMillis * (1 + JITTER) : context.short ? 2000 : 4000) / windowMillis) + 2;
   const rig = new FaultRig();
@@ -63,7 +64,7 @@ async function measure(context: FaultContext, maxAgeMillis: number): Promise<Run
     await lb.enable('s4');
     const enabledAt = performance.now();
     let last = await Promise.all(backends.map(async (b) => (await b.stats()).calls));
-    const measured: Run['windows'][number][] = [];
+    const measured: L4Run['windows'][number][] = [];
     for (let w = 0; w < windows; w++) {
       await sleep(windowMillis);
       const now = await Promise.all(backends.map(async (b) => (await b.stats()).calls));
@@ -84,13 +85,15 @@ const shares = (calls: number[]): string => {
 };
 const spread = (calls: number[]): number => Math.max(...calls) / Math.max(1, Math.min(...calls));
 
+export const L4_MAX_AGE_MILLIS = { short: 1500, full: 4000 } as const;
+
 export const l4RefreshScenario: FaultScenario = {
   id: 'l4-refresh',
   title: 'one HAProxy address with 8 anchors, 2 backends behind it, then 4: refresh spreads the calls over all 4; 0 failed calls',
   async run(context) {
-    const maxAgeMillis = context.short ? 1500 : 4000;
-    const off = await measure(context, 0);
-    const on = await measure(context, maxAgeMillis);
+    const maxAgeMillis = context.short ? L4_MAX_AGE_MILLIS.short : L4_MAX_AGE_MILLIS.full;
+    const off = await measureL4Shares(context, 0);
+    const on = await measureL4Shares(context, maxAgeMillis);
     // The first window that ends after one max age plus its jitter: every anchor has been replaced by then.
     const settledAt = maxAgeMillis * (1 + JITTER);
     const settled = on.windows.filter((w) => w.endsAtMillis - 1000 >= settledAt);
@@ -105,7 +108,7 @@ export const l4RefreshScenario: FaultScenario = {
       check('refresh on: 0 failed calls', on.failed === 0, `${on.failed} of ${on.calls}`),
       check('refresh off: 0 failed calls', off.failed === 0, `${off.failed} of ${off.calls}`),
     ];
-    const table = (run: Run) => run.windows.map((w) => `${(w.endsAtMillis / 1000).toFixed(1)} s ${shares(w.calls)}`).join(' | ');
+    const table = (run: L4Run) => run.windows.map((w) => `${(w.endsAtMillis / 1000).toFixed(1)} s ${shares(w.calls)}`).join(' | ');
     context.log(`refresh off, shares p1/p2/p3/p4 per window after p3, p4 joined: ${table(off)}`);
     context.log(`refresh on (${maxAgeMillis} ms), shares p1/p2/p3/p4: ${table(on)}`);
     return {
