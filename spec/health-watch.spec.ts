@@ -51,7 +51,8 @@ t.test('a stream that failed before answering waits for the backoff', async (t) 
   watch.start();
   await waitFor(() => opened.length === 2, { what: 'the second Watch stream', timeoutMs: 5000 });
   const gap = opened[1]! - opened[0]!;
-  t.ok(gap >= 1400, `reopened ${Math.round(gap)} ms later: the 1500 ms backoff`);
+  // cockatiel's decorrelated jitter draws the first delay around the initial one, sometimes below it (1,268 ms seen).
+  t.ok(gap >= 500, `reopened ${Math.round(gap)} ms later: the backoff (1500 ms, jittered), not at once`);
 });
 
 t.test('answering streams that keep failing are reopened once per answer, never in a tight loop', async (t) => {

@@ -105,6 +105,8 @@ const HEALTH_RETRY = { retryInitialMillis: 100, retryMaxMillis: 5000 };
 const warnedNoHealthService = new Set<string>();
 
 const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+/** Holds every pick for a moment (see #settle). */
+const QUEUE_PICKER: Picker = { pick: () => QUEUE };
 
 /**
  * The READY picker: a view of the anchor set's schedule, so the round-robin cursor
@@ -161,6 +163,9 @@ export class AnchoredRoundRobin implements LoadBalancer {
   readonly #helper: ChannelControlHelper;
   readonly #anchors: AnchorSet<SubchannelAnchor>;
   #maxAgeMillis = 0;
+  /** Picks queue until the next setImmediate (#settle). */
+  #settling = false;
+  #destroyed = false;
   /** Where each key's new subchannels connect, and the args they get; set by updateAddressList. */
   #addresses = new Map<string, SubchannelAddress>();
   #options: ChannelOptions = {};
@@ -247,6 +252,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
   resetBackoff(): void {}
 
   destroy(): void {
+    this.#destroyed = true;
     log(`destroy: closing ${this.#anchors.activeCount} subchannel(s)`);
     this.#configureOutliers(undefined);
     this.#anchors.closeAll();
@@ -288,6 +294,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
       log('an anchor left READY: requesting re-resolution');
       this.#helper.requestReresolution();
       this.#pauseSiblings(anchor);
+      // With nothing else to pick, the state change is reported at once (CONNECTING or TRANSIENT_FAILURE).
+      if (this.#anchors.eligibleCount > 0) this.#settle();
     }
     if (!anchor.draining) this.#update();
   }
@@ -308,7 +316,25 @@ export class AnchoredRoundRobin implements LoadBalancer {
     for (const sibling of siblings) sibling.pause(SIBLING_PAUSE_MILLIS, () => this.#update());
   }
 
+  /**
+   * A connection went away: until the I/O already received has been read (the next
+   * setImmediate), picks queue instead of choosing. grpc-js retries a stream a GOAWAY
+   * refused once, at once; other connections may have a GOAWAY of their own waiting in
+   * their sockets (servers with max_connection_age cycle many at about the same time), and
+   * the retry must not be placed on one of them before it is read.
+   */
+  #settle(): void {
+    if (this.#settling) return;
+    this.#settling = true;
+    if (this.#state === State.READY) this.#helper.updateState(State.READY, QUEUE_PICKER, null);
+    setImmediate(() => {
+      this.#settling = false;
+      if (!this.#destroyed) this.#update();
+    });
+  }
+
   #update(): void {
+    if (this.#settling || this.#destroyed) return;
     if (this.#anchors.eligibleCount > 0) {
       const counted = this.#outliers !== undefined || this.#countCalls;
       this.#report(State.READY, new AnchoredPicker(this.#anchors, counted ? this.#hooksFor : undefined), null);
