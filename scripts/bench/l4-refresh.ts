@@ -7,10 +7,8 @@
 // least busy.
 //
 //   npm run bench -- --only l4-refresh [--quick]
-import { L4_MAX_AGE_MILLIS, measureL4Shares, type L4Run } from '../faults/l4-refresh.js';
+import { L4_MAX_AGE_MILLIS, measureL4Shares, settledShares, type L4Run } from '../faults/l4-refresh.js';
 import { summarize, type Scenario, type ScenarioRow } from './scenario.js';
-
-const JITTER = 0.15;
 
 function rows(run: L4Run, label: string): ScenarioRow[] {
   return run.windows.map((w) => {
@@ -28,9 +26,7 @@ export const l4RefreshScenario: Scenario = {
     const maxAgeMillis = short ? L4_MAX_AGE_MILLIS.short : L4_MAX_AGE_MILLIS.full;
     const off = await measureL4Shares({ short }, 0);
     const on = await measureL4Shares({ short }, maxAgeMillis);
-    const settledAt = maxAgeMillis * (1 + JITTER);
-    const after = on.windows.filter((w) => w.endsAtMillis - 1000 >= settledAt).reduce((sum, w) => sum.map((n, i) => n + w.calls[i]!), [0, 0, 0, 0]);
-    const spread = Math.max(...after) / Math.max(1, Math.min(...after));
+    const { calls: after, spread } = settledShares(on, maxAgeMillis);
     const offEnd = off.windows.at(-1)!.calls;
     return {
       id: 'l4-refresh',

@@ -79,6 +79,17 @@ export async function measureL4Shares(context: Pick<FaultContext, 'short'>, maxA
   }
 }
 
+/**
+ * The windows of a refresh-on run that start one max age (+ jitter) after the new backends
+ * joined, each backend's calls summed over them, and the busiest-to-least-busy ratio of the sums.
+ */
+export function settledShares(run: L4Run, maxAgeMillis: number): { windows: L4Run['windows']; calls: number[]; spread: number } {
+  const settledAt = maxAgeMillis * (1 + JITTER);
+  const windows = run.windows.filter((w) => w.endsAtMillis - 1000 >= settledAt);
+  const calls = windows.reduce((sum, w) => sum.map((n, i) => n + w.calls[i]!), [0, 0, 0, 0]);
+  return { windows, calls, spread: spread(calls) };
+}
+
 const shares = (calls: number[]): string => {
   const total = calls.reduce((a, b) => a + b, 0);
   return calls.map((n) => `${total === 0 ? 0 : Math.round((n / total) * 100)}%`).join('/');
@@ -94,10 +105,8 @@ export const l4RefreshScenario: FaultScenario = {
     const maxAgeMillis = context.short ? L4_MAX_AGE_MILLIS.short : L4_MAX_AGE_MILLIS.full;
     const off = await measureL4Shares(context, 0);
     const on = await measureL4Shares(context, maxAgeMillis);
-    // The first window that ends after one max age plus its jitter: every anchor has been replaced by then.
-    const settledAt = maxAgeMillis * (1 + JITTER);
-    const settled = on.windows.filter((w) => w.endsAtMillis - 1000 >= settledAt);
-    const after = settled.reduce((sum, w) => sum.map((n, i) => n + w.calls[i]!), [0, 0, 0, 0]);
+    // From the first window that starts one max age plus its jitter on: every anchor has been replaced by then.
+    const { windows: settled, calls: after } = settledShares(on, maxAgeMillis);
     const lastOff = off.windows.at(-1)!;
     const checks: FaultCheck[] = [
       check(

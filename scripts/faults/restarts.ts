@@ -59,20 +59,14 @@ async function rollingRestart(context: FaultContext, health: boolean, setup: Set
     const key = keyOf(i);
     const replacement = new Backend({ name: `b${i + 1}`, delayMillis: SERVER_DELAY_MILLIS });
     setup.rig.defer(() => replacement.kill());
-    if (health) {
-      // A real deploy: fail the health check, wait for the clients to move, stop, start anew.
-      await old.setHealth('NOT_SERVING');
-      await sleep(waitMillis);
-      await old.shutdown();
-      await replacement.start();
-      await setup.put(key, replacement);
-    } else {
-      await setup.del(key);
-      await sleep(waitMillis);
-      await old.shutdown();
-      await replacement.start();
-      await setup.put(key, replacement);
-    }
+    // Take it out of rotation (a real deploy with health checks fails its check; without,
+    // its key goes), wait for the clients to move, stop it, start a new one and register it.
+    if (health) await old.setHealth('NOT_SERVING');
+    else await setup.del(key);
+    await sleep(waitMillis);
+    await old.shutdown();
+    await replacement.start();
+    await setup.put(key, replacement);
     setup.backends[i] = replacement;
     await sleep(waitMillis);
     steps.push(`${key} ${old.port}→${replacement.port}`);
