@@ -5,13 +5,14 @@
  * the lease and the stream), it runs again on another lease, as gRPC's transparent retry
  * does within one channel. Only such calls are run again: a call that may have reached a
  * server (any other failure, or one that received headers or a message) ends with its
- * status. The request messages are kept for the replay until the call is committed: the
- * first response headers or message, or more than RETRY_BUFFER_BYTES of requests.
+ * status. The request messages are kept for the replay in a RequestLog until the call is
+ * committed.
  */
 import * as grpc from '@grpc/grpc-js';
 import { NO_OUTCOME } from './call-outcome.js';
 import type { AcquireOptions, Lease } from './lease.js';
 import { isNeverSent } from './never-sent.js';
+import { MAX_REPLAYS, RequestLog, type SentMessage } from './request-log.js';
 
 /** What a resumable call needs from the pool. */
 export interface LeaseSupply {
@@ -26,31 +27,13 @@ type Listener = Parameters<ChannelCall['start']>[1];
 type MessageContext = Parameters<ChannelCall['sendMessageWithContext']>[0];
 type CallCredentials = Parameters<ChannelCall['setCredentials']>[0];
 
-/** grpc-js's own per-call retry buffer default (grpc.per_rpc_retry_buffer_size). */
-export const RETRY_BUFFER_BYTES = 256 * 1024;
-/**
- * Attempts after the first. A never-sent failure moves the call off an anchor that has
- * just left READY, so the next lease is on another anchor; the bound only stops a loop
- * when every anchor is failing at once.
- */
-export const MAX_REPLAYS = 4;
-
-interface SentMessage {
-  readonly message: Buffer;
-  readonly flags: number | undefined;
-  /** The writer's callback, called once however many attempts write the message. */
-  readonly written: (error?: Error | null) => void;
-}
-
 export class ResumableCall implements ChannelCall {
   #lease: Lease | undefined;
   #attempt: ChannelCall;
   #listener: Listener | undefined;
   #metadata: grpc.Metadata | undefined;
   #credentials: CallCredentials | undefined;
-  /** The requests so far, for a replay; undefined once the call is committed. */
-  #sent: SentMessage[] | undefined = [];
-  #sentBytes = 0;
+  readonly #sent = new RequestLog();
   /**
    * Messages still to write to the current attempt. A grpc-js call takes one message at a
    * time (it keeps one until its callback), so they go one after another.
@@ -81,14 +64,7 @@ export class ResumableCall implements ChannelCall {
   }
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
-    let called = false;
-    const entry: SentMessage = { message, flags: context.flags, written: (error) => (called ? undefined : ((called = true), context.callback?.(error))) };
-    if (this.#sent !== undefined) {
-      this.#sentBytes += message.length;
-      if (this.#sentBytes > RETRY_BUFFER_BYTES) this.#commit();
-      else this.#sent.push(entry);
-    }
-    this.#outbox.push(entry);
+    this.#outbox.push(this.#sent.record(message, context.flags, context.callback));
     this.#pump();
   }
 
@@ -151,23 +127,19 @@ export class ResumableCall implements ChannelCall {
     const listener = this.#listener!;
     attempt.start(metadata, {
       onReceiveMetadata: (received) => {
-        this.#commit();
+        this.#sent.commit();
         listener.onReceiveMetadata(received);
       },
       onReceiveMessage: (message) => {
-        this.#commit();
+        this.#sent.commit();
         listener.onReceiveMessage(message);
       },
       onReceiveStatus: (status) => {
         if (attempt !== this.#attempt) return;
-        if (this.#sent !== undefined && !this.#cancelled && this.#replays < MAX_REPLAYS && isNeverSent(status)) this.#replay(status);
+        if (!this.#sent.committed && !this.#cancelled && this.#replays < MAX_REPLAYS && isNeverSent(status)) this.#replay(status);
         else this.#end(status);
       },
     });
-  }
-
-  #commit(): void {
-    this.#sent = undefined;
   }
 
   /** The attempt never left the client: give its lease back uncounted and run the call on another. */
@@ -205,7 +177,7 @@ export class ResumableCall implements ChannelCall {
     this.#startAttempt(this.#metadata!.clone());
     if (this.#readStarted) this.#attempt.startRead();
     // Every request so far, in order, then the half-close if the caller has sent it.
-    this.#outbox = [...this.#sent!];
+    this.#outbox = [...this.#sent.messages!];
     this.#writing = false;
     this.#pump();
   }
@@ -213,7 +185,7 @@ export class ResumableCall implements ChannelCall {
   #end(status: grpc.StatusObject): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#sent = undefined;
+    this.#sent.commit();
     const lease = this.#lease;
     this.#lease = undefined;
     // The call's status is its outcome (outlier ejection counts the failures).

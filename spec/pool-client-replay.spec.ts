@@ -11,8 +11,8 @@ import { ChannelAnchor } from '../lib/anchor-channel.js';
 import { isNeverSent, NEVER_SENT_KEY } from '../lib/never-sent.js';
 import { silentLogger } from '../lib/logger.js';
 import { createPoolWithAnchors, type AnchorPool } from '../lib/pool.js';
-import { MAX_REPLAYS } from '../lib/resumable-call.js';
-import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
+import { MAX_REPLAYS } from '../lib/request-log.js';
+import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
 const settings = { credentials: grpc.credentials.createInsecure(), channelOptions: {}, maxLeases: 100, tag: 'replay-spec' };
@@ -46,38 +46,6 @@ async function replayPool(t: Test, liveBackend: Backend | undefined) {
   return { pool, stale };
 }
 
-type Stub = InstanceType<typeof EchoClient>;
-
-function collect(stub: Stub, messages: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const call = (stub as unknown as { collect: (o: grpc.CallOptions, cb: grpc.requestCallback<Buffer>) => grpc.ClientWritableStream<Buffer> }).collect({ deadline: Date.now() + 3000 }, (err, reply) => (err ? reject(err) : resolve(reply!.toString())));
-    for (const m of messages) call.write(Buffer.from(m));
-    call.end();
-  });
-}
-
-function chat(stub: Stub, messages: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const call = (stub as unknown as { chat: (o: grpc.CallOptions) => grpc.ClientDuplexStream<Buffer, Buffer> }).chat({ deadline: Date.now() + 3000 });
-    const got: string[] = [];
-    call.on('data', (m: Buffer) => got.push(m.toString()));
-    call.on('error', reject);
-    call.on('status', (s: grpc.StatusObject) => (s.code === grpc.status.OK ? resolve(got) : undefined));
-    for (const m of messages) call.write(Buffer.from(m));
-    call.end();
-  });
-}
-
-function count(stub: Stub, n: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const call = (stub as unknown as { count: (r: Buffer, o: grpc.CallOptions) => grpc.ClientReadableStream<Buffer> }).count(Buffer.from(String(n)), { deadline: Date.now() + 3000 });
-    const got: string[] = [];
-    call.on('data', (m: Buffer) => got.push(m.toString()));
-    call.on('error', reject);
-    call.on('status', (s: grpc.StatusObject) => (s.code === grpc.status.OK ? resolve(got) : undefined));
-  });
-}
-
 t.test('pool.client(): a unary call leased on an anchor whose connection is gone runs again on another, once', async (t) => {
   const backend = await startBackend(t, { name: 'live' });
   const { pool, stale } = await replayPool(t, backend);
@@ -98,9 +66,9 @@ t.test('pool.client(): streams are run again with every request message, in orde
   const stub = pool.client(EchoClient);
   for (let i = 0; i < 2; i++) {
     // Two of each: round robin puts one of the two on the stale anchor.
-    t.equal(await collect(stub, ['a', 'b', 'c']), '3', 'client stream: the server received all 3 messages');
-    t.same(await chat(stub, ['x', 'y']), ['x', 'y'], 'bidi stream: both messages echoed, in order');
-    t.same(await count(stub, 3), ['0', '1', '2'], 'server stream: all 3 replies');
+    t.equal(await collectEcho(stub, ['a', 'b', 'c']), '3', 'client stream: the server received all 3 messages');
+    t.same(await chatEcho(stub, ['x', 'y']), ['x', 'y'], 'bidi stream: both messages echoed, in order');
+    t.same(await countEcho(stub, 3), ['0', '1', '2'], 'server stream: all 3 replies');
   }
   t.ok(stale[0]!.acquired >= 3, `the stale anchor was leased ${stale[0]!.acquired} times`);
   t.equal(pool.stats().leased, 0);

@@ -3,7 +3,7 @@ import type { Test } from 'tap';
 import { Backend, type BackendOptions } from './echo/backend.js';
 
 export { Backend, type BackendOptions, type BackendStats } from './echo/backend.js';
-export { callEcho, EchoClient, type EchoReply } from './echo/echo-service.js';
+export { callEcho, chatEcho, collectEcho, countEcho, EchoClient, type EchoReply } from './echo/echo-service.js';
 
 export async function startBackend(t: Test, options: BackendOptions = {}): Promise<Backend> {
   const backend = new Backend(options);

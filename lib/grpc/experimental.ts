@@ -19,6 +19,7 @@ export const {
   ChildLoadBalancerHandler,
   createChildChannelControlHelper,
   parseLoadBalancingConfig,
+  BaseSubchannelWrapper,
 } = experimental;
 
 /** `GRPC_TRACE=<tracer> GRPC_VERBOSITY=DEBUG` prints these lines, as grpc-js's own tracers. */

@@ -32,6 +32,7 @@ import {
   type SubchannelAddress,
   type TypedLoadBalancingConfig,
 } from './experimental.js';
+import { ReplayingSubchannel, type CallPlacement } from './refused-stream-replay.js';
 import { ENTRIES_ATTRIBUTE, POLICY_NAME, resolverLogger, type ResolvedEntry } from './resolver.js';
 
 /**
@@ -112,25 +113,19 @@ const QUEUE_PICKER: Picker = { pick: () => QUEUE };
  * The READY picker: a view of the anchor set's schedule, so the round-robin cursor
  * carries on across state changes instead of restarting with every new picker. A pick
  * that finds nothing eligible (an old picker, used between two state updates) queues.
+ * It hands out each anchor's replaying view (lib/grpc/refused-stream-replay.ts), which
+ * also counts the call on the anchor that runs it.
  */
 class AnchoredPicker implements Picker {
   constructor(
     private readonly anchors: AnchorSet<SubchannelAnchor>,
-    /** The anchor's call hooks (made once per anchor), when calls are counted: least-loaded picks, outlier ejection. */
-    private readonly hooks: ((anchor: SubchannelAnchor) => CallHooks) | undefined,
+    private readonly viewOf: (anchor: SubchannelAnchor) => ReplayingSubchannel<SubchannelAnchor>,
   ) {}
   pick(): PickResult {
     const anchor = this.anchors.pick();
     if (anchor === undefined) return QUEUE;
-    const hooks = this.hooks?.(anchor);
-    return { pickResultType: PickResultType.COMPLETE, subchannel: anchor.subchannel, status: null, onCallStarted: hooks?.started ?? null, onCallEnded: hooks?.ended ?? null };
+    return { pickResultType: PickResultType.COMPLETE, subchannel: this.viewOf(anchor), status: null, onCallStarted: null, onCallEnded: null };
   }
-}
-
-type OnCallEnded = NonNullable<PickResult['onCallEnded']>;
-interface CallHooks {
-  readonly started: (() => void) | null;
-  readonly ended: OnCallEnded | null;
 }
 
 function addressKey(address: SubchannelAddress): string {
@@ -182,20 +177,21 @@ export class AnchoredRoundRobin implements LoadBalancer {
    */
   readonly #failing = new Set<SubchannelAnchor>();
   #outliers: { ejection: OutlierEjection<SubchannelAnchor>; settings: string } | undefined;
-  /** Least-loaded picks: calls in flight are counted on their anchor (from onCallStarted to onCallEnded). */
+  /** Least-loaded picks: calls in flight are counted on their anchor (from the stream's start to its status). */
   #countCalls = false;
-  /** Each anchor's call hooks for the current settings; made anew when they change. */
-  #callHooks = new WeakMap<SubchannelAnchor, CallHooks>();
-  readonly #hooksFor = (anchor: SubchannelAnchor): CallHooks => {
-    let hooks = this.#callHooks.get(anchor);
-    if (hooks === undefined) {
-      const record = this.#outliers !== undefined;
-      hooks = this.#countCalls
-        ? { started: () => anchor.take(), ended: (code) => (anchor.give(), record && this.#recordOutcome(anchor, code)) }
-        : { started: null, ended: (code) => this.#recordOutcome(anchor, code) };
-      this.#callHooks.set(anchor, hooks);
+  /**
+   * Each anchor's replaying view for the current settings, and the placement its calls
+   * report to; made anew when the settings change, so a call counts off where it counted on.
+   */
+  #views = new WeakMap<SubchannelAnchor, ReplayingSubchannel<SubchannelAnchor>>();
+  #placement = this.#newPlacement();
+  readonly #viewOf = (anchor: SubchannelAnchor): ReplayingSubchannel<SubchannelAnchor> => {
+    let view = this.#views.get(anchor);
+    if (view === undefined) {
+      view = new ReplayingSubchannel(anchor.subchannel, anchor, this.#placement);
+      this.#views.set(anchor, view);
     }
-    return hooks;
+    return view;
   };
 
   constructor(helper: ChannelControlHelper) {
@@ -230,7 +226,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
     if (this.#countCalls !== (config.pick === 'least-loaded')) {
       this.#countCalls = config.pick === 'least-loaded';
       this.#anchors.setPickMode(config.pick);
-      this.#callHooks = new WeakMap();
+      this.#newViews();
     }
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
     if (!endpointList.ok) {
@@ -336,8 +332,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #update(): void {
     if (this.#settling || this.#destroyed) return;
     if (this.#anchors.eligibleCount > 0) {
-      const counted = this.#outliers !== undefined || this.#countCalls;
-      this.#report(State.READY, new AnchoredPicker(this.#anchors, counted ? this.#hooksFor : undefined), null);
+      this.#report(State.READY, new AnchoredPicker(this.#anchors, this.#viewOf), null);
       return;
     }
     const health = this.#readyHealth();
@@ -370,12 +365,11 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #configureOutliers(settings: Required<OutlierDetectionOptions> | undefined): void {
     const fingerprint = settings === undefined ? '' : JSON.stringify(settings);
     if ((this.#outliers?.settings ?? '') === fingerprint) return;
-    this.#callHooks = new WeakMap();
     this.#applying = true;
     this.#outliers?.ejection.close();
     this.#applying = false;
     this.#outliers = undefined;
-    if (settings === undefined) return;
+    if (settings === undefined) return this.#newViews();
     const ejection = new OutlierEjection(settings, this.#anchors, {
       ejected: (e) => {
         log(`${e.key} ejected until ${new Date(e.until).toISOString()}: ${e.reason}, ejection ${e.times}`);
@@ -388,10 +382,36 @@ export class AnchoredRoundRobin implements LoadBalancer {
     });
     ejection.setEntries(new Map([...this.#anchors.active()].map((a) => [a.key, a.address])));
     this.#outliers = { ejection, settings: fingerprint };
+    this.#newViews();
   }
 
-  #recordOutcome(anchor: SubchannelAnchor, code: number): void {
-    this.#outliers?.ejection.record(anchor, code);
+  /** Calls take their settings from the views that started them. */
+  #newViews(): void {
+    this.#views = new WeakMap();
+    this.#placement = this.#newPlacement();
+  }
+
+  /** Where calls run: counted on their anchor for least-loaded picks, their outcomes recorded for ejection. */
+  #newPlacement(): CallPlacement<SubchannelAnchor> {
+    const count = this.#countCalls;
+    const ejection = this.#outliers?.ejection;
+    return {
+      started: (anchor) => count && anchor.take(),
+      ended: (anchor, code) => {
+        if (count) anchor.give();
+        ejection?.record(anchor, code);
+      },
+      moved: (from, to) => {
+        if (count) (from.give(), to.take());
+        log(`${from.key}#${from.index} refused a stream: it runs again on ${to.key}#${to.index}`);
+      },
+      // Two picks at most: the schedule's next anchor may be the refused one, if it is still READY.
+      another: (refused) => {
+        if (this.#destroyed) return undefined;
+        const first = this.#anchors.pick();
+        return first !== refused ? first : this.#anchors.pick();
+      },
+    };
   }
 
   /** The health of the READY active anchors. */

@@ -24,12 +24,7 @@ export interface PathTally {
   readonly served: { readonly at: number; readonly server: string }[];
   /** Start of every failed call, on the same clock. */
   readonly failedAt: number[];
-  /** Failed calls whose stream was refused a second time after grpc-js's one transparent retry ("Stream refused by server"). */
-  refusedTwice: number;
 }
-
-/** grpc-js's status details for a stream the server refused (REFUSED_STREAM), after its one transparent retry. */
-const REFUSED_TWICE = 'Stream refused by server';
 
 const CALL_DEADLINE_MILLIS = 3000;
 
@@ -41,8 +36,7 @@ export function failedCount(tally: PathTally): number {
 
 export function describeFailures(tally: PathTally): string {
   const failed = tally.failed.size === 0 ? '0' : [...tally.failed].map(([code, n]) => `${n} ${code}`).join(', ');
-  const refused = tally.refusedTwice > 0 ? ` (${tally.refusedTwice} refused twice)` : '';
-  return tally.path === 'lease.client()' ? `${failed}${refused} (never-sent calls run again by the caller: ${tally.retriedNeverSent})` : `${failed}${refused}`;
+  return tally.path === 'lease.client()' ? `${failed} (never-sent calls run again by the caller: ${tally.retriedNeverSent})` : failed;
 }
 
 export interface ThreePathLoadOptions {
@@ -90,7 +84,7 @@ export class ThreePathLoad {
   }
 
   #tally(path: CallPath): PathTally {
-    return { path, calls: 0, failed: new Map(), examples: [], retriedNeverSent: 0, served: [], failedAt: [], refusedTwice: 0 };
+    return { path, calls: 0, failed: new Map(), examples: [], retriedNeverSent: 0, served: [], failedAt: [] };
   }
 
   async #timed(tally: PathTally, call: () => Promise<{ server: string }>): Promise<void> {
@@ -107,7 +101,6 @@ export class ThreePathLoad {
         await call((at) => (startedAt = at));
       } catch (err) {
         tally.failedAt.push(startedAt);
-        if ((err as Partial<grpc.ServiceError>).details === REFUSED_TWICE) tally.refusedTwice += 1;
         const code = (err as Partial<grpc.ServiceError>).code;
         const name = typeof code === 'number' ? (grpc.status[code] ?? String(code)) : 'no status';
         tally.failed.set(name, (tally.failed.get(name) ?? 0) + 1);

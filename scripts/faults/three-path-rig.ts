@@ -80,25 +80,11 @@ async function setUp(rig: FaultRig, { backend: backendOptions = {}, health = fal
   return { rig, backends, pool, native, load, ejections, put, del };
 }
 
-/**
- * The bars per path. lease.client() and pool.client(): 0 failed calls. etcd:///: 0 failed
- * calls other than streams refused twice, and those at most REFUSED_TWICE_BAR of the calls.
- * grpc-js retries a refused stream once, on its own; when that retry meets a second server
- * that is sending GOAWAY (max_connection_age cycles many connections at about the same
- * time), the call fails "Stream refused by server". The policy makes it rare (it holds picks
- * until received GOAWAYs are read) but cannot rule it out: it never sees the call again.
- */
-export const REFUSED_TWICE_BAR = 0.001;
-
+/** The bar on every path, the native one included: 0 failed calls. */
 export function zeroFailures(setup: Setup): { checks: FaultCheck[]; figure: string } {
-  const checks = setup.load.tallies.flatMap((t) => {
-    const detail = `${t.calls} calls, failed: ${describeFailures(t)}${t.examples.length ? ` (${t.examples.join(' | ')})` : ''}`;
-    if (t.path !== 'etcd:///') return [check(`0 failed calls through ${t.path}`, failedCount(t) === 0, detail)];
-    return [
-      check(`0 failed calls through ${t.path}, other than grpc-js's twice-refused streams`, failedCount(t) === t.refusedTwice, detail),
-      check(`${t.path}: twice-refused streams ≤ ${REFUSED_TWICE_BAR * 100}% of the calls (a grpc-js limit: one transparent retry)`, t.refusedTwice <= REFUSED_TWICE_BAR * t.calls, `${t.refusedTwice} of ${t.calls}`),
-    ];
-  });
+  const checks = setup.load.tallies.map((t) =>
+    check(`0 failed calls through ${t.path}`, failedCount(t) === 0, `${t.calls} calls, failed: ${describeFailures(t)}${t.examples.length ? ` (${t.examples.join(' | ')})` : ''}`),
+  );
   const figure = setup.load.tallies.map((t) => `${t.path} ${t.calls} calls / ${describeFailures(t)} failed`).join('; ');
   return { checks, figure };
 }

@@ -9,6 +9,7 @@ import { Metadata, connectivityState as State, credentials, type ChannelOptions 
 import type { experimental } from '@grpc/grpc-js';
 import { ANCHOR_ARG } from '../../lib/anchor.js';
 import { PickResultType } from '../../lib/grpc/experimental.js';
+import { ReplayingSubchannel } from '../../lib/grpc/refused-stream-replay.js';
 
 type ChannelControlHelper = experimental.ChannelControlHelper;
 type SubchannelInterface = experimental.SubchannelInterface;
@@ -153,8 +154,13 @@ export class FakeHelper implements ChannelControlHelper {
 /** What a picker's pick() returns, as one word: the anchor arg of a COMPLETE pick, else 'QUEUE' / 'TRANSIENT_FAILURE' / 'DROP'. */
 export function pickOnce(picker: Picker): string {
   const result = picker.pick({ metadata: new Metadata(), extraPickInfo: {} });
-  if (result.pickResultType === PickResultType.COMPLETE) return (result.subchannel as FakeSubchannel).anchor;
+  if (result.pickResultType === PickResultType.COMPLETE) return pickedFake(result.subchannel!).anchor;
   return PickResultType[result.pickResultType];
+}
+
+/** The fake subchannel behind a pick (the policy hands out a replaying view of it). */
+export function pickedFake(subchannel: SubchannelInterface): FakeSubchannel {
+  return (subchannel instanceof ReplayingSubchannel ? subchannel.anchor.subchannel : subchannel) as FakeSubchannel;
 }
 
 export function picks(picker: Picker, count: number): string[] {

@@ -42,3 +42,37 @@ export function callEcho(client: grpc.Client, deadlineMillis = 5000, request = '
     });
   });
 }
+
+/** One Collect call (a client stream): sends `messages`, resolves with the server's count. */
+export function collectEcho(client: grpc.Client, messages: string[], deadlineMillis = 3000): Promise<string> {
+  const collect = (client as unknown as { collect: (o: grpc.CallOptions, cb: grpc.requestCallback<Buffer>) => grpc.ClientWritableStream<Buffer> }).collect.bind(client);
+  return new Promise((resolve, reject) => {
+    const call = collect({ deadline: Date.now() + deadlineMillis }, (err, reply) => (err ? reject(err) : resolve(reply!.toString())));
+    for (const m of messages) call.write(Buffer.from(m));
+    call.end();
+  });
+}
+
+/** One Chat call (bidi): sends `messages`, resolves with the echoes in order. */
+export function chatEcho(client: grpc.Client, messages: string[], deadlineMillis = 3000): Promise<string[]> {
+  const chat = (client as unknown as { chat: (o: grpc.CallOptions) => grpc.ClientDuplexStream<Buffer, Buffer> }).chat.bind(client);
+  const call = chat({ deadline: Date.now() + deadlineMillis });
+  for (const m of messages) call.write(Buffer.from(m));
+  call.end();
+  return streamed(call);
+}
+
+/** One Count call (a server stream): resolves with the `n` replies. */
+export function countEcho(client: grpc.Client, n: number, deadlineMillis = 3000): Promise<string[]> {
+  const count = (client as unknown as { count: (r: Buffer, o: grpc.CallOptions) => grpc.ClientReadableStream<Buffer> }).count.bind(client);
+  return streamed(count(Buffer.from(String(n)), { deadline: Date.now() + deadlineMillis }));
+}
+
+function streamed(call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const got: string[] = [];
+    call.on('data', (m: Buffer) => got.push(m.toString()));
+    call.on('error', reject);
+    call.on('status', (s: grpc.StatusObject) => (s.code === grpc.status.OK ? resolve(got) : undefined));
+  });
+}
