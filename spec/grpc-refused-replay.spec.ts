@@ -10,13 +10,13 @@ import { registerAnchorpool } from '../lib/grpc/register.js';
 import { silentLogger } from '../lib/logger.js';
 import { MAX_REPLAYS } from '../lib/request-log.js';
 import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
-import { startRefusingServer } from '../testkit/refusing-server.js';
+import { startRefusingServer, type RefusingServer } from '../testkit/refusing-server.js';
 
 registerAnchorpool({ logger: silentLogger });
 const insecure = grpc.credentials.createInsecure();
 
-function client(t: Test, target: string): EchoClient {
-  const c = new EchoClient(target, insecure);
+function client(t: Test, target: string, options: grpc.ClientOptions = {}): EchoClient {
+  const c = new EchoClient(target, insecure, options);
   t.teardown(() => c.close());
   return c;
 }
@@ -35,19 +35,37 @@ function namedCall(echo: EchoClient, name: string): Promise<string> {
   });
 }
 
-/** Calls until every anchor has had a pick (connections come up one by one). */
-async function warm(echo: EchoClient): Promise<void> {
-  for (let i = 0; i < 20; i++) await callEcho(echo, 3000);
+/**
+ * Calls until every connection is up: the serving backend answered and each refuser
+ * refused a stream. (While only refusers are READY a call can fail; that is not measured.)
+ */
+async function warm(echo: EchoClient, refusers: RefusingServer[]): Promise<void> {
+  let answered = false;
+  for (let i = 0; i < 200 && !(answered && refusers.every((r) => r.refused.length > 0)); i++) {
+    answered = (await callEcho(echo, 3000).then(() => true, () => false)) || answered;
+  }
+  for (const refuser of refusers) refuser.refused.length = 0;
 }
 
-t.test('anchored_round_robin: a call refused by one backend after another still runs, on the backend that serves', async (t) => {
+/** grpc-js's outlier_detection as the parent policy (snake_case, Durations: what grpc-js 1.14 parses), ejecting nothing. */
+const underOutlierDetection = {
+  'grpc.service_config': JSON.stringify({
+    loadBalancingConfig: [{ outlier_detection: { interval: { seconds: 10, nanos: 0 }, child_policy: [{ anchored_round_robin: {} }] } }],
+  }),
+};
+
+for (const [name, options] of [['anchored_round_robin', {}], ['under outlier_detection', underOutlierDetection]] as const) {
+  t.test(`${name}: a call refused by one backend after another still runs, on the backend that serves`, async (t) => {
+    await refusedByBoth(t, options);
+  });
+}
+
+async function refusedByBoth(t: Test, options: grpc.ClientOptions): Promise<void> {
   const good = await startBackend(t, { name: 'good' });
   const first = await startRefusingServer(t);
   const second = await startRefusingServer(t);
-  const echo = client(t, `pass:///${first.address}#1,${second.address}#1,${good.address}#1`);
-  await warm(echo);
-  first.refused.length = 0;
-  second.refused.length = 0;
+  const echo = client(t, `pass:///${first.address}#1,${second.address}#1,${good.address}#1`, options);
+  await warm(echo, [first, second]);
   const names = Array.from({ length: 90 }, (_, i) => `call-${i}`);
   const servers = await Promise.all(names.map((name) => namedCall(echo, name)));
   t.equal(servers.filter((s) => s === 'good').length, 90, '90 of 90 calls succeeded, every one on the backend that serves');
@@ -55,14 +73,13 @@ t.test('anchored_round_robin: a call refused by one backend after another still 
   t.ok(first.refused.length > 0 && second.refused.length > 0, `both refusers turned calls away (${first.refused.length} and ${second.refused.length} streams)`);
   // grpc-js alone would fail these: its own retry of a refused stream happens once.
   t.ok(refusedTwice.length > 0, `${refusedTwice.length} call(s) were refused by both backends and still succeeded`);
-});
+}
 
 t.test('anchored_round_robin: a refused client stream, bidi stream and server stream run again with every message, in order', async (t) => {
   const good = await startBackend(t, { name: 'good' });
   const refuser = await startRefusingServer(t);
   const echo = client(t, `pass:///${refuser.address}#1,${good.address}#1`);
-  await warm(echo);
-  refuser.refused.length = 0;
+  await warm(echo, [refuser]);
   for (let i = 0; i < 4; i++) {
     t.equal(await collectEcho(echo, ['a', 'b', 'c', 'd']), '4', `client stream ${i}: the server received all 4 messages`);
     t.same(await chatEcho(echo, ['x', 'y', 'z']), ['x', 'y', 'z'], `bidi stream ${i}: all 3 echoed, in order`);
