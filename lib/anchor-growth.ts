@@ -54,7 +54,7 @@ interface KeyState<A> {
 }
 
 export class AnchorGrowth<A extends Anchor> {
-  readonly #settings: GrowthSettings;
+  #settings: GrowthSettings;
   readonly #hooks: GrowthHooks<A>;
   readonly #keys = new Map<string, KeyState<A>>();
   #sampler: NodeJS.Timeout | undefined;
@@ -65,6 +65,11 @@ export class AnchorGrowth<A extends Anchor> {
   constructor(settings: GrowthSettings, hooks: GrowthHooks<A>) {
     this.#settings = settings;
     this.#hooks = hooks;
+  }
+
+  /** The native policy's config can change the idle period; the next sample uses it. */
+  setIdleMillis(idleMillis: number): void {
+    if (idleMillis !== this.#settings.idleMillis) this.#settings = { ...this.#settings, idleMillis };
   }
 
   /** Extra anchors opened, drained back and failed so far. */

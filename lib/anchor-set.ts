@@ -161,6 +161,11 @@ export class AnchorSet<A extends Anchor> {
     this.#leastLoaded = mode === 'least-loaded';
   }
 
+  /** How long a key's extra anchors must stay lightly loaded before one drains (the native policy's config can change it). */
+  setExtraIdleMillis(idleMillis: number): void {
+    this.#growth.setIdleMillis(idleMillis);
+  }
+
   /** Extra anchors opened for capacity, drained back, and attempts that failed, so far; and how many are open now. */
   extraCounts(): { open: number; opened: number; drained: number; failed: number } {
     let open = 0;

@@ -32,18 +32,23 @@ export class SubchannelAnchor extends Anchor {
     this.#follow(anchorStateOf(next));
   };
 
-  /** The policy does not cap calls per subchannel: grpc-js queues streams beyond the server's limit. */
+  /**
+   * `maxCalls`: the calls it carries at once (maxCallsPerAnchor; with health checks, the
+   * Watch stream is one of them); Infinity leaves the cap to the server (grpc-js queues
+   * streams beyond the server's limit on the connection).
+   */
   constructor(
     spec: AnchorSpec,
     helper: ChannelControlHelper,
     address: SubchannelAddress,
     options: ChannelOptions,
     listener: AnchorListener,
+    maxCalls: number,
     healthCheck?: SubchannelHealthCheck,
     /** Called when a parent policy holds it out of rotation or lets it back (after the change). */
     heldOutChanged?: (anchor: SubchannelAnchor) => void,
   ) {
-    super(spec, Infinity, listener, healthCheck !== undefined);
+    super(spec, maxCalls, listener, healthCheck !== undefined);
     // A refresh's replacement (generation > 0) needs a subchannel of its own, not the pooled one of its slot.
     this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: anchorArg(spec) });
     this.subchannel.ref();

@@ -13,6 +13,7 @@
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
 import type { AnchorHealth, AnchorState } from '../anchor.js';
 import { AnchorSet, type PickMode } from '../anchor-set.js';
+import { DEFAULT_GROWTH_SETTINGS } from '../anchor-growth.js';
 import type { DesiredEntry } from '../reconcile.js';
 import { SubchannelAnchor, type SubchannelHealthCheck } from './anchor-subchannel.js';
 import { formatZodError } from '../config.js';
@@ -32,30 +33,62 @@ import {
   type SubchannelAddress,
   type TypedLoadBalancingConfig,
 } from './experimental.js';
-import { ReplayingSubchannel, type CallPlacement } from './refused-stream-replay.js';
+import { ReplayingSubchannel } from './refused-stream-replay.js';
+import { CallCounts } from './call-counts.js';
 import { ENTRIES_ATTRIBUTE, POLICY_NAME, resolverLogger, type ResolvedEntry } from './resolver.js';
+
+/** The policy's settings, as its config carries them. */
+export interface AnchoredRoundRobinSettings {
+  /** undefined: no health checks. */
+  readonly healthServiceName?: string | undefined;
+  /** undefined: no outlier ejection. */
+  readonly outlierDetection?: Required<OutlierDetectionOptions> | undefined;
+  /** The anchors' maximum age before a make-before-break refresh (a key's maxAgeSeconds wins); 0: off. */
+  readonly anchorMaxAgeMillis?: number;
+  readonly pick?: PickMode;
+  /**
+   * Calls one anchor (connection) carries at once, the health stream included; beyond it
+   * calls go to other anchors or wait in the channel, and a key with `maxAnchors` opens
+   * more. undefined: no cap (grpc-js queues streams over the server's limit on the connection).
+   */
+  readonly maxCallsPerAnchor?: number | undefined;
+  /** How long a key's extra anchors must stay under half their capacity before one drains back. */
+  readonly extraAnchorIdleMillis?: number;
+}
+
+const MAX_INT32 = 2_147_483_647;
+
+function integerSetting(config: Record<string, unknown>, name: string, min: number, fallback: number): number {
+  const value = config[name] ?? fallback;
+  if (!(Number.isInteger(value) && (value as number) >= min && (value as number) <= MAX_INT32)) {
+    throw new Error(`${POLICY_NAME}: ${name} must be an integer from ${min} to ${MAX_INT32}, got ${JSON.stringify(value)}`);
+  }
+  return value as number;
+}
 
 /**
  * The policy's config:
- * `{"anchored_round_robin":{"healthCheckConfig":{"serviceName":"…"},"outlierDetection":{…}}}`.
+ * `{"anchored_round_robin":{"healthCheckConfig":{"serviceName":"…"},"outlierDetection":{…},
+ * "anchorMaxAgeMillis":…,"pick":"least-loaded","maxCallsPerAnchor":…,"extraAnchorIdleMillis":…}}`.
  * grpc-js drops a top-level `healthCheckConfig` from service configs, so the policy reads
  * its health checks from its own entry; `outlierDetection` takes the pool's options
  * (OutlierDetectionOptions), validated by the same schema.
  */
 export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
-  /** undefined: no health checks. */
   readonly healthServiceName: string | undefined;
-  /** undefined: no outlier ejection. */
   readonly outlierDetection: Required<OutlierDetectionOptions> | undefined;
-  /** The anchors' maximum age before a make-before-break refresh (a key's maxAgeSeconds wins); 0: off. */
   readonly anchorMaxAgeMillis: number;
   readonly pick: PickMode;
+  readonly maxCallsPerAnchor: number | undefined;
+  readonly extraAnchorIdleMillis: number;
 
-  constructor(healthServiceName?: string, outlierDetection?: Required<OutlierDetectionOptions>, anchorMaxAgeMillis = 0, pick: PickMode = 'round-robin') {
-    this.healthServiceName = healthServiceName;
-    this.outlierDetection = outlierDetection;
-    this.anchorMaxAgeMillis = anchorMaxAgeMillis;
-    this.pick = pick;
+  constructor(settings: AnchoredRoundRobinSettings = {}) {
+    this.healthServiceName = settings.healthServiceName;
+    this.outlierDetection = settings.outlierDetection;
+    this.anchorMaxAgeMillis = settings.anchorMaxAgeMillis ?? 0;
+    this.pick = settings.pick ?? 'round-robin';
+    this.maxCallsPerAnchor = settings.maxCallsPerAnchor;
+    this.extraAnchorIdleMillis = settings.extraAnchorIdleMillis ?? DEFAULT_GROWTH_SETTINGS.idleMillis;
   }
   getLoadBalancerName(): string {
     return POLICY_NAME;
@@ -67,17 +100,17 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
         ...(this.outlierDetection !== undefined && { outlierDetection: this.outlierDetection }),
         ...(this.anchorMaxAgeMillis > 0 && { anchorMaxAgeMillis: this.anchorMaxAgeMillis }),
         ...(this.pick !== 'round-robin' && { pick: this.pick }),
+        ...(this.maxCallsPerAnchor !== undefined && { maxCallsPerAnchor: this.maxCallsPerAnchor }),
+        ...(this.extraAnchorIdleMillis !== DEFAULT_GROWTH_SETTINGS.idleMillis && { extraAnchorIdleMillis: this.extraAnchorIdleMillis }),
       },
     };
   }
   static createFromJson(json: unknown): AnchoredRoundRobinConfig {
-    const config = (json ?? {}) as { healthCheckConfig?: unknown; outlierDetection?: unknown; anchorMaxAgeMillis?: unknown; pick?: unknown };
+    const config = (json ?? {}) as Record<string, unknown>;
     const pick = config.pick ?? 'round-robin';
     if (pick !== 'round-robin' && pick !== 'least-loaded') throw new Error(`${POLICY_NAME}: pick must be "round-robin" or "least-loaded", got ${JSON.stringify(pick)}`);
-    const maxAge = config.anchorMaxAgeMillis ?? 0;
-    if (!(Number.isInteger(maxAge) && (maxAge as number) >= 0 && (maxAge as number) <= 2_147_483_647)) {
-      throw new Error(`${POLICY_NAME}: anchorMaxAgeMillis must be an integer from 0 to 2147483647, got ${JSON.stringify(maxAge)}`);
-    }
+    const anchorMaxAgeMillis = integerSetting(config, 'anchorMaxAgeMillis', 0, 0);
+    const extraAnchorIdleMillis = integerSetting(config, 'extraAnchorIdleMillis', 0, DEFAULT_GROWTH_SETTINGS.idleMillis);
     let serviceName: string | undefined;
     const health = config.healthCheckConfig;
     if (health !== undefined && health !== null) {
@@ -87,13 +120,18 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
       }
       serviceName = name;
     }
+    let maxCallsPerAnchor: number | undefined;
+    if (config.maxCallsPerAnchor !== undefined && config.maxCallsPerAnchor !== null) {
+      // The health stream is one of the connection's streams: with checks on, one call must still fit.
+      maxCallsPerAnchor = integerSetting(config, 'maxCallsPerAnchor', serviceName === undefined ? 1 : 2, 0);
+    }
     let outliers: Required<OutlierDetectionOptions> | undefined;
     if (config.outlierDetection !== undefined && config.outlierDetection !== null) {
       const parsed = outlierDetectionSchema.safeParse(config.outlierDetection);
       if (!parsed.success) throw new Error(`${POLICY_NAME}: invalid outlierDetection: ${formatZodError(parsed.error)}`);
       outliers = parsed.data;
     }
-    return new AnchoredRoundRobinConfig(serviceName, outliers, maxAge as number, pick);
+    return new AnchoredRoundRobinConfig({ healthServiceName: serviceName, outlierDetection: outliers, anchorMaxAgeMillis, pick, maxCallsPerAnchor, extraAnchorIdleMillis });
   }
 }
 
@@ -120,10 +158,17 @@ class AnchoredPicker implements Picker {
   constructor(
     private readonly anchors: AnchorSet<SubchannelAnchor>,
     private readonly viewOf: (anchor: SubchannelAnchor) => ReplayingSubchannel<SubchannelAnchor>,
+    private readonly counts: CallCounts<SubchannelAnchor>,
+    /** Every anchor that could take the call is at maxCallsPerAnchor: the call waits. */
+    private readonly full: () => void,
   ) {}
   pick(): PickResult {
     const anchor = this.anchors.pick();
-    if (anchor === undefined) return QUEUE;
+    if (anchor === undefined) {
+      this.full();
+      return QUEUE;
+    }
+    this.counts.picked(anchor);
     return { pickResultType: PickResultType.COMPLETE, subchannel: this.viewOf(anchor), status: null, onCallStarted: null, onCallEnded: null };
   }
 }
@@ -177,18 +222,23 @@ export class AnchoredRoundRobin implements LoadBalancer {
    */
   readonly #failing = new Set<SubchannelAnchor>();
   #outliers: { ejection: OutlierEjection<SubchannelAnchor>; settings: string } | undefined;
-  /** Least-loaded picks: calls in flight are counted on their anchor (from the stream's start to its status). */
-  #countCalls = false;
+  /** Least-loaded picks: calls in flight are counted on their anchor (call-counts.ts). */
+  #leastLoaded = false;
+  /** The call cap of new anchors (maxCallsPerAnchor); undefined: none. Calls are counted while set. */
+  #maxCalls: number | undefined;
+  /** A pick found every anchor at its cap: the next anchor that frees a place lets the queued calls pick again. */
+  #waitingForRoom = false;
+  #roomScheduled = false;
   /**
    * Each anchor's replaying view for the current settings, and the placement its calls
    * report to; made anew when the settings change, so a call counts off where it counted on.
    */
   #views = new WeakMap<SubchannelAnchor, ReplayingSubchannel<SubchannelAnchor>>();
-  #placement = this.#newPlacement();
+  #counts = this.#newCounts();
   readonly #viewOf = (anchor: SubchannelAnchor): ReplayingSubchannel<SubchannelAnchor> => {
     let view = this.#views.get(anchor);
     if (view === undefined) {
-      view = new ReplayingSubchannel(anchor.subchannel, anchor, this.#placement);
+      view = new ReplayingSubchannel(anchor.subchannel, anchor, this.#counts);
       this.#views.set(anchor, view);
     }
     return view;
@@ -198,7 +248,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#helper = helper;
     this.#anchors = new AnchorSet<SubchannelAnchor>(
       (spec, listener) =>
-        new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#health, (anchor) => {
+        new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#maxCalls ?? Infinity, this.#health, (anchor) => {
           // A parent policy (grpc-js outlier_detection) ejected or returned it: the channel's state follows.
           log(`${anchor.key}#${anchor.index} (${anchor.address}): ${anchor.eligible ? 'returned' : 'held out'} by a parent policy`);
           if (!anchor.draining && !this.#applying) this.#update();
@@ -209,8 +259,12 @@ export class AnchoredRoundRobin implements LoadBalancer {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): health ${previous} -> ${health}${anchor.healthDetail ? ` (${anchor.healthDetail})` : ''}`);
           if (!anchor.draining) this.#update();
         },
-        eligible: () => undefined,
+        eligible: () => this.#roomFreed(),
         closed: () => undefined,
+        extra: (anchor, change) => {
+          log(`${anchor.key}#${anchor.index} (${anchor.address}): extra anchor ${change} (${this.#anchors.extraCounts().open} open)`);
+          resolverLogger()?.info({ key: anchor.key, index: anchor.index, address: anchor.address, change }, `anchored_round_robin: extra anchor ${change} for ${anchor.key}`);
+        },
       },
       // Nothing to wait for: calls in flight keep their own reference to the subchannel.
       { drainTimeoutMillis: 0 },
@@ -223,8 +277,12 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#health = config.healthServiceName === undefined ? undefined : { serviceName: config.healthServiceName, ...HEALTH_RETRY, unimplemented: noHealthService };
     this.#configureOutliers(config.outlierDetection);
     this.#maxAgeMillis = config.anchorMaxAgeMillis;
-    if (this.#countCalls !== (config.pick === 'least-loaded')) {
-      this.#countCalls = config.pick === 'least-loaded';
+    this.#anchors.setExtraIdleMillis(config.extraAnchorIdleMillis);
+    const leastLoaded = config.pick === 'least-loaded';
+    if (this.#leastLoaded !== leastLoaded || this.#maxCalls !== config.maxCallsPerAnchor) {
+      // Anchors made from now on get the new cap; the ones there keep theirs until replaced.
+      this.#leastLoaded = leastLoaded;
+      this.#maxCalls = config.maxCallsPerAnchor;
       this.#anchors.setPickMode(config.pick);
       this.#newViews();
     }
@@ -265,7 +323,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
       entries.map((e) => {
         // A key's own maxAgeSeconds wins over the config's anchorMaxAgeMillis (0 turns it off for the key).
         const maxAgeMillis = e.maxAgeSeconds !== undefined ? e.maxAgeSeconds * 1000 : this.#maxAgeMillis;
-        return [e.key, maxAgeMillis > 0 ? { addr: e.addr, anchors: e.anchors, maxAgeMillis } : { addr: e.addr, anchors: e.anchors }];
+        const entry: DesiredEntry = { addr: e.addr, anchors: e.anchors, ...(maxAgeMillis > 0 && { maxAgeMillis }), ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }) };
+        return [e.key, entry];
       }),
     );
     this.#applying = true;
@@ -332,7 +391,12 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #update(): void {
     if (this.#settling || this.#destroyed) return;
     if (this.#anchors.eligibleCount > 0) {
-      this.#report(State.READY, new AnchoredPicker(this.#anchors, this.#viewOf), null);
+      this.#report(State.READY, this.#picker(), null);
+      return;
+    }
+    // Every READY anchor is at its call cap: still READY, and calls wait for a place.
+    if (this.#maxCalls !== undefined && this.#fullAnchors() > 0) {
+      this.#report(State.READY, this.#picker(), null);
       return;
     }
     const health = this.#readyHealth();
@@ -388,30 +452,54 @@ export class AnchoredRoundRobin implements LoadBalancer {
   /** Calls take their settings from the views that started them. */
   #newViews(): void {
     this.#views = new WeakMap();
-    this.#placement = this.#newPlacement();
+    this.#counts = this.#newCounts();
   }
 
-  /** Where calls run: counted on their anchor for least-loaded picks, their outcomes recorded for ejection. */
-  #newPlacement(): CallPlacement<SubchannelAnchor> {
-    const count = this.#countCalls;
+  #newCounts(): CallCounts<SubchannelAnchor> {
     const ejection = this.#outliers?.ejection;
-    return {
-      started: (anchor) => count && anchor.take(),
-      ended: (anchor, code) => {
-        if (count) anchor.give();
-        ejection?.record(anchor, code);
-      },
-      moved: (from, to) => {
-        if (count) (from.give(), to.take());
-        log(`${from.key}#${from.index} refused a stream: it runs again on ${to.key}#${to.index}`);
-      },
+    return new CallCounts<SubchannelAnchor>({
+      count: this.#leastLoaded || this.#maxCalls !== undefined,
+      ...(ejection !== undefined && { outcome: (anchor, code) => ejection.record(anchor, code) }),
+      moved: (from, to) => log(`${from.key}#${from.index} refused a stream: it runs again on ${to.key}#${to.index}`),
       // Two picks at most: the schedule's next anchor may be the refused one, if it is still READY.
       another: (refused) => {
         if (this.#destroyed) return undefined;
         const first = this.#anchors.pick();
         return first !== refused ? first : this.#anchors.pick();
       },
-    };
+    });
+  }
+
+  #picker(): AnchoredPicker {
+    return new AnchoredPicker(this.#anchors, this.#viewOf, this.#counts, () => {
+      if (this.#maxCalls === undefined) return;
+      // A key that may grow (maxAnchors) and whose anchors are all full opens one more.
+      this.#waitingForRoom = true;
+      this.#anchors.starved();
+    });
+  }
+
+  /**
+   * An anchor can take calls again. When calls wait for room, a new picker lets grpc-js
+   * pick for them again; on the next microtask, not from inside the call's end that freed
+   * the place (that runs within grpc-js's own status handling).
+   */
+  #roomFreed(): void {
+    if (!this.#waitingForRoom || this.#roomScheduled) return;
+    this.#roomScheduled = true;
+    queueMicrotask(() => {
+      this.#roomScheduled = false;
+      if (!this.#waitingForRoom || this.#destroyed) return;
+      this.#waitingForRoom = false;
+      this.#update();
+    });
+  }
+
+  /** READY active anchors at their call cap. */
+  #fullAnchors(): number {
+    let full = 0;
+    for (const anchor of this.#anchors.active()) if (anchor.state === 'READY' && !anchor.draining && anchor.leases >= anchor.capacity) full += 1;
+    return full;
   }
 
   /** The health of the READY active anchors. */

@@ -62,6 +62,21 @@ export interface RegisterOptions {
    * config `{"anchored_round_robin":{"pick":"least-loaded"}}` wins.
    */
   pick?: 'round-robin' | 'least-loaded';
+  /**
+   * Calls one anchor (connection) carries at once, as `createPool({ maxLeasesPerAnchor })`:
+   * set it to the servers' MAX_CONCURRENT_STREAMS, and calls beyond it go to other
+   * anchors or wait in the channel instead of queueing unseen on a full connection; a key
+   * with `maxAnchors` opens more anchors when all of its are full. With health checks the
+   * Watch stream is one of them (so at least 2). The policy's own config
+   * `{"anchored_round_robin":{"maxCallsPerAnchor":…}}` wins. Default: no cap.
+   */
+  maxCallsPerAnchor?: number;
+  /**
+   * How long a key's extra anchors must stay at or under half of what one anchor fewer
+   * could carry before one drains back, as `createPool({ extraAnchorIdleMillis })`.
+   * Default 30_000.
+   */
+  extraAnchorIdleMillis?: number;
 }
 
 const registerSchema = z
@@ -75,6 +90,8 @@ const registerSchema = z
     outlierDetection: outlierDetectionSchema.optional(),
     anchorMaxAgeMillis: z.number().int().min(0).max(2_147_483_647).optional(),
     pick: z.enum(['round-robin', 'least-loaded']).optional(),
+    maxCallsPerAnchor: z.number().int().min(1).max(2_147_483_647).optional(),
+    extraAnchorIdleMillis: z.number().int().min(0).max(2_147_483_647).optional(),
   })
   .strict();
 
@@ -84,6 +101,9 @@ true satisfies OptionsAgree<RegisterOptions, z.input<typeof registerSchema>>;
 export function registerAnchorpool(options: RegisterOptions = {}): void {
   const parsed = registerSchema.safeParse(options);
   if (!parsed.success) throw new ConfigError(`invalid registerAnchorpool options: ${formatZodError(parsed.error)}`);
+  if (options.healthCheck !== undefined && options.maxCallsPerAnchor === 1) {
+    throw new ConfigError('invalid registerAnchorpool options: maxCallsPerAnchor must be at least 2 with healthCheck (the Watch stream is one of the connection\'s calls)');
+  }
   // Pass the caller's raw etcd options on: createSource validates them again and fills defaults.
   const settings: Parameters<typeof configureResolvers>[0] = { readyTimeoutMillis: parsed.data.readyTimeoutMillis };
   configureResolvers({
@@ -96,6 +116,8 @@ export function registerAnchorpool(options: RegisterOptions = {}): void {
     ...(parsed.data.outlierDetection !== undefined && { outlierDetection: parsed.data.outlierDetection }),
     ...(options.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: options.anchorMaxAgeMillis }),
     ...(options.pick !== undefined && { pick: options.pick }),
+    ...(options.maxCallsPerAnchor !== undefined && { maxCallsPerAnchor: options.maxCallsPerAnchor }),
+    ...(options.extraAnchorIdleMillis !== undefined && { extraAnchorIdleMillis: options.extraAnchorIdleMillis }),
   });
   registerResolver('etcd', AnchorResolver);
   registerResolver('pass', AnchorResolver);

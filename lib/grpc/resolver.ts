@@ -35,6 +35,8 @@ export interface ResolvedEntry {
   readonly key: string;
   readonly addr: string;
   readonly anchors: number;
+  /** The most anchors the key may open for capacity, when its value allows growth. */
+  readonly maxAnchors?: number;
   /** The key's own maximum anchor age, when its value sets one. */
   readonly maxAgeSeconds?: number;
   readonly address: SubchannelAddress;
@@ -53,6 +55,8 @@ export interface ResolverSettings {
   readonly outlierDetection?: object;
   readonly anchorMaxAgeMillis?: number;
   readonly pick?: 'round-robin' | 'least-loaded';
+  readonly maxCallsPerAnchor?: number;
+  readonly extraAnchorIdleMillis?: number;
 }
 
 let settings: ResolverSettings = { readyTimeoutMillis: 10_000 };
@@ -122,6 +126,8 @@ function anchoredServiceConfig(): ServiceConfig {
     ...(settings.outlierDetection !== undefined && { outlierDetection: settings.outlierDetection }),
     ...(settings.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: settings.anchorMaxAgeMillis }),
     ...(settings.pick !== undefined && { pick: settings.pick }),
+    ...(settings.maxCallsPerAnchor !== undefined && { maxCallsPerAnchor: settings.maxCallsPerAnchor }),
+    ...(settings.extraAnchorIdleMillis !== undefined && { extraAnchorIdleMillis: settings.extraAnchorIdleMillis }),
   };
   return { loadBalancingConfig: [{ [POLICY_NAME]: policy }], methodConfig: [] };
 }
@@ -197,6 +203,7 @@ export class AnchorResolver implements Resolver {
       key: e.key,
       addr: e.addr,
       anchors: e.anchors,
+      ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }),
       ...(e.maxAgeSeconds !== undefined && { maxAgeSeconds: e.maxAgeSeconds }),
       address: toSubchannelAddress(e.addr),
     }));
