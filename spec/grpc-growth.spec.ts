@@ -15,10 +15,11 @@ import { waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 
 const extraChanges: string[] = [];
+const warnings: string[] = [];
 const recorder: Logger = {
   debug: () => undefined,
   info: (fields) => void (typeof fields.change === 'string' && extraChanges.push(`#${String(fields.index)} ${fields.change}`)),
-  warn: () => undefined,
+  warn: (_fields, message) => void warnings.push(message),
   error: () => undefined,
 };
 registerAnchorpool({ logger: recorder });
@@ -120,4 +121,13 @@ t.test("the policy's own config: maxCallsPerAnchor and extraAnchorIdleMillis, re
   }
   t.throws(() => AnchoredRoundRobinConfig.createFromJson({ maxCallsPerAnchor: 1, healthCheckConfig: { serviceName: '' } }), /maxCallsPerAnchor must be an integer from 2/, 'with health checks the Watch stream takes one of the calls');
   t.throws(() => AnchoredRoundRobinConfig.createFromJson({ extraAnchorIdleMillis: -5 }), /extraAnchorIdleMillis must be an integer from 0/);
+});
+
+t.test("a bad value in a channel's own config: grpc-js falls back to pick_first, and the policy says why first", async (t) => {
+  const backend = await startBackend(t, { name: 'one' });
+  warnings.length = 0;
+  const echo = client(t, `pass:///${backend.address}#2`, { maxCallsPerAnchor: 0 });
+  await callEcho(echo);
+  t.match(warnings, [/maxCallsPerAnchor must be an integer from 1 .*got 0; grpc-js ignores the channel's service config and uses pick_first/], 'one warning naming the field, the value and the consequence');
+  t.equal((await backend.stats()).connections.length, 1, 'and it is so: one connection where #2 asked for two');
 });

@@ -105,8 +105,22 @@ export class AnchoredRoundRobinConfig implements TypedLoadBalancingConfig {
       },
     };
   }
+  /**
+   * grpc-js treats a config that throws here as no config at all and silently falls back
+   * to pick_first (one connection, no anchors): the reason is logged as a warning first.
+   */
   static createFromJson(json: unknown): AnchoredRoundRobinConfig {
-    const config = (json ?? {}) as Record<string, unknown>;
+    try {
+      return AnchoredRoundRobinConfig.#parse((json ?? {}) as Record<string, unknown>);
+    } catch (error) {
+      const message = (error as Error).message;
+      log(`invalid config: ${message}`);
+      resolverLogger()?.warn({ config: json }, `${message}; grpc-js ignores the channel's service config and uses pick_first`);
+      throw error;
+    }
+  }
+
+  static #parse(config: Record<string, unknown>): AnchoredRoundRobinConfig {
     const pick = config.pick ?? 'round-robin';
     if (pick !== 'round-robin' && pick !== 'least-loaded') throw new Error(`${POLICY_NAME}: pick must be "round-robin" or "least-loaded", got ${JSON.stringify(pick)}`);
     const anchorMaxAgeMillis = integerSetting(config, 'anchorMaxAgeMillis', 0, 0);

@@ -8,6 +8,9 @@
 //                   grpc.health.v1 Watch, so 15 leases + 1 health stream per connection
 //   anchorpool-grow a lease pool on a key at anchors 1, maxAnchors 8 (`addr#1-8`): it opens
 //                   connections as callers wait and all are full; nobody chose N = 4
+//   etcd-arr-grow   a plain grpc-js client on the same `addr#1-8` through anchored_round_robin
+//                   with maxCallsPerAnchor 16: the native policy's growth (against a backend
+//                   process of its own, alike, so the server counts its connections alone)
 //   grpc-gcp        the npm grpc-gcp channel pool, at most 4 channels
 // The backend runs in a child process and counts, per connection (the client's ip:port),
 // the most calls it ran at once; it is reset before every run, so each run reports the
@@ -19,6 +22,7 @@ import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { gcpEchoClient, offerLoad } from './load.js';
 import { createPool, silentLogger } from '../../lib/index.js';
+import { registerAnchorpool } from '../../lib/grpc/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { interleave, medianOf, type BenchContext, type Scenario, type ScenarioResult } from './scenario.js';
@@ -46,9 +50,10 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
   // Other work on this 2-core machine moves every figure; the load average says how much there was.
   const loadBefore = os.loadavg()[0]!;
   const backend = new Backend({ name: 'capped', maxConcurrentStreams: MAX_STREAMS, delayMillis: DELAY_MILLIS });
+  const nativeBackend = new Backend({ name: 'capped-native', maxConcurrentStreams: MAX_STREAMS, delayMillis: DELAY_MILLIS });
   const closers: (() => unknown)[] = [];
   try {
-    await backend.start();
+    await Promise.all([backend.start(), nativeBackend.start()]);
     const insecure = grpc.credentials.createInsecure();
 
     const single = new EchoClient(backend.address, insecure, { 'grpc.use_local_subchannel_pool': 1 });
@@ -83,6 +88,12 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     closers.push(() => grow.close());
     await grow.ready();
 
+    registerAnchorpool({ logger: silentLogger });
+    const nativeGrow = new EchoClient(`pass:///${nativeBackend.address}#1-${GROW_MAX}`, insecure, {
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { maxCallsPerAnchor: MAX_STREAMS, extraAnchorIdleMillis: growIdleMillis } }] }),
+    });
+    closers.push(() => nativeGrow.close());
+
     const gcpClient = gcpEchoClient(backend.address, GCP_MAX_CHANNELS, GCP_LOW_WATERMARK);
     closers.push(() => gcpClient.close());
 
@@ -91,6 +102,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       anchorpool: () => pool.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
       'anchorpool+health': () => checked.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
       'anchorpool-grow': () => grow.use((lease) => callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS)),
+      'etcd-arr-grow': () => callEcho(nativeGrow, CALL_DEADLINE_MILLIS),
       'grpc-gcp': () => callEcho(gcpClient, CALL_DEADLINE_MILLIS),
     };
     // Warm-up: every connection open (grpc-gcp opens its channels on demand) and the call paths compiled.
@@ -100,8 +112,8 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     }
 
     /** One run of one contender, with the server's view of the same run. */
-    const measured = (name: string, sampled?: typeof pool) => async () => {
-      await backend.resetStats();
+    const measured = (name: string, sampled?: typeof pool, server = backend) => async () => {
+      await server.resetStats();
       let maxWaiting = 0;
       // Streams the client has open on its busiest connection: leases, plus the health Watch when checked.
       let maxClientStreams = 0;
@@ -114,8 +126,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
           }, 5)
         : undefined;
       const load = await offerLoad(calls[name]!, LOOPS, runMillis).finally(() => clearInterval(sampler));
-      const server = await backend.stats();
-      const peaks = Object.values(server.maxInFlightByConnection);
+      const peaks = Object.values((await server.stats()).maxInFlightByConnection);
       context.log(
         `capped: ${name} ${load.callsPerSec.toFixed(0)} calls/s, p99 ${load.p99Ms.toFixed(1)} ms, ${peaks.length} connection(s), peaks ${peaks.join('/')}` +
           (sampleWaiters ? `, max ${maxWaiting} waiting` : ''),
@@ -133,15 +144,23 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         anchorpool: measured('anchorpool', pool),
         'anchorpool+health': measured('anchorpool+health', checked),
         'anchorpool-grow': measured('anchorpool-grow', grow),
+        'etcd-arr-grow': measured('etcd-arr-grow', undefined, nativeBackend),
         'grpc-gcp': measured('grpc-gcp'),
       },
       repeats,
     );
     // The load has stopped: how long until the grown pool is back at its one anchor.
+    // The native client's extra anchors are seen at the server: its connections (grpc-js
+    // closes an unreferenced subchannel's connection on its 10 s sweep).
     const grownTo = grow.stats().anchors.active;
     const loadStopped = performance.now();
-    while (grow.stats().extraAnchors.open > 0 && performance.now() - loadStopped < growIdleMillis + 30_000) await new Promise((r) => setTimeout(r, 100));
-    const drainedAfter = performance.now() - loadStopped;
+    let drainedAfter: number | undefined;
+    let nativeDrainedAfter: number | undefined;
+    while ((drainedAfter === undefined || nativeDrainedAfter === undefined) && performance.now() - loadStopped < growIdleMillis + 30_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (drainedAfter === undefined && grow.stats().extraAnchors.open === 0) drainedAfter = performance.now() - loadStopped;
+      if (nativeDrainedAfter === undefined && (await nativeBackend.stats()).connections.length <= 1) nativeDrainedAfter = performance.now() - loadStopped;
+    }
     const growStats = grow.stats();
 
     const base = medianOf(rows, 'one-connection', 'callsPerSec');
@@ -160,6 +179,9 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     const growPeak = row('anchorpool-grow').values['maxPerConnection']!.max;
     const growClientStreams = row('anchorpool-grow').values['maxClientStreams']!.max;
     const growConnections = row('anchorpool-grow').values['connections']!;
+    const nativeRate = medianOf(rows, 'etcd-arr-grow', 'callsPerSec');
+    const nativePeak = row('etcd-arr-grow').values['maxPerConnection']!.max;
+    const nativeConnections = row('etcd-arr-grow').values['connections']!;
     const gcpPeak = row('grpc-gcp').values['maxPerConnection']!.max;
     const gcpConnections = row('grpc-gcp').values['connections']!;
 
@@ -224,8 +246,23 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         },
         {
           label: 'anchorpool-grow: extra anchors drained again after the load stopped',
-          pass: growStats.extraAnchors.open === 0,
-          detail: `back to ${growStats.anchors.active} anchor(s) ${(drainedAfter / 1000).toFixed(1)} s after the last run (extraAnchorIdleMillis ${growIdleMillis}; one drains per second after that); ${growStats.extraAnchors.opened} opened, ${growStats.extraAnchors.drained} drained, ${growStats.extraAnchors.failed} failed in all`,
+          pass: drainedAfter !== undefined,
+          detail: `back to ${growStats.anchors.active} anchor(s) ${drainedAfter === undefined ? 'never (within the wait)' : `${(drainedAfter / 1000).toFixed(1)} s`} after the last run (extraAnchorIdleMillis ${growIdleMillis}; one drains per second after that); ${growStats.extraAnchors.opened} opened, ${growStats.extraAnchors.drained} drained, ${growStats.extraAnchors.failed} failed in all`,
+        },
+        {
+          label: 'etcd-arr-grow (native policy, anchors 1, maxAnchors 8) >= 3.5x one connection',
+          pass: nativeRate / base >= 3.5,
+          detail: `${nativeRate.toFixed(0)} vs ${base.toFixed(0)} calls/s = ${(nativeRate / base).toFixed(2)}x (${(nativeRate / ours).toFixed(2)}x the pool's fixed 4 anchors, ${(nativeRate / growRate).toFixed(2)}x the pool's growth), on ${nativeConnections.median} connection(s) (spread ${nativeConnections.min}–${nativeConnections.max})`,
+        },
+        {
+          label: 'etcd-arr-grow: 0 calls over the cap',
+          pass: nativePeak <= MAX_STREAMS,
+          detail: `at most ${nativePeak} calls at once on one connection at the server (cap ${MAX_STREAMS}; maxCallsPerAnchor ${MAX_STREAMS})`,
+        },
+        {
+          label: 'etcd-arr-grow: extra anchors drained again after the load stopped',
+          pass: nativeDrainedAfter !== undefined,
+          detail: `its server back to 1 connection ${nativeDrainedAfter === undefined ? 'never (within the wait)' : `${(nativeDrainedAfter / 1000).toFixed(1)} s`} after the last run (extraAnchorIdleMillis ${growIdleMillis}, then one per second, then grpc-js's 10 s subchannel sweep)`,
         },
       ],
       notes: [
@@ -238,7 +275,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     };
   } finally {
     for (const close of closers.reverse()) await close();
-    await backend.kill();
+    await Promise.all([backend.kill(), nativeBackend.kill()]);
   }
 }
 
