@@ -32,6 +32,10 @@ export interface ClientTuning {
 }
 
 type Call = ReturnType<ChannelInterface['createCall']>;
+
+/** etcd's rpctypes.MetadataRequireLeaderKey and MetadataHasLeader. */
+const REQUIRE_LEADER_KEY = 'hasleader';
+const REQUIRE_LEADER_VALUE = 'true';
 type CallListener = Parameters<Call['start']>[1];
 
 /**
@@ -106,6 +110,11 @@ class EtcdChannels {
     const start = call.start.bind(call);
     call.start = (metadata, listener: CallListener) => {
       this.#calls.add(call);
+      // As etcd's Go client does for watches (WithRequireLeader), on every call: a member
+      // cut off from its peers refuses it at once ("etcdserver: no leader") and cancels the
+      // watch streams it holds when it loses its leader, instead of answering from a stale
+      // state or going silent. etcd grpc-proxy honours it for the watches it serves.
+      metadata.set(REQUIRE_LEADER_KEY, REQUIRE_LEADER_VALUE);
       start(metadata, {
         onReceiveMetadata: (received) => listener.onReceiveMetadata(received),
         onReceiveMessage: (message) => listener.onReceiveMessage(message),

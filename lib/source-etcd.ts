@@ -18,7 +18,8 @@ import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GRPCUnavailableError, Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
 import { ExponentialBackoff, isBrokenCircuitError, type IBackoff } from 'cockatiel';
-import { createEtcdClient, isAuthRefusal, plaintextHint } from './etcd-client.js';
+import { isAuthRefusal, plaintextHint } from './etcd-client.js';
+import { acquireEtcdClient, type SharedEtcdClient } from './etcd-client-share.js';
 import type { ResolvedEtcdOptions } from './config.js';
 import type { KeyValue } from './desired-state.js';
 import type { ParseLimits } from './endpoint.js';
@@ -30,8 +31,6 @@ import type { ResyncReason, SourceStatus } from './source.js';
 const PAGE_SIZE = 5000;
 /** A watch that breaks sooner than this counts as a failed attempt and backs off. */
 const STABLE_WATCH_MILLIS = 1000;
-
-let clientGeneration = 0;
 
 function decodeKey(key: Buffer): string {
   return isUtf8(key) ? key.toString('utf8') : `0x${key.toString('hex')}`;
@@ -56,7 +55,8 @@ export class EtcdEndpointSource extends SourceBase {
   readonly kind = 'etcd' as const;
   readonly #options: ResolvedEtcdOptions;
   readonly #abort = new AbortController();
-  #client: Etcd3 | undefined;
+  /** The process's client for these etcd options, shared with other prefixes (etcd-client-share.ts); taken at start. */
+  #shared: SharedEtcdClient | undefined;
   #loop: Promise<void> | undefined;
   #connected = false;
   #disconnectedSince: Date | null = null;
@@ -73,6 +73,8 @@ export class EtcdEndpointSource extends SourceBase {
   }
 
   protected begin(): void {
+    const { prefix: _prefix, ...connection } = this.#options;
+    this.#shared = acquireEtcdClient(connection);
     this.#loop = this.#run().catch((err: unknown) => {
       // The loop handles its own failures; reaching here is a bug, reported not thrown.
       this.reportError(new EtcdUnavailableError(`etcd source stopped unexpectedly: ${String(err)}`, { cause: err }));
@@ -81,7 +83,9 @@ export class EtcdEndpointSource extends SourceBase {
 
   protected async end(): Promise<void> {
     this.#abort.abort();
-    this.#dropClient();
+    // Released first: as the client's last user this closes it, which cancels a listing
+    // stuck on a frozen connection; otherwise that call ends by its deadline, unused.
+    this.#shared?.release();
     await this.#loop;
   }
 
@@ -118,20 +122,26 @@ export class EtcdEndpointSource extends SourceBase {
     });
     let backoff: IBackoff<unknown> = backoffs.next();
     let reason: ResyncReason = 'initial';
+    const shared = this.#shared!;
     while (!signal.aborted) {
       let failed = false;
       const startedAt = Date.now();
+      const client = shared.current();
       try {
-        const client = this.#ensureClient();
         const revision = await this.#resync(client, reason);
         const outcome = await this.#watch(client, revision);
         reason = outcome.reason;
-        if (outcome.freshConnection) this.#dropClient();
+        if (outcome.freshConnection) shared.renew(client);
         if (reason === 'disconnected') this.#markDisconnected(this.#classify(outcome.cause));
       } catch (err) {
         if (signal.aborted) return;
         if (isCompaction(err)) {
           reason = 'compacted';
+          continue;
+        }
+        // Another prefix renewed the shared client under this listing: not an outage, list again on the new one.
+        if (shared.retired(client)) {
+          reason = 'reconnect';
           continue;
         }
         const error = this.#classify(err);
@@ -143,7 +153,7 @@ export class EtcdEndpointSource extends SourceBase {
         // attempt after such a close, whose connection nobody owns if etcd is back by then
         // (etcd-client.ts). Anything else, a timeout above all, may be a half-open
         // connection: start over on a new one.
-        if (!isConnectFailure(err)) this.#dropClient();
+        if (!isConnectFailure(err)) shared.renew(client);
         reason = 'reconnect';
         failed = true;
       }
@@ -202,6 +212,8 @@ export class EtcdEndpointSource extends SourceBase {
     const signal = this.#abort.signal;
     const watchdogMillis = this.#options.watchdogMillis;
     return new Promise<WatchOutcome>((resolve) => {
+      // Closed during the listing: no watcher on a client other prefixes still use.
+      if (signal.aborted) return resolve({ reason: 'watch-ended' });
       // Highest revision the stream is known to have delivered everything up to.
       let delivered = revision;
       // A change newer than `delivered` that a probe saw; still missing at the next probe = stuck.
@@ -215,11 +227,16 @@ export class EtcdEndpointSource extends SourceBase {
         done = true;
         clearTimeout(watchdog);
         signal.removeEventListener('abort', onAbort);
+        stopHearing();
         // Not awaited: on a frozen connection the cancel never completes; dropping the client ends it.
         watcher.cancel().catch(() => undefined);
         resolve(outcome);
       };
       const onAbort = (): void => finish({ reason: 'watch-ended' });
+      // Another prefix found the shared connection suspect and renewed the client: resync on the new one.
+      const stopHearing = this.#shared!.onRenewed((old) => {
+        if (old === client) finish({ reason: 'reconnect' });
+      });
       const arm = (): void => {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => void probe(), watchdogMillis);
@@ -286,28 +303,6 @@ export class EtcdEndpointSource extends SourceBase {
       signal.addEventListener('abort', onAbort, { once: true });
       arm();
     });
-  }
-
-  #ensureClient(): Etcd3 {
-    if (this.#client !== undefined) return this.#client;
-    clientGeneration += 1;
-    // A distinct arg per client: its channels share one connection with each other (so
-    // the watchdog's probe tests the watch's connection) but never with a dropped
-    // client's, possibly half-open, connection.
-    // No receive limit, as etcd's Go client: a listing page or a catch-up watch response
-    // holds many values (each up to etcd's 1.5 MiB), and grpc-js's default 4 MiB cap would
-    // fail every listing of such a prefix for good. Values over maxValueBytes are still
-    // rejected one by one, by byte count.
-    this.#client = createEtcdClient(this.#options, {
-      grpcOptions: { 'anchorpool.etcd_client': clientGeneration, 'grpc.max_receive_message_length': -1 },
-    });
-    return this.#client;
-  }
-
-  #dropClient(): void {
-    const client = this.#client;
-    this.#client = undefined;
-    client?.close();
   }
 
   #classify(err: unknown): AnchorPoolError {

@@ -1,0 +1,119 @@
+/**
+ * One etcd client per process for all the sources whose etcd options are equal: pools,
+ * sources and etcd:/// channels on different prefixes then cost etcd one connection per
+ * member and one watch stream (etcd3 multiplexes every watcher of a client over one
+ * Watch stream), instead of one of each per prefix. Reference-counted: the last release
+ * closes the client.
+ *
+ * A source that finds the connection suspect (its watchdog's probe timed out, a stream
+ * stopped delivering, a call timed out) renews the client: the suspect one is closed and
+ * a new one made, on a connection of its own. The other sources hear of it first and
+ * resync on the new client (a fresh listing, diffed against their state), so none of
+ * them loses or repeats an event; a half-open connection thus costs every prefix on it
+ * one resync. Sources renew only the client they used, so several noticing the same bad
+ * connection make one new client, not several.
+ */
+import { createHash } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient, type EtcdConnection } from './etcd-client.js';
+
+export interface SharedEtcdClient {
+  /** The client to use now. */
+  current(): Etcd3;
+  /** `client`, the one the caller used, is suspect: if it is still current, every user moves to a new one. */
+  renew(client: Etcd3): void;
+  /** Whether `client` was replaced by a renew (its calls were cancelled for that). */
+  retired(client: Etcd3): boolean;
+  /** Called with the old client when another user renewed it; returns the unsubscribe. */
+  onRenewed(listener: (old: Etcd3) => void): () => void;
+  /** This user is done; the last one closes the client. */
+  release(): void;
+}
+
+interface Entry {
+  client: Etcd3 | undefined;
+  refs: number;
+  readonly retired: WeakSet<Etcd3>;
+  readonly listeners: Set<(old: Etcd3) => void>;
+}
+
+const entries = new Map<string, Entry>();
+/** Every client any entry made, process-wide: its connection arg keeps it apart from all others (and from a renewed one's, possibly half-open, connection). */
+let clientGeneration = 0;
+
+/** Equal options give equal keys (object keys sorted, Buffers by content); hashed, so no credential stays readable in the map. */
+function keyOf(options: EtcdConnection): string {
+  const canonical = JSON.stringify(options, (_key, value: unknown) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || Buffer.isBuffer(value)) return value;
+    if ((value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) return value;
+    return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/**
+ * No receive limit, as etcd's Go client: a listing page or a catch-up watch response
+ * holds many values (each up to etcd's 1.5 MiB), and grpc-js's default 4 MiB cap would
+ * fail every listing of such a prefix for good. Values over maxValueBytes are still
+ * rejected one by one, by byte count.
+ */
+function newClient(options: EtcdConnection): Etcd3 {
+  clientGeneration += 1;
+  return createEtcdClient(options, { grpcOptions: { 'anchorpool.etcd_client': clientGeneration, 'grpc.max_receive_message_length': -1 } });
+}
+
+/** `watchdogMillis` is each source's own: sources that differ only in it still share a client. */
+export function acquireEtcdClient(etcd: EtcdConnection): SharedEtcdClient {
+  const { watchdogMillis: _watchdog, ...connection } = etcd;
+  const options = { ...connection, watchdogMillis: 0 };
+  const key = keyOf(options);
+  let entry = entries.get(key);
+  if (entry === undefined) {
+    entry = { client: undefined, refs: 0, retired: new WeakSet(), listeners: new Set() };
+    entries.set(key, entry);
+  }
+  const shared = entry;
+  shared.refs += 1;
+  let released = false;
+  const own = new Set<(old: Etcd3) => void>();
+  return {
+    current: () => {
+      if (released) throw new Error('anchorpool: the shared etcd client was released');
+      return (shared.client ??= newClient(options));
+    },
+    renew: (client) => {
+      if (released || shared.client !== client) return;
+      shared.client = undefined;
+      shared.retired.add(client);
+      for (const listener of [...shared.listeners]) if (!own.has(listener)) listener(client);
+      client.close();
+    },
+    retired: (client) => shared.retired.has(client),
+    onRenewed: (listener) => {
+      shared.listeners.add(listener);
+      own.add(listener);
+      return () => {
+        shared.listeners.delete(listener);
+        own.delete(listener);
+      };
+    },
+    release: () => {
+      if (released) return;
+      released = true;
+      for (const listener of own) shared.listeners.delete(listener);
+      own.clear();
+      shared.refs -= 1;
+      if (shared.refs > 0) return;
+      entries.delete(key);
+      shared.client?.close();
+      shared.client = undefined;
+    },
+  };
+}
+
+/** How many distinct etcd clients are open in this process (for specs and status). */
+export function sharedEtcdClients(): number {
+  let open = 0;
+  for (const entry of entries.values()) if (entry.client !== undefined) open += 1;
+  return open;
+}
