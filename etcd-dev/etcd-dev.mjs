@@ -64,6 +64,9 @@ import { parseArgs } from 'node:util';
  *   deleted by `stop()`. Default: a new `os.tmpdir()/anchorpool-etcd-XXXXXX`.
  * @property {number[]} [clientPorts] one per member; default: free ports
  * @property {number[]} [peerPorts] one per member; default: free ports
+ * @property {number[]} [peerAdvertisePorts] one per member: the peer port the others dial
+ *   (and `--initial-cluster` names) instead of `peerPorts`, e.g. a proxy the test controls
+ *   in front of each member's peer port; default: the peer ports themselves
  * @property {string[]} [extraArgs] appended to every member's command line (last flag wins)
  * @property {Logger} [log] progress messages (default: none)
  * @property {number} [timeoutMs] health timeout (default 20000)
@@ -327,19 +330,21 @@ function logTailBlock(name, logFile) {
 
 /**
  * @param {{ name: string, dataDir: string, clientPort: number, peerPort: number,
- *   initialCluster: string, token?: string, extraArgs?: string[], tls?: EtcdTlsOptions }} o
+ *   initialCluster: string, token?: string, extraArgs?: string[], tls?: EtcdTlsOptions,
+ *   peerAdvertisePort?: number }} o
  * @returns {string[]}
  */
 function memberArgs(o) {
   const clientUrl = `${o.tls ? 'https' : 'http'}://127.0.0.1:${o.clientPort}`;
   const peerUrl = `http://127.0.0.1:${o.peerPort}`;
+  const advertisedPeerUrl = `http://127.0.0.1:${o.peerAdvertisePort ?? o.peerPort}`;
   return [
     '--name', o.name,
     '--data-dir', o.dataDir,
     '--listen-client-urls', clientUrl,
     '--advertise-client-urls', clientUrl,
     '--listen-peer-urls', peerUrl,
-    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', advertisedPeerUrl,
     '--initial-cluster', o.initialCluster,
     '--initial-cluster-state', 'new',
     ...(o.token ? ['--initial-cluster-token', o.token] : []),
@@ -673,7 +678,7 @@ export async function startCluster(options = {}) {
   if (tls?.clientCertAuth && !(tls.clientCertFile && tls.clientKeyFile)) {
     throw new Error('tls.clientCertAuth needs tls.clientCertFile and tls.clientKeyFile for the health check');
   }
-  for (const [label, ports] of /** @type {const} */ ([['clientPorts', options.clientPorts], ['peerPorts', options.peerPorts]])) {
+  for (const [label, ports] of /** @type {const} */ ([['clientPorts', options.clientPorts], ['peerPorts', options.peerPorts], ['peerAdvertisePorts', options.peerAdvertisePorts]])) {
     if (ports && ports.length !== count) throw new Error(`${label} needs ${count} entries, got ${ports.length}`);
   }
   const { etcd: bin } = requireEtcdBinaries();
@@ -686,7 +691,8 @@ export async function startCluster(options = {}) {
     const clientPorts = options.clientPorts ?? free.slice(0, count);
     const peerPorts = options.peerPorts ?? free.slice(count);
     const names = count === 1 ? ['n1'] : Array.from({ length: count }, (_, i) => `m${i + 1}`);
-    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${peerPorts[i]}`).join(',');
+    const advertised = options.peerAdvertisePorts ?? peerPorts;
+    const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${advertised[i]}`).join(',');
     const token = count > 1 ? `anchorpool-${randomBytes(4).toString('hex')}` : undefined;
     const members = names.map((name, i) => {
       const dataDir = path.join(dir, `${name}.etcd`);
@@ -695,7 +701,7 @@ export async function startCluster(options = {}) {
       return new EtcdMember({
         name, clientPort, peerPort, dataDir, bin,
         logFile: path.join(dir, `${name}.log`),
-        args: memberArgs({ name, dataDir, clientPort, peerPort, initialCluster, token, extraArgs, ...(tls ? { tls } : {}) }),
+        args: memberArgs({ name, dataDir, clientPort, peerPort, initialCluster, token, extraArgs, ...(tls ? { tls } : {}), ...(options.peerAdvertisePorts ? { peerAdvertisePort: options.peerAdvertisePorts[i] } : {}) }),
         ...(tls ? { tls } : {}),
       });
     });

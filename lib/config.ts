@@ -89,6 +89,14 @@ export interface EtcdOptions {
    * Default 30_000, at least 100.
    */
   watchdogMillis?: number;
+  /**
+   * How often the member carrying the watch stream is asked whether it has a leader (a
+   * tiny Status call with `hasleader`, once per process and etcd client). A member cut
+   * off from its cluster refuses it about one election timeout after the cut, and the
+   * watch moves to another member at once; etcd itself cancels such a watch only after
+   * three election timeouts without a leader. 0 turns it off. Default 1000.
+   */
+  leaderCheckMillis?: number;
   /** First retry delay while etcd is unreachable; later delays grow with decorrelated jitter. Default 100, at least 1. */
   retryInitialMillis?: number;
   /** Longest retry delay while etcd is unreachable. Default 5000, at least 1. */
@@ -161,6 +169,7 @@ export const etcdOptionsSchema = z
     keepaliveTimeMillis: millis().default(300_000),
     keepaliveTimeoutMillis: millis().default(20_000),
     watchdogMillis: millis(100).default(30_000),
+    leaderCheckMillis: millis(0).default(1000),
     retryInitialMillis: millis().default(100),
     retryMaxMillis: millis().default(5000),
     grpcOptions: z.record(z.string(), z.union([z.string(), z.number()])).optional(),

@@ -12,10 +12,16 @@
  * them loses or repeats an event; a half-open connection thus costs every prefix on it
  * one resync. Sources renew only the client they used, so several noticing the same bad
  * connection make one new client, not several.
+ *
+ * The entry also watches the member its watch stream runs on (`leaderCheckMillis`): a
+ * member cut off from its peers refuses a `hasleader` call about one election timeout
+ * after the cut, and the client is renewed then, so every prefix lists again on a member
+ * of the majority. (etcd itself cancels such watches only after three election timeouts.)
  */
 import { createHash } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient, type EtcdConnection } from './etcd-client.js';
+import { createEtcdClient, type EtcdConnection, type ManagedEtcd3 } from './etcd-client.js';
+import type { Logger } from './logger.js';
 
 export interface SharedEtcdClient {
   /** The client to use now. */
@@ -31,10 +37,38 @@ export interface SharedEtcdClient {
 }
 
 interface Entry {
-  client: Etcd3 | undefined;
+  client: ManagedEtcd3 | undefined;
   refs: number;
   readonly retired: WeakSet<Etcd3>;
   readonly listeners: Set<(old: Etcd3) => void>;
+  leaderCheck: NodeJS.Timeout | undefined;
+}
+
+/** Replaces the entry's client if it is still `client`: its users hear first (all but `except`'s), then it closes. */
+function renewEntry(entry: Entry, client: Etcd3, except?: ReadonlySet<(old: Etcd3) => void>): void {
+  if (entry.client !== client) return;
+  entry.client = undefined;
+  entry.retired.add(client);
+  for (const listener of [...entry.listeners]) if (!except?.has(listener)) listener(client);
+  client.close();
+}
+
+/** Every leaderCheckMillis: does the watch stream's member still have a leader? */
+function startLeaderCheck(entry: Entry, options: EtcdConnection, logger: Logger | undefined): void {
+  if (options.leaderCheckMillis === 0 || entry.leaderCheck !== undefined) return;
+  let checking = false;
+  entry.leaderCheck = setInterval(() => {
+    const client = entry.client;
+    if (client === undefined || checking) return;
+    checking = true;
+    void client.checkWatchLeader(options.dialTimeoutMillis).then((answer) => {
+      checking = false;
+      if (answer !== 'no-leader' || entry.client !== client) return;
+      logger?.warn({}, 'the etcd member carrying the watch has no leader (cut off from its cluster?): listing again on another member');
+      renewEntry(entry, client);
+    });
+  }, options.leaderCheckMillis);
+  entry.leaderCheck.unref();
 }
 
 const entries = new Map<string, Entry>();
@@ -57,19 +91,22 @@ function keyOf(options: EtcdConnection): string {
  * fail every listing of such a prefix for good. Values over maxValueBytes are still
  * rejected one by one, by byte count.
  */
-function newClient(options: EtcdConnection): Etcd3 {
+function newClient(options: EtcdConnection): ManagedEtcd3 {
   clientGeneration += 1;
   return createEtcdClient(options, { grpcOptions: { 'anchorpool.etcd_client': clientGeneration, 'grpc.max_receive_message_length': -1 } });
 }
 
-/** `watchdogMillis` is each source's own: sources that differ only in it still share a client. */
-export function acquireEtcdClient(etcd: EtcdConnection): SharedEtcdClient {
+/**
+ * `watchdogMillis` is each source's own: sources that differ only in it still share a
+ * client. `logger` (the first user's) hears of leader checks that renew the client.
+ */
+export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): SharedEtcdClient {
   const { watchdogMillis: _watchdog, ...connection } = etcd;
   const options = { ...connection, watchdogMillis: 0 };
   const key = keyOf(options);
   let entry = entries.get(key);
   if (entry === undefined) {
-    entry = { client: undefined, refs: 0, retired: new WeakSet(), listeners: new Set() };
+    entry = { client: undefined, refs: 0, retired: new WeakSet(), listeners: new Set(), leaderCheck: undefined };
     entries.set(key, entry);
   }
   const shared = entry;
@@ -79,14 +116,14 @@ export function acquireEtcdClient(etcd: EtcdConnection): SharedEtcdClient {
   return {
     current: () => {
       if (released) throw new Error('anchorpool: the shared etcd client was released');
-      return (shared.client ??= newClient(options));
+      if (shared.client === undefined) {
+        shared.client = newClient(options);
+        startLeaderCheck(shared, options, logger);
+      }
+      return shared.client;
     },
     renew: (client) => {
-      if (released || shared.client !== client) return;
-      shared.client = undefined;
-      shared.retired.add(client);
-      for (const listener of [...shared.listeners]) if (!own.has(listener)) listener(client);
-      client.close();
+      if (!released) renewEntry(shared, client, own);
     },
     retired: (client) => shared.retired.has(client),
     onRenewed: (listener) => {
@@ -105,6 +142,7 @@ export function acquireEtcdClient(etcd: EtcdConnection): SharedEtcdClient {
       shared.refs -= 1;
       if (shared.refs > 0) return;
       entries.delete(key);
+      clearInterval(shared.leaderCheck);
       shared.client?.close();
       shared.client = undefined;
     },

@@ -8,7 +8,7 @@
  * It also owns the client's connections (see EtcdChannels): close() releases every one
  * of them, whatever state etcd left them in.
  */
-import { Channel as ChannelImplementation, connectivityState, status, type ChannelInterface, type ChannelOptions } from '@grpc/grpc-js';
+import { Channel as ChannelImplementation, Client as GrpcClient, Metadata, connectivityState, credentials as grpcCredentials, status, type ChannelInterface, type ChannelOptions } from '@grpc/grpc-js';
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
@@ -36,6 +36,9 @@ type Call = ReturnType<ChannelInterface['createCall']>;
 /** etcd's rpctypes.MetadataRequireLeaderKey and MetadataHasLeader. */
 const REQUIRE_LEADER_KEY = 'hasleader';
 const REQUIRE_LEADER_VALUE = 'true';
+const WATCH_METHOD = '/etcdserverpb.Watch/Watch';
+/** Maintenance.Status: its request is an empty message, and only whether it is refused matters here. */
+const STATUS_METHOD = '/etcdserverpb.Maintenance/Status';
 type CallListener = Parameters<Call['start']>[1];
 
 /**
@@ -61,7 +64,8 @@ type CallListener = Parameters<Call['start']>[1];
  */
 class EtcdChannels {
   readonly #channels = new Map<string, ChannelImplementation>();
-  readonly #calls = new Set<Call>();
+  /** Every call still open, with the channel (the etcd host) it runs on and its method. */
+  readonly #calls = new Map<Call, { channel: ChannelImplementation; method: string }>();
   #released = false;
 
   /** A grpc-js `channelFactoryOverride`: the shared channel of `target`, seen through a view etcd3 cannot close. */
@@ -90,26 +94,32 @@ class EtcdChannels {
         real.watchConnectivityState(state, deadline, callback);
       },
       getChannelzRef: () => real.getChannelzRef(),
-      createCall: (method, deadline, host, parentCall, propagateFlags) => this.#track(real.createCall(method, deadline, host, parentCall, propagateFlags)),
+      createCall: (method, deadline, host, parentCall, propagateFlags) => this.#track(real.createCall(method, deadline, host, parentCall, propagateFlags), real, method),
     };
   };
 
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    for (const call of [...this.#calls]) call.cancelWithStatus(status.CANCELLED, 'the etcd client was closed');
+    for (const call of [...this.#calls.keys()]) call.cancelWithStatus(status.CANCELLED, 'the etcd client was closed');
     this.#calls.clear();
     for (const channel of this.#channels.values()) closeOutsideTransientFailure(channel);
   }
 
-  #track(call: Call): Call {
+  /** The channel (etcd host) of the open Watch stream, if there is one. */
+  watchChannel(): ChannelImplementation | undefined {
+    for (const { channel, method } of this.#calls.values()) if (method === WATCH_METHOD) return channel;
+    return undefined;
+  }
+
+  #track(call: Call, channel: ChannelImplementation, method: string): Call {
     if (this.#released) {
       call.cancelWithStatus(status.CANCELLED, 'the etcd client was closed');
       return call;
     }
     const start = call.start.bind(call);
     call.start = (metadata, listener: CallListener) => {
-      this.#calls.add(call);
+      this.#calls.set(call, { channel, method });
       // As etcd's Go client does for watches (WithRequireLeader), on every call: a member
       // cut off from its peers refuses it at once ("etcdserver: no leader") and cancels the
       // watch streams it holds when it loses its leader, instead of answering from a stale
@@ -149,7 +159,7 @@ function closeOutsideTransientFailure(channel: ChannelImplementation): void {
 }
 
 /** An etcd3 client whose close() also releases every connection it made (EtcdChannels). */
-class ManagedEtcd3 extends Etcd3 {
+export class ManagedEtcd3 extends Etcd3 {
   readonly #channels: EtcdChannels;
 
   constructor(options: IOptions, channels: EtcdChannels) {
@@ -161,9 +171,34 @@ class ManagedEtcd3 extends Etcd3 {
     super.close();
     this.#channels.release();
   }
+
+  /**
+   * Asks the member carrying the watch stream whether it has a leader: 'no-leader' when it
+   * refuses a `hasleader` call for that ("etcdserver: no leader"); 'ok' when it answers or
+   * fails otherwise (an outage is the watch's and the watchdog's to find); 'no-watch' when
+   * no watch stream is open.
+   */
+  checkWatchLeader(timeoutMillis: number): Promise<'ok' | 'no-leader' | 'no-watch'> {
+    const channel = this.#channels.watchChannel();
+    if (channel === undefined) return Promise.resolve('no-watch');
+    const client = new GrpcClient(channel.getTarget(), grpcCredentials.createInsecure(), { channelOverride: channel });
+    const metadata = new Metadata();
+    metadata.set(REQUIRE_LEADER_KEY, REQUIRE_LEADER_VALUE);
+    return new Promise((resolve) => {
+      client.makeUnaryRequest(
+        STATUS_METHOD,
+        () => Buffer.alloc(0),
+        (reply: Buffer) => reply,
+        Buffer.alloc(0),
+        metadata,
+        { deadline: Date.now() + timeoutMillis },
+        (err) => resolve(err !== null && /no leader/.test(err.details ?? err.message) ? 'no-leader' : 'ok'),
+      );
+    });
+  }
 }
 
-export function createEtcdClient(etcd: EtcdConnection, tuning: ClientTuning = {}): Etcd3 {
+export function createEtcdClient(etcd: EtcdConnection, tuning: ClientTuning = {}): ManagedEtcd3 {
   const latest = tuning.latestDeadline ?? (() => Infinity);
   const channels = new EtcdChannels();
   const options: IOptions = {

@@ -74,7 +74,7 @@ export class EtcdEndpointSource extends SourceBase {
 
   protected begin(): void {
     const { prefix: _prefix, ...connection } = this.#options;
-    this.#shared = acquireEtcdClient(connection);
+    this.#shared = acquireEtcdClient(connection, this.logger);
     this.#loop = this.#run().catch((err: unknown) => {
       // The loop handles its own failures; reaching here is a bug, reported not thrown.
       this.reportError(new EtcdUnavailableError(`etcd source stopped unexpectedly: ${String(err)}`, { cause: err }));

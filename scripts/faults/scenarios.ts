@@ -12,6 +12,7 @@ import { securityScenario } from './security.js';
 import { healthFlipScenario } from './health-flip.js';
 import { ejectionScenario } from './ejection.js';
 import { l4RefreshScenario } from './l4-refresh.js';
+import { partitionScenario } from './partition.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -31,4 +32,5 @@ export const SCENARIOS: readonly FaultScenario[] = [
   rollingRestartScenario,
   rollingRestartHealthScenario,
   l4RefreshScenario,
+  partitionScenario,
 ];
