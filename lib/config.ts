@@ -97,6 +97,15 @@ export interface EtcdOptions {
    * three election timeouts without a leader. 0 turns it off. Default 1000.
    */
   leaderCheckMillis?: number;
+  /**
+   * How often the client reads the cluster's member list and, when it changed, moves to
+   * the members' client URLs (etcd's Go client: AutoSyncInterval), so a pool started with
+   * members that are later replaced one by one keeps working. A list that shares no
+   * address with the current hosts is ignored: that is what clients of `etcd grpc-proxy`
+   * get (the proxy passes the members through), and they must stay on the proxy. 0 turns
+   * it off. Default 60_000.
+   */
+  autoSyncIntervalMillis?: number;
   /** First retry delay while etcd is unreachable; later delays grow with decorrelated jitter. Default 100, at least 1. */
   retryInitialMillis?: number;
   /** Longest retry delay while etcd is unreachable. Default 5000, at least 1. */
@@ -170,6 +179,7 @@ export const etcdOptionsSchema = z
     keepaliveTimeoutMillis: millis().default(20_000),
     watchdogMillis: millis(100).default(30_000),
     leaderCheckMillis: millis(0).default(1000),
+    autoSyncIntervalMillis: millis(0).default(60_000),
     retryInitialMillis: millis().default(100),
     retryMaxMillis: millis().default(5000),
     grpcOptions: z.record(z.string(), z.union([z.string(), z.number()])).optional(),

@@ -17,6 +17,7 @@
  * member cut off from its peers refuses a `hasleader` call about one election timeout
  * after the cut, and the client is renewed then, so every prefix lists again on a member
  * of the majority. (etcd itself cancels such watches only after three election timeouts.)
+ * And it follows the member list (`autoSyncIntervalMillis`), as etcd's Go client does.
  */
 import { createHash } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
@@ -38,6 +39,9 @@ export interface SharedEtcdClient {
 
 interface Entry {
   client: ManagedEtcd3 | undefined;
+  /** The hosts the next client dials: the configured ones until an auto-sync moves them. */
+  hosts: string[];
+  autoSync: NodeJS.Timeout | undefined;
   refs: number;
   readonly retired: WeakSet<Etcd3>;
   readonly listeners: Set<(old: Etcd3) => void>;
@@ -85,15 +89,54 @@ function keyOf(options: EtcdConnection): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
+/** The same host, however written: `http://127.0.0.1:2379` and `127.0.0.1:2379` are one. */
+function hostKey(host: string): string {
+  return host.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+}
+
+/**
+ * Every autoSyncIntervalMillis: the cluster's members (started, not learners) by their
+ * client URLs. A changed list that shares a host with the current one replaces the hosts
+ * and renews the client, so every prefix resyncs on the members that exist now.
+ */
+function startAutoSync(entry: Entry, options: EtcdConnection, logger: Logger | undefined): void {
+  if (options.autoSyncIntervalMillis === 0 || entry.autoSync !== undefined) return;
+  let syncing = false;
+  entry.autoSync = setInterval(() => {
+    const client = entry.client;
+    if (client === undefined || syncing) return;
+    syncing = true;
+    client.cluster
+      .memberList({ linearizable: true }, { deadline: Date.now() + options.dialTimeoutMillis })
+      .then(
+        (response) => {
+          const urls = response.members.filter((m) => !m.isLearner && m.name !== '').flatMap((m) => m.clientURLs);
+          const current = new Set(entry.hosts.map(hostKey));
+          const next = [...new Set(urls.map(hostKey))];
+          const same = next.length === current.size && next.every((h) => current.has(h));
+          if (urls.length === 0 || same || entry.client !== client) return;
+          if (!next.some((h) => current.has(h))) return;
+          logger?.info({ from: entry.hosts, to: urls }, 'etcd members changed: moving to the current member list');
+          entry.hosts = urls;
+          renewEntry(entry, client);
+        },
+        // Unreachable or refused: the watch and the watchdog deal with that; try again next time.
+        () => undefined,
+      )
+      .finally(() => (syncing = false));
+  }, options.autoSyncIntervalMillis);
+  entry.autoSync.unref();
+}
+
 /**
  * No receive limit, as etcd's Go client: a listing page or a catch-up watch response
  * holds many values (each up to etcd's 1.5 MiB), and grpc-js's default 4 MiB cap would
  * fail every listing of such a prefix for good. Values over maxValueBytes are still
  * rejected one by one, by byte count.
  */
-function newClient(options: EtcdConnection): ManagedEtcd3 {
+function newClient(options: EtcdConnection, hosts: string[]): ManagedEtcd3 {
   clientGeneration += 1;
-  return createEtcdClient(options, { grpcOptions: { 'anchorpool.etcd_client': clientGeneration, 'grpc.max_receive_message_length': -1 } });
+  return createEtcdClient({ ...options, hosts }, { grpcOptions: { 'anchorpool.etcd_client': clientGeneration, 'grpc.max_receive_message_length': -1 } });
 }
 
 /**
@@ -106,7 +149,7 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
   const key = keyOf(options);
   let entry = entries.get(key);
   if (entry === undefined) {
-    entry = { client: undefined, refs: 0, retired: new WeakSet(), listeners: new Set(), leaderCheck: undefined };
+    entry = { client: undefined, hosts: options.hosts, autoSync: undefined, refs: 0, retired: new WeakSet(), listeners: new Set(), leaderCheck: undefined };
     entries.set(key, entry);
   }
   const shared = entry;
@@ -117,8 +160,9 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
     current: () => {
       if (released) throw new Error('anchorpool: the shared etcd client was released');
       if (shared.client === undefined) {
-        shared.client = newClient(options);
+        shared.client = newClient(options, shared.hosts);
         startLeaderCheck(shared, options, logger);
+        startAutoSync(shared, options, logger);
       }
       return shared.client;
     },
@@ -143,6 +187,7 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
       if (shared.refs > 0) return;
       entries.delete(key);
       clearInterval(shared.leaderCheck);
+      clearInterval(shared.autoSync);
       shared.client?.close();
       shared.client = undefined;
     },

@@ -18,6 +18,7 @@ export const etcdFlags = {
   user: { type: 'string' },
   'password-file': { type: 'string' },
   'dial-timeout': { type: 'string' },
+  'auto-sync-interval': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 /**
@@ -35,12 +36,14 @@ export function etcdConnectionHelp(keyFlag: 'key' | 'key-file' = 'key'): string 
 export const ETCD_FLAGS_HELP = `etcd connection:
   --target URI           etcd://[hosts]/<prefix> or pass:///host:port[#N],… (instead of --prefix)
   --prefix P             key prefix to watch, used exactly as typed (a trailing / is added)
-${etcdConnectionHelp()}`;
+${etcdConnectionHelp()}
+  --auto-sync-interval MS  re-read the member list this often, follow replaced members
+                         (default 60000; 0: off)`;
 
 type EtcdFlagValues = { [K in keyof typeof etcdFlags]?: string };
 
 /** The connection flags' values; the TLS client key under `key` or `key-file`. */
-export type EtcdConnectionFlagValues = Omit<EtcdFlagValues, 'prefix' | 'target'> & { 'key-file'?: string };
+export type EtcdConnectionFlagValues = Omit<EtcdFlagValues, 'prefix' | 'target' | 'auto-sync-interval'> & { 'key-file'?: string; 'auto-sync-interval'?: string };
 
 export interface EtcdConnectionFlagOptions {
   /** Fall back to $ETCDCTL_ENDPOINTS without --etcd (default true). */
@@ -84,6 +87,11 @@ export function etcdOptionsFromFlags(values: EtcdConnectionFlagValues, env: Node
     const ms = Number(values['dial-timeout']);
     if (!Number.isInteger(ms) || ms < 1) throw new UsageError(`--dial-timeout must be a positive integer (ms), got ${values['dial-timeout']}`);
     etcd.dialTimeoutMillis = ms;
+  }
+  if (values['auto-sync-interval'] !== undefined) {
+    const ms = Number(values['auto-sync-interval']);
+    if (!Number.isInteger(ms) || ms < 0) throw new UsageError(`--auto-sync-interval must be a whole number of milliseconds (0: off), got ${values['auto-sync-interval']}`);
+    etcd.autoSyncIntervalMillis = ms;
   }
   return etcd;
 }

@@ -13,6 +13,7 @@ import { healthFlipScenario } from './health-flip.js';
 import { ejectionScenario } from './ejection.js';
 import { l4RefreshScenario } from './l4-refresh.js';
 import { partitionScenario } from './partition.js';
+import { memberReplacementScenario } from './member-replacement.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -33,4 +34,5 @@ export const SCENARIOS: readonly FaultScenario[] = [
   rollingRestartHealthScenario,
   l4RefreshScenario,
   partitionScenario,
+  memberReplacementScenario,
 ];
