@@ -6,16 +6,11 @@
 // disconnect and no resync with the default keepalive; a 5 s keepalive through the proxy
 // must be disconnected (evidence that the check can fail). All three run at once.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import fsp from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSource } from '../lib/create-source.js';
 import type { EtcdEndpointSource } from '../lib/source-etcd.js';
-import { freePort, findEtcdBinaries } from '../etcd-dev/etcd-dev.mjs';
 import { startEtcd, waitFor } from '../testkit/tap-etcd.js';
+import { startGrpcProxy } from '../testkit/grpc-proxy.js';
 import { directClient } from '../testkit/tap-source.js';
 
 const QUIET_MILLIS = 30_000;
@@ -24,29 +19,10 @@ const cluster = await startEtcd(t);
 const direct = directClient(t, cluster.hosts);
 
 /** `etcd grpc-proxy start` in front of the cluster; stopped at teardown, even on failure. */
-async function startGrpcProxy(): Promise<string> {
-  const port = await freePort();
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'anchorpool-grpc-proxy-'));
-  const { etcd } = findEtcdBinaries() as { etcd: string };
-  const child = spawn(etcd, ['grpc-proxy', 'start', `--endpoints=${cluster.hosts.join(',')}`, `--listen-addr=127.0.0.1:${port}`, `--data-dir=${dir}`], {
-    cwd: dir,
-    stdio: 'ignore',
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.teardown(async () => {
-    child.kill('SIGKILL');
-    await exited;
-    await fsp.rm(dir, { recursive: true, force: true });
-  });
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const socket = net.connect(port, '127.0.0.1', () => resolve(socket.destroy() !== undefined));
-        socket.on('error', () => resolve(false));
-      }),
-    { what: 'etcd grpc-proxy to listen', timeoutMs: 10_000 },
-  );
-  return `127.0.0.1:${port}`;
+async function startProxy(): Promise<string> {
+  const proxy = await startGrpcProxy(cluster.hosts);
+  t.teardown(() => proxy.stop());
+  return proxy.host;
 }
 
 interface Watched {
@@ -68,7 +44,7 @@ function watchQuiet(prefix: string, hosts: string[], keepaliveTimeMillis?: numbe
 }
 
 t.test(`a quiet source keeps its stream for ${QUIET_MILLIS / 1000} s through etcd grpc-proxy and directly`, async (t) => {
-  const proxy = await startGrpcProxy();
+  const proxy = await startProxy();
   const viaProxy = watchQuiet('quiet/proxy/', [proxy]);
   const directly = watchQuiet('quiet/direct/', cluster.hosts);
   const pingy = watchQuiet('quiet/pingy/', [proxy], 5000);

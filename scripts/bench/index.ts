@@ -16,9 +16,10 @@ import { rpcScenario } from './rpc.js';
 import { scaleScenario } from './scale.js';
 import { slowBackendScenario } from './slow-backend.js';
 import { l4RefreshScenario } from './l4-refresh.js';
+import { fleetScenario } from './fleet.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 
-const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, slowBackendScenario, l4RefreshScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario];
+const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, slowBackendScenario, l4RefreshScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario, fleetScenario];
 
 /** Adds, per row, the ratio of its primary median to the baseline's in the same group. */
 function withRatios(result: ScenarioResult) {

@@ -1,8 +1,10 @@
 // Fault 8: churn soak. 50 puts/deletes a second over 200 keys while leases flow, for 10
-// minutes by default (`--minutes`), 30 s in `npm test`. Heap and RSS are sampled after a
-// forced GC at the start, the middle and the end, with the pool's open channels and the
-// process's handles. The heap must stay flat (within 10%), and once the churn stops the
-// open channels must equal the anchors etcd asks for.
+// minutes by default (`--minutes`), 30 s in `npm test`. Memory (every field of
+// process.memoryUsage(), after a forced GC) is sampled after a warm-up and then every
+// 5 minutes (every sixth of the run when it is shorter), with the pool's open channels,
+// the process's handles and its open sockets. The heap must stay flat (within 10%), RSS
+// must grow at most 5% over the last third of the run (levelled off, not leaking), and
+// once the churn stops the open channels must equal the anchors etcd asks for.
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -18,6 +20,10 @@ interface Sample {
   readonly atSeconds: number;
   readonly heapMiB: number;
   readonly rssMiB: number;
+  /** V8's reserved heap, memory of C++ objects bound to JS (Buffers…), and ArrayBuffers among them. */
+  readonly heapTotalMiB: number;
+  readonly externalMiB: number;
+  readonly arrayBuffersMiB: number;
   /** grpc-js channels the pool holds open: active plus draining anchors. */
   readonly channels: number;
   readonly wanted: number;
@@ -65,6 +71,9 @@ function sample(label: string, startedAt: number, pool: AnchorPool, gc: () => vo
     atSeconds: Math.round((Date.now() - startedAt) / 1000),
     heapMiB: mib(memory.heapUsed),
     rssMiB: mib(memory.rss),
+    heapTotalMiB: mib(memory.heapTotal),
+    externalMiB: mib(memory.external),
+    arrayBuffersMiB: mib(memory.arrayBuffers),
     channels: stats.anchors.active + stats.anchors.draining,
     wanted: stats.anchors.wanted,
     handles: countHandles(),
@@ -72,7 +81,7 @@ function sample(label: string, startedAt: number, pool: AnchorPool, gc: () => vo
   };
 }
 
-const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers`;
+const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} of ${s.heapTotalMiB} MiB, external ${s.externalMiB} (array buffers ${s.arrayBuffersMiB}) MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers`;
 
 export const soakScenario: FaultScenario = {
   id: 'soak',
@@ -104,13 +113,15 @@ export const soakScenario: FaultScenario = {
       await sleep(warmupSeconds * 1000);
       samples.push(sample('start', startedAt, pool, gc));
       context.log(show(samples[0]!));
-      const middleAt = startedAt + ((warmupSeconds + seconds) / 2) * 1000;
-      await sleep(Math.max(0, middleAt - Date.now()));
-      samples.push(sample('middle', startedAt, pool, gc));
-      context.log(show(samples[1]!));
+      const everySeconds = Math.min(300, (seconds - warmupSeconds) / 6);
+      for (let at = warmupSeconds + everySeconds; at < seconds - 1; at += everySeconds) {
+        await sleep(Math.max(0, startedAt + at * 1000 - Date.now()));
+        samples.push(sample(`${Math.round(at)} s`, startedAt, pool, gc));
+        context.log(show(samples.at(-1)!));
+      }
       await sleep(Math.max(0, startedAt + seconds * 1000 - Date.now()));
       samples.push(sample('end', startedAt, pool, gc));
-      context.log(show(samples[2]!));
+      context.log(show(samples.at(-1)!));
 
       await writer.stop();
       const converged = await convergePool(pool, truthClient, prefix, 15_000);
@@ -120,17 +131,23 @@ export const soakScenario: FaultScenario = {
       await load.stop();
       const counts = load.take();
 
-      const [start, middle, end] = samples as [Sample, Sample, Sample];
+      const start = samples[0]!;
+      const end = samples.at(-1)!;
+      const middle = samples[Math.floor(samples.length / 2)]!;
       const growth = (end.heapMiB - start.heapMiB) / start.heapMiB;
       const middleGrowth = (middle.heapMiB - start.heapMiB) / start.heapMiB;
+      // The last third of the run: from the last sample taken at or before two thirds of it.
+      const twoThirds = [...samples].reverse().find((x) => x.atSeconds <= (2 * seconds) / 3) ?? start;
+      const lateRssGrowth = (end.rssMiB - twoThirds.rssMiB) / twoThirds.rssMiB;
       const attempts = counts.acquired + counts.acquireFailures;
       return {
         id: 'soak',
         title: soakScenario.title,
-        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${start.heapMiB} → ${middle.heapMiB} → ${end.heapMiB} MiB (${(growth * 100).toFixed(1)}%), RSS ${start.rssMiB} → ${middle.rssMiB} → ${end.rssMiB} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
+        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB (last third ${(lateRssGrowth * 100).toFixed(1)}%), external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
         checks: [
           check('the churn ran at about 50 writes/s', writer.ops >= 40 * seconds, `${writer.ops} writes in ${seconds} s (${writer.failures} failed)`),
           check('heap flat within 10% (start → middle → end, forced GC)', Math.abs(growth) <= 0.1 && Math.abs(middleGrowth) <= 0.1, samples.map(show).join('; ')),
+          check('RSS grows at most 5% over the last third of the run', lateRssGrowth <= 0.05, `${twoThirds.rssMiB} MiB at ${twoThirds.atSeconds} s → ${end.rssMiB} MiB at ${end.atSeconds} s`),
           check('channels equal the anchors wanted once the churn stops', converged.agreed && settled.channels === settled.wanted && settled.wanted > 0, `${settled.channels} channels, ${settled.wanted} wanted; endpoints ${describeDiff(converged.endpoints)}`),
           // Besides one socket per anchor: the pool's and the scenario's etcd clients and the backends' IPC.
           check('no connection left behind (server-side count = channels; sockets ≤ channels + 8)', serverSide === settled.channels && settled.sockets <= settled.channels + 8, `backends count ${serverSide} connections; ${settled.sockets} open sockets in this process; ${settled.channels} channels`),

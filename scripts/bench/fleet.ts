@@ -1,0 +1,166 @@
+// Fleet: K client processes, each with a pool on the same prefix, once connected to etcd
+// directly and once through one `etcd grpc-proxy`, which coalesces their identical
+// watches into one. Per case: the watchers and watch streams etcd holds (its /metrics,
+// less what it held before), etcd's CPU time over the case (/proc/<pid>/stat), and the
+// latency from a put to the first lease on the new key, measured in every process over a
+// series of puts (the put's wall-clock time subtracted from each process's report).
+//
+//   npm run bench -- --only fleet [--quick]
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import { startCluster } from '../../etcd-dev/etcd-dev.mjs';
+import { Backend } from '../../testkit/echo/backend.js';
+import { startGrpcProxy } from '../../testkit/grpc-proxy.js';
+import { quantile, summarize, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fleet-child.js');
+const PREFIX = 'fleet/';
+const P99_BAR_MILLIS = 50;
+const CLK_TCK = 100;
+
+async function gauge(clientUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${clientUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
+
+/** User + system CPU time of a process so far, in ms (Linux). */
+function cpuMillis(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+interface CaseResult {
+  readonly watchers: number;
+  readonly streams: number;
+  readonly etcdCpuMillis: number;
+  readonly latencies: number[];
+  readonly missing: number;
+}
+
+async function runCase(context: BenchContext, name: string, hosts: string[], clientUrl: string, etcdPid: number, writer: Etcd3, backend: Backend, processes: number, puts: number): Promise<CaseResult> {
+  const [watchersBefore, streamsBefore] = [await gauge(clientUrl, 'etcd_debugging_mvcc_watcher_total'), await gauge(clientUrl, 'etcd_debugging_mvcc_watch_stream_total')];
+  const children: ChildProcess[] = [];
+  const reports = new Map<string, number[]>();
+  try {
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < processes; i++) {
+      const child = fork(CHILD, [hosts.join(','), PREFIX], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      children.push(child);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          child.once('exit', (code) => reject(new Error(`fleet process ${i} exited (${code}) before it was ready`)));
+          child.on('message', (m: { type: string; key?: string; at?: number }) => {
+            if (m.type === 'ready') resolve();
+            if (m.type === 'leased') reports.get(m.key!)?.push(m.at!);
+          });
+        }),
+      );
+    }
+    await Promise.all(ready);
+    context.log(`fleet: ${name}: ${processes} processes ready`);
+    const cpuBefore = cpuMillis(etcdPid);
+    const latencies: number[] = [];
+    let missing = 0;
+    for (let i = 0; i < puts; i++) {
+      const key = `${PREFIX}k${i}`;
+      const arrivals: number[] = [];
+      reports.set(key, arrivals);
+      const putAt = now();
+      await writer.put(key).value(`${backend.address}#1`);
+      const deadline = Date.now() + 5000;
+      while (arrivals.length < processes && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      latencies.push(...arrivals.map((at) => at - putAt));
+      missing += processes - arrivals.length;
+      await writer.delete().key(key);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const watchers = (await gauge(clientUrl, 'etcd_debugging_mvcc_watcher_total')) - watchersBefore;
+    const streams = (await gauge(clientUrl, 'etcd_debugging_mvcc_watch_stream_total')) - streamsBefore;
+    const etcdCpuMillis = cpuMillis(etcdPid) - cpuBefore;
+    context.log(`fleet: ${name}: ${watchers} watchers and ${streams} watch streams at etcd; p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms; etcd CPU ${etcdCpuMillis.toFixed(0)} ms`);
+    return { watchers, streams, etcdCpuMillis, latencies, missing };
+  } finally {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+            child.once('exit', () => (clearTimeout(timer), resolve()));
+            child.send({ type: 'stop' }, () => undefined);
+          }),
+      ),
+    );
+  }
+}
+
+async function run(context: BenchContext): Promise<ScenarioResult> {
+  const processes = context.tiny ? 3 : context.quick ? 10 : 50;
+  const puts = context.tiny ? 3 : context.quick ? 10 : 20;
+  const cluster = await startCluster({ members: 1 });
+  const backend = new Backend({ name: 'fleet' });
+  const writer = new Etcd3({ hosts: cluster.hosts });
+  const member = cluster.members[0]!;
+  let proxy: Awaited<ReturnType<typeof startGrpcProxy>> | undefined;
+  try {
+    await backend.start();
+    await writer.put(`${PREFIX}seed`).value(`${backend.address}#1`);
+    const direct = await runCase(context, 'direct', cluster.hosts, member.clientUrl, member.pid, writer, backend, processes, puts);
+    proxy = await startGrpcProxy(cluster.hosts);
+    const proxied = await runCase(context, 'grpc-proxy', [proxy.host], member.clientUrl, member.pid, writer, backend, processes, puts);
+    const row = (name: string, c: CaseResult): ScenarioRow => ({
+      contender: name,
+      values: {
+        latencyMs: summarize(c.latencies),
+        p99Ms: summarize([quantile(c.latencies, 0.99)]),
+        watchers: summarize([c.watchers]),
+        watchStreams: summarize([c.streams]),
+        etcdCpuMs: summarize([c.etcdCpuMillis]),
+        missing: summarize([c.missing]),
+      },
+    });
+    const bar = (name: string, c: CaseResult) => ({
+      label: `${name}: put → first lease p99 <= ${P99_BAR_MILLIS} ms at K = ${processes}`,
+      pass: quantile(c.latencies, 0.99) <= P99_BAR_MILLIS && c.missing === 0,
+      detail: `p50 ${quantile(c.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(c.latencies, 0.99).toFixed(1)} ms over ${c.latencies.length} leases (${processes} processes × ${puts} puts), ${c.missing} missing after 5 s`,
+    });
+    return {
+      id: 'fleet',
+      title: 'Fleet: K processes on one prefix, directly and through etcd grpc-proxy',
+      settings: { processes, puts, etcdMembers: 1, proxy: 'etcd grpc-proxy start (the etcd binary)', cores: os.cpus().length },
+      metrics: [
+        { name: 'latencyMs', unit: 'ms, put → first lease (median of all)', higherIsBetter: false },
+        { name: 'p99Ms', unit: 'ms, p99', higherIsBetter: false },
+        { name: 'watchers', unit: 'watchers at etcd', higherIsBetter: false },
+        { name: 'watchStreams', unit: 'watch streams at etcd', higherIsBetter: false },
+        { name: 'etcdCpuMs', unit: 'ms of etcd CPU over the puts', higherIsBetter: false },
+        { name: 'missing', unit: 'first leases not seen within 5 s', higherIsBetter: false },
+      ],
+      primary: 'latencyMs',
+      groups: [{ name: '', rows: [row('direct', direct), row('grpc-proxy', proxied)] }],
+      bars: [
+        { label: `through the proxy etcd carries <= 2 watchers for the prefix (K = ${processes})`, pass: proxied.watchers <= 2, detail: `${proxied.watchers} watcher(s) on ${proxied.streams} stream(s) through the proxy; directly ${direct.watchers} on ${direct.streams}` },
+        bar('direct', direct),
+        bar('grpc-proxy', proxied),
+      ],
+      notes: [
+        `etcd CPU over the puts: directly ${direct.etcdCpuMillis.toFixed(0)} ms, through the proxy ${proxied.etcdCpuMillis.toFixed(0)} ms (the proxy's own CPU not counted).`,
+        'All processes, etcd and the proxy share this machine\'s cores; latencies include the IPC report to the parent only as a timestamp, not as delay.',
+      ],
+    };
+  } finally {
+    writer.close();
+    await proxy?.stop();
+    await backend.kill();
+    await cluster.stop();
+  }
+}
+
+export const fleetScenario: Scenario = { id: 'fleet', title: 'Fleet of processes on one prefix, direct and through etcd grpc-proxy', run };
