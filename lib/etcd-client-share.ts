@@ -65,7 +65,7 @@ function startLeaderCheck(entry: Entry, options: EtcdConnection, logger: Logger 
     const client = entry.client;
     if (client === undefined || checking) return;
     checking = true;
-    void client.checkWatchLeader(options.dialTimeoutMillis).then((answer) => {
+    void client.checkWatchLeader(options.dialTimeoutMillis, options.leaderCheckMillis).then((answer) => {
       checking = false;
       if (answer !== 'no-leader' || entry.client !== client) return;
       logger?.warn({}, 'the etcd member carrying the watch has no leader (cut off from its cluster?): listing again on another member');

@@ -106,6 +106,13 @@ class EtcdChannels {
     for (const channel of this.#channels.values()) closeOutsideTransientFailure(channel);
   }
 
+  #watchReceivedAt = 0;
+
+  /** How long ago the Watch stream last delivered a message (Infinity: never). */
+  watchQuietMillis(): number {
+    return this.#watchReceivedAt === 0 ? Infinity : performance.now() - this.#watchReceivedAt;
+  }
+
   /** The channel (etcd host) of the open Watch stream, if there is one. */
   watchChannel(): ChannelImplementation | undefined {
     for (const { channel, method } of this.#calls.values()) if (method === WATCH_METHOD) return channel;
@@ -127,7 +134,10 @@ class EtcdChannels {
       metadata.set(REQUIRE_LEADER_KEY, REQUIRE_LEADER_VALUE);
       start(metadata, {
         onReceiveMetadata: (received) => listener.onReceiveMetadata(received),
-        onReceiveMessage: (message) => listener.onReceiveMessage(message),
+        onReceiveMessage: (message) => {
+          if (method === WATCH_METHOD) this.#watchReceivedAt = performance.now();
+          listener.onReceiveMessage(message);
+        },
         onReceiveStatus: (received) => {
           this.#calls.delete(call);
           listener.onReceiveStatus(received);
@@ -176,11 +186,14 @@ export class ManagedEtcd3 extends Etcd3 {
    * Asks the member carrying the watch stream whether it has a leader: 'no-leader' when it
    * refuses a `hasleader` call for that ("etcdserver: no leader"); 'ok' when it answers or
    * fails otherwise (an outage is the watch's and the watchdog's to find); 'no-watch' when
-   * no watch stream is open.
+   * no watch stream is open; 'busy' when the stream delivered something within
+   * `quietMillis` (a member that delivers events is not cut off, and a busy fleet then
+   * costs etcd no checks).
    */
-  checkWatchLeader(timeoutMillis: number): Promise<'ok' | 'no-leader' | 'no-watch'> {
+  checkWatchLeader(timeoutMillis: number, quietMillis: number): Promise<'ok' | 'no-leader' | 'no-watch' | 'busy'> {
     const channel = this.#channels.watchChannel();
     if (channel === undefined) return Promise.resolve('no-watch');
+    if (this.#channels.watchQuietMillis() < quietMillis) return Promise.resolve('busy');
     const client = new GrpcClient(channel.getTarget(), grpcCredentials.createInsecure(), { channelOverride: channel });
     const metadata = new Metadata();
     metadata.set(REQUIRE_LEADER_KEY, REQUIRE_LEADER_VALUE);

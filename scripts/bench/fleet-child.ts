@@ -1,6 +1,7 @@
 // One process of the fleet benchmark: a pool on the fleet's prefix. For every key the
-// parent puts, it reports (over IPC) the wall-clock time its first lease on that key was
-// granted; the parent subtracts the time of the put.
+// parent puts, it reports (over IPC) the wall-clock times the key arrived (the watch) and
+// its first lease on that key was granted (after its new anchor connected); the parent
+// subtracts the time of the put.
 //
 //   node build/scripts/bench/fleet-child.js <etcd host,…> <prefix>
 import { createPool, silentLogger } from '../../lib/index.js';
@@ -28,6 +29,8 @@ function leaseOn(key: string): void {
   }
 }
 
+// When the watch delivered the key (discovery alone), apart from when its connection was up.
+pool.on('endpoint-added', (endpoint) => send({ type: 'seen', key: endpoint.key, at: now() }));
 pool.on('anchor-state', (event) => {
   if (event.state === 'READY' && !reported.has(event.key)) leaseOn(event.key);
 });
