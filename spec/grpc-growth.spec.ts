@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../lib/errors.js';
-import { AnchoredRoundRobinConfig } from '../lib/grpc/load-balancer.js';
+import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
 import { registerAnchorpool } from '../lib/grpc/register.js';
 import type { Logger } from '../lib/logger.js';
 import { waitFor } from '../testkit/tap-etcd.js';

@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { Metadata, connectivityState as State, status as Status } from '@grpc/grpc-js';
 import { ANCHOR_ARG } from '../lib/anchor.js';
 import { QueuePicker, UnavailablePicker, statusOrFromError, statusOrFromValue, type Endpoint, type LoadBalancer } from '../lib/grpc/experimental.js';
-import { AnchoredRoundRobin, AnchoredRoundRobinConfig } from '../lib/grpc/load-balancer.js';
+import { AnchoredRoundRobin } from '../lib/grpc/load-balancer.js';
+import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
 import { ENTRIES_ATTRIBUTE, type ResolvedEntry } from '../lib/grpc/resolver.js';
 import { FakeHelper, pickOnce, picks, pickStatus } from './fakes/fake-grpc.js';
 

@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnchoredRoundRobinConfig } from '../lib/grpc/load-balancer.js';
+import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
 import { registerAnchorpool } from '../lib/grpc/register.js';
 import { silentLogger } from '../lib/logger.js';
 import { createPool, type AnchorPool } from '../lib/pool.js';

@@ -8,7 +8,8 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { etcdOptionsSchema, formatZodError, sourceOptionsSchema, type EtcdOptions, type OptionsAgree } from '../config.js';
 import { outlierDetectionSchema, type OutlierDetectionOptions } from '../pool-config.js';
-import { AnchoredRoundRobin, AnchoredRoundRobinConfig } from './load-balancer.js';
+import { AnchoredRoundRobin } from './load-balancer.js';
+import { AnchoredRoundRobinConfig } from './policy-config.js';
 import { isLoadBalancerNameRegistered, registerLoadBalancerType, registerResolver } from './experimental.js';
 import { AnchorResolver, POLICY_NAME, configureResolvers } from './resolver.js';
 
