@@ -2,9 +2,10 @@
 // minutes by default (`--minutes`), 30 s in `npm test`. Memory (every field of
 // process.memoryUsage(), after a forced GC) is sampled after a warm-up and then every
 // 5 minutes (every sixth of the run when it is shorter), with the pool's open channels,
-// the process's handles and its open sockets. The heap must stay flat (within 10%), RSS
-// must grow at most 5% over the last third of the run (levelled off, not leaking), and
-// once the churn stops the open channels must equal the anchors etcd asks for.
+// the process's handles and its open sockets. The heap must stay flat (within 10%); in a
+// run of 10 minutes or more, RSS must grow at most 5% over the last third (levelled off,
+// not leaking); and once the churn stops the open channels must equal the anchors etcd
+// asks for.
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -143,11 +144,14 @@ export const soakScenario: FaultScenario = {
       return {
         id: 'soak',
         title: soakScenario.title,
-        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB (last third ${(lateRssGrowth * 100).toFixed(1)}%), external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
+        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB (last third ${(lateRssGrowth * 100).toFixed(1)}%), channels ${samples.map((x) => x.channels).join(' → ')}, V8 heap reserved ${samples.map((x) => x.heapTotalMiB).join(' → ')} MiB, external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
         checks: [
           check('the churn ran at about 50 writes/s', writer.ops >= 40 * seconds, `${writer.ops} writes in ${seconds} s (${writer.failures} failed)`),
           check('heap flat within 10% (start → middle → end, forced GC)', Math.abs(growth) <= 0.1 && Math.abs(middleGrowth) <= 0.1, samples.map(show).join('; ')),
-          check('RSS grows at most 5% over the last third of the run', lateRssGrowth <= 0.05, `${twoThirds.rssMiB} MiB at ${twoThirds.atSeconds} s → ${end.rssMiB} MiB at ${end.atSeconds} s`),
+          // Only for real soaks: over the short profile's 30 s, RSS is still settling and swings with the churn's anchor count.
+          ...(seconds >= 600
+            ? [check('RSS grows at most 5% over the last third of the run', lateRssGrowth <= 0.05, `${twoThirds.rssMiB} MiB at ${twoThirds.atSeconds} s (${twoThirds.channels} channels) → ${end.rssMiB} MiB at ${end.atSeconds} s (${end.channels} channels)`)]
+            : []),
           check('channels equal the anchors wanted once the churn stops', converged.agreed && settled.channels === settled.wanted && settled.wanted > 0, `${settled.channels} channels, ${settled.wanted} wanted; endpoints ${describeDiff(converged.endpoints)}`),
           // Besides one socket per anchor: the pool's and the scenario's etcd clients and the backends' IPC.
           check('no connection left behind (server-side count = channels; sockets ≤ channels + 8)', serverSide === settled.channels && settled.sockets <= settled.channels + 8, `backends count ${serverSide} connections; ${settled.sockets} open sockets in this process; ${settled.channels} channels`),
