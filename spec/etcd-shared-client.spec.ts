@@ -17,6 +17,7 @@ import { converge, directClient, etcdTruth, once } from '../testkit/tap-source.j
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
 import { EchoClient } from '../testkit/tap-backend.js';
+import { etcdGauge } from '../testkit/etcd-metrics.js';
 
 const PREFIXES = 20;
 
@@ -24,14 +25,6 @@ const PREFIXES = 20;
 function ourConnections(port: number): number {
   const lines = execFileSync('ss', ['-tnpH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' });
   return lines.split('\n').filter((line) => line.includes(`pid=${process.pid},`)).length;
-}
-
-/** A gauge from etcd's /metrics. */
-async function etcdGauge(clientUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${clientUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  if (line === undefined) throw new Error(`etcd's /metrics has no ${name}`);
-  return Number(line.split(' ')[1]);
 }
 
 const cluster = await startEtcd(t);

@@ -16,17 +16,12 @@ import { startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { Backend } from '../../testkit/echo/backend.js';
 import { startGrpcProxy } from '../../testkit/grpc-proxy.js';
 import { quantile, summarize, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
+import { etcdGauge as gauge } from '../../testkit/etcd-metrics.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fleet-child.js');
 const PREFIX = 'fleet/';
 const P99_BAR_MILLIS = 50;
 const CLK_TCK = 100;
-
-async function gauge(clientUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${clientUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.split(' ')[1]);
-}
 
 /** User + system CPU time of a process so far, in ms (Linux). */
 function cpuMillis(pid: number): number {

@@ -15,15 +15,9 @@ import { etcdctl } from '../../etcd-dev/etcd-dev.mjs';
 import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
+import { etcdGauge as gauge } from '../../testkit/etcd-metrics.js';
 
 const BAR_MILLIS = 5000;
-
-/** A gauge from a member's /metrics. */
-async function gauge(clientUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${clientUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.split(' ')[1]);
-}
 
 /** Three members, each reached by its peers through a proxy in front of its peer port. */
 async function partitionableCluster(rig: FaultRig): Promise<{ cluster: EtcdCluster; peerProxies: PeerProxy[]; ids: string[] }> {
