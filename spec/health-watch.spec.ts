@@ -51,8 +51,9 @@ t.test('a stream that failed before answering waits for the backoff', async (t) 
   watch.start();
   await waitFor(() => opened.length === 2, { what: 'the second Watch stream', timeoutMs: 5000 });
   const gap = opened[1]! - opened[0]!;
-  // cockatiel's decorrelated jitter draws the first delay around the initial one, sometimes below it (1,268 ms seen).
-  t.ok(gap >= 500, `reopened ${Math.round(gap)} ms later: the backoff (1500 ms, jittered), not at once`);
+  // cockatiel's decorrelated jitter draws the first delay from about 0 to 1.2× the initial
+  // one (1,268 and 422 ms seen), below 50 ms about once in 2,000 draws; "at once" is a few ms.
+  t.ok(gap >= 50, `reopened ${Math.round(gap)} ms later: after a backoff (1500 ms, jittered), not at once`);
 });
 
 t.test('answering streams that keep failing are reopened once per answer, never in a tight loop', async (t) => {

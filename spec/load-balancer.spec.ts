@@ -318,7 +318,8 @@ t.test('GRPC_TRACE=anchored_round_robin GRPC_VERBOSITY=DEBUG prints the policy\'
   const build = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
   // A minimal fake, inline: the trace flag is read once, when grpc-js loads, so this needs a process of its own.
   const script = `
-    const { AnchoredRoundRobin, AnchoredRoundRobinConfig } = await import(${build('../lib/grpc/load-balancer.js')});
+    const { AnchoredRoundRobin } = await import(${build('../lib/grpc/load-balancer.js')});
+    const { AnchoredRoundRobinConfig } = await import(${build('../lib/grpc/policy-config.js')});
     const { ENTRIES_ATTRIBUTE } = await import(${build('../lib/grpc/resolver.js')});
     const { statusOrFromValue } = await import(${build('../lib/grpc/experimental.js')});
     const listeners = [];
