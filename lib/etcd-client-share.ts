@@ -57,22 +57,31 @@ function renewEntry(entry: Entry, client: Etcd3, except?: ReadonlySet<(old: Etcd
   client.close();
 }
 
+/**
+ * Runs `task` on the entry's current client every `millis` (0: never), one run at a time;
+ * the timer does not keep the process alive.
+ */
+function everyTick(entry: Entry, millis: number, task: (client: ManagedEtcd3) => Promise<unknown>): NodeJS.Timeout | undefined {
+  if (millis === 0) return undefined;
+  let running = false;
+  const timer = setInterval(() => {
+    const client = entry.client;
+    if (client === undefined || running) return;
+    running = true;
+    void task(client).finally(() => (running = false));
+  }, millis);
+  timer.unref();
+  return timer;
+}
+
 /** Every leaderCheckMillis: does the watch stream's member still have a leader? */
 function startLeaderCheck(entry: Entry, options: EtcdConnection, logger: Logger | undefined): void {
-  if (options.leaderCheckMillis === 0 || entry.leaderCheck !== undefined) return;
-  let checking = false;
-  entry.leaderCheck = setInterval(() => {
-    const client = entry.client;
-    if (client === undefined || checking) return;
-    checking = true;
-    void client.checkWatchLeader(options.dialTimeoutMillis, options.leaderCheckMillis).then((answer) => {
-      checking = false;
-      if (answer !== 'no-leader' || entry.client !== client) return;
-      logger?.warn({}, 'the etcd member carrying the watch has no leader (cut off from its cluster?): listing again on another member');
-      renewEntry(entry, client);
-    });
-  }, options.leaderCheckMillis);
-  entry.leaderCheck.unref();
+  entry.leaderCheck ??= everyTick(entry, options.leaderCheckMillis, async (client) => {
+    const answer = await client.checkWatchLeader(options.dialTimeoutMillis, options.leaderCheckMillis);
+    if (answer !== 'no-leader' || entry.client !== client) return;
+    logger?.warn({}, 'the etcd member carrying the watch has no leader (cut off from its cluster?): listing again on another member');
+    renewEntry(entry, client);
+  });
 }
 
 const entries = new Map<string, Entry>();
@@ -100,32 +109,23 @@ function hostKey(host: string): string {
  * and renews the client, so every prefix resyncs on the members that exist now.
  */
 function startAutoSync(entry: Entry, options: EtcdConnection, logger: Logger | undefined): void {
-  if (options.autoSyncIntervalMillis === 0 || entry.autoSync !== undefined) return;
-  let syncing = false;
-  entry.autoSync = setInterval(() => {
-    const client = entry.client;
-    if (client === undefined || syncing) return;
-    syncing = true;
-    client.cluster
-      .memberList({ linearizable: true }, { deadline: Date.now() + options.dialTimeoutMillis })
-      .then(
-        (response) => {
-          const urls = response.members.filter((m) => !m.isLearner && m.name !== '').flatMap((m) => m.clientURLs);
-          const current = new Set(entry.hosts.map(hostKey));
-          const next = [...new Set(urls.map(hostKey))];
-          const same = next.length === current.size && next.every((h) => current.has(h));
-          if (urls.length === 0 || same || entry.client !== client) return;
-          if (!next.some((h) => current.has(h))) return;
-          logger?.info({ from: entry.hosts, to: urls }, 'etcd members changed: moving to the current member list');
-          entry.hosts = urls;
-          renewEntry(entry, client);
-        },
-        // Unreachable or refused: the watch and the watchdog deal with that; try again next time.
-        () => undefined,
-      )
-      .finally(() => (syncing = false));
-  }, options.autoSyncIntervalMillis);
-  entry.autoSync.unref();
+  entry.autoSync ??= everyTick(entry, options.autoSyncIntervalMillis, (client) =>
+    client.cluster.memberList({ linearizable: true }, { deadline: Date.now() + options.dialTimeoutMillis }).then(
+      (response) => {
+        const urls = response.members.filter((m) => !m.isLearner && m.name !== '').flatMap((m) => m.clientURLs);
+        const current = new Set(entry.hosts.map(hostKey));
+        const next = [...new Set(urls.map(hostKey))];
+        const same = next.length === current.size && next.every((h) => current.has(h));
+        if (urls.length === 0 || same || entry.client !== client) return;
+        if (!next.some((h) => current.has(h))) return;
+        logger?.info({ from: entry.hosts, to: urls }, 'etcd members changed: moving to the current member list');
+        entry.hosts = urls;
+        renewEntry(entry, client);
+      },
+      // Unreachable or refused: the watch and the watchdog deal with that; try again next time.
+      () => undefined,
+    ),
+  );
 }
 
 /**
