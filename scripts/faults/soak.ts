@@ -2,10 +2,11 @@
 // minutes by default (`--minutes`), 30 s in `npm test`. Memory (every field of
 // process.memoryUsage(), after a forced GC) is sampled after a warm-up and then every
 // 5 minutes (every sixth of the run when it is shorter), with the pool's open channels,
-// the process's handles and its open sockets. The heap must stay flat (within 10%); in a
-// run of 10 minutes or more, RSS must grow at most 5% over the last third (levelled off,
-// not leaking); and once the churn stops the open channels must equal the anchors etcd
-// asks for.
+// the process's handles and its open sockets; RSS is also read every 10 s without a
+// forced GC (the trace), split into V8's heap pages, other anonymous memory and files.
+// The heap must stay flat (within 10%); in a run of 10 minutes or more, the trend of
+// the trace over the last third must rise at most 5% (levelled off, not leaking); and
+// once the churn stops the open channels must equal the anchors etcd asks for.
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -15,6 +16,9 @@ import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
 import { check, sleep, type FaultScenario } from './fault.js';
 import { LeaseLoad, percent } from './lease-load.js';
 import { FaultRig } from './rig.js';
+import { trendGrowth } from '../../testkit/trend.js';
+
+const TRACE_MILLIS = 10_000;
 
 interface Sample {
   readonly label: string;
@@ -31,6 +35,30 @@ interface Sample {
   /** Active handles by type (timers, …), as Node reports them. */
   readonly handles: Record<string, number>;
   readonly sockets: number;
+  /** Where RSS sits: V8's heap pages in memory, other anonymous memory (malloc arenas, thread stacks), file-backed pages. */
+  readonly split: MemorySplit;
+}
+
+/** RSS split by what holds it (Linux): V8's committed heap pages, the rest of the anonymous memory, files mapped in. */
+interface MemorySplit {
+  readonly v8MiB: number;
+  readonly nativeMiB: number;
+  readonly fileMiB: number;
+}
+
+function memorySplit(): MemorySplit {
+  const v8Bytes = v8.getHeapSpaceStatistics().reduce((sum, space) => sum + space.physical_space_size, 0);
+  let anonBytes = NaN;
+  let rssBytes = NaN;
+  try {
+    const rollup = fs.readFileSync('/proc/self/smaps_rollup', 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN) * 1024;
+    anonBytes = field('Anonymous');
+    rssBytes = field('Rss');
+  } catch {
+    // not Linux: the split stays NaN
+  }
+  return { v8MiB: mib(v8Bytes), nativeMiB: mib(anonBytes - v8Bytes), fileMiB: mib(rssBytes - anonBytes) };
 }
 
 /** global.gc without starting node with --expose-gc (the flag can be set at run time). */
@@ -79,10 +107,27 @@ function sample(label: string, startedAt: number, pool: AnchorPool, gc: () => vo
     wanted: stats.anchors.wanted,
     handles: countHandles(),
     sockets: openSockets(),
+    split: memorySplit(),
   };
 }
 
-const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} of ${s.heapTotalMiB} MiB, external ${s.externalMiB} (array buffers ${s.arrayBuffersMiB}) MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers`;
+/** A light reading between the samples (no forced GC), to tell a trend from a swing. */
+interface TracePoint extends MemorySplit {
+  readonly atSeconds: number;
+  /** Taken within a trace interval of a forced GC, whose release of V8's pages it would show: left out of the trend. */
+  readonly afterForcedGc: boolean;
+  readonly rssMiB: number;
+  readonly channels: number;
+}
+
+function tracePoint(startedAt: number, pool: AnchorPool, lastForcedGcAt: number): TracePoint {
+  const stats = pool.stats();
+  return { atSeconds: Math.round((Date.now() - startedAt) / 1000), afterForcedGc: Date.now() - lastForcedGcAt < TRACE_MILLIS * 1.5, rssMiB: mib(process.memoryUsage.rss()), channels: stats.anchors.active + stats.anchors.draining, ...memorySplit() };
+}
+
+const showPoint = (p: TracePoint): string => `trace ${p.atSeconds} s: RSS ${p.rssMiB} MiB (V8 heap ${p.v8MiB}, other anonymous ${p.nativeMiB}, files ${p.fileMiB}), ${p.channels} channels`;
+
+const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} of ${s.heapTotalMiB} MiB, external ${s.externalMiB} (array buffers ${s.arrayBuffersMiB}) MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers; RSS split: V8 heap ${s.split.v8MiB}, other anonymous ${s.split.nativeMiB}, files ${s.split.fileMiB} MiB`;
 
 export const soakScenario: FaultScenario = {
   id: 'soak',
@@ -110,18 +155,31 @@ export const soakScenario: FaultScenario = {
       writer.start();
       const startedAt = Date.now();
       const samples: Sample[] = [];
+      const trace: TracePoint[] = [];
+      let lastForcedGcAt = 0;
+      const forcedSample = (label: string): Sample => {
+        const taken = sample(label, startedAt, pool, gc);
+        lastForcedGcAt = Date.now();
+        return taken;
+      };
+      const tracer = setInterval(() => {
+        trace.push(tracePoint(startedAt, pool, lastForcedGcAt));
+        context.log(showPoint(trace.at(-1)!));
+      }, TRACE_MILLIS);
+      rig.defer(() => clearInterval(tracer));
 
       await sleep(warmupSeconds * 1000);
-      samples.push(sample('start', startedAt, pool, gc));
+      samples.push(forcedSample('start'));
       context.log(show(samples[0]!));
       const everySeconds = Math.min(300, (seconds - warmupSeconds) / 6);
       for (let at = warmupSeconds + everySeconds; at < seconds - 1; at += everySeconds) {
         await sleep(Math.max(0, startedAt + at * 1000 - Date.now()));
-        samples.push(sample(`${Math.round(at)} s`, startedAt, pool, gc));
+        samples.push(forcedSample(`${Math.round(at)} s`));
         context.log(show(samples.at(-1)!));
       }
       await sleep(Math.max(0, startedAt + seconds * 1000 - Date.now()));
-      samples.push(sample('end', startedAt, pool, gc));
+      samples.push(forcedSample('end'));
+      clearInterval(tracer);
       context.log(show(samples.at(-1)!));
 
       await writer.stop();
@@ -137,20 +195,23 @@ export const soakScenario: FaultScenario = {
       const middle = samples[Math.floor(samples.length / 2)]!;
       const growth = (end.heapMiB - start.heapMiB) / start.heapMiB;
       const middleGrowth = (middle.heapMiB - start.heapMiB) / start.heapMiB;
-      // The last third of the run: from the last sample taken at or before two thirds of it.
-      const twoThirds = [...samples].reverse().find((x) => x.atSeconds <= (2 * seconds) / 3) ?? start;
-      const lateRssGrowth = (end.rssMiB - twoThirds.rssMiB) / twoThirds.rssMiB;
+      // RSS over the last third, from the trace: between two collections V8's heap takes
+      // back the pages a forced GC released (RSS swings by a third within seconds), so two
+      // samples measure that swing; the trend through every undisturbed reading does not.
+      const lateTrace = trace.filter((p) => p.atSeconds >= (2 * seconds) / 3 && !p.afterForcedGc);
+      const lateRssGrowth = trendGrowth(lateTrace.map((p) => ({ x: p.atSeconds, y: p.rssMiB })), seconds / 3);
+      const lateRss = lateTrace.map((p) => p.rssMiB);
       const attempts = counts.acquired + counts.acquireFailures;
       return {
         id: 'soak',
         title: soakScenario.title,
-        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB (last third ${(lateRssGrowth * 100).toFixed(1)}%), channels ${samples.map((x) => x.channels).join(' → ')}, V8 heap reserved ${samples.map((x) => x.heapTotalMiB).join(' → ')} MiB, external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
+        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB after forced GCs; RSS trace over the last third ${Math.min(...lateRss)}–${Math.max(...lateRss)} MiB in ${lateRss.length} readings, trend ${(lateRssGrowth * 100).toFixed(1)}%, channels ${samples.map((x) => x.channels).join(' → ')}, V8 heap reserved ${samples.map((x) => x.heapTotalMiB).join(' → ')} MiB, external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
         checks: [
           check('the churn ran at about 50 writes/s', writer.ops >= 40 * seconds, `${writer.ops} writes in ${seconds} s (${writer.failures} failed)`),
           check('heap flat within 10% (start → middle → end, forced GC)', Math.abs(growth) <= 0.1 && Math.abs(middleGrowth) <= 0.1, samples.map(show).join('; ')),
           // Only for real soaks: over the short profile's 30 s, RSS is still settling and swings with the churn's anchor count.
           ...(seconds >= 600
-            ? [check('RSS grows at most 5% over the last third of the run', lateRssGrowth <= 0.05, `${twoThirds.rssMiB} MiB at ${twoThirds.atSeconds} s (${twoThirds.channels} channels) → ${end.rssMiB} MiB at ${end.atSeconds} s (${end.channels} channels)`)]
+            ? [check('RSS grows at most 5% over the last third of the run (trend of the 10 s trace)', lateRssGrowth <= 0.05, `trend ${(lateRssGrowth * 100).toFixed(1)}% over ${lateTrace.length} readings, ${lateTrace[0]?.rssMiB} MiB at ${lateTrace[0]?.atSeconds} s → ${lateTrace.at(-1)?.rssMiB} MiB at ${lateTrace.at(-1)?.atSeconds} s; V8 heap in memory ${Math.min(...lateTrace.map((p) => p.v8MiB))}–${Math.max(...lateTrace.map((p) => p.v8MiB))} MiB, other anonymous ${Math.min(...lateTrace.map((p) => p.nativeMiB))}–${Math.max(...lateTrace.map((p) => p.nativeMiB))} MiB`)]
             : []),
           check('channels equal the anchors wanted once the churn stops', converged.agreed && settled.channels === settled.wanted && settled.wanted > 0, `${settled.channels} channels, ${settled.wanted} wanted; endpoints ${describeDiff(converged.endpoints)}`),
           // Besides one socket per anchor: the pool's and the scenario's etcd clients and the backends' IPC.
