@@ -3,13 +3,13 @@
 // its first lease on that key was granted (after its new anchor connected); the parent
 // subtracts the time of the put.
 //
-//   node build/scripts/bench/fleet-child.js <etcd host,…> <prefix>
+//   node build/scripts/bench/fleet-child.js <etcd host,…> <prefix> [leaderCheckMillis]
 import { createPool, silentLogger } from '../../lib/index.js';
 
-const [hosts, prefix] = process.argv.slice(2) as [string, string];
+const [hosts, prefix, leaderCheck] = process.argv.slice(2) as [string, string, string | undefined];
 const send = (message: object): void => void process.send?.(message);
 
-const pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: hosts.split(',') }, logger: silentLogger, maxLeasesPerAnchor: 1000 });
+const pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: hosts.split(','), ...(leaderCheck === undefined ? {} : { leaderCheckMillis: Number(leaderCheck) }) }, logger: silentLogger, maxLeasesPerAnchor: 1000 });
 /** Keys whose first lease was reported (the seed key never is). */
 const reported = new Set<string>([`${prefix}seed`]);
 const now = (): number => performance.timeOrigin + performance.now();

@@ -25,6 +25,9 @@ import { etcdGauge as gauge } from '../../testkit/etcd-metrics.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const POOL_CHILD = path.join(HERE, 'fleet-child.js');
 const FLOOR_CHILD = path.join(HERE, 'fleet-floor-child.js');
+/** Once every process is ready: a pause for their start-up to finish, then a quiet period whose CPU is measured. */
+const IDLE_SETTLE_MILLIS = 2000;
+const IDLE_MILLIS = 5000;
 /** After a key's delete, before the next put: every process has closed the key's connection. */
 const SETTLE_MILLIS = 500;
 const PREFIX = 'fleet/';
@@ -43,15 +46,30 @@ interface CaseResult {
   readonly watchers: number;
   readonly streams: number;
   readonly etcdCpuMillis: number;
+  /** The proxy's CPU over the puts, when the case runs through one. */
+  readonly proxyCpuMillis: number | undefined;
   readonly latencies: number[];
   /** Put → the key in the process's pool (the watch's delivery, before any connection). */
   readonly seen: number[];
   readonly missing: number;
   /** The K processes' CPU time over the puts, per process and put (ms). */
   readonly cpuPerPutMillis: number;
+  /** Their CPU time per process and second while nothing changes (the leader check, timers). */
+  readonly idleCpuMillisPerSecond: number;
 }
 
-async function runCase(context: BenchContext, name: string, child: string, hosts: string[], clientUrl: string, etcdPid: number, writer: Etcd3, backend: Backend, processes: number, puts: number): Promise<CaseResult> {
+interface CaseSetup {
+  readonly name: string;
+  /** The process to run K times, and its arguments after the hosts and the prefix. */
+  readonly child: string;
+  readonly args?: readonly string[];
+  readonly hosts: readonly string[];
+  /** The proxy's pid, when the case runs through one: its CPU is measured too. */
+  readonly proxyPid?: number;
+}
+
+async function runCase(context: BenchContext, setup: CaseSetup, clientUrl: string, etcdPid: number, writer: Etcd3, backend: Backend, processes: number, puts: number): Promise<CaseResult> {
+  const { name, child, hosts } = setup;
   const [watchersBefore, streamsBefore] = [await gauge(clientUrl, 'etcd_debugging_mvcc_watcher_total'), await gauge(clientUrl, 'etcd_debugging_mvcc_watch_stream_total')];
   const children: ChildProcess[] = [];
   const reports = new Map<string, number[]>();
@@ -59,7 +77,7 @@ async function runCase(context: BenchContext, name: string, child: string, hosts
   try {
     const ready: Promise<void>[] = [];
     for (let i = 0; i < processes; i++) {
-      const worker = fork(child, [hosts.join(','), PREFIX], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const worker = fork(child, [hosts.join(','), PREFIX, ...(setup.args ?? [])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       children.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {
@@ -75,7 +93,12 @@ async function runCase(context: BenchContext, name: string, child: string, hosts
     await Promise.all(ready);
     context.log(`fleet: ${name}: ${processes} processes ready`);
     const childrenCpu = (): number => children.reduce((sum, c) => sum + cpuMillis(c.pid!), 0);
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MILLIS));
+    const idleBefore = childrenCpu();
+    await new Promise((r) => setTimeout(r, IDLE_MILLIS));
+    const idleCpuMillisPerSecond = (childrenCpu() - idleBefore) / processes / (IDLE_MILLIS / 1000);
     const cpuBefore = cpuMillis(etcdPid);
+    const proxyCpuBefore = setup.proxyPid === undefined ? 0 : cpuMillis(setup.proxyPid);
     const childrenCpuBefore = childrenCpu();
     const latencies: number[] = [];
     const seen: number[] = [];
@@ -100,8 +123,9 @@ async function runCase(context: BenchContext, name: string, child: string, hosts
     const watchers = (await gauge(clientUrl, 'etcd_debugging_mvcc_watcher_total')) - watchersBefore;
     const streams = (await gauge(clientUrl, 'etcd_debugging_mvcc_watch_stream_total')) - streamsBefore;
     const etcdCpuMillis = cpuMillis(etcdPid) - cpuBefore;
-    context.log(`fleet: ${name}: ${watchers} watchers and ${streams} watch streams at etcd; first lease p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms; key seen p50 ${quantile(seen, 0.5).toFixed(1)} ms, p99 ${quantile(seen, 0.99).toFixed(1)} ms; etcd CPU ${etcdCpuMillis.toFixed(0)} ms; ${cpuPerPutMillis.toFixed(1)} ms of CPU per process and put`);
-    return { watchers, streams, etcdCpuMillis, latencies, seen, missing, cpuPerPutMillis };
+    const proxyCpuMillis = setup.proxyPid === undefined ? undefined : cpuMillis(setup.proxyPid) - proxyCpuBefore;
+    context.log(`fleet: ${name}: ${watchers} watchers and ${streams} watch streams at etcd; first lease p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p99 ${quantile(latencies, 0.99).toFixed(1)} ms; key seen p50 ${quantile(seen, 0.5).toFixed(1)} ms, p99 ${quantile(seen, 0.99).toFixed(1)} ms; etcd CPU ${etcdCpuMillis.toFixed(0)} ms${proxyCpuMillis === undefined ? '' : `, proxy CPU ${proxyCpuMillis.toFixed(0)} ms`}; ${cpuPerPutMillis.toFixed(1)} ms of CPU per process and put, ${idleCpuMillisPerSecond.toFixed(1)} ms per process and second when idle`);
+    return { watchers, streams, etcdCpuMillis, proxyCpuMillis, latencies, seen, missing, cpuPerPutMillis, idleCpuMillisPerSecond };
   } finally {
     await Promise.all(
       children.map(
@@ -128,10 +152,11 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
   try {
     await backend.start();
     await writer.put(`${PREFIX}seed`).value(`${backend.address}#1`);
-    const floor = await runCase(context, 'floor', FLOOR_CHILD, cluster.hosts, member.clientUrl, member.pid, writer, backend, processes, puts);
-    const direct = await runCase(context, 'direct', POOL_CHILD, cluster.hosts, member.clientUrl, member.pid, writer, backend, processes, puts);
+    const floor = await runCase(context, { name: 'floor', child: FLOOR_CHILD, hosts: cluster.hosts }, member.clientUrl, member.pid, writer, backend, processes, puts);
+    const direct = await runCase(context, { name: 'direct', child: POOL_CHILD, hosts: cluster.hosts }, member.clientUrl, member.pid, writer, backend, processes, puts);
     proxy = await startGrpcProxy(cluster.hosts);
-    const proxied = await runCase(context, 'grpc-proxy', POOL_CHILD, [proxy.host], member.clientUrl, member.pid, writer, backend, processes, puts);
+    // As the README sets up a fleet behind a proxy: the leader check off.
+    const proxied = await runCase(context, { name: 'grpc-proxy', child: POOL_CHILD, args: ['0'], hosts: [proxy.host], proxyPid: proxy.pid }, member.clientUrl, member.pid, writer, backend, processes, puts);
     const row = (name: string, c: CaseResult): ScenarioRow => ({
       contender: name,
       values: {
@@ -142,8 +167,10 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         watchers: summarize([c.watchers]),
         watchStreams: summarize([c.streams]),
         etcdCpuMs: summarize([c.etcdCpuMillis]),
+        ...(c.proxyCpuMillis === undefined ? {} : { proxyCpuMs: summarize([c.proxyCpuMillis]) }),
         missing: summarize([c.missing]),
         cpuPerPutMs: summarize([c.cpuPerPutMillis]),
+        idleCpuMs: summarize([c.idleCpuMillisPerSecond]),
       },
     });
     const bar = (name: string, c: CaseResult) => ({
@@ -163,8 +190,10 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         { name: 'watchers', unit: 'watchers at etcd', higherIsBetter: false },
         { name: 'watchStreams', unit: 'watch streams at etcd', higherIsBetter: false },
         { name: 'etcdCpuMs', unit: 'ms of etcd CPU over the puts', higherIsBetter: false },
+        { name: 'proxyCpuMs', unit: 'ms of grpc-proxy CPU over the puts', higherIsBetter: false },
         { name: 'missing', unit: 'first leases not seen within 5 s', higherIsBetter: false },
         { name: 'cpuPerPutMs', unit: 'ms of CPU per process and put', higherIsBetter: false },
+        { name: 'idleCpuMs', unit: 'ms of CPU per process and second, idle', higherIsBetter: false },
       ],
       primary: 'latencyMs',
       baseline: 'floor',
@@ -175,7 +204,8 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         bar('grpc-proxy', proxied),
       ],
       notes: [
-        `etcd CPU over the puts: directly ${direct.etcdCpuMillis.toFixed(0)} ms, through the proxy ${proxied.etcdCpuMillis.toFixed(0)} ms (the proxy's own CPU not counted).`,
+        `etcd CPU over the puts: directly ${direct.etcdCpuMillis.toFixed(0)} ms, through the proxy ${proxied.etcdCpuMillis.toFixed(0)} ms, and the proxy's own ${proxied.proxyCpuMillis?.toFixed(0)} ms.`,
+        'The pools run with default options directly, and with leaderCheckMillis 0 through the proxy, as the README sets up a fleet behind one; the idle CPU per process shows what the check costs.',
         'All processes, etcd and the proxy share this machine\'s cores; latencies include the IPC report to the parent only as a timestamp, not as delay.',
         `Floor: K processes with a bare etcd3 watch and one node:http2 session per key, no pool; the bar's ${P99_BAR_MILLIS} ms is out of reach for any library when the floor itself misses it.`,
         `CPU per process and put (the put, the first lease, the delete and its close): floor ${floor.cpuPerPutMillis.toFixed(1)} ms, pool ${direct.cpuPerPutMillis.toFixed(1)} ms directly, ${proxied.cpuPerPutMillis.toFixed(1)} ms through the proxy; K of them share ${os.cpus().length} cores.`,
