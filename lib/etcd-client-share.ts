@@ -24,15 +24,26 @@ import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, type EtcdConnection, type ManagedEtcd3 } from './etcd-client.js';
 import type { Logger } from './logger.js';
 
+/**
+ * Why a client was replaced: a user found it suspect (a probe or call timed out, a stream
+ * stopped delivering), the member carrying its watch had no leader, or the member list
+ * changed under it (auto-sync).
+ */
+export type RenewReason = 'suspect' | 'no-leader' | 'members-changed';
+
+export type RenewListener = (old: Etcd3, reason: RenewReason) => void;
+
 export interface SharedEtcdClient {
   /** The client to use now. */
   current(): Etcd3;
+  /** The etcd hosts the next client dials: the configured ones until auto-sync follows the member list. */
+  hosts(): readonly string[];
   /** `client`, the one the caller used, is suspect: if it is still current, every user moves to a new one. */
   renew(client: Etcd3): void;
-  /** Whether `client` was replaced by a renew (its calls were cancelled for that). */
-  retired(client: Etcd3): boolean;
-  /** Called with the old client when another user renewed it; returns the unsubscribe. */
-  onRenewed(listener: (old: Etcd3) => void): () => void;
+  /** Why `client` was replaced (its calls were cancelled for that); undefined while it is not. */
+  retired(client: Etcd3): RenewReason | undefined;
+  /** Called with the old client when another user renewed it, or a check of the entry's did; returns the unsubscribe. */
+  onRenewed(listener: RenewListener): () => void;
   /** This user is done; the last one closes the client. */
   release(): void;
 }
@@ -43,17 +54,17 @@ interface Entry {
   hosts: string[];
   autoSync: NodeJS.Timeout | undefined;
   refs: number;
-  readonly retired: WeakSet<Etcd3>;
-  readonly listeners: Set<(old: Etcd3) => void>;
+  readonly retired: WeakMap<Etcd3, RenewReason>;
+  readonly listeners: Set<RenewListener>;
   leaderCheck: NodeJS.Timeout | undefined;
 }
 
 /** Replaces the entry's client if it is still `client`: its users hear first (all but `except`'s), then it closes. */
-function renewEntry(entry: Entry, client: Etcd3, except?: ReadonlySet<(old: Etcd3) => void>): void {
+function renewEntry(entry: Entry, client: Etcd3, reason: RenewReason, except?: ReadonlySet<RenewListener>): void {
   if (entry.client !== client) return;
   entry.client = undefined;
-  entry.retired.add(client);
-  for (const listener of [...entry.listeners]) if (!except?.has(listener)) listener(client);
+  entry.retired.set(client, reason);
+  for (const listener of [...entry.listeners]) if (!except?.has(listener)) listener(client, reason);
   client.close();
 }
 
@@ -80,7 +91,7 @@ function startLeaderCheck(entry: Entry, options: EtcdConnection, logger: Logger 
     const answer = await client.checkWatchLeader(options.dialTimeoutMillis, options.leaderCheckMillis);
     if (answer !== 'no-leader' || entry.client !== client) return;
     logger?.warn({}, 'the etcd member carrying the watch has no leader (cut off from its cluster?): listing again on another member');
-    renewEntry(entry, client);
+    renewEntry(entry, client, 'no-leader');
   });
 }
 
@@ -120,7 +131,7 @@ function startAutoSync(entry: Entry, options: EtcdConnection, logger: Logger | u
         if (!next.some((h) => current.has(h))) return;
         logger?.info({ from: entry.hosts, to: urls }, 'etcd members changed: moving to the current member list');
         entry.hosts = urls;
-        renewEntry(entry, client);
+        renewEntry(entry, client, 'members-changed');
       },
       // Unreachable or refused: the watch and the watchdog deal with that; try again next time.
       () => undefined,
@@ -149,13 +160,13 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
   const key = keyOf(options);
   let entry = entries.get(key);
   if (entry === undefined) {
-    entry = { client: undefined, hosts: options.hosts, autoSync: undefined, refs: 0, retired: new WeakSet(), listeners: new Set(), leaderCheck: undefined };
+    entry = { client: undefined, hosts: options.hosts, autoSync: undefined, refs: 0, retired: new WeakMap(), listeners: new Set(), leaderCheck: undefined };
     entries.set(key, entry);
   }
   const shared = entry;
   shared.refs += 1;
   let released = false;
-  const own = new Set<(old: Etcd3) => void>();
+  const own = new Set<RenewListener>();
   return {
     current: () => {
       if (released) throw new Error('anchorpool: the shared etcd client was released');
@@ -166,10 +177,11 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
       }
       return shared.client;
     },
+    hosts: () => shared.hosts,
     renew: (client) => {
-      if (!released) renewEntry(shared, client, own);
+      if (!released) renewEntry(shared, client, 'suspect', own);
     },
-    retired: (client) => shared.retired.has(client),
+    retired: (client) => shared.retired.get(client),
     onRenewed: (listener) => {
       shared.listeners.add(listener);
       own.add(listener);

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GRPCUnavailableError, Range, type Etcd3, type IKeyValue, type IWatchResponse } from 'etcd3';
 import { ExponentialBackoff, isBrokenCircuitError, type IBackoff } from 'cockatiel';
 import { isAuthRefusal, plaintextHint } from './etcd-client.js';
-import { acquireEtcdClient, type SharedEtcdClient } from './etcd-client-share.js';
+import { acquireEtcdClient, type RenewReason, type SharedEtcdClient } from './etcd-client-share.js';
 import type { ResolvedEtcdOptions } from './config.js';
 import type { KeyValue } from './desired-state.js';
 import type { ParseLimits } from './endpoint.js';
@@ -51,6 +51,11 @@ function isCompaction(err: unknown): boolean {
 
 type WatchOutcome = { reason: ResyncReason; cause?: unknown; freshConnection?: boolean };
 
+/** The resync a replaced shared client causes: a suspect connection is a reconnect; leader loss and member changes keep their names. */
+function resyncReasonOf(renewed: RenewReason): ResyncReason {
+  return renewed === 'suspect' ? 'reconnect' : renewed;
+}
+
 export class EtcdEndpointSource extends SourceBase {
   readonly kind = 'etcd' as const;
   readonly #options: ResolvedEtcdOptions;
@@ -62,6 +67,7 @@ export class EtcdEndpointSource extends SourceBase {
   #disconnectedSince: Date | null = null;
   #lastError: AnchorPoolError | null = null;
   #resyncs = 0;
+  #lastResync: { reason: ResyncReason; at: Date } | null = null;
 
   constructor(options: ResolvedEtcdOptions, limits: ParseLimits, logger: Logger, coalesceMillis: number) {
     super(limits, logger, coalesceMillis);
@@ -109,6 +115,8 @@ export class EtcdEndpointSource extends SourceBase {
       lastError: this.#lastError?.message ?? null,
       revision: this.revision,
       resyncs: this.#resyncs,
+      lastResync: this.#lastResync,
+      etcdHosts: this.#shared?.hosts() ?? this.#options.hosts,
       endpoints: this.state.endpoints.size,
       invalid: this.state.invalid.size,
     };
@@ -140,8 +148,9 @@ export class EtcdEndpointSource extends SourceBase {
           continue;
         }
         // Another prefix renewed the shared client under this listing: not an outage, list again on the new one.
-        if (shared.retired(client)) {
-          reason = 'reconnect';
+        const renewed = shared.retired(client);
+        if (renewed !== undefined) {
+          reason = resyncReasonOf(renewed);
           continue;
         }
         const error = this.#classify(err);
@@ -176,7 +185,10 @@ export class EtcdEndpointSource extends SourceBase {
     this.revision = revision;
     this.changed(reason === 'initial' ? 'snapshot' : 'resync');
     this.#markConnected();
-    if (reason !== 'initial') this.#resyncs += 1;
+    if (reason !== 'initial') {
+      this.#resyncs += 1;
+      this.#lastResync = { reason, at: new Date() };
+    }
     this.markReady();
     const info = { reason, revision, keys: kvs.length, durationMillis: performance.now() - startedAt };
     this.logger.debug({ ...info }, `listed ${kvs.length} keys under ${JSON.stringify(this.prefix)} (${reason})`);
@@ -234,8 +246,8 @@ export class EtcdEndpointSource extends SourceBase {
       };
       const onAbort = (): void => finish({ reason: 'watch-ended' });
       // Another prefix found the shared connection suspect and renewed the client: resync on the new one.
-      const stopHearing = this.#shared!.onRenewed((old) => {
-        if (old === client) finish({ reason: 'reconnect' });
+      const stopHearing = this.#shared!.onRenewed((old, why) => {
+        if (old === client) finish({ reason: resyncReasonOf(why) });
       });
       const arm = (): void => {
         clearTimeout(watchdog);

@@ -51,6 +51,7 @@ export class StaticEndpointSource extends SourceBase {
       lastError: null,
       revision: 0,
       resyncs: 0,
+      lastResync: null,
       endpoints: this.state.endpoints.size,
       invalid: 0,
     };

@@ -22,8 +22,13 @@ export interface EndpointChange extends EndpointDiff {
   readonly cause: ChangeCause;
 }
 
-/** Why the source re-listed the prefix. */
-export type ResyncReason = 'initial' | 'reconnect' | 'disconnected' | 'compacted' | 'watch-error' | 'watch-ended' | 'watchdog';
+/**
+ * Why the source re-listed the prefix. `reconnect`: the etcd client was replaced because
+ * its connection was suspect (this source's or another's on the shared client);
+ * `no-leader`: the member carrying the watch had lost its leader (the leader check);
+ * `members-changed`: auto-sync moved the client to the cluster's current members.
+ */
+export type ResyncReason = 'initial' | 'reconnect' | 'no-leader' | 'members-changed' | 'disconnected' | 'compacted' | 'watch-error' | 'watch-ended' | 'watchdog';
 
 export interface ResyncInfo {
   readonly reason: ResyncReason;
@@ -49,6 +54,10 @@ export interface SourceStatus {
   readonly lastError: string | null;
   readonly revision: number;
   readonly resyncs: number;
+  /** The latest re-listing after the first one, and why; null before any. */
+  readonly lastResync: { readonly reason: ResyncReason; readonly at: Date } | null;
+  /** The etcd hosts the source's client dials now (after auto-sync followed the member list); absent for static targets. */
+  readonly etcdHosts?: readonly string[];
   readonly endpoints: number;
   readonly invalid: number;
 }

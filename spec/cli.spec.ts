@@ -136,7 +136,7 @@ t.test('the report counts the active extra anchors of a key, not draining ones, 
   const report: StatusReport = {
     target: 'etcd:///g/',
     revision: 7,
-    etcd: { connected: true, disconnectedSince: null, lastError: null },
+    etcd: { connected: true, disconnectedSince: null, lastError: null, hosts: null, lastResync: null },
     endpoints: [{ key: 'g/a', addr: '10.0.0.1:1', anchors: 1, maxAnchors: 4, format: 'text' }],
     invalid: [],
     unreachable: [],
@@ -159,6 +159,25 @@ t.test('the report counts the active extra anchors of a key, not draining ones, 
   const withStates = withAnchorStates(report, [anchor(0, false), anchor(1, true), anchor(2, true), anchor(3, true, true)], stats);
   t.match(withStates.endpoints, [{ key: 'g/a', maxAnchors: 4, states: { READY: 3, DRAINING: 1 }, extra: 2 }]);
   t.match(renderReport(withStates).join('\n'), /^g\/a\s+10\.0\.0\.1:1\s+1-4\s+text\s+3\s+0\s+0\s+1\s+2$/m);
+});
+
+t.test('the report says when auto-sync moved the client to other members, and why the prefix was last listed again', async (t) => {
+  const report = (hosts: string[] | null, lastResync: StatusReport['etcd']['lastResync']): StatusReport => ({
+    target: 'etcd://10.0.0.1:2379,10.0.0.2:2379/g/',
+    revision: 7,
+    etcd: { connected: true, disconnectedSince: null, lastError: null, hosts, lastResync },
+    endpoints: [],
+    invalid: [],
+    unreachable: [],
+    unhealthy: [],
+  });
+  const quiet = renderReport(report(['10.0.0.1:2379', '10.0.0.2:2379'], null)).join('\n');
+  t.notMatch(quiet, /members now|last resync/, 'nothing to say while the configured hosts hold and no resync happened');
+  const moved = renderReport(report(['http://10.0.0.7:2379', 'http://10.0.0.8:2379'], { reason: 'members-changed', at: '2026-12-05T08:00:00.000Z' })).join('\n');
+  t.match(moved, /^  etcd members now: http:\/\/10\.0\.0\.7:2379,http:\/\/10\.0\.0\.8:2379 \(auto-sync followed the member list\)$/m);
+  t.match(moved, /^  last resync: members-changed at 2026-12-05T08:00:00\.000Z$/m);
+  const cut = renderReport(report(['10.0.0.1:2379', '10.0.0.2:2379'], { reason: 'no-leader', at: '2026-12-05T08:01:00.000Z' })).join('\n');
+  t.match(cut, /last resync: no-leader at /);
 });
 
 t.test('status --health: each anchor health-checked; a NOT_SERVING backend is UNHEALTHY and exit 1', async (t) => {

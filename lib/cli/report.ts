@@ -27,7 +27,15 @@ export interface KeyReport {
 export interface StatusReport {
   target: string;
   revision: number;
-  etcd: { connected: boolean; disconnectedSince: string | null; lastError: string | null };
+  etcd: {
+    connected: boolean;
+    disconnectedSince: string | null;
+    lastError: string | null;
+    /** The hosts the client dials now; they differ from the target's when auto-sync followed the member list. Null for pass:///. */
+    hosts: string[] | null;
+    /** The latest re-listing after the first, and why (reconnect, no-leader, members-changed, watchdog, …). */
+    lastResync: { reason: string; at: string } | null;
+  };
   endpoints: KeyReport[];
   invalid: { key: string; reason: string; keptPrevious: boolean }[];
   /** Keys with no READY anchor after dialling. */
@@ -40,7 +48,13 @@ export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceSta
   return {
     target: status.target,
     revision: snapshot.revision,
-    etcd: { connected: status.connected, disconnectedSince: status.disconnectedSince?.toISOString() ?? null, lastError: status.lastError },
+    etcd: {
+      connected: status.connected,
+      disconnectedSince: status.disconnectedSince?.toISOString() ?? null,
+      lastError: status.lastError,
+      hosts: status.etcdHosts === undefined ? null : [...status.etcdHosts],
+      lastResync: status.lastResync === null ? null : { reason: status.lastResync.reason, at: status.lastResync.at.toISOString() },
+    },
     endpoints: [...snapshot.endpoints.values()].map((e) => ({
       key: e.key,
       addr: e.addr,
@@ -87,6 +101,9 @@ export function renderReport(report: StatusReport): string[] {
   const etcd = report.etcd.connected ? 'connected' : `DISCONNECTED${report.etcd.disconnectedSince ? ` since ${report.etcd.disconnectedSince}` : ''}`;
   const lines = [`${report.target}  revision ${report.revision}  (${etcd})`];
   if (!report.etcd.connected && report.etcd.lastError) lines.push(`  last error: ${report.etcd.lastError}`);
+  const hosts = report.etcd.hosts;
+  if (hosts !== null && !report.target.startsWith(`etcd://${hosts.join(',')}/`)) lines.push(`  etcd members now: ${hosts.join(',')} (auto-sync followed the member list)`);
+  if (report.etcd.lastResync) lines.push(`  last resync: ${report.etcd.lastResync.reason} at ${report.etcd.lastResync.at}`);
   const dialled = report.endpoints.some((e) => e.states !== undefined);
   const checked = report.endpoints.some((e) => e.health !== undefined);
   // Only a key with a range can have extra anchors: the column is there when one has.

@@ -81,6 +81,8 @@ export const memberReplacementScenario: FaultScenario = {
       await rig.etcdClient(cluster).put(`${prefix}seed`).value(`${backends[0]!.address}#1`);
       const pool = rig.pool({ target: `etcd:///${prefix}`, etcd: { hosts: original, autoSyncIntervalMillis: syncMillis } });
       await pool.ready();
+      const resyncs: string[] = [];
+      pool.on('resync', (info) => resyncs.push(info.reason));
 
       // The writer follows the members itself: a new client after every step.
       let members: EtcdMember[] = [...cluster.members];
@@ -133,6 +135,9 @@ export const memberReplacementScenario: FaultScenario = {
 
       const originalGone = original.every((host) => !members.some((m) => m.host === host));
       const converged = await convergePool(pool, writer, prefix, 20_000);
+      const bare = (host: string): string => host.replace(/^https?:\/\//, '');
+      const dialled = (pool.stats().source.etcdHosts ?? []).map(bare).sort();
+      const current = members.map((m) => bare(m.host)).sort();
       return {
         id: 'member-replacement',
         title: memberReplacementScenario.title,
@@ -141,6 +146,7 @@ export const memberReplacementScenario: FaultScenario = {
           check('all three original members were replaced', originalGone, `members now: ${members.map((m) => m.name).join(', ')}`),
           check('the pool follows every write to the end', converged.agreed && pool.snapshot().endpoints.size === written + 1, `${pool.snapshot().endpoints.size} keys for ${written} writes and the seed; ${describeDiff(converged.endpoints)}`),
           check('and is connected to the new members', pool.stats().source.connected, JSON.stringify(pool.stats().source)),
+          check('its status names the members it dials now, and why it listed again', dialled.join() === current.join() && resyncs.includes('members-changed'), `dials ${dialled.join(',')}, members ${current.join(',')}; resyncs: ${resyncs.join(', ')}`),
         ],
         settings: { members: 3, autoSyncIntervalMillis: syncMillis },
       };

@@ -57,6 +57,8 @@ export const partitionScenario: FaultScenario = {
       for (let i = 0; i < 10; i++) await setup.put(`${prefix}k${i}`).value(`${backends[i % 2]!.address}#1`);
       const pool = rig.pool({ target: `etcd:///${prefix}`, etcd: { hosts: cluster.hosts } });
       await pool.ready();
+      const resyncs: string[] = [];
+      pool.on('resync', (info) => resyncs.push(info.reason));
 
       const streams = await Promise.all(cluster.members.map((m) => gauge(m.clientUrl, 'etcd_debugging_mvcc_watch_stream_total')));
       const cut = streams.findIndex((n) => n > 0);
@@ -98,6 +100,7 @@ export const partitionScenario: FaultScenario = {
           check(`the first write after the cut reaches the pool within ${BAR_MILLIS / 1000} s`, first <= BAR_MILLIS, `${first.toFixed(0)} ms`),
           check('every later write reaches it too', arrivals.every((a) => Number.isFinite(a)), `${arrivals.filter((a) => !Number.isFinite(a)).length} of ${writes} never arrived`),
           check("the pool's state equals the majority's during the cut", duringCut.agreed, describeDiff(duringCut.endpoints)),
+          check('it listed again because its member had no leader', resyncs.includes('no-leader'), `resyncs: ${resyncs.join(', ')}`),
           check('after healing it still follows', afterHeal.agreed, `${describeDiff(afterHeal.endpoints)}, ${((performance.now() - healedAt) / 1000).toFixed(1)} s after healing`),
         ],
         settings: { members: 3, writes, preVote: 'true', watchOnLeader: wasLeader ? 'yes' : 'no' },
