@@ -12,7 +12,7 @@ import { securityScenario } from './security.js';
 import { healthFlipScenario } from './health-flip.js';
 import { ejectionScenario } from './ejection.js';
 import { l4RefreshScenario } from './l4-refresh.js';
-import { partitionScenario } from './partition.js';
+import { partitionProxyScenario, partitionScenario } from './partition.js';
 import { memberReplacementScenario } from './member-replacement.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
@@ -34,5 +34,6 @@ export const SCENARIOS: readonly FaultScenario[] = [
   rollingRestartHealthScenario,
   l4RefreshScenario,
   partitionScenario,
+  partitionProxyScenario,
   memberReplacementScenario,
 ];
