@@ -84,7 +84,7 @@ export interface EtcdOptions {
   /**
    * Quiet period of the watch after which the source probes etcd for changes the stream
    * has not delivered; a probe that times out (after `dialTimeoutMillis`) or a change
-   * still missing one period later forces a resync over a fresh connection. So a
+   * still missing 2 s later forces a resync over a fresh connection. So a
    * half-open or stuck watch is found within `watchdogMillis + dialTimeoutMillis`.
    * Default 30_000, at least 100.
    */

@@ -11,8 +11,8 @@
  * The watchdog: after `watchdogMillis` without any watch traffic it probes etcd for
  * keys under the prefix changed after the last revision the stream delivered. A probe
  * that times out means a half-open connection; a change the stream still has not
- * delivered one period later means a stuck stream. Either forces a resync on a new
- * connection. (etcd's own progress notifications come only every 10 minutes.)
+ * delivered 2 s later (STUCK_GRACE_MILLIS) means a stuck stream. Either forces a resync
+ * on a new connection. (etcd's own progress notifications come only every 10 minutes.)
  */
 import { isUtf8 } from 'node:buffer';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +31,13 @@ import type { ResyncReason, SourceStatus } from './source.js';
 const PAGE_SIZE = 5000;
 /** A watch that breaks sooner than this counts as a failed attempt and backs off. */
 const STABLE_WATCH_MILLIS = 1000;
+/**
+ * A change the watchdog's probe found, not delivered by the stream this much later (or
+ * watchdogMillis, if shorter), means a stuck stream. A healthy stream delivers within
+ * milliseconds; waiting a whole watchdog period more doubled the time a silent proxy
+ * (a member cut off behind etcd grpc-proxy) kept the pool stale.
+ */
+const STUCK_GRACE_MILLIS = 2000;
 
 function decodeKey(key: Buffer): string {
   return isUtf8(key) ? key.toString('utf8') : `0x${key.toString('hex')}`;
@@ -228,8 +235,8 @@ export class EtcdEndpointSource extends SourceBase {
       if (signal.aborted) return resolve({ reason: 'watch-ended' });
       // Highest revision the stream is known to have delivered everything up to.
       let delivered = revision;
-      // A change newer than `delivered` that a probe saw; still missing at the next probe = stuck.
-      let suspect: number | undefined;
+      // A change newer than `delivered` that a probe saw; still missing after the grace = stuck.
+      let suspect = 0;
       let watchdog: NodeJS.Timeout | undefined;
       let done = false;
       const watcher = client.watch().inRange(Range.prefix(this.prefix)).startRevision(String(revision + 1)).watcher();
@@ -265,13 +272,18 @@ export class EtcdEndpointSource extends SourceBase {
             .options({ deadline: Date.now() + this.#options.dialTimeoutMillis })
             .exec();
           if (done) return;
-          const seen = newest.kvs[0] === undefined ? undefined : Number(newest.kvs[0].mod_revision);
-          if (suspect !== undefined && delivered < suspect) {
-            this.logger.warn({ delivered, missing: suspect }, 'etcd watch stream stopped delivering events; resyncing');
-            return finish({ reason: 'watchdog', freshConnection: true });
-          }
+          const seen = newest.kvs[0] === undefined ? 0 : Number(newest.kvs[0].mod_revision);
+          if (seen <= delivered) return arm();
+          // The stream owes a change: any data re-arms the watchdog (arm() clears this
+          // timer); none within the grace, or none up to this change, is a stuck stream.
           suspect = seen;
-          arm();
+          watchdog = setTimeout(() => {
+            if (done) return;
+            if (delivered >= suspect) return arm();
+            this.logger.warn({ delivered, missing: suspect }, 'etcd watch stream stopped delivering events; resyncing');
+            finish({ reason: 'watchdog', freshConnection: true });
+          }, Math.min(watchdogMillis, STUCK_GRACE_MILLIS));
+          watchdog.unref();
         } catch (err) {
           if (done) return;
           this.logger.warn({ error: String(err) }, 'etcd watch probe failed: connection is half-open or down; resyncing');

@@ -29,9 +29,9 @@ const BAR_MILLIS = 5000;
 /**
  * Behind the proxy the pool can only follow through its watchdog: the proxy's own watch
  * on the cut-off member goes silent, and every new watch through the proxy joins it. A
- * write then arrives after a quiet period, a second probe and a listing whose first try
- * times out (dialTimeoutMillis, 5 s) on the cut-off member: about 15 s here. The bar
- * leaves room for a second listing try.
+ * write then arrives after a quiet period, the probe, 2 s for the stream to deliver
+ * what the probe found, and a listing whose first try may time out (dialTimeoutMillis,
+ * 5 s) on the cut-off member. The bar leaves room for a second listing try.
  */
 const PROXY_WATCHDOG_MILLIS = 5000;
 const PROXY_BAR_MILLIS = 6 * PROXY_WATCHDOG_MILLIS;
