@@ -170,7 +170,8 @@ export class EtcdEndpointSource extends SourceBase {
         // (etcd-client.ts). Anything else, a timeout above all, may be a half-open
         // connection: start over on a new one.
         if (!isConnectFailure(err)) shared.renew(client);
-        reason = 'reconnect';
+        // A listing that fails keeps the reason the resync began with (no-leader, watchdog…).
+        if (reason === 'initial') reason = 'reconnect';
         failed = true;
       }
       if (signal.aborted) return;
