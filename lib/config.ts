@@ -85,7 +85,8 @@ export interface EtcdOptions {
    * Quiet period of the watch after which the source probes etcd for changes the stream
    * has not delivered; a probe that times out (after `dialTimeoutMillis`) or a change
    * still missing 2 s later forces a resync over a fresh connection. So a
-   * half-open or stuck watch is found within `watchdogMillis + dialTimeoutMillis`.
+   * half-open watch is found within `watchdogMillis + dialTimeoutMillis`, a stuck one
+   * within `watchdogMillis` + the probe + 2 s.
    * Default 30_000, at least 100.
    */
   watchdogMillis?: number;

@@ -177,7 +177,7 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
       }
       return shared.client;
     },
-    hosts: () => shared.hosts,
+    hosts: () => [...shared.hosts],
     renew: (client) => {
       if (!released) renewEntry(shared, client, 'suspect', own);
     },
