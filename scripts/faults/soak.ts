@@ -35,8 +35,6 @@ interface Sample {
   /** Active handles by type (timers, …), as Node reports them. */
   readonly handles: Record<string, number>;
   readonly sockets: number;
-  /** Where RSS sits: V8's heap pages in memory, other anonymous memory (malloc arenas, thread stacks), file-backed pages. */
-  readonly split: MemorySplit;
 }
 
 /** RSS split by what holds it (Linux): V8's committed heap pages, the rest of the anonymous memory, files mapped in. */
@@ -103,13 +101,18 @@ function sample(label: string, startedAt: number, pool: AnchorPool, gc: () => vo
     heapTotalMiB: mib(memory.heapTotal),
     externalMiB: mib(memory.external),
     arrayBuffersMiB: mib(memory.arrayBuffers),
-    channels: stats.anchors.active + stats.anchors.draining,
+    channels: openChannels(stats),
     wanted: stats.anchors.wanted,
     handles: countHandles(),
     sockets: openSockets(),
-    split: memorySplit(),
   };
 }
+
+/** Active plus draining anchors: the grpc-js channels the pool holds open. */
+const openChannels = (stats: ReturnType<AnchorPool['stats']>): number => stats.anchors.active + stats.anchors.draining;
+
+/** `min–max` of some readings, or `none`. */
+const span = (values: readonly number[]): string => (values.length === 0 ? 'none' : `${Math.min(...values)}–${Math.max(...values)}`);
 
 /** A light reading between the samples (no forced GC), to tell a trend from a swing. */
 interface TracePoint extends MemorySplit {
@@ -122,12 +125,12 @@ interface TracePoint extends MemorySplit {
 
 function tracePoint(startedAt: number, pool: AnchorPool, lastForcedGcAt: number): TracePoint {
   const stats = pool.stats();
-  return { atSeconds: Math.round((Date.now() - startedAt) / 1000), afterForcedGc: Date.now() - lastForcedGcAt < TRACE_MILLIS * 1.5, rssMiB: mib(process.memoryUsage.rss()), channels: stats.anchors.active + stats.anchors.draining, ...memorySplit() };
+  return { atSeconds: Math.round((Date.now() - startedAt) / 1000), afterForcedGc: Date.now() - lastForcedGcAt < TRACE_MILLIS * 1.5, rssMiB: mib(process.memoryUsage.rss()), channels: openChannels(stats), ...memorySplit() };
 }
 
 const showPoint = (p: TracePoint): string => `trace ${p.atSeconds} s: RSS ${p.rssMiB} MiB (V8 heap ${p.v8MiB}, other anonymous ${p.nativeMiB}, files ${p.fileMiB}), ${p.channels} channels`;
 
-const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} of ${s.heapTotalMiB} MiB, external ${s.externalMiB} (array buffers ${s.arrayBuffersMiB}) MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers; RSS split: V8 heap ${s.split.v8MiB}, other anonymous ${s.split.nativeMiB}, files ${s.split.fileMiB} MiB`;
+const show = (s: Sample): string => `${s.label} (${s.atSeconds} s) heap ${s.heapMiB} of ${s.heapTotalMiB} MiB, external ${s.externalMiB} (array buffers ${s.arrayBuffersMiB}) MiB, RSS ${s.rssMiB} MiB, ${s.channels} channels for ${s.wanted} anchors wanted, ${s.sockets} open sockets, ${s.handles['Timeout'] ?? 0} timers`;
 
 export const soakScenario: FaultScenario = {
   id: 'soak',
@@ -205,13 +208,13 @@ export const soakScenario: FaultScenario = {
       return {
         id: 'soak',
         title: soakScenario.title,
-        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB after forced GCs; RSS trace over the last third ${Math.min(...lateRss)}–${Math.max(...lateRss)} MiB in ${lateRss.length} readings, trend ${(lateRssGrowth * 100).toFixed(1)}%, channels ${samples.map((x) => x.channels).join(' → ')}, V8 heap reserved ${samples.map((x) => x.heapTotalMiB).join(' → ')} MiB, external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
+        figure: `${seconds} s, ${writer.ops} writes, ${counts.acquired} leases (${percent(counts.acquired, attempts)} of acquires): heap ${samples.map((x) => x.heapMiB).join(' → ')} MiB (${(growth * 100).toFixed(1)}%), RSS ${samples.map((x) => x.rssMiB).join(' → ')} MiB after forced GCs; ${lateRss.length === 0 ? 'no RSS trace in the last third (too short a run)' : `RSS trace over the last third ${span(lateRss)} MiB in ${lateRss.length} readings, trend ${(lateRssGrowth * 100).toFixed(1)}%`}, channels ${samples.map((x) => x.channels).join(' → ')}, V8 heap reserved ${samples.map((x) => x.heapTotalMiB).join(' → ')} MiB, external ${samples.map((x) => x.externalMiB).join(' → ')} MiB; settled: ${settled.channels} channels for ${settled.wanted} anchors, ${serverSide} connections counted by the backends, ${settled.sockets} open sockets`,
         checks: [
           check('the churn ran at about 50 writes/s', writer.ops >= 40 * seconds, `${writer.ops} writes in ${seconds} s (${writer.failures} failed)`),
           check('heap flat within 10% (start → middle → end, forced GC)', Math.abs(growth) <= 0.1 && Math.abs(middleGrowth) <= 0.1, samples.map(show).join('; ')),
           // Only for real soaks: over the short profile's 30 s, RSS is still settling and swings with the churn's anchor count.
           ...(seconds >= 600
-            ? [check('RSS grows at most 5% over the last third of the run (trend of the 10 s trace)', lateRssGrowth <= 0.05, `trend ${(lateRssGrowth * 100).toFixed(1)}% over ${lateTrace.length} readings, ${lateTrace[0]?.rssMiB} MiB at ${lateTrace[0]?.atSeconds} s → ${lateTrace.at(-1)?.rssMiB} MiB at ${lateTrace.at(-1)?.atSeconds} s; V8 heap in memory ${Math.min(...lateTrace.map((p) => p.v8MiB))}–${Math.max(...lateTrace.map((p) => p.v8MiB))} MiB, other anonymous ${Math.min(...lateTrace.map((p) => p.nativeMiB))}–${Math.max(...lateTrace.map((p) => p.nativeMiB))} MiB`)]
+            ? [check('RSS grows at most 5% over the last third of the run (trend of the 10 s trace)', lateRssGrowth <= 0.05, `trend ${(lateRssGrowth * 100).toFixed(1)}% over ${lateTrace.length} readings, ${lateTrace[0]?.rssMiB} MiB at ${lateTrace[0]?.atSeconds} s → ${lateTrace.at(-1)?.rssMiB} MiB at ${lateTrace.at(-1)?.atSeconds} s; V8 heap in memory ${span(lateTrace.map((p) => p.v8MiB))} MiB, other anonymous ${span(lateTrace.map((p) => p.nativeMiB))} MiB`)]
             : []),
           check('channels equal the anchors wanted once the churn stops', converged.agreed && settled.channels === settled.wanted && settled.wanted > 0, `${settled.channels} channels, ${settled.wanted} wanted; endpoints ${describeDiff(converged.endpoints)}`),
           // Besides one socket per anchor: the pool's and the scenario's etcd clients and the backends' IPC.
