@@ -20,7 +20,7 @@ import { freePorts, leaderOf, startCluster, type EtcdCluster } from '../../etcd-
 import { startPeerProxy, type PeerProxy } from '../../testkit/peer-proxy.js';
 import { etcdctl } from '../../etcd-dev/etcd-dev.mjs';
 import { convergePool, describeDiff } from '../../testkit/etcd-truth.js';
-import { check, sleep, type FaultScenario } from './fault.js';
+import { check, sleep, type FaultContext, type FaultResult, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
 import { etcdGauge as gauge } from '../../testkit/etcd-metrics.js';
 import { startGrpcProxy } from '../../testkit/grpc-proxy.js';
@@ -84,7 +84,7 @@ export const partitionProxyScenario = partition({
   throughProxy: true,
 });
 
-async function runPartition({ id, title, throughProxy }: PartitionSetup, context: Parameters<FaultScenario['run']>[0]): ReturnType<FaultScenario['run']> {
+async function runPartition({ id, title, throughProxy }: PartitionSetup, context: FaultContext): Promise<FaultResult> {
   const prefix = 'partition/';
   const rig = new FaultRig();
   try {
