@@ -18,7 +18,8 @@ export const MAX_IDLE_TIMEOUT_MILLIS = 2_147_483_647;
 export interface ChannelAnchorSettings {
   readonly credentials: grpc.ChannelCredentials;
   readonly channelOptions: grpc.ChannelOptions;
-  readonly maxLeases: number;
+  /** maxStreamsPerAnchor. */
+  readonly maxStreams: number;
   /** Distinguishes pools (and successive anchors for the same slot) in the anchor arg. */
   readonly tag: string;
   /** Run a grpc.health.v1 Watch on each connection (gRFC A17); absent: no health checks. */
@@ -49,7 +50,7 @@ export class ChannelAnchor extends Anchor {
   readonly #health: HealthWatch | undefined;
 
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
-    super(spec, settings.maxLeases, listener, settings.healthCheck !== undefined);
+    super(spec, settings.maxStreams, listener, settings.healthCheck !== undefined);
     this.#credentials = settings.credentials;
     registerPinnedPolicy();
     this.channel = new grpc.Channel(channelTarget(spec.address), settings.credentials, {

@@ -24,6 +24,7 @@
 import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
 import { AnchorGrowth, DEFAULT_GROWTH_SETTINGS, type GrowthSettings } from './anchor-growth.js';
 import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from './anchor-refresh.js';
+import type { PickMode } from './anchor-options.js';
 import { Lane } from './lane.js';
 import { Picker } from './picker.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
@@ -40,8 +41,6 @@ export interface AnchorSetOwner<A extends Anchor> {
   extra?(anchor: A, change: 'opened' | 'drained' | 'failed'): void;
 }
 
-/** How the set picks among eligible anchors: the round-robin schedule, or the power of two choices by leases in flight. */
-export type PickMode = 'round-robin' | 'least-loaded';
 
 export interface AnchorSetSettings {
   /** How long a draining anchor waits for its leases before it closes anyway. */

@@ -69,8 +69,7 @@ export abstract class Anchor {
   readonly key: string;
   readonly index: number;
   readonly address: string;
-  readonly maxLeases: number;
-  /** Leases it takes: maxLeases less the streams it keeps for itself (the health stream). */
+  /** Streams it lends out: maxStreams less the streams it keeps for itself (the health stream). */
   readonly capacity: number;
   readonly #healthChecked: boolean;
   #state: AnchorState = 'IDLE';
@@ -90,15 +89,14 @@ export abstract class Anchor {
 
   /**
    * `healthChecked`: the subclass runs a health check on each connection; one of the
-   * connection's `maxLeases` streams is then the health stream's, so that leases plus the
-   * health stream never exceed a server's stream cap given as maxLeasesPerAnchor.
+   * connection's `maxStreams` streams is then the health stream's, so that leases plus the
+   * health stream never exceed a server's stream cap given as maxStreamsPerAnchor.
    */
-  constructor(spec: AnchorSpec, maxLeases: number, listener: AnchorListener, healthChecked = false) {
+  constructor(spec: AnchorSpec, maxStreams: number, listener: AnchorListener, healthChecked = false) {
     this.key = spec.key;
     this.index = spec.index;
     this.address = spec.address;
-    this.maxLeases = maxLeases;
-    this.capacity = healthChecked ? maxLeases - 1 : maxLeases;
+    this.capacity = healthChecked ? maxStreams - 1 : maxStreams;
     this.#healthChecked = healthChecked;
     this.#health = healthChecked ? 'UNKNOWN' : 'UNCHECKED';
     this.#listener = listener;
@@ -169,12 +167,12 @@ export abstract class Anchor {
     this.#refresh();
   }
 
-  /** Takes no new leases from now on; closes when the last lease is returned or after timeoutMillis. */
+  /** Takes no new leases from now on; closes when the last lease is returned or after timeoutMillis (0: at once). */
   drain(timeoutMillis: number): void {
     if (this.#draining || this.#closed) return;
     this.#draining = true;
     this.#refresh();
-    if (this.#leases === 0) return this.close();
+    if (this.#leases === 0 || timeoutMillis === 0) return this.close();
     this.#drainTimer = setTimeout(() => this.close(), timeoutMillis);
     this.#drainTimer.unref();
   }

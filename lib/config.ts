@@ -12,7 +12,8 @@ import { normalizePrefix, parseTarget, validateEtcdHost, type Target } from './t
 /** The longest delay Node's timers take (2^31 - 1 ms, about 24.8 days): the limit of every `…Millis` option. */
 const MAX_TIMER_MILLIS = 2_147_483_647;
 
-const millis = (min = 1) => z.number().int().min(min).max(MAX_TIMER_MILLIS);
+/** A `…Millis` option: an integer from `min` to Node's timer limit. */
+export const millis = (min = 1) => z.number().int().min(min).max(MAX_TIMER_MILLIS);
 const buffer = z.custom<Buffer>((value) => value instanceof Uint8Array, { error: 'must be a Buffer' });
 const loggerSchema = z.custom<Logger>(
   (value) =>
@@ -188,6 +189,9 @@ export const etcdOptionsSchema = z
     grpcOptions: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   })
   .strict();
+
+/** `readyTimeoutMillis`, for the pool and for grpc-js channels alike. */
+export const readyTimeoutMillisSchema = millis(0).default(10_000);
 
 /** Validates SourceOptions (documented there). */
 export const sourceOptionsSchema = z

@@ -19,10 +19,10 @@
  * of the majority. (etcd itself cancels such watches only after three election timeouts.)
  * And it follows the member list (`autoSyncIntervalMillis`), as etcd's Go client does.
  */
-import { createHash } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, type EtcdConnection, type ManagedEtcd3 } from './etcd-client.js';
 import type { Logger } from './logger.js';
+import { optionsKey } from './options-key.js';
 
 /**
  * Why a client was replaced: a user found it suspect (a probe or call timed out, a stream
@@ -99,16 +99,6 @@ const entries = new Map<string, Entry>();
 /** Every client any entry made, process-wide: its connection arg keeps it apart from all others (and from a renewed one's, possibly half-open, connection). */
 let clientGeneration = 0;
 
-/** Equal options give equal keys (object keys sorted, Buffers by content); hashed, so no credential stays readable in the map. */
-function keyOf(options: EtcdConnection): string {
-  const canonical = JSON.stringify(options, (_key, value: unknown) => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value) || Buffer.isBuffer(value)) return value;
-    if ((value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) return value;
-    return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  });
-  return createHash('sha256').update(canonical).digest('hex');
-}
-
 /** The same host, however written: `http://127.0.0.1:2379` and `127.0.0.1:2379` are one. */
 function hostKey(host: string): string {
   return host.replace(/^https?:\/\//, '').replace(/\/+$/, '');
@@ -157,7 +147,7 @@ function newClient(options: EtcdConnection, hosts: string[]): ManagedEtcd3 {
 export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): SharedEtcdClient {
   const { watchdogMillis: _watchdog, ...connection } = etcd;
   const options = { ...connection, watchdogMillis: 0 };
-  const key = keyOf(options);
+  const key = optionsKey(options);
   let entry = entries.get(key);
   if (entry === undefined) {
     entry = { client: undefined, hosts: options.hosts, autoSync: undefined, refs: 0, retired: new WeakMap(), listeners: new Set(), leaderCheck: undefined };

@@ -15,6 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import { service as healthService } from 'grpc-health-check';
+import type { Logger } from './logger.js';
 
 export type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
 /** What the watch reports: a failed stream and a server's UNKNOWN are NOT_SERVING (gRFC A17). */
@@ -48,6 +49,19 @@ const HealthClientConstructor = grpc.makeGenericClientConstructor(healthService 
   credentials: grpc.ChannelCredentials,
   options: grpc.ClientOptions,
 ) => HealthClient;
+
+/**
+ * The warning that an address has no health service, once per address for each owner
+ * (a pool, or a grpc-js channel's policy): its anchors count as healthy.
+ */
+export function warnOncePerAddress(logger: () => Logger | undefined): (anchor: { readonly key: string; readonly address: string }, detail: string) => void {
+  const warned = new Set<string>();
+  return (anchor, detail) => {
+    if (warned.has(anchor.address)) return;
+    warned.add(anchor.address);
+    logger()?.warn({ key: anchor.key, address: anchor.address, detail }, `${anchor.address} has no grpc.health.v1 service (UNIMPLEMENTED): its anchors count as healthy`);
+  };
+}
 
 const STATUSES = new Set<string>(['SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN', 'UNKNOWN']);
 

@@ -17,7 +17,8 @@ export {
   isAnchorPoolError,
 } from './errors.js';
 export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type AnchorHealthEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats, type ReadyWaitOptions } from './pool.js';
-export type { PoolOptions, HealthCheckOptions, OutlierDetectionOptions } from './pool-config.js';
+export type { PoolOptions } from './pool-config.js';
+export type { AnchorOptions, HealthCheckOptions, OutlierDetectionOptions, PickMode } from './anchor-options.js';
 export { Lease } from './lease.js';
 export type { AnchorState, AnchorHealth } from './anchor.js';
 export type { CallOutcome } from './call-outcome.js';

@@ -18,6 +18,7 @@ import { AnchorSet, type AnchorFactory } from './anchor-set.js';
 import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
 import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcome.js';
 import { createSource } from './create-source.js';
+import { warnOncePerAddress } from './health-watch.js';
 import { emitSafely } from './emit-safely.js';
 import { AcquireAbortedError, ConfigError, PoolClosedError, ReadyTimeoutError, type AnchorPoolError } from './errors.js';
 import { LeaseBroker } from './lease-broker.js';
@@ -67,26 +68,14 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     this.#source = createSource(this.#options.source);
     this.#logger = options.logger ?? silentLogger;
     poolCount += 1;
-    const warnedNoHealthService = new Set<string>();
-    const healthCheck = this.#options.healthCheck;
+    const anchorOptions = this.#options.anchors;
+    const healthCheck = anchorOptions.healthCheck;
     const settings: ChannelAnchorSettings = {
       credentials: this.#options.credentials,
       channelOptions: this.#options.channelOptions,
-      maxLeases: this.#options.maxLeasesPerAnchor,
+      maxStreams: anchorOptions.maxStreamsPerAnchor,
       tag: `pool${poolCount}.${process.pid}`,
-      ...(healthCheck && {
-        healthCheck: {
-          ...healthCheck,
-          unimplemented: (anchor, detail) => {
-            if (warnedNoHealthService.has(anchor.address)) return;
-            warnedNoHealthService.add(anchor.address);
-            this.#logger.warn(
-              { key: anchor.key, address: anchor.address, detail },
-              `${anchor.address} has no grpc.health.v1 service (UNIMPLEMENTED): its anchors count as healthy`,
-            );
-          },
-        },
-      }),
+      ...(healthCheck && { healthCheck: { ...healthCheck, unimplemented: warnOncePerAddress(() => this.#logger) } }),
     };
     this.#anchors = new AnchorSet<LeaseAnchor>(
       factory ?? ((spec, listener) => new ChannelAnchor(spec, settings, listener)),
@@ -106,8 +95,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       },
       {
         drainTimeoutMillis: this.#options.drainTimeoutMillis,
-        pick: this.#options.pick,
-        growth: { ...DEFAULT_GROWTH_SETTINGS, idleMillis: this.#options.extraAnchorIdleMillis },
+        pick: anchorOptions.pick,
+        growth: { ...DEFAULT_GROWTH_SETTINGS, idleMillis: anchorOptions.extraAnchorIdleMillis },
       },
     );
     this.#broker = new LeaseBroker<LeaseAnchor>(
@@ -128,7 +117,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       },
       this.#lifecycle,
     );
-    const outliers = this.#options.outlierDetection;
+    const outliers = anchorOptions.outlierDetection;
     this.#outliers =
       outliers === undefined
         ? undefined
@@ -363,7 +352,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     for (const endpoint of change.removed) this.#emit('endpoint-removed', endpoint);
     if (this.#lifecycle.closing) return;
     const desired = new Map<string, DesiredEntry>();
-    const maxAge = this.#options.anchorMaxAgeMillis;
+    const maxAge = this.#options.anchors.anchorMaxAgeMillis;
     for (const [key, endpoint] of this.#source.snapshot().endpoints) {
       // A key's own maxAgeSeconds wins over the pool's anchorMaxAgeMillis (0 turns it off for the key).
       const maxAgeMillis = endpoint.maxAgeSeconds !== undefined ? endpoint.maxAgeSeconds * 1000 : maxAge;

@@ -187,7 +187,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       drainTimeoutMillis: 3000,
       healthCheck: { serviceName: HEALTH_SERVICE },
       outlierDetection: OUTLIER_DETECTION,
-      maxLeasesPerAnchor: MAX_LEASES_PER_ANCHOR,
+      maxStreamsPerAnchor: MAX_LEASES_PER_ANCHOR,
       extraAnchorIdleMillis: EXTRA_ANCHOR_IDLE_MILLIS,
     });
     teardown.add('pool', STOP.pool, () => pool.close());
@@ -405,7 +405,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         const inRotation = pool.stats().anchors.eligible;
         screen.log(
           `${stamp()}  ${paint('cyan', `load: a burst of ${BURST_LOOPS} more loops`)} (the server holds each of their calls ${BURST_CALL_MILLIS} ms: ` +
-            `${LOOPS + BURST_LOOPS} callers for ${inRotation} anchors of ${MAX_LEASES_PER_ANCHOR - 1} leases, maxLeasesPerAnchor ${MAX_LEASES_PER_ANCHOR} for the demo less the health stream)`,
+            `${LOOPS + BURST_LOOPS} callers for ${inRotation} anchors of ${MAX_LEASES_PER_ANCHOR - 1} leases, maxStreamsPerAnchor ${MAX_LEASES_PER_ANCHOR} for the demo less the health stream)`,
         );
         const burst = load.burst(BURST_LOOPS, BURST_CALL_MILLIS);
         const extras = () => anchorsOf(backend).filter((a) => a.extra);

@@ -18,7 +18,7 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 t.test('a call counts from its pick to its end, once', async (t) => {
   const a = anchor(0);
-  const counts = new CallCounts<Placed>({ count: true, another: () => undefined });
+  const counts = new CallCounts<Placed>({ another: () => undefined });
   counts.picked(a);
   counts.picked(a);
   t.equal(a.leases, 2, 'two picks made in one go count at once, before any stream starts');
@@ -34,7 +34,7 @@ t.test('a call counts from its pick to its end, once', async (t) => {
 
 t.test('a pick whose stream never starts is given back on the next turn; a stream that starts later counts from its start', async (t) => {
   const a = anchor(0);
-  const counts = new CallCounts<Placed>({ count: true, another: () => undefined });
+  const counts = new CallCounts<Placed>({ another: () => undefined });
   counts.picked(a);
   t.equal(a.leases, 1);
   await turn();
@@ -48,7 +48,7 @@ t.test('a pick whose stream never starts is given back on the next turn; a strea
 t.test('a replayed call moves its count; its outcome goes to the anchor that ran it', async (t) => {
   const [a, b] = [anchor(0), anchor(1)];
   const outcomes: string[] = [];
-  const counts = new CallCounts<Placed>({ count: true, another: () => b, outcome: (x, code) => void outcomes.push(`${x.index} ${grpc.status[code]}`) });
+  const counts = new CallCounts<Placed>({ another: () => b, outcome: (x, code) => void outcomes.push(`${x.index} ${grpc.status[code]}`) });
   counts.picked(a);
   counts.started(a);
   counts.moved(a, b);
@@ -58,13 +58,13 @@ t.test('a replayed call moves its count; its outcome goes to the anchor that ran
   t.same(outcomes, ['1 UNAVAILABLE'], 'no outcome for the refused stream on a');
 });
 
-t.test('without counting, nothing is counted but outcomes still go to ejection', async (t) => {
+t.test('outcomes go to ejection as the count goes down', async (t) => {
   const a = anchor(0);
   const outcomes: number[] = [];
-  const counts = new CallCounts<Placed>({ count: false, another: () => undefined, outcome: (_x, code) => void outcomes.push(code) });
+  const counts = new CallCounts<Placed>({ another: () => undefined, outcome: (_x, code) => void outcomes.push(code) });
   counts.picked(a);
   counts.started(a);
-  t.equal(a.leases, 0);
+  t.equal(a.leases, 1);
   counts.ended(a, grpc.status.INTERNAL);
   t.equal(a.leases, 0);
   t.same(outcomes, [grpc.status.INTERNAL]);

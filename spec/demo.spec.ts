@@ -190,7 +190,7 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
   t.ok(returned < order[6]!, 'delta gets maxAnchors after its return');
   t.match(out.slice(order[6]!), new RegExp(`pool: ~ services/echo/delta → ${escape(delta)}, 2 → 2-4 anchors\n`), 'the pool reads the range');
   const extraLine = (i: number, change: string): number => out.search(new RegExp(`t=\\d+\\.\\ds {2}pool: services/echo/delta#${i} \\(${escape(delta)}\\) extra anchor ${change}: `));
-  const burstStarts = out.search(/t=\d+\.\ds {2}load: a burst of 160 more loops \(.*maxLeasesPerAnchor 16 for the demo/);
+  const burstStarts = out.search(/t=\d+\.\ds {2}load: a burst of 160 more loops \(.*maxStreamsPerAnchor 16 for the demo/);
   const [opened2, opened3] = [extraLine(2, 'opened'), extraLine(3, 'opened')];
   const burstEnds = out.search(/t=\d+\.\ds {2}load: the burst ends \(back to 32 loops\)\n/);
   const [drained3, drained2] = [extraLine(3, 'drained'), extraLine(2, 'drained')];

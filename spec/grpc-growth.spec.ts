@@ -1,5 +1,5 @@
 // The native policy's call cap and load-driven anchors, against real stream-capped
-// backends: with `maxCallsPerAnchor` equal to the server's cap, a plain grpc-js client
+// backends: with `maxStreamsPerAnchor` equal to the server's cap, a plain grpc-js client
 // never puts a call over the cap on a connection (counted by the server), and a key at
 // `addr#1-4` opens connections while every one of its anchors is full, up to 4, then
 // drains back to one once the load is gone. As on the pool, growth adds capacity, not
@@ -47,9 +47,9 @@ async function load(echo: EchoClient, loops: number, millis: number): Promise<{ 
   return { calls, failed };
 }
 
-t.test('maxCallsPerAnchor: 16 callers on 2 connections capped at 3 never run more than 3 calls on one, and all succeed', async (t) => {
+t.test('maxStreamsPerAnchor: 16 callers on 2 connections capped at 3 never run more than 3 calls on one, and all succeed', async (t) => {
   const backend = await startBackend(t, { name: 'capped', delayMillis: 20 });
-  const echo = client(t, `pass:///${backend.address}#2`, { maxCallsPerAnchor: 3 });
+  const echo = client(t, `pass:///${backend.address}#2`, { maxStreamsPerAnchor: 3 });
   await callEcho(echo);
   await backend.resetStats();
   const { calls, failed } = await load(echo, 16, 1000);
@@ -61,7 +61,7 @@ t.test('maxCallsPerAnchor: 16 callers on 2 connections capped at 3 never run mor
 
 t.test('with health checks the Watch stream is one of the capped calls: calls + Watch never exceed the cap', async (t) => {
   const backend = await startBackend(t, { name: 'capped', delayMillis: 20 });
-  const echo = client(t, `pass:///${backend.address}#2`, { maxCallsPerAnchor: 3, healthCheckConfig: { serviceName: '' } });
+  const echo = client(t, `pass:///${backend.address}#2`, { maxStreamsPerAnchor: 3, healthCheck: { serviceName: '' } });
   await callEcho(echo);
   await backend.resetStats();
   const { calls, failed } = await load(echo, 16, 1000);
@@ -73,7 +73,7 @@ t.test('with health checks the Watch stream is one of the capped calls: calls + 
 t.test('a key at #1-4 grows to 4 connections under load, never over the cap, and drains back', async (t) => {
   extraChanges.length = 0;
   const backend = await startBackend(t, { name: 'capped', maxConcurrentStreams: 4, delayMillis: 20 });
-  const echo = client(t, `pass:///${backend.address}#1-4`, { maxCallsPerAnchor: 4, extraAnchorIdleMillis: 300 });
+  const echo = client(t, `pass:///${backend.address}#1-4`, { maxStreamsPerAnchor: 4, extraAnchorIdleMillis: 300 });
   await callEcho(echo);
   t.equal((await backend.stats()).connections.length, 1, 'one connection to start with');
   await backend.resetStats();
@@ -90,7 +90,7 @@ t.test('a key at #1-4 grows to 4 connections under load, never over the cap, and
 t.test('growth adds capacity, not share: a grown key (#1-4) and a plain one (#1) still split calls 1:1', async (t) => {
   const a = await startBackend(t, { name: 'a', maxConcurrentStreams: 2, delayMillis: 20 });
   const b = await startBackend(t, { name: 'b', delayMillis: 20 });
-  const echo = client(t, `pass:///${a.address}#1-4,${b.address}#1`, { maxCallsPerAnchor: 2, extraAnchorIdleMillis: 60_000 });
+  const echo = client(t, `pass:///${a.address}#1-4,${b.address}#1`, { maxStreamsPerAnchor: 2, extraAnchorIdleMillis: 60_000 });
   await callEcho(echo);
   await Promise.all(Array.from({ length: 12 }, () => callEcho(echo, 5000)));
   await waitFor(async () => (await a.stats()).connections.length > 1, { what: 'a grew' });
@@ -102,32 +102,32 @@ t.test('growth adds capacity, not share: a grown key (#1-4) and a plain one (#1)
 });
 
 t.test('a bad cap is refused where it is given', async (t) => {
-  t.throws(() => registerAnchorpool({ maxCallsPerAnchor: 0 }), ConfigError, 'registerAnchorpool: 0');
-  t.throws(() => registerAnchorpool({ maxCallsPerAnchor: 1, healthCheck: {} }), /at least 2 with healthCheck/, 'registerAnchorpool: 1 with health checks');
+  t.throws(() => registerAnchorpool({ maxStreamsPerAnchor: 0 }), ConfigError, 'registerAnchorpool: 0');
+  t.throws(() => registerAnchorpool({ maxStreamsPerAnchor: 1, healthCheck: {} }), /at least 2 with healthCheck/, 'registerAnchorpool: 1 with health checks');
   t.throws(() => registerAnchorpool({ extraAnchorIdleMillis: -1 }), ConfigError, 'registerAnchorpool: a negative idle time');
   registerAnchorpool({ logger: recorder });
 });
 
-t.test("the policy's own config: maxCallsPerAnchor and extraAnchorIdleMillis, read and refused", async (t) => {
-  const config = AnchoredRoundRobinConfig.createFromJson({ maxCallsPerAnchor: 16, extraAnchorIdleMillis: 500 });
-  t.equal(config.maxCallsPerAnchor, 16);
-  t.equal(config.extraAnchorIdleMillis, 500);
-  t.same(config.toJsonObject(), { anchored_round_robin: { maxCallsPerAnchor: 16, extraAnchorIdleMillis: 500 } }, 'and written back');
+t.test("the policy's own config: maxStreamsPerAnchor and extraAnchorIdleMillis, read and refused", async (t) => {
+  const config = AnchoredRoundRobinConfig.createFromJson({ maxStreamsPerAnchor: 16, extraAnchorIdleMillis: 500 });
+  t.equal(config.options.maxStreamsPerAnchor, 16);
+  t.equal(config.options.extraAnchorIdleMillis, 500);
+  t.same(config.toJsonObject(), { anchored_round_robin: { maxStreamsPerAnchor: 16, extraAnchorIdleMillis: 500 } }, 'and written back');
   const defaults = AnchoredRoundRobinConfig.createFromJson({});
-  t.equal(defaults.maxCallsPerAnchor, undefined, 'default: no cap');
-  t.equal(defaults.extraAnchorIdleMillis, 30_000, 'default idle time: 30 s, as the pool');
+  t.equal(defaults.options.maxStreamsPerAnchor, 100, 'default cap: 100, as the pool');
+  t.equal(defaults.options.extraAnchorIdleMillis, 30_000, 'default idle time: 30 s, as the pool');
   for (const bad of [0, 1.5, '16', -1]) {
-    t.throws(() => AnchoredRoundRobinConfig.createFromJson({ maxCallsPerAnchor: bad }), /maxCallsPerAnchor must be an integer from 1/, `refused: ${JSON.stringify(bad)}`);
+    t.throws(() => AnchoredRoundRobinConfig.createFromJson({ maxStreamsPerAnchor: bad }), { code: 'ANCHORPOOL_CONFIG', message: /anchored_round_robin config: maxStreamsPerAnchor: / }, `refused: ${JSON.stringify(bad)}`);
   }
-  t.throws(() => AnchoredRoundRobinConfig.createFromJson({ maxCallsPerAnchor: 1, healthCheckConfig: { serviceName: '' } }), /maxCallsPerAnchor must be an integer from 2/, 'with health checks the Watch stream takes one of the calls');
-  t.throws(() => AnchoredRoundRobinConfig.createFromJson({ extraAnchorIdleMillis: -5 }), /extraAnchorIdleMillis must be an integer from 0/);
+  t.throws(() => AnchoredRoundRobinConfig.createFromJson({ maxStreamsPerAnchor: 1, healthCheck: { serviceName: '' } }), /maxStreamsPerAnchor: must be at least 2 with healthCheck/, 'with health checks the Watch stream takes one of the calls');
+  t.throws(() => AnchoredRoundRobinConfig.createFromJson({ extraAnchorIdleMillis: -5 }), /extraAnchorIdleMillis: /);
 });
 
 t.test("a bad value in a channel's own config: grpc-js falls back to pick_first, and the policy says why first", async (t) => {
   const backend = await startBackend(t, { name: 'one' });
   warnings.length = 0;
-  const echo = client(t, `pass:///${backend.address}#2`, { maxCallsPerAnchor: 0 });
+  const echo = client(t, `pass:///${backend.address}#2`, { maxStreamsPerAnchor: 0 });
   await callEcho(echo);
-  t.match(warnings, [/maxCallsPerAnchor must be an integer from 1 .*got 0; grpc-js ignores the channel's service config and uses pick_first/], 'one warning naming the field, the value and the consequence');
+  t.match(warnings, [/anchored_round_robin config: maxStreamsPerAnchor: .*; grpc-js ignores the channel's service config and uses pick_first/], 'one warning naming the field, the value and the consequence');
   t.equal((await backend.stats()).connections.length, 1, 'and it is so: one connection where #2 asked for two');
 });

@@ -99,10 +99,10 @@ t.test('a backend without a health service counts as healthy, with one warning f
   t.equal(logger.lines.filter((l) => l.level === 'warn' && l.message.includes(plain.address)).length, 1, 'one warning for its 3 subchannels');
 });
 
-t.test("the policy's own healthCheckConfig names the service (a channel's service config wins)", async (t) => {
+t.test("the policy's own healthCheck names the service (a channel's service config wins)", async (t) => {
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
-  const serviceConfig = { loadBalancingConfig: [{ anchored_round_robin: { healthCheckConfig: { serviceName: 'anchorpool.test.Echo' } } }] };
+  const serviceConfig = { loadBalancingConfig: [{ anchored_round_robin: { healthCheck: { serviceName: 'anchorpool.test.Echo' } } }] };
   const echo = client(t, `pass:///${a.address},${b.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
   await settledOn(echo, 'b', true);
   await b.setHealth('NOT_SERVING'); // the whole server: not the service this channel asks for

@@ -28,7 +28,7 @@ async function scrape(port: number): Promise<Map<string, number>> {
 t.test('the documented series, with the values of a scripted scenario', async (t) => {
   await etcdctl(cluster, 'put', 'metrics/a', `${backend.address}#2`);
   await etcdctl(cluster, 'put', 'metrics/broken', 'not-an-address');
-  const pool = createPool({ target: 'etcd:///metrics/', etcd: { hosts: cluster.hosts, retryMaxMillis: 300 }, logger: silentLogger, maxLeasesPerAnchor: 1 });
+  const pool = createPool({ target: 'etcd:///metrics/', etcd: { hosts: cluster.hosts, retryMaxMillis: 300 }, logger: silentLogger, maxStreamsPerAnchor: 1 });
   t.teardown(() => pool.close());
   const registry = pool.metrics();
   const port = await freePort();

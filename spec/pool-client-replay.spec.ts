@@ -15,7 +15,7 @@ import { MAX_REPLAYS } from '../lib/request-log.js';
 import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
-const settings = { credentials: grpc.credentials.createInsecure(), channelOptions: {}, maxLeases: 100, tag: 'replay-spec' };
+const settings = { credentials: grpc.credentials.createInsecure(), channelOptions: {}, maxStreams: 100, tag: 'replay-spec' };
 
 /** Reports READY without connecting: its calls reach the pick and find no connection. */
 class StaleAnchor extends ChannelAnchor {

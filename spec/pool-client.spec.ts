@@ -70,7 +70,7 @@ t.test('server, client and bidi streams release on end and on error', async (t) 
 });
 
 t.test('cancel releases the lease, whether the call started or was still waiting for one', async (t) => {
-  const pool = await newPool(t, { maxLeasesPerAnchor: 1 });
+  const pool = await newPool(t, { maxStreamsPerAnchor: 1 });
   const echo = pool.client(EchoClient);
   const running = echo.echo(Buffer.from('sleep:2000'), () => undefined);
   const status = statusOf(running);
@@ -93,7 +93,7 @@ t.test('cancel releases the lease, whether the call started or was still waiting
 t.test('a call waiting for a lease honours its deadline, and the cap holds', async (t) => {
   // A backend of its own, so that no call of another test is still running on it.
   const own = await startBackend(t, { name: 'capped' });
-  const pool = await newPool(t, { maxLeasesPerAnchor: 1 }, own.address);
+  const pool = await newPool(t, { maxStreamsPerAnchor: 1 }, own.address);
   const echo = pool.client(EchoClient);
   const held = [await pool.acquire(), await pool.acquire()];
   await t.rejects(callEcho(echo, 200), { code: grpc.status.DEADLINE_EXCEEDED, details: /within/ });
@@ -117,7 +117,7 @@ t.test('after close() calls fail CANCELLED (not UNAVAILABLE, which clients retry
 });
 
 t.test('10,000 mixed calls leave 0 leases held', async (t) => {
-  const pool = await newPool(t, { maxLeasesPerAnchor: 16 });
+  const pool = await newPool(t, { maxStreamsPerAnchor: 16 });
   const echo = pool.client(EchoClient);
   const kinds = ['unary', 'fail', 'server', 'client', 'bidi', 'cancel'] as const;
   let index = 0;
@@ -171,7 +171,7 @@ t.test('10,000 mixed calls leave 0 leases held', async (t) => {
 });
 
 t.test("the stub's own interceptors run on every call, whether it got a lease at once or waited", async (t) => {
-  const pool = await newPool(t, { maxLeasesPerAnchor: 1 });
+  const pool = await newPool(t, { maxStreamsPerAnchor: 1 });
   let intercepted = 0;
   const counting: grpc.Interceptor = (options, nextCall) => {
     intercepted += 1;

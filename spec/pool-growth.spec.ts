@@ -1,5 +1,5 @@
 // Load-driven anchors against a real stream-capped backend: a key at `addr#1-4` with
-// maxLeasesPerAnchor equal to the server's cap opens connections while callers wait and
+// maxStreamsPerAnchor equal to the server's cap opens connections while callers wait and
 // all of its anchors are full, never more than 4, never a call over the cap (counted by
 // the server), and drains back to its one anchor once the load is gone. Growth adds
 // capacity, not share: a grown key still gets the share its N gives it.
@@ -12,7 +12,7 @@ import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 
 t.test('a key at #1-4 grows to 4 connections under load, never over the cap, and drains back', async (t) => {
   const backend = await startBackend(t, { name: 'capped', maxConcurrentStreams: 4, delayMillis: 20 });
-  const pool = createPool({ target: `pass:///${backend.address}#1-4`, logger: silentLogger, maxLeasesPerAnchor: 4, extraAnchorIdleMillis: 300 });
+  const pool = createPool({ target: `pass:///${backend.address}#1-4`, logger: silentLogger, maxStreamsPerAnchor: 4, extraAnchorIdleMillis: 300 });
   t.teardown(() => pool.close());
   const changes: string[] = [];
   pool.on('anchor-extra', (e) => changes.push(`#${e.anchor} ${e.change}`));
@@ -46,7 +46,7 @@ t.test('a key at #1-4 grows to 4 connections under load, never over the cap, and
 t.test("growth adds capacity, not share: a grown key (#1-4) and a plain one (#1) still split calls 1:1", async (t) => {
   const a = await startBackend(t, { name: 'a', maxConcurrentStreams: 2, delayMillis: 20 });
   const b = await startBackend(t, { name: 'b', delayMillis: 20 });
-  const pool = createPool({ target: `pass:///${a.address}#1-4,${b.address}#1`, logger: silentLogger, maxLeasesPerAnchor: 2, extraAnchorIdleMillis: 60_000 });
+  const pool = createPool({ target: `pass:///${a.address}#1-4,${b.address}#1`, logger: silentLogger, maxStreamsPerAnchor: 2, extraAnchorIdleMillis: 60_000 });
   t.teardown(() => pool.close());
   await pool.ready();
   const stub = pool.client(EchoClient);

@@ -133,13 +133,13 @@ t.test('after a restart the anchors wait for the first SERVING of the new connec
   }
 });
 
-t.test('the health stream keeps one slot: maxLeasesPerAnchor 4 gives 3 leases per anchor', async (t) => {
+t.test('the health stream keeps one slot: maxStreamsPerAnchor 4 gives 3 leases per anchor', async (t) => {
   const a = await startBackend(t, { name: 'a' });
-  const pool = newPool(t, { target: `pass:///${a.address}#1`, maxLeasesPerAnchor: 4, failFast: true });
+  const pool = newPool(t, { target: `pass:///${a.address}#1`, maxStreamsPerAnchor: 4, failFast: true });
   await pool.ready();
   const leases = [pool.tryAcquire(), pool.tryAcquire(), pool.tryAcquire()];
   t.ok(leases.every((l) => l !== undefined), '3 leases');
   t.equal(pool.tryAcquire(), undefined, 'not a fourth: the health stream is the fourth stream');
   for (const lease of leases) lease?.release();
-  t.throws(() => createPool({ target: `pass:///${a.address}`, healthCheck: {}, maxLeasesPerAnchor: 1 }), { code: 'ANCHORPOOL_CONFIG', message: /maxLeasesPerAnchor/ }, 'exclusive leases and a health stream do not fit one slot: a clear ConfigError');
+  t.throws(() => createPool({ target: `pass:///${a.address}`, healthCheck: {}, maxStreamsPerAnchor: 1 }), { code: 'ANCHORPOOL_CONFIG', message: /maxStreamsPerAnchor/ }, 'exclusive leases and a health stream do not fit one slot: a clear ConfigError');
 });

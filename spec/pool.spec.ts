@@ -90,7 +90,7 @@ t.test('lease fields, the client cache and `using`', async (t) => {
 
 t.test('the cap: with 2 slots on each of 3 anchors, the 7th acquire waits for a release', async (t) => {
   const backend = await startBackend(t);
-  const pool = newPool(t, { target: `pass:///${backend.address}#3`, maxLeasesPerAnchor: 2 });
+  const pool = newPool(t, { target: `pass:///${backend.address}#3`, maxStreamsPerAnchor: 2 });
   await pool.ready();
   await waitFor(() => pool.stats().anchors.byState.READY === 3, { what: 'all anchors READY' });
   const held = await Promise.all(Array.from({ length: 6 }, () => pool.acquire()));
@@ -116,7 +116,7 @@ t.test('the cap: with 2 slots on each of 3 anchors, the 7th acquire waits for a 
 
 t.test('waiting: timeout, abort, priority, failFast and maxWaitingClients', async (t) => {
   const backend = await startBackend(t);
-  const pool = newPool(t, { target: `pass:///${backend.address}#1`, maxLeasesPerAnchor: 1, maxWaitingClients: 3 });
+  const pool = newPool(t, { target: `pass:///${backend.address}#1`, maxStreamsPerAnchor: 1, maxWaitingClients: 3 });
   await pool.ready();
   const only = await pool.acquire();
 
@@ -141,7 +141,7 @@ t.test('waiting: timeout, abort, priority, failFast and maxWaitingClients', asyn
   (await low).release();
   t.same(order, ['high', 'mid', 'low'], 'waiters are served by priority');
 
-  const strict = newPool(t, { target: `pass:///${backend.address}#1`, maxLeasesPerAnchor: 1, failFast: true });
+  const strict = newPool(t, { target: `pass:///${backend.address}#1`, maxStreamsPerAnchor: 1, failFast: true });
   await strict.ready();
   const held = await strict.acquire();
   await t.rejects(strict.acquire(), { code: 'ANCHORPOOL_NO_ANCHOR_AVAILABLE', message: /failFast/ });
@@ -189,7 +189,7 @@ t.test('a lease released while close() drains lets close() finish early', async 
 
 t.test('invalid pool options throw ConfigError naming each problem', async (t) => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ target: 'pass:///h:1', maxLeasesPerAnchor: 0 }, /maxLeasesPerAnchor/],
+    [{ target: 'pass:///h:1', maxStreamsPerAnchor: 0 }, /maxStreamsPerAnchor/],
     [{ target: 'pass:///h:1', credentials: {} }, /credentials: must be grpc\.ChannelCredentials/],
     [{ target: 'pass:///h:1', failFast: 'yes' }, /failFast/],
     [{ target: 'pass:///h:1', acquireTimeoutMillis: -5, drainTimeoutMillis: 1.5 }, /acquireTimeoutMillis.*drainTimeoutMillis/],
@@ -236,7 +236,7 @@ t.test('a killed backend gets no lease once grpc-js reports it; leases come back
 
 t.test('close() under load: waiters rejected, leases drained, every connection closed', async (t) => {
   const backend = await startBackend(t, { delayMillis: 20 });
-  const pool = newPool(t, { target: `pass:///${backend.address}#2`, maxLeasesPerAnchor: 4, drainTimeoutMillis: 2000 });
+  const pool = newPool(t, { target: `pass:///${backend.address}#2`, maxStreamsPerAnchor: 4, drainTimeoutMillis: 2000 });
   await pool.ready();
   let running = true;
   const failures: string[] = [];

@@ -33,9 +33,8 @@ export class SubchannelAnchor extends Anchor {
   };
 
   /**
-   * `maxCalls`: the calls it carries at once (maxCallsPerAnchor; with health checks, the
-   * Watch stream is one of them); Infinity leaves the cap to the server (grpc-js queues
-   * streams beyond the server's limit on the connection).
+   * `maxStreams`: the calls it carries at once (maxStreamsPerAnchor; with health checks,
+   * the Watch stream is one of them).
    */
   constructor(
     spec: AnchorSpec,
@@ -43,12 +42,12 @@ export class SubchannelAnchor extends Anchor {
     address: SubchannelAddress,
     options: ChannelOptions,
     listener: AnchorListener,
-    maxCalls: number,
+    maxStreams: number,
     healthCheck?: SubchannelHealthCheck,
     /** Called when a parent policy holds it out of rotation or lets it back (after the change). */
     heldOutChanged?: (anchor: SubchannelAnchor) => void,
   ) {
-    super(spec, maxCalls, listener, healthCheck !== undefined);
+    super(spec, maxStreams, listener, healthCheck !== undefined);
     // A refresh's replacement (generation > 0) needs a subchannel of its own, not the pooled one of its slot.
     this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: anchorArg(spec) });
     this.subchannel.ref();

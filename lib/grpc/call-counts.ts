@@ -1,6 +1,6 @@
 /**
  * The native policy's record of where its calls run: calls in flight per anchor (for
- * least-loaded picks and the maxCallsPerAnchor cap) and each call's outcome (for outlier
+ * least-loaded picks and the maxStreamsPerAnchor cap) and each call's outcome (for outlier
  * ejection). It is the CallPlacement its replaying calls report to.
  *
  * A call counts from its pick, not from its stream's start: when a picker arrives grpc-js
@@ -16,8 +16,6 @@ import type { Anchor } from '../anchor.js';
 import type { CallPlacement, PlacedAnchor } from './refused-stream-replay.js';
 
 export interface CallCountSettings<A> {
-  /** Count calls in flight on their anchors (least-loaded picks, a call cap). */
-  readonly count: boolean;
   /** Where outcomes go (outlier ejection), if anywhere. */
   readonly outcome?: (anchor: A, code: Status) => void;
   /** Another anchor for a refused stream (CallPlacement.another). */
@@ -35,20 +33,14 @@ export class CallCounts<A extends Anchor & PlacedAnchor> implements CallPlacemen
     this.#settings = settings;
   }
 
-  get counting(): boolean {
-    return this.#settings.count;
-  }
-
   /** A pick chose the anchor: the call counts on it from now on. */
   picked(anchor: A): void {
-    if (!this.#settings.count) return;
     anchor.take();
     this.#picked.set(anchor, (this.#picked.get(anchor) ?? 0) + 1);
     this.#sweep ??= setImmediate(() => this.#giveBackUnstarted());
   }
 
   started(anchor: A): void {
-    if (!this.#settings.count) return;
     const picked = this.#picked.get(anchor) ?? 0;
     if (picked > 1) this.#picked.set(anchor, picked - 1);
     else if (picked === 1) this.#picked.delete(anchor);
@@ -56,15 +48,13 @@ export class CallCounts<A extends Anchor & PlacedAnchor> implements CallPlacemen
   }
 
   ended(anchor: A, code: Status): void {
-    if (this.#settings.count) anchor.give();
+    anchor.give();
     this.#settings.outcome?.(anchor, code);
   }
 
   moved(from: A, to: A): void {
-    if (this.#settings.count) {
-      from.give();
-      to.take();
-    }
+    from.give();
+    to.take();
     this.#settings.moved?.(from, to);
   }
 

@@ -15,7 +15,9 @@ import type { AnchorHealth, AnchorState } from '../anchor.js';
 import { AnchorSet } from '../anchor-set.js';
 import type { DesiredEntry } from '../reconcile.js';
 import { SubchannelAnchor, type SubchannelHealthCheck } from './anchor-subchannel.js';
-import type { OutlierDetectionOptions } from '../pool-config.js';
+import type { OutlierDetectionOptions, PickMode, ResolvedAnchorOptions } from '../anchor-options.js';
+import { warnOncePerAddress } from '../health-watch.js';
+import type { Logger } from '../logger.js';
 import { OutlierEjection } from '../outlier-ejection.js';
 import {
   PickResultType,
@@ -31,18 +33,13 @@ import {
   type SubchannelAddress,
   type TypedLoadBalancingConfig,
 } from './experimental.js';
-import { AnchoredRoundRobinConfig } from './policy-config.js';
+import { AnchoredRoundRobinConfig, POLICY_NAME, parsePolicyOptions } from './policy-config.js';
 import { ReplayingSubchannel } from './refused-stream-replay.js';
 import { CallCounts } from './call-counts.js';
-import { ENTRIES_ATTRIBUTE, POLICY_NAME, resolverLogger, type ResolvedEntry } from './resolver.js';
+import { CHANNEL_ATTRIBUTE, ENTRIES_ATTRIBUTE, type ChannelContext, type ResolvedEntry } from './resolver.js';
 
 /** How long a key's other connections are held out after one of them went away. */
 const SIBLING_PAUSE_MILLIS = 250;
-
-/** Backoff of a failed health stream in the policy (the pool's defaults). */
-const HEALTH_RETRY = { retryInitialMillis: 100, retryMaxMillis: 5000 };
-/** Addresses already warned about having no health service, per process (grpc-js creates policies per channel). */
-const warnedNoHealthService = new Set<string>();
 
 const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
 /** Holds every pick for a moment (see #settle). */
@@ -60,7 +57,7 @@ class AnchoredPicker implements Picker {
     private readonly anchors: AnchorSet<SubchannelAnchor>,
     private readonly viewOf: (anchor: SubchannelAnchor) => ReplayingSubchannel<SubchannelAnchor>,
     private readonly counts: CallCounts<SubchannelAnchor>,
-    /** Every anchor that could take the call is at maxCallsPerAnchor: the call waits. */
+    /** Every anchor that could take the call is at maxStreamsPerAnchor: the call waits. */
     private readonly full: () => void,
   ) {}
   pick(): PickResult {
@@ -93,13 +90,6 @@ function entriesFromEndpoints(endpoints: readonly Endpoint[]): ResolvedEntry[] {
 
 const log = (text: string): void => trace(POLICY_NAME, text);
 
-function noHealthService(anchor: SubchannelAnchor, detail: string): void {
-  if (warnedNoHealthService.has(anchor.address)) return;
-  warnedNoHealthService.add(anchor.address);
-  log(`${anchor.address} has no grpc.health.v1 service: its anchors count as healthy`);
-  resolverLogger()?.warn({ address: anchor.address, detail }, `${anchor.address} has no grpc.health.v1 service (UNIMPLEMENTED): its anchors count as healthy`);
-}
-
 export class AnchoredRoundRobin implements LoadBalancer {
   readonly #helper: ChannelControlHelper;
   readonly #anchors: AnchorSet<SubchannelAnchor>;
@@ -123,10 +113,14 @@ export class AnchoredRoundRobin implements LoadBalancer {
    */
   readonly #failing = new Set<SubchannelAnchor>();
   #outliers: { ejection: OutlierEjection<SubchannelAnchor>; settings: string } | undefined;
-  /** Least-loaded picks: calls in flight are counted on their anchor (call-counts.ts). */
-  #leastLoaded = false;
-  /** The call cap of new anchors (maxCallsPerAnchor); undefined: none. Calls are counted while set. */
-  #maxCalls: number | undefined;
+  /** The pick mode the views were made for. */
+  #pick: PickMode | undefined;
+  /** The stream cap of new anchors (maxStreamsPerAnchor). */
+  #maxStreams = 0;
+  /** The channel's logger and own service config, from the resolver (CHANNEL_ATTRIBUTE). */
+  #channel: ChannelContext | undefined;
+  /** Warns once per address and channel about a backend without a health service. */
+  readonly #noHealthService = warnOncePerAddress(() => this.#channel?.logger);
   /** A pick found every anchor at its cap: the next anchor that frees a place lets the queued calls pick again. */
   #waitingForRoom = false;
   #roomScheduled = false;
@@ -149,7 +143,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#helper = helper;
     this.#anchors = new AnchorSet<SubchannelAnchor>(
       (spec, listener) =>
-        new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#maxCalls ?? Infinity, this.#health, (anchor) => {
+        new SubchannelAnchor(spec, helper, this.#addresses.get(spec.key)!, this.#options, listener, this.#maxStreams, this.#health, (anchor) => {
           // A parent policy (grpc-js outlier_detection) ejected or returned it: the channel's state follows.
           log(`${anchor.key}#${anchor.index} (${anchor.address}): ${anchor.eligible ? 'returned' : 'held out'} by a parent policy`);
           if (!anchor.draining && !this.#applying) this.#update();
@@ -164,7 +158,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
         closed: () => undefined,
         extra: (anchor, change) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): extra anchor ${change} (${this.#anchors.extraCounts().open} open)`);
-          resolverLogger()?.info({ key: anchor.key, index: anchor.index, address: anchor.address, change }, `anchored_round_robin: extra anchor ${change} for ${anchor.key}`);
+          this.#logger()?.info({ key: anchor.key, index: anchor.index, address: anchor.address, change }, `anchored_round_robin: extra anchor ${change} for ${anchor.key}`);
         },
       },
       // Nothing to wait for: calls in flight keep their own reference to the subchannel.
@@ -174,17 +168,19 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   updateAddressList(endpointList: StatusOr<Endpoint[]>, config: TypedLoadBalancingConfig, options: ChannelOptions): boolean {
     if (!(config instanceof AnchoredRoundRobinConfig)) return false;
+    this.#channel = options[CHANNEL_ATTRIBUTE] as ChannelContext | undefined;
+    const settings = this.#withChannelHealthCheck(config);
     // New anchors get the current health settings; existing ones keep theirs until replaced.
-    this.#health = config.healthServiceName === undefined ? undefined : { serviceName: config.healthServiceName, ...HEALTH_RETRY, unimplemented: noHealthService };
-    this.#configureOutliers(config.outlierDetection);
-    this.#maxAgeMillis = config.anchorMaxAgeMillis;
-    this.#anchors.setExtraIdleMillis(config.extraAnchorIdleMillis);
-    const leastLoaded = config.pick === 'least-loaded';
-    if (this.#leastLoaded !== leastLoaded || this.#maxCalls !== config.maxCallsPerAnchor) {
+    const health = settings.healthCheck;
+    this.#health = health === undefined ? undefined : { ...health, unimplemented: (anchor, detail) => this.#unimplemented(anchor, detail) };
+    this.#configureOutliers(settings.outlierDetection);
+    this.#maxAgeMillis = settings.anchorMaxAgeMillis;
+    this.#anchors.setExtraIdleMillis(settings.extraAnchorIdleMillis);
+    if (this.#pick !== settings.pick || this.#maxStreams !== settings.maxStreamsPerAnchor) {
       // Anchors made from now on get the new cap; the ones there keep theirs until replaced.
-      this.#leastLoaded = leastLoaded;
-      this.#maxCalls = config.maxCallsPerAnchor;
-      this.#anchors.setPickMode(config.pick);
+      this.#pick = settings.pick;
+      this.#maxStreams = settings.maxStreamsPerAnchor;
+      this.#anchors.setPickMode(settings.pick);
       this.#newViews();
     }
     const attribute = options[ENTRIES_ATTRIBUTE] as ResolvedEntry[] | undefined;
@@ -215,6 +211,30 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   getTypeName(): string {
     return POLICY_NAME;
+  }
+
+  /**
+   * The policy's options, with the health check of a top-level `healthCheckConfig` in the
+   * channel's own service config when the policy's config names none (the policy's wins).
+   */
+  #withChannelHealthCheck(config: AnchoredRoundRobinConfig): ResolvedAnchorOptions {
+    const fromServiceConfig = this.#channel?.serviceConfigHealthCheck;
+    if (config.options.healthCheck !== undefined || fromServiceConfig === undefined) return config.options;
+    try {
+      return parsePolicyOptions({ ...config.given, healthCheck: fromServiceConfig });
+    } catch (error) {
+      this.#logger()?.warn({ healthCheckConfig: fromServiceConfig }, `${(error as Error).message}; the service config's healthCheckConfig is not used`);
+      return config.options;
+    }
+  }
+
+  #unimplemented(anchor: SubchannelAnchor, detail: string): void {
+    log(`${anchor.address} has no grpc.health.v1 service: its anchors count as healthy`);
+    this.#noHealthService(anchor, detail);
+  }
+
+  #logger(): Logger | undefined {
+    return this.#channel?.logger;
   }
 
   #apply(entries: readonly ResolvedEntry[], options: ChannelOptions): void {
@@ -295,8 +315,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#report(State.READY, this.#picker(), null);
       return;
     }
-    // Every READY anchor is at its call cap: still READY, and calls wait for a place.
-    if (this.#maxCalls !== undefined && this.#fullAnchors() > 0) {
+    // Every READY anchor is at its stream cap: still READY, and calls wait for a place.
+    if (this.#fullAnchors() > 0) {
       this.#report(State.READY, this.#picker(), null);
       return;
     }
@@ -359,7 +379,6 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #newCounts(): CallCounts<SubchannelAnchor> {
     const ejection = this.#outliers?.ejection;
     return new CallCounts<SubchannelAnchor>({
-      count: this.#leastLoaded || this.#maxCalls !== undefined,
       ...(ejection !== undefined && { outcome: (anchor, code) => ejection.record(anchor, code) }),
       moved: (from, to) => log(`${from.key}#${from.index} refused a stream: it runs again on ${to.key}#${to.index}`),
       // Two picks at most: the schedule's next anchor may be the refused one, if it is still READY.
@@ -373,7 +392,6 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   #picker(): AnchoredPicker {
     return new AnchoredPicker(this.#anchors, this.#viewOf, this.#counts, () => {
-      if (this.#maxCalls === undefined) return;
       // A key that may grow (maxAnchors) and whose anchors are all full opens one more.
       this.#waitingForRoom = true;
       this.#anchors.starved();

@@ -3,7 +3,9 @@
  * the lease pool. Each endpoint entry is reported as N endpoints (one per anchor), and
  * the entries themselves travel in an attribute that the anchored_round_robin policy
  * reads; the attribute's key is one grpc-js strips from subchannel args.
- * Channels with the same target share one source (one etcd watch), reference-counted.
+ * Each channel keeps the registerAnchorpool() settings in force when it was made;
+ * channels with the same target and equal settings share one source (one etcd watch),
+ * reference-counted.
  * Contract kept, as grpc-js asks: the listener is never called synchronously from the
  * constructor or updateResolution(); after destroy() nothing is reported until the next
  * updateResolution(), which starts over (grpc-js destroys resolvers of idle channels).
@@ -11,9 +13,11 @@
 import { status as Status, Metadata } from '@grpc/grpc-js';
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { parseAddress } from '../address.js';
-import type { EtcdOptions, SourceOptions } from '../config.js';
+import type { AnchorOptions } from '../anchor-options.js';
+import type { SourceOptions } from '../config.js';
 import { createSource } from '../create-source.js';
 import type { Logger } from '../logger.js';
+import { optionsKey } from '../options-key.js';
 import type { EndpointSource } from '../source.js';
 import {
   SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX,
@@ -26,10 +30,12 @@ import {
   type ServiceConfig,
   type SubchannelAddress,
 } from './experimental.js';
+import { POLICY_NAME, parsePolicyOptions } from './policy-config.js';
 
-export const POLICY_NAME = 'anchored_round_robin';
 /** Attribute carrying the entries to the policy; the prefix keeps it out of subchannel args. */
 export const ENTRIES_ATTRIBUTE = `${SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.anchorpool.entries`;
+/** Attribute carrying the channel's settings (ChannelContext) to the policy. */
+export const CHANNEL_ATTRIBUTE = `${SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.anchorpool.channel`;
 
 export interface ResolvedEntry {
   readonly key: string;
@@ -42,55 +48,58 @@ export interface ResolvedEntry {
   readonly address: SubchannelAddress;
 }
 
-export interface ResolverSettings {
-  readonly etcd?: EtcdOptions;
-  readonly defaultAnchors?: number;
-  readonly maxAnchorsPerKey?: number;
-  readonly logger?: Logger;
+/**
+ * What registerAnchorpool() was given, as one immutable value. A channel captures the
+ * value in force when its resolver is made and keeps it for its whole life; a later
+ * registerAnchorpool() changes only channels made after it.
+ */
+export interface ChannelSettings {
+  /** What to discover with: etcd, defaultAnchors, maxAnchorsPerKey, logger (the target adds its prefix). */
+  readonly source: Omit<SourceOptions, 'target'>;
   /** How long the first resolution may wait for etcd before reporting UNAVAILABLE. */
   readonly readyTimeoutMillis: number;
-  /** The default policy config's health checks (the resolver's service config carries them to the policy). */
-  readonly healthCheck?: { readonly serviceName: string };
-  /** The default policy config's outlier ejection (validated options with their defaults). */
-  readonly outlierDetection?: object;
-  readonly anchorMaxAgeMillis?: number;
-  readonly pick?: 'round-robin' | 'least-loaded';
-  readonly maxCallsPerAnchor?: number;
-  readonly extraAnchorIdleMillis?: number;
+  readonly logger: Logger | undefined;
+  /** The anchor options as given, for the policy config of channels without their own service config. */
+  readonly anchorOptions: AnchorOptions;
 }
 
-let settings: ResolverSettings = { readyTimeoutMillis: 10_000 };
-
-export function configureResolvers(next: ResolverSettings): void {
-  settings = next;
+/** What the policy learns of its channel through CHANNEL_ATTRIBUTE. */
+export interface ChannelContext {
+  readonly logger: Logger | undefined;
+  /** The health check named by a top-level `healthCheckConfig` in the channel's own service config. */
+  readonly serviceConfigHealthCheck: { readonly serviceName: string } | undefined;
 }
 
-/** The logger registerAnchorpool() was given, for the policy's warnings. */
-export function resolverLogger(): Logger | undefined {
-  return settings.logger;
+let registered: ChannelSettings = { source: {}, readyTimeoutMillis: 10_000, logger: undefined, anchorOptions: {} };
+
+export function setChannelSettings(next: ChannelSettings): void {
+  registered = next;
 }
 
 // ── shared sources ─────────────────────────────────────────────────────────
 
+/** Sources by target and settings: channels share one etcd watch only when both are equal. */
 const shared = new Map<string, { source: EndpointSource; refs: number }>();
 
 function targetString(target: GrpcUri): string {
   return `${target.scheme}://${target.authority ?? ''}/${target.path}`;
 }
 
-function acquireSource(target: GrpcUri): EndpointSource {
-  const id = targetString(target);
+function sourceId(target: GrpcUri, settings: ChannelSettings): string {
+  return `${targetString(target)} ${optionsKey(settings.source)}`;
+}
+
+function acquireSource(target: GrpcUri, settings: ChannelSettings): EndpointSource {
+  const id = sourceId(target, settings);
   let entry = shared.get(id);
   if (entry === undefined) {
-    const options: SourceOptions = { target: id };
+    const { etcd: registeredEtcd, ...rest } = settings.source;
+    const options: SourceOptions = { ...rest, target: targetString(target) };
     if (target.scheme === 'etcd') {
       // Hosts in the target's authority win over the registered ones.
-      const { hosts, ...etcd } = settings.etcd ?? {};
+      const { hosts, ...etcd } = registeredEtcd ?? {};
       options.etcd = target.authority || hosts === undefined ? etcd : { ...etcd, hosts };
     }
-    if (settings.defaultAnchors !== undefined) options.defaultAnchors = settings.defaultAnchors;
-    if (settings.maxAnchorsPerKey !== undefined) options.maxAnchorsPerKey = settings.maxAnchorsPerKey;
-    if (settings.logger !== undefined) options.logger = settings.logger;
     entry = { source: createSource(options), refs: 0 };
     shared.set(id, entry);
     entry.source.start();
@@ -99,8 +108,8 @@ function acquireSource(target: GrpcUri): EndpointSource {
   return entry.source;
 }
 
-function releaseSource(target: GrpcUri): void {
-  const id = targetString(target);
+function releaseSource(target: GrpcUri, settings: ChannelSettings): void {
+  const id = sourceId(target, settings);
   const entry = shared.get(id);
   if (entry === undefined) return;
   entry.refs -= 1;
@@ -119,23 +128,45 @@ export function toSubchannelAddress(addr: string): SubchannelAddress {
   return value.kind === 'unix' ? { path: value.path } : { host: value.host, port: value.port };
 }
 
-/** The service config the resolver returns: anchored_round_robin, with the registered health checks and outlier ejection. */
-function anchoredServiceConfig(): ServiceConfig {
-  const policy = {
-    ...(settings.healthCheck !== undefined && { healthCheckConfig: { serviceName: settings.healthCheck.serviceName } }),
-    ...(settings.outlierDetection !== undefined && { outlierDetection: settings.outlierDetection }),
-    ...(settings.anchorMaxAgeMillis !== undefined && { anchorMaxAgeMillis: settings.anchorMaxAgeMillis }),
-    ...(settings.pick !== undefined && { pick: settings.pick }),
-    ...(settings.maxCallsPerAnchor !== undefined && { maxCallsPerAnchor: settings.maxCallsPerAnchor }),
-    ...(settings.extraAnchorIdleMillis !== undefined && { extraAnchorIdleMillis: settings.extraAnchorIdleMillis }),
-  };
-  return { loadBalancingConfig: [{ [POLICY_NAME]: policy }], methodConfig: [] };
+/** The service config the resolver returns to channels without their own: anchored_round_robin with the registered options. */
+function anchoredServiceConfig(settings: ChannelSettings): ServiceConfig {
+  return { loadBalancingConfig: [{ [POLICY_NAME]: settings.anchorOptions }], methodConfig: [] };
+}
+
+/**
+ * What the policy needs from the channel's own service config: the health check of a
+ * top-level `healthCheckConfig` (where gRPC's service-config documentation puts it; grpc-js
+ * drops the field, so the policy would never see it). A bad anchored_round_robin entry is
+ * warned about here, with the channel's logger: grpc-js would silently use pick_first.
+ */
+function readOwnServiceConfig(text: unknown, logger: Logger | undefined): ChannelContext['serviceConfigHealthCheck'] {
+  if (typeof text !== 'string') return undefined;
+  let config: { healthCheckConfig?: { serviceName?: unknown }; loadBalancingConfig?: unknown };
+  try {
+    config = JSON.parse(text) as typeof config;
+  } catch {
+    return undefined; // grpc-js reports an unparsable service config itself
+  }
+  const policies = Array.isArray(config.loadBalancingConfig) ? (config.loadBalancingConfig as Record<string, unknown>[]) : [];
+  for (const entry of policies) {
+    if (entry === null || typeof entry !== 'object' || !(POLICY_NAME in entry)) continue;
+    try {
+      parsePolicyOptions(entry[POLICY_NAME]);
+    } catch (error) {
+      logger?.warn({ config: entry[POLICY_NAME] }, `${(error as Error).message}; grpc-js ignores the channel's service config and uses pick_first`);
+    }
+  }
+  const serviceName = config.healthCheckConfig?.serviceName;
+  if (config.healthCheckConfig === undefined || config.healthCheckConfig === null) return undefined;
+  return { serviceName: typeof serviceName === 'string' ? serviceName : '' };
 }
 
 export class AnchorResolver implements Resolver {
   readonly #target: GrpcUri;
   readonly #listener: ResolverListener;
   readonly #serviceConfig: ReturnType<typeof statusOrFromValue<ServiceConfig>> | null;
+  readonly #settings = registered;
+  readonly #attributes: { [CHANNEL_ATTRIBUTE]: ChannelContext };
   #source: EndpointSource | undefined;
   #scheduled: NodeJS.Immediate | undefined;
   #waitingForReady = false;
@@ -146,12 +177,17 @@ export class AnchorResolver implements Resolver {
     this.#listener = listener;
     // anchored_round_robin is the default for these schemes; a service config the user set wins.
     const userChoosesPolicy = channelOptions['grpc.service_config'] !== undefined || channelOptions['grpc.service_config_disable_resolution'] === 1;
-    this.#serviceConfig = userChoosesPolicy ? null : statusOrFromValue(anchoredServiceConfig());
+    this.#serviceConfig = userChoosesPolicy ? null : statusOrFromValue(anchoredServiceConfig(this.#settings));
+    const context: ChannelContext = {
+      logger: this.#settings.logger,
+      serviceConfigHealthCheck: readOwnServiceConfig(channelOptions['grpc.service_config'], this.#settings.logger),
+    };
+    this.#attributes = { [CHANNEL_ATTRIBUTE]: context };
   }
 
   updateResolution(): void {
     if (this.#source === undefined) {
-      this.#source = acquireSource(this.#target);
+      this.#source = acquireSource(this.#target, this.#settings);
       this.#source.on('change', this.#onChange);
     }
     const source = this.#source;
@@ -161,7 +197,7 @@ export class AnchorResolver implements Resolver {
     }
     if (this.#waitingForReady) return;
     this.#waitingForReady = true;
-    source.ready({ timeoutMillis: settings.readyTimeoutMillis }).then(
+    source.ready({ timeoutMillis: this.#settings.readyTimeoutMillis }).then(
       () => {
         this.#waitingForReady = false;
         this.#schedule();
@@ -171,7 +207,7 @@ export class AnchorResolver implements Resolver {
         if (this.#source !== source) return; // destroyed meanwhile
         this.#listener(
           statusOrFromError({ code: Status.UNAVAILABLE, details: `anchorpool: ${error.message}`, metadata: new Metadata() }),
-          {},
+          this.#attributes,
           null,
           error.message,
         );
@@ -185,7 +221,7 @@ export class AnchorResolver implements Resolver {
     if (this.#source === undefined) return;
     this.#source.off('change', this.#onChange);
     this.#source = undefined;
-    releaseSource(this.#target);
+    releaseSource(this.#target, this.#settings);
   }
 
   #schedule(): void {
@@ -207,7 +243,7 @@ export class AnchorResolver implements Resolver {
       ...(e.maxAgeSeconds !== undefined && { maxAgeSeconds: e.maxAgeSeconds }),
       address: toSubchannelAddress(e.addr),
     }));
-    const attributes = { [ENTRIES_ATTRIBUTE]: entries };
+    const attributes = { ...this.#attributes, [ENTRIES_ATTRIBUTE]: entries };
     if (entries.length === 0) {
       const details = `anchorpool: no valid endpoints under ${targetString(this.#target)}${invalid.size > 0 ? ` (${invalid.size} invalid)` : ''}`;
       this.#listener(statusOrFromError({ code: Status.UNAVAILABLE, details, metadata: new Metadata() }), attributes, this.#serviceConfig, details);

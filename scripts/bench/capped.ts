@@ -9,7 +9,7 @@
 //   anchorpool-grow a lease pool on a key at anchors 1, maxAnchors 8 (`addr#1-8`): it opens
 //                   connections as callers wait and all are full; nobody chose N = 4
 //   etcd-arr-grow   a plain grpc-js client on the same `addr#1-8` through anchored_round_robin
-//                   with maxCallsPerAnchor 16: the native policy's growth (against a backend
+//                   with maxStreamsPerAnchor 16: the native policy's growth (against a backend
 //                   process of its own, alike, so the server counts its connections alone)
 //   grpc-gcp        the npm grpc-gcp channel pool, at most 4 channels
 // The backend runs in a child process and counts, per connection (the client's ip:port),
@@ -61,7 +61,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
 
     const pool = createPool({
       target: `pass:///${backend.address}#${ANCHORS}`,
-      maxLeasesPerAnchor: MAX_STREAMS,
+      maxStreamsPerAnchor: MAX_STREAMS,
       acquireTimeoutMillis: 30_000,
       logger: silentLogger,
     });
@@ -70,7 +70,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
 
     const checked = createPool({
       target: `pass:///${backend.address}#${ANCHORS}`,
-      maxLeasesPerAnchor: MAX_STREAMS,
+      maxStreamsPerAnchor: MAX_STREAMS,
       acquireTimeoutMillis: 30_000,
       healthCheck: {},
       logger: silentLogger,
@@ -80,7 +80,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
 
     const grow = createPool({
       target: `pass:///${backend.address}#1-${GROW_MAX}`,
-      maxLeasesPerAnchor: MAX_STREAMS,
+      maxStreamsPerAnchor: MAX_STREAMS,
       acquireTimeoutMillis: 30_000,
       extraAnchorIdleMillis: growIdleMillis,
       logger: silentLogger,
@@ -90,7 +90,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
 
     registerAnchorpool({ logger: silentLogger });
     const nativeGrow = new EchoClient(`pass:///${nativeBackend.address}#1-${GROW_MAX}`, insecure, {
-      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { maxCallsPerAnchor: MAX_STREAMS, extraAnchorIdleMillis: growIdleMillis } }] }),
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { maxStreamsPerAnchor: MAX_STREAMS, extraAnchorIdleMillis: growIdleMillis } }] }),
     });
     closers.push(() => nativeGrow.close());
 
@@ -199,7 +199,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         anchors: ANCHORS,
         growAnchors: `1-${GROW_MAX}`,
         growIdleMillis,
-        maxLeasesPerAnchor: MAX_STREAMS,
+        maxStreamsPerAnchor: MAX_STREAMS,
         acquireTimeoutMillis: 30_000,
         gcpMaxSize: GCP_MAX_CHANNELS,
         gcpMaxConcurrentStreamsLowWatermark: GCP_LOW_WATERMARK,
@@ -257,7 +257,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         {
           label: 'etcd-arr-grow: 0 calls over the cap',
           pass: nativePeak <= MAX_STREAMS,
-          detail: `at most ${nativePeak} calls at once on one connection at the server (cap ${MAX_STREAMS}; maxCallsPerAnchor ${MAX_STREAMS})`,
+          detail: `at most ${nativePeak} calls at once on one connection at the server (cap ${MAX_STREAMS}; maxStreamsPerAnchor ${MAX_STREAMS})`,
         },
         {
           label: 'etcd-arr-grow: extra anchors drained again after the load stopped',

@@ -9,7 +9,7 @@ import { createPool, silentLogger } from '../../lib/index.js';
 const [hosts, prefix, leaderCheck] = process.argv.slice(2) as [string, string, string | undefined];
 const send = (message: object): void => void process.send?.(message);
 
-const pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: hosts.split(','), ...(leaderCheck === undefined ? {} : { leaderCheckMillis: Number(leaderCheck) }) }, logger: silentLogger, maxLeasesPerAnchor: 1000 });
+const pool = createPool({ target: `etcd:///${prefix}`, etcd: { hosts: hosts.split(','), ...(leaderCheck === undefined ? {} : { leaderCheckMillis: Number(leaderCheck) }) }, logger: silentLogger, maxStreamsPerAnchor: 1000 });
 /** Keys whose first lease was reported (the seed key never is). */
 const reported = new Set<string>([`${prefix}seed`]);
 const now = (): number => performance.timeOrigin + performance.now();

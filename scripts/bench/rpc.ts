@@ -52,7 +52,7 @@ export const rpcScenario: Scenario = {
       const rawCall = () => callEcho(raw[next++ % ANCHORS]!);
       await track('raw', rawCall);
 
-      const pool = createPool({ target: 'etcd:///bench/rpc/', etcd: { hosts: cluster.hosts }, logger: silentLogger, maxLeasesPerAnchor: 1000, acquireTimeoutMillis: 30_000 });
+      const pool = createPool({ target: 'etcd:///bench/rpc/', etcd: { hosts: cluster.hosts }, logger: silentLogger, maxStreamsPerAnchor: 1000, acquireTimeoutMillis: 30_000 });
       closers.push(() => pool.close());
       await pool.ready();
       while (pool.stats().anchors.byState.READY < ANCHORS) await new Promise((r) => setTimeout(r, 20));
@@ -61,7 +61,7 @@ export const rpcScenario: Scenario = {
       const stub = pool.client(EchoClient);
       const clientCall = () => callEcho(stub);
 
-      const checked = createPool({ target: 'etcd:///bench/rpc/', etcd: { hosts: cluster.hosts }, logger: silentLogger, maxLeasesPerAnchor: 1000, acquireTimeoutMillis: 30_000, healthCheck: {} });
+      const checked = createPool({ target: 'etcd:///bench/rpc/', etcd: { hosts: cluster.hosts }, logger: silentLogger, maxStreamsPerAnchor: 1000, acquireTimeoutMillis: 30_000, healthCheck: {} });
       closers.push(() => checked.close());
       await checked.ready();
       while (checked.stats().anchors.eligible < ANCHORS) await new Promise((r) => setTimeout(r, 20));
@@ -74,7 +74,7 @@ export const rpcScenario: Scenario = {
       const anchoredCall = () => callEcho(anchored);
       await track('etcd-arr', anchoredCall);
       const anchoredChecked = new EchoClient('etcd:///bench/rpc/', insecure, {
-        'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { healthCheckConfig: { serviceName: '' } } }] }),
+        'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { healthCheck: { serviceName: '' } } }] }),
         // Its own subchannels (and so its own 4 connections with a Watch each), not etcd-arr's.
         'grpc.use_local_subchannel_pool': 1,
       });

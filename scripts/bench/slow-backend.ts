@@ -38,8 +38,8 @@ export const slowBackendScenario: Scenario = {
       await Promise.all(backends.map((b) => b.start()));
       const insecure = grpc.credentials.createInsecure();
       const target = `pass:///${backends.map((b) => `${b.address}#${ANCHORS}`).join(',')}`;
-      const rrPool = createPool({ target, logger: silentLogger, maxLeasesPerAnchor: 1000, acquireTimeoutMillis: 30_000 });
-      const llPool = createPool({ target, logger: silentLogger, maxLeasesPerAnchor: 1000, acquireTimeoutMillis: 30_000, pick: 'least-loaded' });
+      const rrPool = createPool({ target, logger: silentLogger, maxStreamsPerAnchor: 1000, acquireTimeoutMillis: 30_000 });
+      const llPool = createPool({ target, logger: silentLogger, maxStreamsPerAnchor: 1000, acquireTimeoutMillis: 30_000, pick: 'least-loaded' });
       closers.push(() => rrPool.close(), () => llPool.close());
       await Promise.all([rrPool.ready(), llPool.ready()]);
       const rr = rrPool.client(EchoClient);

@@ -35,7 +35,7 @@ export const leaseMisuseScenario: FaultScenario = {
         pools.push(pool);
         return pool;
       };
-      const pool = newPool({ maxLeasesPerAnchor: 1, leakDetectionMillis: 200, maxWaitingClients: waiters, drainTimeoutMillis: 100 });
+      const pool = newPool({ maxStreamsPerAnchor: 1, leakDetectionMillis: 200, maxWaitingClients: waiters, drainTimeoutMillis: 100 });
       const other = newPool();
       await Promise.all([pool.ready(), other.ready()]);
 
@@ -91,7 +91,7 @@ export const leaseMisuseScenario: FaultScenario = {
         title: leaseMisuseScenario.title,
         figure: `${checks.length - failed} of ${checks.length} misuse cases refused with their typed error or left no trace; leak reported after ${leak?.heldMillis ?? '–'} ms with its acquire stack; ${waiters} aborted waiters left ${residue.waiting} queued, ${residue.listeners} abort listeners, ${Math.max(0, residue.timers)} timers`,
         checks,
-        settings: { waiters, leakDetectionMillis: 200, anchors: 2, maxLeasesPerAnchor: 1 },
+        settings: { waiters, leakDetectionMillis: 200, anchors: 2, maxStreamsPerAnchor: 1 },
       };
     } finally {
       await Promise.all(pools.map((p) => p.close()));

@@ -67,7 +67,7 @@ async function setUp(rig: FaultRig, { backend: backendOptions = {}, health = fal
   registerAnchorpool({ etcd: { hosts: cluster.hosts } });
   const policy = {
     anchored_round_robin: {
-      ...(health && { healthCheckConfig: { serviceName: '' } }),
+      ...(health && { healthCheck: { serviceName: '' } }),
       ...(outlierDetection !== undefined && { outlierDetection }),
     },
   };

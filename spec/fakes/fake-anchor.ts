@@ -16,7 +16,7 @@ import type { LeaseAnchor } from '../../lib/lease.js';
 export type DrivenState = Exclude<AnchorState, 'SHUTDOWN'>;
 
 export interface FakeAnchorOptions {
-  /** Lease cap of every anchor made (the pool's maxLeasesPerAnchor does not reach fakes). Default 100. */
+  /** Lease cap of every anchor made (the pool's maxStreamsPerAnchor does not reach fakes). Default 100. */
   readonly maxLeases?: number;
   /** State the anchor reports from start(), as a transport that begins connecting would. Default: stays IDLE. */
   readonly startState?: DrivenState;
