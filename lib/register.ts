@@ -84,7 +84,10 @@ export interface RegistrationOptions {
   key: string;
   /** The address clients dial: `host:port` or `[v6]:port`. */
   addr: string;
-  /** How many anchors (connections) each client keeps to this address. 1 to 4096; default 1. */
+  /**
+   * How many anchors (connections) each client keeps to this address. 1 to 64 (what
+   * readers accept by default, `maxAnchorsPerKey`); default 1.
+   */
   anchors?: number;
   /**
    * The lease's TTL in seconds: how long the entry outlives this process (or its

@@ -81,6 +81,11 @@ export function setChannelSettings(next: ChannelSettings): void {
 /** Sources by target and settings: channels share one etcd watch only when both are equal. */
 const shared = new Map<string, { source: EndpointSource; refs: number }>();
 
+/** How many sources the channels of this process share now (for specs). */
+export function sharedSourceCount(): number {
+  return shared.size;
+}
+
 function targetString(target: GrpcUri): string {
   return `${target.scheme}://${target.authority ?? ''}/${target.path}`;
 }
