@@ -9,7 +9,7 @@
  *           and the key backs off (backoffInitialMillis, doubling to backoffMaxMillis)
  *
  * and drains them back: a sampler checks the keys with extra anchors every sampleMillis;
- * a key whose leases stayed at or under `lowWater` of what one anchor fewer could carry for
+ * a key whose streams stayed at or under `lowWater` of what one anchor fewer could carry for
  * idleMillis loses its newest extra anchor (one per sample), down to its N.
  * It owns no slots: the anchor set opens and drains anchors through its hooks.
  */
@@ -22,7 +22,7 @@ export interface GrowthSettings {
   /** How long a key's extra anchors must have stayed under the low-water mark before one drains. */
   readonly idleMillis: number;
   readonly sampleMillis: number;
-  /** The low-water mark: leases at or under this share of what one anchor fewer could carry. */
+  /** The low-water mark: streams at or under this share of what one anchor fewer could carry. */
   readonly lowWater: number;
 }
 
@@ -42,8 +42,8 @@ export interface GrowthHooks<A extends Anchor> {
   discard(anchor: A): void;
   /** Drains the newest extra anchor of `key`. */
   shrink(key: string): void;
-  /** The key's anchors now, its N, and the leases one anchor carries. */
-  load(key: string): { count: number; floor: number; leases: number; capacity: number } | undefined;
+  /** The key's anchors now, its N, and the streams one anchor carries. */
+  load(key: string): { count: number; floor: number; streams: number; capacity: number } | undefined;
 }
 
 interface KeyState<A> {
@@ -156,7 +156,7 @@ export class AnchorGrowth<A extends Anchor> {
         continue;
       }
       extras = true;
-      const low = load.leases <= this.#settings.lowWater * (load.count - 1) * load.capacity;
+      const low = load.streams <= this.#settings.lowWater * (load.count - 1) * load.capacity;
       if (!low) {
         state.idleSince = undefined;
         continue;

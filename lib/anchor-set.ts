@@ -14,7 +14,6 @@
  * tracks it, so the owner can show a draining anchor going away. The owner hears:
  *   - state(anchor, …) and health(anchor, …): a tracked anchor's state or health changed;
  *   - eligible(): an active anchor became eligible (waiters may be served now);
- *   - closed(anchor): a tracked anchor closed and left the set;
  *   - refreshed(old, fresh): a replacement took an anchor's slot at its maximum age
  *     (anchor-refresh.ts); the old one drains;
  *   - extra(anchor, change): a key that may grow (`maxAnchors`) opened an extra anchor for
@@ -36,7 +35,6 @@ export interface AnchorSetOwner<A extends Anchor> {
   state(anchor: A, state: AnchorState, previous: AnchorState): void;
   health?(anchor: A, health: AnchorHealth, previous: AnchorHealth): void;
   eligible(anchor: A): void;
-  closed(anchor: A): void;
   refreshed?(old: A, fresh: A, ageMillis: number): void;
   extra?(anchor: A, change: 'opened' | 'drained' | 'failed'): void;
 }
@@ -123,7 +121,6 @@ export class AnchorSet<A extends Anchor> {
       },
       closed: (anchor) => {
         if (!this.#draining.delete(anchor as A)) return;
-        this.#owner.closed(anchor as A);
         if (this.#draining.size === 0) this.#allClosed?.();
       },
     };
@@ -139,13 +136,13 @@ export class AnchorSet<A extends Anchor> {
   get drainingCount(): number {
     return this.#draining.size;
   }
-  /** Places in the schedule that can take a lease now (a growable key's lane counts once). */
-  get eligibleCount(): number {
-    return this.#picker.eligibleCount;
+  /** Places in the schedule that can take a stream now (a growable key's lane is one place, however many anchors it has). */
+  get eligibleSlots(): number {
+    return this.#picker.eligibleSlots;
   }
-  /** Active anchors that can take a lease now. */
-  eligibleAnchors(): number {
-    if (this.#lanes.size === 0) return this.#picker.eligibleCount;
+  /** Active anchors that can take a stream now (each anchor of a lane counts). */
+  eligibleAnchorCount(): number {
+    if (this.#lanes.size === 0) return this.#picker.eligibleSlots;
     let eligible = 0;
     for (const anchor of this.#active.values()) if (anchor.eligible) eligible += 1;
     return eligible;
@@ -191,7 +188,7 @@ export class AnchorSet<A extends Anchor> {
   starved(): void {
     for (const [key, lanes] of this.#lanes) {
       if (lanes.some((lane) => lane.eligible)) continue;
-      const full = lanes.some((lane) => lane.anchors().some((a) => a.state === 'READY' && !a.draining && a.leases >= a.capacity));
+      const full = lanes.some((lane) => lane.anchors().some((a) => a.state === 'READY' && !a.draining && a.streams >= a.capacity));
       if (full) this.#growth.want(key);
     }
   }
@@ -378,7 +375,7 @@ export class AnchorSet<A extends Anchor> {
     this.#lanes.clear();
     for (const [key, entry] of desired) {
       if (entry.maxAnchors === undefined || entry.maxAnchors <= entry.anchors) continue;
-      const lanes = Array.from({ length: entry.anchors }, () => new Lane<A>(key));
+      const lanes = Array.from({ length: entry.anchors }, () => new Lane<A>());
       for (let index = 0; this.#active.has(slotOf(key, index)); index++) lanes[index % entry.anchors]!.add(this.#active.get(slotOf(key, index))!);
       this.#lanes.set(key, lanes);
     }
@@ -438,19 +435,19 @@ export class AnchorSet<A extends Anchor> {
     anchor.drain(this.#drainTimeoutMillis);
   }
 
-  #loadOf(key: string): { count: number; floor: number; leases: number; capacity: number } | undefined {
+  #loadOf(key: string): { count: number; floor: number; streams: number; capacity: number } | undefined {
     const entry = this.#desired.get(key);
     if (entry === undefined) return undefined;
     let count = 0;
-    let leases = 0;
+    let streams = 0;
     let capacity = 0;
     for (let index = 0; this.#active.has(slotOf(key, index)); index++) {
       const anchor = this.#active.get(slotOf(key, index))!;
       count += 1;
-      leases += anchor.leases;
+      streams += anchor.streams;
       capacity = anchor.capacity;
     }
-    return { count, floor: entry.anchors, leases, capacity };
+    return { count, floor: entry.anchors, streams, capacity };
   }
 
   #holdsSlot(anchor: A): boolean {

@@ -74,7 +74,7 @@ export abstract class Anchor {
   readonly #healthChecked: boolean;
   #state: AnchorState = 'IDLE';
   #health: AnchorHealth;
-  #leases = 0;
+  #streams = 0;
   #acquired = 0;
   #draining = false;
   #ejected = false;
@@ -108,10 +108,11 @@ export abstract class Anchor {
   get health(): AnchorHealth {
     return this.#health;
   }
-  get leases(): number {
-    return this.#leases;
+  /** Streams in use on it now: the pool's leases, or a channel's calls in flight. */
+  get streams(): number {
+    return this.#streams;
   }
-  /** Leases handed out on this anchor since it was created. */
+  /** Streams handed out on this anchor since it was created. */
   get acquired(): number {
     return this.#acquired;
   }
@@ -125,7 +126,7 @@ export abstract class Anchor {
   get closed(): boolean {
     return this.#closed;
   }
-  /** READY, healthy (SERVING or UNCHECKED), not ejected, not draining, and below its capacity: may be handed a new lease. */
+  /** READY, healthy (SERVING or UNCHECKED), not ejected, not draining, and below its capacity: may be handed a new stream. */
   get eligible(): boolean {
     return this.#eligible;
   }
@@ -136,19 +137,19 @@ export abstract class Anchor {
   /** Stops following the transport and closes it; called once, from close(). */
   protected abstract shutdown(): void;
 
-  /** Counts a lease on this anchor. The caller checked `eligible`. */
+  /** Counts a stream (a lease, a call) on this anchor. The caller checked `eligible`. */
   take(): void {
-    this.#leases += 1;
+    this.#streams += 1;
     this.#acquired += 1;
-    if (this.#leases >= this.capacity) this.#refresh();
+    if (this.#streams >= this.capacity) this.#refresh();
   }
 
-  /** Returns a lease slot; a draining anchor closes with its last lease. */
+  /** Gives a stream back; a draining anchor closes with its last one. */
   give(): void {
-    this.#leases -= 1;
+    this.#streams -= 1;
     if (this.#draining) {
-      if (this.#leases === 0) this.close();
-    } else if (this.#leases === this.capacity - 1) {
+      if (this.#streams === 0) this.close();
+    } else if (this.#streams === this.capacity - 1) {
       this.#refresh();
     }
   }
@@ -172,7 +173,7 @@ export abstract class Anchor {
     if (this.#draining || this.#closed) return;
     this.#draining = true;
     this.#refresh();
-    if (this.#leases === 0 || timeoutMillis === 0) return this.close();
+    if (this.#streams === 0 || timeoutMillis === 0) return this.close();
     this.#drainTimer = setTimeout(() => this.close(), timeoutMillis);
     this.#drainTimer.unref();
   }
@@ -247,7 +248,7 @@ export abstract class Anchor {
 
   #refresh(): void {
     const healthy = this.#health === 'SERVING' || this.#health === 'UNCHECKED';
-    const eligible = this.#state === 'READY' && healthy && !this.#ejected && !this.#heldOut && !this.#draining && this.#leases < this.capacity;
+    const eligible = this.#state === 'READY' && healthy && !this.#ejected && !this.#heldOut && !this.#draining && this.#streams < this.capacity;
     if (eligible === this.#eligible) return;
     this.#eligible = eligible;
     this.#listener.eligibility(this, eligible);

@@ -7,7 +7,7 @@
  * coalesced diff, computed by comparing each touched key's value before the batch
  * with its value now, so a burst of puts and deletes yields one minimal diff.
  */
-import { type Endpoint, type ParseLimits, parseEndpointValue, sameEndpoint } from './endpoint.js';
+import { type EndpointEntry, type ParseLimits, parseEndpointValue, sameEndpoint } from './endpoint.js';
 
 export interface InvalidEndpoint {
   readonly key: string;
@@ -18,9 +18,9 @@ export interface InvalidEndpoint {
 }
 
 export interface EndpointDiff {
-  readonly added: readonly Endpoint[];
-  readonly updated: readonly { readonly before: Endpoint; readonly after: Endpoint }[];
-  readonly removed: readonly Endpoint[];
+  readonly added: readonly EndpointEntry[];
+  readonly updated: readonly { readonly before: EndpointEntry; readonly after: EndpointEntry }[];
+  readonly removed: readonly EndpointEntry[];
 }
 
 export interface KeyValue {
@@ -31,18 +31,18 @@ export interface KeyValue {
 
 export class DesiredState {
   readonly #limits: ParseLimits;
-  readonly #endpoints = new Map<string, Endpoint>();
+  readonly #endpoints = new Map<string, EndpointEntry>();
   readonly #invalid = new Map<string, InvalidEndpoint>();
   /** mod revision of the value last seen per key, valid or not: resyncs skip unchanged keys. */
   readonly #seenRevision = new Map<string, number>();
   /** Value of each key touched since the last takeDiff(), as it was before the batch. */
-  #before = new Map<string, Endpoint | undefined>();
+  #before = new Map<string, EndpointEntry | undefined>();
 
   constructor(limits: ParseLimits) {
     this.#limits = limits;
   }
 
-  get endpoints(): ReadonlyMap<string, Endpoint> {
+  get endpoints(): ReadonlyMap<string, EndpointEntry> {
     return this.#endpoints;
   }
 
@@ -71,7 +71,7 @@ export class DesiredState {
   }
 
   /** Sets an already-parsed endpoint (static targets). */
-  set(endpoint: Endpoint): void {
+  set(endpoint: EndpointEntry): void {
     this.#touch(endpoint.key);
     this.#endpoints.set(endpoint.key, endpoint);
   }
@@ -109,9 +109,9 @@ export class DesiredState {
   /** The changes since the last call, coalesced per key; null when nothing changed. */
   takeDiff(): EndpointDiff | null {
     if (this.#before.size === 0) return null;
-    const added: Endpoint[] = [];
-    const updated: { before: Endpoint; after: Endpoint }[] = [];
-    const removed: Endpoint[] = [];
+    const added: EndpointEntry[] = [];
+    const updated: { before: EndpointEntry; after: EndpointEntry }[] = [];
+    const removed: EndpointEntry[] = [];
     for (const [key, before] of this.#before) {
       const after = this.#endpoints.get(key);
       if (before === undefined && after !== undefined) added.push(after);

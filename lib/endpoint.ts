@@ -1,18 +1,18 @@
 /**
- * The Endpoint record and the parser for etcd values. Three value forms are accepted:
+ * The EndpointEntry record and the parser for etcd values. Three value forms are accepted:
  *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"maxAnchors":8,"maxAgeSeconds":300,"metadata":{…}}
  *   2. etcd's Go endpoints.Manager JSON  {"Op":0,"Addr":"10.0.0.5:50051","Metadata":{…}}
  *      (field names match case-insensitively, as Go's encoding/json does; anchors,
  *      maxAnchors and maxAgeSeconds come from Metadata when present)
  *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4   or   10.0.0.5:50051#2-8 (N, up to 8)
- * Parsing never throws: it returns an Endpoint or a readable reason.
+ * Parsing never throws: it returns an EndpointEntry or a readable reason.
  */
 import { z } from 'zod';
 import { parseAddress } from './address.js';
 
 export type EndpointFormat = 'json' | 'go' | 'text' | 'static';
 
-export interface Endpoint {
+export interface EndpointEntry {
   /** Identity of the entry: the etcd key, or `static/<i>` for pass:/// entries. */
   readonly key: string;
   readonly addr: string;
@@ -33,7 +33,7 @@ export interface ParseLimits {
 
 export const DEFAULT_LIMITS: ParseLimits = { defaultAnchors: 1, maxAnchorsPerKey: 64, maxValueBytes: 64 * 1024 };
 
-export type ParseResult = { ok: true; endpoint: Endpoint } | { ok: false; reason: string };
+export type ParseResult = { ok: true; endpoint: EndpointEntry } | { ok: false; reason: string };
 
 const MAX_METADATA_DEPTH = 32;
 const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAnchors', 'maxAgeSeconds', 'metadata']);
@@ -164,7 +164,7 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
   const maxAgeSeconds = parsed.data.maxAgeSeconds ?? (metadataField(metadata, 'maxAgeSeconds') as number | undefined);
   const maxAnchors = parsed.data.maxAnchors ?? (metadataField(metadata, 'maxAnchors') as number | undefined);
   if (maxAnchors !== undefined && maxAnchors < anchors) return invalid(`maxAnchors: must be at least anchors (${anchors}), got ${maxAnchors}`);
-  const endpoint: Endpoint = {
+  const endpoint: EndpointEntry = {
     key,
     addr,
     anchors,
@@ -222,12 +222,12 @@ export function parseEndpointValue(key: string, value: Uint8Array, limits: Parse
   if (trimmed.startsWith('{') || trimmed.startsWith('"') || trimmed.startsWith('[{')) return parseJson(key, trimmed, limits);
   const parsed = parseAddressWithAnchors(trimmed, limits);
   if (!parsed.ok) return parsed;
-  const endpoint: Endpoint = { key, addr: parsed.addr, anchors: parsed.anchors, ...(parsed.maxAnchors !== undefined && { maxAnchors: parsed.maxAnchors }), format: 'text' };
+  const endpoint: EndpointEntry = { key, addr: parsed.addr, anchors: parsed.anchors, ...(parsed.maxAnchors !== undefined && { maxAnchors: parsed.maxAnchors }), format: 'text' };
   return { ok: true, endpoint };
 }
 
 /** Whether two endpoints describe the same desired state (identity, address, anchors, metadata). */
-export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+export function sameEndpoint(a: EndpointEntry, b: EndpointEntry): boolean {
   return (
     a.key === b.key &&
     a.addr === b.addr &&

@@ -218,7 +218,7 @@ export function createEtcdClient(etcd: EtcdConnection, tuning: ClientTuning = {}
     hosts: etcd.hosts,
     grpcOptions: {
       // etcd members and `etcd grpc-proxy` answer pings more frequent than their
-      // enforcement policy allows with GOAWAY "too many pings" (DESIGN §8); the default is
+      // enforcement policy allows with GOAWAY "too many pings" (docs/decisions.md); the default is
       // 5 minutes, which both accept. Without an active call a ping counts as a strike
       // whatever the interval (PermitWithoutStream=false on both), so pings are sent only
       // while a call is open. Half-open streams are the watchdog's to catch.

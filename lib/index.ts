@@ -2,7 +2,7 @@
 export { createSource } from './create-source.js';
 export type { SourceOptions, EtcdOptions } from './config.js';
 export type { EndpointSource, EndpointChange, EndpointSnapshot, ResyncInfo, ResyncReason, SourceEvents, SourceStatus, ReadyOptions, ChangeCause } from './source.js';
-export { type Endpoint, type EndpointFormat, type ParseLimits, type ParseResult, parseEndpointValue, DEFAULT_LIMITS } from './endpoint.js';
+export { type EndpointEntry, type EndpointFormat, type ParseLimits, type ParseResult, parseEndpointValue, DEFAULT_LIMITS } from './endpoint.js';
 export { type ParsedAddress, parseAddress } from './address.js';
 export { type Target, type EtcdTarget, type StaticTarget, parseTarget } from './target.js';
 export type { EndpointDiff, InvalidEndpoint } from './desired-state.js';

@@ -12,27 +12,18 @@
 import type { Anchor } from './anchor.js';
 
 export class Lane<A extends Anchor> {
-  readonly key: string;
   readonly #anchors: A[] = [];
   #eligible = 0;
-
-  constructor(key: string) {
-    this.key = key;
-  }
 
   get eligible(): boolean {
     return this.#eligible > 0;
   }
 
-  /** Leases out on all its anchors (for a least-loaded pick between lanes). */
-  get leases(): number {
-    let leases = 0;
-    for (const anchor of this.#anchors) leases += anchor.leases;
-    return leases;
-  }
-
-  get size(): number {
-    return this.#anchors.length;
+  /** Streams in use on all its anchors (for a least-loaded pick between lanes). */
+  get streams(): number {
+    let streams = 0;
+    for (const anchor of this.#anchors) streams += anchor.streams;
+    return streams;
   }
 
   anchors(): readonly A[] {
@@ -78,7 +69,7 @@ export class Lane<A extends Anchor> {
   pick(): A | undefined {
     let best: A | undefined;
     for (const anchor of this.#anchors) {
-      if (anchor.eligible && (best === undefined || anchor.leases < best.leases)) best = anchor;
+      if (anchor.eligible && (best === undefined || anchor.streams < best.streams)) best = anchor;
     }
     return best;
   }

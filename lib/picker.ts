@@ -17,8 +17,8 @@
 
 export interface Pickable {
   readonly eligible: boolean;
-  /** Leases (calls) in flight on it now. */
-  readonly leases: number;
+  /** Streams (leases, calls) in flight on it now. */
+  readonly streams: number;
 }
 
 /** Random draws before a least-loaded pick falls back to the round-robin scan (few eligible slots). */
@@ -29,7 +29,7 @@ export class Picker<A extends Pickable> {
   #cursor = 0;
   #eligible = 0;
 
-  get eligibleCount(): number {
+  get eligibleSlots(): number {
     return this.#eligible;
   }
 
@@ -54,7 +54,7 @@ export class Picker<A extends Pickable> {
     const second = this.#draw(random, first);
     const a = this.#slots[first]!;
     const b = this.#slots[second]!;
-    return b.leases < a.leases ? b : a;
+    return b.streams < a.streams ? b : a;
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 import type { AnchorHealth, AnchorState } from './anchor.js';
 import type { InvalidEndpoint } from './desired-state.js';
-import type { Endpoint } from './endpoint.js';
+import type { EndpointEntry } from './endpoint.js';
 import type { AnchorPoolError } from './errors.js';
 import type { LeaseLeakEvent } from './lease-broker.js';
 import type { ResyncInfo, SourceStatus } from './source.js';
@@ -33,9 +33,9 @@ export interface AnchorHealthEvent {
 }
 
 export interface PoolEvents {
-  'endpoint-added': [endpoint: Endpoint];
-  'endpoint-updated': [change: { before: Endpoint; after: Endpoint }];
-  'endpoint-removed': [endpoint: Endpoint];
+  'endpoint-added': [endpoint: EndpointEntry];
+  'endpoint-updated': [change: { before: EndpointEntry; after: EndpointEntry }];
+  'endpoint-removed': [endpoint: EndpointEntry];
   'endpoint-invalid': [record: InvalidEndpoint];
   'anchor-state': [event: AnchorStateEvent];
   'anchor-health': [event: AnchorHealthEvent];

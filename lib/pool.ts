@@ -83,7 +83,6 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         state: (anchor, state, previous) => this.#anchorState(anchor, state, previous),
         health: (anchor, health, previous) => this.#anchorHealth(anchor, health, previous),
         eligible: () => this.#broker.wake(),
-        closed: () => undefined,
         extra: (anchor, change) => {
           this.#logger.debug({ key: anchor.key, anchor: anchor.index, address: anchor.address, change }, `extra anchor ${change}`);
           this.#emit('anchor-extra', { key: anchor.key, anchor: anchor.index, address: anchor.address, change });
@@ -290,7 +289,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         draining: this.#anchors.drainingCount,
         byState: this.#anchors.byState(),
         byHealth: this.#anchors.byHealth(),
-        eligible: this.#anchors.eligibleAnchors(),
+        eligible: this.#anchors.eligibleAnchorCount(),
       },
       leased: broker.leased,
       waiting: broker.waiting,
@@ -320,7 +319,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       ejected: a.ejected,
       eligible: a.eligible,
       extra: this.#anchors.isExtra(a),
-      leased: a.leases,
+      leased: a.streams,
       acquired: a.acquired,
       draining: a.draining,
     });

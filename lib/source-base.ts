@@ -57,11 +57,6 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   protected abstract readyTimeoutError(timeoutMillis: number): AnchorPoolError;
   abstract status(): SourceStatus;
 
-  /** close() was called (its shutdown may still be running). */
-  get closed(): boolean {
-    return this.#lifecycle.closing;
-  }
-
   get isReady(): boolean {
     return this.#ready;
   }

@@ -5,7 +5,7 @@
  *
  * Every break of the watch (disconnect, error, cancel, compaction, watchdog) leads to
  * a fresh paginated listing at a new revision, diffed against the current state; the
- * resume revision etcd3 keeps internally is never trusted (DESIGN §3). While etcd is
+ * resume revision etcd3 keeps internally is never trusted (it may be compacted away). While etcd is
  * unreachable the last known state stays and retries back off with jitter.
  *
  * The watchdog: after `watchdogMillis` without any watch traffic it probes etcd for

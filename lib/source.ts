@@ -10,7 +10,7 @@
  *     value (or stays absent) and an `invalid` event says why.
  *   - While the backing store is unreachable the last known state is kept.
  */
-import type { Endpoint } from './endpoint.js';
+import type { EndpointEntry } from './endpoint.js';
 import type { EndpointDiff, InvalidEndpoint } from './desired-state.js';
 import type { AnchorPoolError } from './errors.js';
 
@@ -38,7 +38,7 @@ export interface ResyncInfo {
 }
 
 export interface EndpointSnapshot {
-  readonly endpoints: ReadonlyMap<string, Endpoint>;
+  readonly endpoints: ReadonlyMap<string, EndpointEntry>;
   readonly invalid: ReadonlyMap<string, InvalidEndpoint>;
   readonly revision: number;
 }

@@ -17,7 +17,7 @@ function rig(fakeOptions: FakeAnchorOptions = { startState: 'READY', maxLeases: 
   const extra: string[] = [];
   const set = new AnchorSet<FakeAnchor>(
     fakes.factory,
-    { state: () => undefined, eligible: () => undefined, closed: () => undefined, extra: (a, change) => extra.push(`${a.label} ${change}`) },
+    { state: () => undefined, eligible: () => undefined, extra: (a, change) => extra.push(`${a.label} ${change}`) },
     { drainTimeoutMillis: 10_000, growth: { ...growth, ...settings } },
   );
   /** Takes a lease the way the broker does: pick, then count it on the anchor. */

@@ -21,7 +21,7 @@ function rig(refresh: Partial<RefreshSettings> = {}) {
     {
       state: () => undefined,
       eligible: () => undefined,
-      closed: () => undefined,
+      
       refreshed: (old, fresh, ageMillis) => refreshed.push({ old: describe(old), fresh: describe(fresh), ageMillis }),
     },
     { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 200, retryMillis: 100, jitter: 0, random: () => 0.5, ...refresh } },
@@ -33,7 +33,7 @@ function rig(refresh: Partial<RefreshSettings> = {}) {
 t.test('at its age an anchor is replaced in its slot, make before break', async (t) => {
   const fakes = fakeAnchors({ startState: 'CONNECTING' });
   const refreshed: string[] = [];
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined, refreshed: (o, f, age) => refreshed.push(`${o.label}@${o.generation}→${f.generation} after ${Math.round(age)} ms`) }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined, refreshed: (o, f, age) => refreshed.push(`${o.label}@${o.generation}→${f.generation} after ${Math.round(age)} ms`) }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
   t.teardown(() => set.closeAll());
   set.apply(new Map([['a', entry('10.0.0.1:1', 1, 50)]]));
   const old = fakes.created[0]!;
@@ -71,7 +71,7 @@ t.test('one replacement per key at a time; other keys refresh beside it', async 
 
 t.test('a slow replacement holds back the rest of its key: never two of a key connecting at once', async (t) => {
   const fakes = fakeAnchors({ startState: 'CONNECTING' });
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
   t.teardown(() => set.closeAll());
   set.apply(new Map([['a', entry('10.0.0.1:1', 3, 30)]]));
   for (const a of fakes.created) a.drive('READY');
@@ -89,7 +89,7 @@ t.test('a slow replacement holds back the rest of its key: never two of a key co
 
 t.test('a replacement that does not connect in time is closed; the old anchor stays and is tried again', async (t) => {
   const fakes = fakeAnchors({ startState: 'CONNECTING' });
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 60, retryMillis: 60, jitter: 0, random: () => 0.5 } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 60, retryMillis: 60, jitter: 0, random: () => 0.5 } });
   t.teardown(() => set.closeAll());
   set.apply(new Map([['a', entry('10.0.0.1:1', 1, 20)]]));
   const old = fakes.created[0]!;
@@ -112,7 +112,7 @@ t.test('a replacement that does not connect in time is closed; the old anchor st
 
 t.test('a key deleted or moved while its replacement connects: the replacement is closed with the old anchors', async (t) => {
   const fakes = fakeAnchors({ startState: 'CONNECTING' });
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
   t.teardown(() => set.closeAll());
   set.apply(new Map([['a', entry('10.0.0.1:1', 1, 20)], ['b', entry('10.0.0.2:1', 1, 20)]]));
   for (const a of fakes.created) a.drive('READY');
@@ -157,7 +157,7 @@ t.test('without a maximum age nothing is refreshed; a new age in apply() starts 
 
 t.test('drainAll and closeAll stop every clock and close replacements under way', async (t) => {
   const fakes = fakeAnchors({ startState: 'CONNECTING' });
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => undefined, eligible: () => undefined }, { drainTimeoutMillis: 10_000, refresh: { connectTimeoutMillis: 5000, retryMillis: 100, jitter: 0, random: () => 0.5 } });
   set.apply(new Map([['a', entry('10.0.0.1:1', 2, 20)]]));
   for (const a of fakes.created) a.drive('READY');
   await sleep(35);

@@ -12,7 +12,7 @@ type Desired = Record<string, [addr: string, anchors: number]>;
 const desired = (d: Desired) => new Map<string, DesiredEntry>(Object.entries(d).map(([key, [addr, anchors]]) => [key, { addr, anchors }]));
 
 interface OwnerEvent {
-  readonly event: 'state' | 'eligible' | 'closed';
+  readonly event: 'state' | 'eligible';
   readonly anchor: string;
   readonly detail?: string;
 }
@@ -25,7 +25,6 @@ function rig(options: FakeAnchorOptions & { drainTimeoutMillis?: number } = {}) 
     {
       state: (anchor, state: AnchorState, previous: AnchorState) => events.push({ event: 'state', anchor: anchor.label, detail: `${previous}->${state}` }),
       eligible: (anchor) => events.push({ event: 'eligible', anchor: anchor.label }),
-      closed: (anchor) => events.push({ event: 'closed', anchor: anchor.label }),
     },
     { drainTimeoutMillis: options.drainTimeoutMillis ?? 10_000 },
   );
@@ -77,9 +76,9 @@ t.test('a changed address drains every anchor of the key and creates new ones; a
   t.same(set.apply(desired({ a: ['10.0.0.9:1', 2] })), { created: 0, drained: 1 });
   t.ok(old[2]!.closed, 'b#0 closed');
   t.same(
-    events.filter((e) => e.event === 'closed').map((e) => e.anchor),
+    events.filter((e) => e.detail?.endsWith('->SHUTDOWN')).map((e) => e.anchor),
     ['a#1', 'a#0', 'b#0'],
-    'the owner hears each close (highest index first)',
+    'the owner hears each close as a SHUTDOWN state (highest index first)',
   );
   t.same(old.map((a) => a.shutdowns), [1, 1, 1], 'each transport shut down once');
 });
@@ -93,41 +92,40 @@ t.test('new anchors are scheduled before they start: one READY from start() is p
       state: (anchor) => seen.push(`state ${anchor.label}`),
       // An owner may pick right away when told an anchor became eligible.
       eligible: (anchor) => seen.push(`eligible ${anchor.label}, picked ${set.pick()?.label ?? 'none'}`),
-      closed: () => undefined,
     },
     { drainTimeoutMillis: 1000 },
   );
   set.apply(desired({ a: ['10.0.0.1:1', 1] }));
   t.same(seen, ['eligible a#0, picked a#0', 'state a#0'], 'the owner hears eligible (and can pick it), then the state');
-  t.equal(set.eligibleCount, 1);
+  t.equal(set.eligibleSlots, 1);
 });
 
 t.test('pick() interleaves by weight over eligible anchors; the eligible count follows every flip', async (t) => {
   const { fakes, set, pickN } = rig({ maxLeases: 1 });
   set.apply(desired({ a: ['10.0.0.1:1', 2], b: ['10.0.0.2:1', 1] }));
   const [a0, a1, b0] = fakes.created as [FakeAnchor, FakeAnchor, FakeAnchor];
-  t.equal(set.eligibleCount, 0);
+  t.equal(set.eligibleSlots, 0);
   t.equal(set.pick(), undefined, 'nothing READY: nothing to pick');
   a0.drive('CONNECTING');
-  t.equal(set.eligibleCount, 0, 'CONNECTING is not eligible');
+  t.equal(set.eligibleSlots, 0, 'CONNECTING is not eligible');
   for (const a of [a0, a1, b0]) a.drive('READY');
-  t.equal(set.eligibleCount, 3);
+  t.equal(set.eligibleSlots, 3);
   t.ok(set.hasReady());
   t.same(pickN(6), ['a#0', 'b#0', 'a#1', 'a#0', 'b#0', 'a#1'], 'a(2), b(1): a b a');
   b0.drive('TRANSIENT_FAILURE');
-  t.equal(set.eligibleCount, 2);
+  t.equal(set.eligibleSlots, 2);
   t.same(pickN(4), ['a#0', 'a#1', 'a#0', 'a#1'], 'b skipped');
   a0.take();
-  t.equal(set.eligibleCount, 1, 'an anchor at its lease cap is not eligible');
+  t.equal(set.eligibleSlots, 1, 'an anchor at its lease cap is not eligible');
   t.same(pickN(2), ['a#1', 'a#1']);
   a1.take();
-  t.equal(set.eligibleCount, 0);
+  t.equal(set.eligibleSlots, 0);
   t.equal(set.pick(), undefined, 'every READY anchor at its cap: nothing');
   t.ok(set.hasReady(), 'though READY ones exist');
   a0.give();
-  t.equal(set.eligibleCount, 1, 'a slot given back makes it eligible again');
+  t.equal(set.eligibleSlots, 1, 'a slot given back makes it eligible again');
   a0.drive('IDLE');
-  t.equal(set.eligibleCount, 0);
+  t.equal(set.eligibleSlots, 0);
   t.same(set.byState(), { IDLE: 1, CONNECTING: 0, READY: 1, TRANSIENT_FAILURE: 1 });
 });
 
@@ -141,14 +139,14 @@ t.test('events from a replaced or draining anchor never change what can be picke
   set.apply(desired({ a: ['10.0.0.9:1', 1], b: ['10.0.0.2:1', 1] }));
   t.ok(oldA.draining && !oldA.closed, 'the replaced anchor drains while its lease is held');
   t.equal(set.drainingCount, 1);
-  t.equal(set.eligibleCount, 1, 'only b is eligible');
+  t.equal(set.eligibleSlots, 1, 'only b is eligible');
   events.length = 0;
   oldA.drive('IDLE');
   oldA.drive('READY');
   oldA.take();
   oldA.give();
-  t.equal(oldA.leases, 1);
-  t.equal(set.eligibleCount, 1, 'its flips do not count');
+  t.equal(oldA.streams, 1);
+  t.equal(set.eligibleSlots, 1, 'its flips do not count');
   t.same(pickN(4), ['b#0', 'b#0', 'b#0', 'b#0'], 'and it is never picked');
   t.same(
     events.map((e) => `${e.event} ${e.anchor} ${e.detail ?? ''}`.trim()),
@@ -164,7 +162,7 @@ t.test('events from a replaced or draining anchor never change what can be picke
   t.equal(set.drainingCount, 0);
   oldA.drive('READY');
   t.equal(oldA.state, 'SHUTDOWN', 'a closed anchor ignores its transport');
-  t.equal(set.eligibleCount, 2);
+  t.equal(set.eligibleSlots, 2);
 });
 
 t.test('drainAll() resolves only when every anchor closed: a held lease is waited for', async (t) => {
@@ -204,7 +202,7 @@ t.test('drainAll() closes a held anchor after the drain timeout', async (t) => {
   t.ok(took >= 35, `waited for the drain timeout (${took.toFixed(0)} ms)`);
   t.ok(took < 1000, 'and not much longer');
   t.ok(a0.closed);
-  t.equal(a0.leases, 1, 'the lease was still held');
+  t.equal(a0.streams, 1, 'the lease was still held');
 });
 
 t.test('drainAll() waits for anchors already draining, and resolves at once when there is nothing', async (t) => {
@@ -241,15 +239,15 @@ t.test('closeAll() closes active and draining anchors at once', async (t) => {
   t.same(fakes.created.map((a) => a.shutdowns), [1, 1, 1, 1, 1], 'each shut down exactly once');
   t.equal(set.activeCount, 0);
   t.equal(set.drainingCount, 0);
-  t.equal(set.eligibleCount, 0);
+  t.equal(set.eligibleSlots, 0);
   t.equal(set.pick(), undefined);
-  t.equal(events.filter((e) => e.event === 'closed').length, 4, 'the owner hears each of the 4 open anchors close');
+  t.equal(events.filter((e) => e.detail?.endsWith('->SHUTDOWN')).length, 4, 'the owner hears each of the 4 open anchors close (SHUTDOWN)');
   t.equal(events.filter((e) => e.event === 'eligible').length, 0);
 });
 
 t.test('an ejected key that moves to another address starts in rotation; one that is deleted and comes back too', async (t) => {
   const fakes = fakeAnchors({ startState: 'READY' });
-  const set = new AnchorSet(fakes.factory, { state: () => undefined, eligible: () => undefined, closed: () => undefined }, { drainTimeoutMillis: 0 });
+  const set = new AnchorSet(fakes.factory, { state: () => undefined, eligible: () => undefined }, { drainTimeoutMillis: 0 });
   set.apply(new Map([['k', { addr: '10.0.0.1:1', anchors: 1 }]]));
   set.setEjected('k', true);
   t.equal(set.get('k', 0)?.ejected, true);

@@ -21,28 +21,28 @@ t.test('a call counts from its pick to its end, once', async (t) => {
   const counts = new CallCounts<Placed>({ another: () => undefined });
   counts.picked(a);
   counts.picked(a);
-  t.equal(a.leases, 2, 'two picks made in one go count at once, before any stream starts');
+  t.equal(a.streams, 2, 'two picks made in one go count at once, before any stream starts');
   counts.started(a);
   counts.started(a);
-  t.equal(a.leases, 2, 'their streams starting do not count again');
+  t.equal(a.streams, 2, 'their streams starting do not count again');
   await turn();
-  t.equal(a.leases, 2, 'started picks are not given back');
+  t.equal(a.streams, 2, 'started picks are not given back');
   counts.ended(a, grpc.status.OK);
   counts.ended(a, grpc.status.OK);
-  t.equal(a.leases, 0);
+  t.equal(a.streams, 0);
 });
 
 t.test('a pick whose stream never starts is given back on the next turn; a stream that starts later counts from its start', async (t) => {
   const a = anchor(0);
   const counts = new CallCounts<Placed>({ another: () => undefined });
   counts.picked(a);
-  t.equal(a.leases, 1);
+  t.equal(a.streams, 1);
   await turn();
-  t.equal(a.leases, 0, 'given back');
+  t.equal(a.streams, 0, 'given back');
   counts.started(a);
-  t.equal(a.leases, 1, 'a late start (slow call credentials) takes its own count');
+  t.equal(a.streams, 1, 'a late start (slow call credentials) takes its own count');
   counts.ended(a, grpc.status.OK);
-  t.equal(a.leases, 0);
+  t.equal(a.streams, 0);
 });
 
 t.test('a replayed call moves its count; its outcome goes to the anchor that ran it', async (t) => {
@@ -52,9 +52,9 @@ t.test('a replayed call moves its count; its outcome goes to the anchor that ran
   counts.picked(a);
   counts.started(a);
   counts.moved(a, b);
-  t.same([a.leases, b.leases], [0, 1]);
+  t.same([a.streams, b.streams], [0, 1]);
   counts.ended(b, grpc.status.UNAVAILABLE);
-  t.same([a.leases, b.leases], [0, 0]);
+  t.same([a.streams, b.streams], [0, 0]);
   t.same(outcomes, ['1 UNAVAILABLE'], 'no outcome for the refused stream on a');
 });
 
@@ -64,8 +64,8 @@ t.test('outcomes go to ejection as the count goes down', async (t) => {
   const counts = new CallCounts<Placed>({ another: () => undefined, outcome: (_x, code) => void outcomes.push(code) });
   counts.picked(a);
   counts.started(a);
-  t.equal(a.leases, 1);
+  t.equal(a.streams, 1);
   counts.ended(a, grpc.status.INTERNAL);
-  t.equal(a.leases, 0);
+  t.equal(a.streams, 0);
   t.same(outcomes, [grpc.status.INTERNAL]);
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { DesiredState, type EndpointDiff } from '../lib/desired-state.js';
-import type { Endpoint } from '../lib/endpoint.js';
+import type { EndpointEntry } from '../lib/endpoint.js';
 
 const limits = { defaultAnchors: 1, maxAnchorsPerKey: 64, maxValueBytes: 4096 };
 let revision = 0;
@@ -85,7 +85,7 @@ t.test('property: applying the coalesced diffs reproduces the state, and invalid
   fc.assert(
     fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
       const state = new DesiredState(limits);
-      const mirror = new Map<string, Endpoint>();
+      const mirror = new Map<string, EndpointEntry>();
       const apply = (diff: EndpointDiff | null) => {
         if (!diff) return;
         for (const e of diff.removed) mirror.delete(e.key);

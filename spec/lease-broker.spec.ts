@@ -32,12 +32,12 @@ function rig(t: Test, options: Partial<BrokerOptions> & FakeAnchorOptions & { dr
   const leaks: LeaseLeakEvent[] = [];
   const set: AnchorSet<FakeAnchor> = new AnchorSet<FakeAnchor>(
     fakes.factory,
-    { state: () => undefined, eligible: () => broker.wake(), closed: () => undefined },
+    { state: () => undefined, eligible: () => broker.wake() },
     { drainTimeoutMillis: options.drainTimeoutMillis ?? 10_000 },
   );
   const broker: LeaseBroker<FakeAnchor> = new LeaseBroker<FakeAnchor>(
     { acquireTimeoutMillis: 2000, maxWaitingClients: 100, failFast: false, leakDetectionMillis: 0, ...options },
-    { pick: () => set.pick(), describe: () => `${set.eligibleCount} eligible`, leaked: (event) => leaks.push(event) },
+    { pick: () => set.pick(), describe: () => `${set.eligibleSlots} eligible`, leaked: (event) => leaks.push(event) },
     lifecycle,
   );
   set.apply(twoEntries);
@@ -67,7 +67,7 @@ t.test('a free slot is granted at once, in the interleaved round-robin order, sh
   t.equal(first[0]!.channel, a0.channel, 'a lease exposes its anchor\'s channel');
   t.equal(first[0]!.address, '10.0.0.1:1');
   t.equal(broker.leased, 6);
-  t.same([a0.leases, a1.leases, b0.leases], [2, 2, 2]);
+  t.same([a0.streams, a1.streams, b0.streams], [2, 2, 2]);
   for (const lease of first) lease.release();
   for (let i = 0; i < 294; i++) (await broker.acquire()).release();
   t.same([a0.acquired, a1.acquired, b0.acquired], [100, 100, 100], '300 leases: 100 per anchor, so 200 to a and 100 to b');
@@ -114,7 +114,7 @@ t.test('a waiter is served when an anchor becomes READY, and when a lease is rel
   await sleep(0);
   t.ok(second.value, 'served by the release');
   t.equal(`${second.value!.key}#${second.value!.anchor}`, 'b#0', 'on the slot given back');
-  t.equal(a0.leases, 0);
+  t.equal(a0.streams, 0);
 });
 
 t.test('acquire timeout: AcquireTimeoutError, counted, and the waiter leaves the queue', async (t) => {
@@ -153,7 +153,7 @@ t.test('AbortSignal: AcquireAbortedError before and while waiting', async (t) =>
   t.equal(broker.waiting, 0, 'and out of the queue');
   a0.drive('READY');
   await sleep(0); // waiters are served on a microtask
-  t.equal(a0.leases, 0, 'an aborted waiter is never served');
+  t.equal(a0.streams, 0, 'an aborted waiter is never served');
 
   // A caller whose signal is already aborted asked for nothing: a free slot must not be taken either
   // (the same rule as pool.ready(), events.once() and fetch()).
@@ -205,7 +205,7 @@ t.test('release twice: LeaseReleasedError; a foreign lease or a non-lease: Forei
   t.throws(() => lease.release(), LeaseReleasedError, 'a second release()');
   t.throws(() => one.broker.release(lease), LeaseReleasedError, 'or through the broker');
   t.equal(one.broker.leased, 0, 'counted once');
-  t.equal(one.a0.leases, 0, 'the anchor\'s slot given back once');
+  t.equal(one.a0.streams, 0, 'the anchor\'s slot given back once');
   lease[Symbol.dispose]();
   t.pass('disposing a released lease is a no-op');
 
@@ -237,7 +237,7 @@ t.test('a lease held past leakDetectionMillis is reported once, with the stack o
   t.match(leak.stack, /takeAndForget/, 'the stack names the caller that took it');
   held.release();
 
-  t.equal(a1.leases, 0);
+  t.equal(a1.streams, 0);
 });
 
 t.test('a waiter\'s leak report carries the stack of its acquire(), not of whatever served it', async (t) => {

@@ -53,7 +53,7 @@ class Slot {
   constructor(
     readonly name: string,
     public eligible = true,
-    public leases = 0,
+    public streams = 0,
   ) {}
 }
 
@@ -63,7 +63,7 @@ t.test('the picker cycles in schedule order and skips ineligible anchors', async
   const a1 = new Slot('a1');
   const picker = new Picker<Slot>();
   picker.setSchedule([a0, b0, a1]);
-  t.equal(picker.eligibleCount, 3);
+  t.equal(picker.eligibleSlots, 3);
   t.same(Array.from({ length: 6 }, () => picker.pick()?.name), ['a0', 'b0', 'a1', 'a0', 'b0', 'a1']);
   b0.eligible = false;
   picker.eligibilityChanged(false);
@@ -97,7 +97,7 @@ t.test('least-loaded: of two distinct eligible anchors drawn, the one with fewer
   const picks = Array.from({ length: 1000 }, () => picker.pickLeastLoaded(random)!.name);
   // The two draws are distinct slots: busy always meets idle, and loses.
   t.equal(picks.filter((n) => n === 'busy').length, 0, 'busy picked 0 of 1000 times');
-  idle.leases = 5;
+  idle.streams = 5;
   const even = Array.from({ length: 1000 }, () => picker.pickLeastLoaded(random)!.name).filter((n) => n === 'busy').length;
   t.ok(even > 420 && even < 580, `equal leases: ${even} of 1000, about half`);
   const three = [new Slot('x', true, 3), new Slot('y', true, 1), new Slot('z', true, 2)];

@@ -155,7 +155,6 @@ export class AnchoredRoundRobin implements LoadBalancer {
           if (!anchor.draining) this.#update();
         },
         eligible: () => this.#roomFreed(),
-        closed: () => undefined,
         extra: (anchor, change) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): extra anchor ${change} (${this.#anchors.extraCounts().open} open)`);
           this.#logger()?.info({ key: anchor.key, index: anchor.index, address: anchor.address, change }, `anchored_round_robin: extra anchor ${change} for ${anchor.key}`);
@@ -271,7 +270,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#helper.requestReresolution();
       this.#pauseSiblings(anchor);
       // With nothing else to pick, the state change is reported at once (CONNECTING or TRANSIENT_FAILURE).
-      if (this.#anchors.eligibleCount > 0) this.#settle();
+      if (this.#anchors.eligibleSlots > 0) this.#settle();
     }
     if (!anchor.draining) this.#update();
   }
@@ -311,7 +310,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   #update(): void {
     if (this.#settling || this.#destroyed) return;
-    if (this.#anchors.eligibleCount > 0) {
+    if (this.#anchors.eligibleSlots > 0) {
       this.#report(State.READY, this.#picker(), null);
       return;
     }
@@ -417,7 +416,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
   /** READY active anchors at their call cap. */
   #fullAnchors(): number {
     let full = 0;
-    for (const anchor of this.#anchors.active()) if (anchor.state === 'READY' && !anchor.draining && anchor.leases >= anchor.capacity) full += 1;
+    for (const anchor of this.#anchors.active()) if (anchor.state === 'READY' && !anchor.draining && anchor.streams >= anchor.capacity) full += 1;
     return full;
   }
 
