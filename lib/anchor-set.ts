@@ -25,7 +25,7 @@ import { AnchorGrowth, DEFAULT_GROWTH_SETTINGS, type GrowthSettings } from './an
 import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from './anchor-refresh.js';
 import type { PickMode } from './anchor-options.js';
 import { Lane } from './lane.js';
-import { Picker } from './picker.js';
+import { ScheduleCursor } from './picker.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
 
@@ -66,7 +66,7 @@ export class AnchorSet<A extends Anchor> {
   readonly #drainTimeoutMillis: number;
   readonly #active = new Map<string, A>();
   readonly #draining = new Set<A>();
-  readonly #picker = new Picker<A | Lane<A>>();
+  readonly #cursor = new ScheduleCursor<A | Lane<A>>();
   /** The lanes of the keys that may grow past their N (maxAnchors): N per key, anchor i in lane i mod N. */
   readonly #lanes = new Map<string, Lane<A>[]>();
   readonly #listener: AnchorListener;
@@ -112,7 +112,7 @@ export class AnchorSet<A extends Anchor> {
         if (eligible && this.#refresher.isPending(anchor as A)) return this.#refresher.ready(anchor as A);
         if (!this.#holdsSlot(anchor as A)) return;
         const lane = this.#laneOf(anchor as A);
-        if (lane === undefined) this.#picker.eligibilityChanged(eligible);
+        if (lane === undefined) this.#cursor.eligibilityChanged(eligible);
         else this.#laneChanged(lane.eligibilityChanged(eligible));
         if (eligible) {
           this.#growth.ready(anchor as A);
@@ -138,11 +138,11 @@ export class AnchorSet<A extends Anchor> {
   }
   /** Places in the schedule that can take a stream now (a growable key's lane is one place, however many anchors it has). */
   get eligibleSlots(): number {
-    return this.#picker.eligibleSlots;
+    return this.#cursor.eligibleSlots;
   }
   /** Active anchors that can take a stream now (each anchor of a lane counts). */
   eligibleAnchorCount(): number {
-    if (this.#lanes.size === 0) return this.#picker.eligibleSlots;
+    if (this.#lanes.size === 0) return this.#cursor.eligibleSlots;
     let eligible = 0;
     for (const anchor of this.#active.values()) if (anchor.eligible) eligible += 1;
     return eligible;
@@ -177,7 +177,7 @@ export class AnchorSet<A extends Anchor> {
 
   /** The next eligible anchor (round robin, or the less loaded of two drawn), or undefined when none is. */
   pick(): A | undefined {
-    const slot = this.#leastLoaded ? this.#picker.pickLeastLoaded() : this.#picker.pick();
+    const slot = this.#leastLoaded ? this.#cursor.pickLeastLoaded() : this.#cursor.pick();
     return slot instanceof Lane ? slot.pick() : slot;
   }
 
@@ -318,7 +318,7 @@ export class AnchorSet<A extends Anchor> {
     this.#wanted = 0;
     const all = [...this.#active.values()];
     this.#active.clear();
-    this.#picker.setSchedule([]);
+    this.#cursor.setSchedule([]);
     for (const anchor of all) this.#draining.add(anchor);
     const done = new Promise<void>((resolve) => (this.#allClosed = resolve));
     for (const anchor of [...this.#draining]) anchor.drain(this.#drainTimeoutMillis);
@@ -334,7 +334,7 @@ export class AnchorSet<A extends Anchor> {
     const all = [...this.#active.values(), ...this.#draining];
     this.#wanted = 0;
     this.#active.clear();
-    this.#picker.setSchedule([]);
+    this.#cursor.setSchedule([]);
     for (const anchor of all) {
       this.#draining.add(anchor);
       anchor.close();
@@ -367,7 +367,7 @@ export class AnchorSet<A extends Anchor> {
       key,
       anchors: this.#lanes.get(key) ?? Array.from({ length: entry.anchors }, (_, i) => this.#active.get(slotOf(key, i))!),
     }));
-    this.#picker.setSchedule(buildSchedule<A | Lane<A>>(entries));
+    this.#cursor.setSchedule(buildSchedule<A | Lane<A>>(entries));
   }
 
   /** Rebuilds the lanes of the growable keys from their active anchors; returns whether any key has lanes. */
@@ -389,7 +389,7 @@ export class AnchorSet<A extends Anchor> {
 
   /** A lane's eligibility moved by `change` (+1, -1, 0): the picker's count follows. */
   #laneChanged(change: number): void {
-    if (change !== 0) this.#picker.eligibilityChanged(change > 0);
+    if (change !== 0) this.#cursor.eligibilityChanged(change > 0);
   }
 
   /** The next anchor of a growable key, in its lane and started; undefined at its maximum. */

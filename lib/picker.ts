@@ -1,6 +1,6 @@
 /**
- * The picker: round robin over the schedule (see schedule.ts), skipping anchors that
- * are not eligible (not READY, draining, or at the lease cap). It keeps a count of
+ * ScheduleCursor: round robin over the schedule (see schedule.ts), skipping anchors that
+ * are not eligible (not READY, draining, or at the stream cap). It keeps a count of
  * eligible anchors, so "nothing available" is answered in O(1) and a pick scans on
  * average S / eligible slots: O(1) while most anchors can take leases.
  * The schedule is replaced whole when the set of anchors changes; eligibility flips
@@ -24,7 +24,7 @@ export interface Pickable {
 /** Random draws before a least-loaded pick falls back to the round-robin scan (few eligible slots). */
 const DRAWS = 4;
 
-export class Picker<A extends Pickable> {
+export class ScheduleCursor<A extends Pickable> {
   #slots: A[] = [];
   #cursor = 0;
   #eligible = 0;

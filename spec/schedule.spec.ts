@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { buildSchedule } from '../lib/schedule.js';
-import { Picker } from '../lib/picker.js';
+import { ScheduleCursor } from '../lib/picker.js';
 
 const entry = (key: string, n: number) => ({ key, anchors: Array.from({ length: n }, (_, i) => `${key}${i}`) });
 const longestRun = (keys: string[]) => {
@@ -61,7 +61,7 @@ t.test('the picker cycles in schedule order and skips ineligible anchors', async
   const a0 = new Slot('a0');
   const b0 = new Slot('b0');
   const a1 = new Slot('a1');
-  const picker = new Picker<Slot>();
+  const picker = new ScheduleCursor<Slot>();
   picker.setSchedule([a0, b0, a1]);
   t.equal(picker.eligibleSlots, 3);
   t.same(Array.from({ length: 6 }, () => picker.pick()?.name), ['a0', 'b0', 'a1', 'a0', 'b0', 'a1']);
@@ -91,7 +91,7 @@ function seeded(seed: number): () => number {
 t.test('least-loaded: of two distinct eligible anchors drawn, the one with fewer leases wins', async (t) => {
   const busy = new Slot('busy', true, 5);
   const idle = new Slot('idle', true, 0);
-  const picker = new Picker<Slot>();
+  const picker = new ScheduleCursor<Slot>();
   picker.setSchedule([busy, idle]);
   const random = seeded(1);
   const picks = Array.from({ length: 1000 }, () => picker.pickLeastLoaded(random)!.name);
@@ -114,7 +114,7 @@ t.test('least-loaded: of two distinct eligible anchors drawn, the one with fewer
 
 t.test('least-loaded: with even load a key is drawn in proportion to its anchors (a: 3, b: 1)', async (t) => {
   const slots = [new Slot('a'), new Slot('a'), new Slot('a'), new Slot('b')];
-  const picker = new Picker<Slot>();
+  const picker = new ScheduleCursor<Slot>();
   picker.setSchedule(slots);
   const random = seeded(7);
   const counts = new Map<string, number>();
@@ -128,7 +128,7 @@ t.test('least-loaded: with even load a key is drawn in proportion to its anchors
 
 t.test('least-loaded: never an ineligible anchor; none eligible → undefined; few eligible → found by the scan', async (t) => {
   const slots = Array.from({ length: 50 }, (_, i) => new Slot(`s${i}`, i === 37, 0));
-  const picker = new Picker<Slot>();
+  const picker = new ScheduleCursor<Slot>();
   picker.setSchedule(slots);
   const random = seeded(3);
   t.same(new Set(Array.from({ length: 200 }, () => picker.pickLeastLoaded(random)!.name)), new Set(['s37']), 'the only eligible one, every time');
