@@ -27,10 +27,10 @@ import { createEtcdClient, isAuthRefusal, plaintextHint, type EtcdConnection } f
 import { Lifecycle } from './lifecycle.js';
 import { silentLogger, type Logger } from './logger.js';
 import { normalizePrefix } from './target.js';
-import { MAX_TIMER_MILLIS } from './timer-limit.js';
+import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from './timer-limit.js';
 
 /** etcd3 arms a ttl×1000 ms timer per lease; longer TTLs would overflow Node's 32-bit timers. */
-export const MAX_TTL_SECONDS = Math.floor(MAX_TIMER_MILLIS / 1000);
+export const MAX_TTL_SECONDS = MAX_TIMER_SECONDS;
 
 export const registrationOptionsSchema = z
   .object({

@@ -8,6 +8,9 @@
 /** The longest delay Node's timers take (2^31 - 1 ms): the limit of every `…Millis` option. */
 export const MAX_TIMER_MILLIS = 2_147_483_647;
 
+/** The same limit in whole seconds (2147483): the limit of every `…Seconds` value that ends up as a timer. */
+export const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MILLIS / 1000);
+
 /** An integer from 0 to MAX_TIMER_MILLIS: a timeout a caller may pass (acquire(), ready()). */
 export function isTimeoutMillis(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TIMER_MILLIS;
