@@ -11,9 +11,7 @@ import { parseAddress } from './address.js';
 import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type AnchorSpec } from './anchor.js';
 import { HealthWatch, type HealthWatchSettings } from './health-watch.js';
 import { pinnedServiceConfig, registerPinnedPolicy } from './grpc/pinned-policy.js';
-
-/** Larger values overflow Node's timers; the grpc-js default (30 min) would drop idle anchors. */
-export const MAX_IDLE_TIMEOUT_MILLIS = 2_147_483_647;
+import { MAX_TIMER_MILLIS } from './timer-limit.js';
 
 export interface ChannelAnchorSettings {
   readonly credentials: grpc.ChannelCredentials;
@@ -54,7 +52,8 @@ export class ChannelAnchor extends Anchor {
     this.#credentials = settings.credentials;
     registerPinnedPolicy();
     this.channel = new grpc.Channel(channelTarget(spec.address), settings.credentials, {
-      'grpc.client_idle_timeout_ms': MAX_IDLE_TIMEOUT_MILLIS,
+      // The grpc-js default (30 min) would drop idle anchors; larger values overflow Node's timers.
+      'grpc.client_idle_timeout_ms': MAX_TIMER_MILLIS,
       ...settings.channelOptions,
       // pick_first that marks the calls failing at their pick as never sent (lib/grpc/pinned-policy.ts).
       'grpc.service_config': pinnedServiceConfig(settings.channelOptions['grpc.service_config'] as string | undefined),

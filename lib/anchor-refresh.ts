@@ -12,6 +12,7 @@
  * It owns no slots: the anchor set creates, swaps and discards anchors through its hooks.
  */
 import type { Anchor } from './anchor.js';
+import { timerDelay } from './timer-limit.js';
 
 export interface RefreshSettings {
   /** How long a replacement may take to become eligible. */
@@ -135,7 +136,7 @@ export class AnchorRefresher<A extends Anchor> {
       queue.push(anchor);
       this.#due.set(anchor.key, queue);
       this.#next(anchor.key);
-    }, Math.min(delay, 2_147_483_647));
+    }, timerDelay(delay));
     // An age timer never keeps a process alive.
     timer.unref();
     this.#timers.set(anchor, timer);

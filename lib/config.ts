@@ -8,9 +8,7 @@ import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { type ParseLimits } from './endpoint.js';
 import { normalizePrefix, parseTarget, validateEtcdHost, type Target } from './target.js';
-
-/** The longest delay Node's timers take (2^31 - 1 ms, about 24.8 days): the limit of every `…Millis` option. */
-const MAX_TIMER_MILLIS = 2_147_483_647;
+import { MAX_TIMER_MILLIS } from './timer-limit.js';
 
 /** A `…Millis` option: an integer from `min` to Node's timer limit. */
 export const millis = (min = 1) => z.number().int().min(min).max(MAX_TIMER_MILLIS);

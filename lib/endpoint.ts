@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { parseAddress } from './address.js';
+import { MAX_TIMER_SECONDS } from './timer-limit.js';
 
 export type EndpointFormat = 'json' | 'go' | 'text' | 'static';
 
@@ -38,7 +39,7 @@ export type ParseResult = { ok: true; endpoint: EndpointEntry } | { ok: false; r
 const MAX_METADATA_DEPTH = 32;
 const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAnchors', 'maxAgeSeconds', 'metadata']);
 /** The longest maximum age: Node's timer limit, in seconds. */
-export const MAX_AGE_SECONDS_LIMIT = 2_147_483;
+export const MAX_AGE_SECONDS_LIMIT = MAX_TIMER_SECONDS;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function invalid(reason: string): ParseResult {

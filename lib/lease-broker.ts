@@ -21,7 +21,9 @@ import {
 } from './errors.js';
 import { attachLeakTimer, newLease, settleLease, type AcquireOptions, type Lease, type LeaseAnchor, type LeaseOwner } from './lease.js';
 import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcome.js';
+import { deadlineWait, type Wait } from './deadline-wait.js';
 import type { Lifecycle } from './lifecycle.js';
+import { isTimeoutMillis, MAX_TIMER_MILLIS } from './timer-limit.js';
 import { WaiterQueue } from './waiter-queue.js';
 
 export interface BrokerOptions {
@@ -58,16 +60,15 @@ interface PendingAcquire {
   readonly since: number;
   /** Where acquire() was called, when leak detection is on (a served waiter's grant runs in a microtask). */
   readonly stack: string | undefined;
+  /** In the queue: false once served (shift() took it) or given up (remove() counted it). */
   active: boolean;
-  resolve(lease: Lease): void;
-  reject(error: Error): void;
-  cleanup(): void;
+  readonly wait: Wait<Lease>;
 }
 
 export function validateAcquireOptions(options: AcquireOptions): void {
   const { timeoutMillis, priority, signal } = options;
-  if (timeoutMillis !== undefined && !(Number.isInteger(timeoutMillis) && timeoutMillis >= 0 && timeoutMillis <= 2_147_483_647)) {
-    throw new ConfigError(`acquire(): timeoutMillis must be an integer from 0 to 2147483647, got ${String(timeoutMillis)}`);
+  if (timeoutMillis !== undefined && !isTimeoutMillis(timeoutMillis)) {
+    throw new ConfigError(`acquire(): timeoutMillis must be an integer from 0 to ${MAX_TIMER_MILLIS}, got ${String(timeoutMillis)}`);
   }
   if (priority !== undefined && !Number.isFinite(priority)) {
     throw new ConfigError(`acquire(): priority must be a finite number, got ${String(priority)}`);
@@ -207,43 +208,37 @@ export class LeaseBroker<A extends LeaseAnchor> {
       return Promise.reject(new TooManyWaitersError(`${this.#waiters.size} callers are already waiting (maxWaitingClients)`));
     }
     const timeoutMillis = options?.timeoutMillis ?? this.#options.acquireTimeoutMillis;
-    const signal = options?.signal;
-    return new Promise<Lease>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(new AcquireAbortedError('acquire() was aborted', { cause: signal.reason }));
-        return;
-      }
-      const giveUp = (error: Error): void => {
-        if (!waiter.active) return;
-        waiter.active = false;
-        this.#waiters.remove();
-        waiter.cleanup();
-        reject(error);
-      };
-      const onAbort = (): void => giveUp(new AcquireAbortedError('acquire() was aborted while waiting', { cause: signal?.reason }));
-      const timer = setTimeout(() => {
-        this.#timeouts += 1;
-        giveUp(new AcquireTimeoutError(`no anchor could take a lease within ${timeoutMillis} ms (${this.#hooks.describe()})`));
-      }, timeoutMillis);
-      let unhold = (): void => undefined;
-      const waiter: PendingAcquire = {
-        priority: options?.priority ?? 0,
-        since: performance.now(),
-        stack: this.#options.leakDetectionMillis > 0 ? (new Error('lease acquired here').stack ?? '') : undefined,
-        active: true,
-        resolve,
-        reject,
-        cleanup: () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          unhold();
+    const leased = deadlineWait<Lease>(
+      this.#lifecycle,
+      {
+        timeoutMillis,
+        signal: options?.signal,
+        timedOut: () => {
+          this.#timeouts += 1;
+          return new AcquireTimeoutError(`no anchor could take a lease within ${timeoutMillis} ms (${this.#hooks.describe()})`);
         },
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(waiter);
-      unhold = this.#lifecycle.hold(() => giveUp(new PoolClosedError('the pool was closed while waiting for a lease')));
-      this.#hooks.starved?.();
-    });
+        aborted: (reason) => new AcquireAbortedError('acquire() was aborted while waiting', { cause: reason }),
+        closed: () => new PoolClosedError('the pool was closed while waiting for a lease'),
+      },
+      (wait) => {
+        const waiter: PendingAcquire = {
+          priority: options?.priority ?? 0,
+          since: performance.now(),
+          stack: this.#options.leakDetectionMillis > 0 ? (new Error('lease acquired here').stack ?? '') : undefined,
+          active: true,
+          wait,
+        };
+        this.#waiters.push(waiter);
+        // Given up (timeout, abort, close): out of the queue's count. A served waiter is out already.
+        return () => {
+          if (!waiter.active) return;
+          waiter.active = false;
+          this.#waiters.remove();
+        };
+      },
+    );
+    this.#hooks.starved?.();
+    return leased;
   }
 
   /** Hands free slots to waiters, in priority order. */
@@ -253,9 +248,8 @@ export class LeaseBroker<A extends LeaseAnchor> {
       if (anchor === undefined) return this.#hooks.starved?.();
       const waiter = this.#waiters.shift()!;
       waiter.active = false;
-      waiter.cleanup();
       this.#observeWait?.((performance.now() - waiter.since) / 1000);
-      waiter.resolve(this.#grant(anchor, waiter.stack));
+      waiter.wait.resolve(this.#grant(anchor, waiter.stack));
     }
   }
 }

@@ -6,7 +6,8 @@
  *     when the owner's shutdown has finished (a second close() never resolves early).
  *   - Everything pending that close() must settle (acquire and ready() waiters, timers
  *     that keep a caller waiting) is held here with hold(); close() runs their settle
- *     functions first, synchronously, before any shutdown work starts.
+ *     functions first, synchronously, before any shutdown work starts. A wait with a
+ *     timeout and an AbortSignal is held through deadlineWait() (deadline-wait.ts).
  *   - A settle function runs at most once, and never after it was released.
  */
 

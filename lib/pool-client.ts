@@ -14,6 +14,7 @@ import { NO_OUTCOME } from './call-outcome.js';
 import type { AcquireOptions, Lease } from './lease.js';
 import { grpcStatusOf } from './error-status.js';
 import { ResumableCall, type CallArgs, type ChannelCall, type LeaseSupply } from './resumable-call.js';
+import { timeoutForDeadline } from './timer-limit.js';
 
 /** What the client needs from a pool. */
 export interface LeaseProvider extends LeaseSupply {
@@ -123,7 +124,7 @@ class LeasedCall implements InnerCall {
     const acquire: AcquireOptions = { signal: this.#abort.signal };
     const deadline = this.options.deadline === undefined ? Infinity : new Date(this.options.deadline).getTime() - Date.now();
     // A deadline beyond Node's timer limit (about 24.8 days) counts as none: acquireTimeoutMillis bounds the wait.
-    const timeoutMillis = Number.isFinite(deadline) && deadline <= 2_147_483_647 ? Math.max(0, Math.floor(deadline)) : undefined;
+    const timeoutMillis = timeoutForDeadline(deadline);
     this.provider.acquire(timeoutMillis === undefined ? acquire : { ...acquire, timeoutMillis }).then(
       (leased) => {
         if (this.#finished) return this.provider.releaseAtEnd(leased, NO_OUTCOME); // cancelled while waiting: no call ran

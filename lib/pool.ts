@@ -20,6 +20,7 @@ import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from './call-outcom
 import { createSource } from './create-source.js';
 import { warnOncePerAddress } from './health-watch.js';
 import { emitSafely } from './emit-safely.js';
+import { deadlineWait } from './deadline-wait.js';
 import { AcquireAbortedError, ConfigError, PoolClosedError, ReadyTimeoutError, type AnchorPoolError } from './errors.js';
 import { LeaseBroker } from './lease-broker.js';
 import type { AcquireOptions, Lease, LeaseAnchor } from './lease.js';
@@ -33,6 +34,7 @@ import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '
 import type { AnchorInfo, PoolEvents, PoolStats, ReadyWaitOptions } from './pool-views.js';
 import type { DesiredEntry } from './reconcile.js';
 import type { EndpointChange, EndpointSnapshot, EndpointSource } from './source.js';
+import { isTimeoutMillis, MAX_TIMER_MILLIS } from './timer-limit.js';
 
 export type { AcquireOptions } from './lease.js';
 export type { LeaseLeakEvent } from './lease-broker.js';
@@ -220,49 +222,42 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   ready(options: ReadyWaitOptions = {}): Promise<void> {
     if (this.#lifecycle.closing) return Promise.reject(new PoolClosedError('ready() on a closed pool'));
     const timeoutMillis = options.timeoutMillis ?? this.#options.readyTimeoutMillis;
-    if (!(Number.isInteger(timeoutMillis) && timeoutMillis >= 0 && timeoutMillis <= 2_147_483_647)) {
-      return Promise.reject(new ConfigError(`ready(): timeoutMillis must be an integer from 0 to 2147483647, got ${String(timeoutMillis)}`));
+    if (!isTimeoutMillis(timeoutMillis)) {
+      return Promise.reject(new ConfigError(`ready(): timeoutMillis must be an integer from 0 to ${MAX_TIMER_MILLIS}, got ${String(timeoutMillis)}`));
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(new AcquireAbortedError('ready() was aborted', { cause: signal.reason }));
     if (this.#source.status().ready && this.#anchors.hasReady()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const stopSource = new AbortController();
-      let sourceReady = false;
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      let unhold = (): void => undefined;
-      const settle = (error?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        stopSource.abort();
-        signal?.removeEventListener('abort', onAbort);
-        this.#readyChecks.delete(check);
-        unhold();
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      const check = (): void => {
-        if (sourceReady && this.#anchors.hasReady()) settle();
-      };
-      const onAbort = (): void => settle(new AcquireAbortedError('ready() was aborted while waiting', { cause: signal?.reason }));
-      // The source's own timeout (same length, armed first) names what etcd said; ours names the anchors.
-      this.#source.ready({ timeoutMillis, signal: stopSource.signal }).then(
-        () => {
-          sourceReady = true;
-          check();
-        },
-        (error: Error) => settle(error),
-      );
-      // Ref'd on purpose: a caller awaiting ready() must not see Node exit under it.
-      timer = setTimeout(() => {
-        if (sourceReady) settle(new ReadyTimeoutError(`no anchor became READY within ${timeoutMillis} ms (${this.#describe()})`));
-      }, timeoutMillis);
-      unhold = this.#lifecycle.hold(() => settle(new PoolClosedError('the pool was closed while ready() waited')));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#readyChecks.add(check);
-    });
+    let sourceReady = false;
+    return deadlineWait<void>(
+      this.#lifecycle,
+      {
+        timeoutMillis,
+        signal,
+        // Until the source is ready, its own timeout (same length, armed first) ends the wait: it names what etcd said.
+        timedOut: () => (sourceReady ? new ReadyTimeoutError(`no anchor became READY within ${timeoutMillis} ms (${this.#describe()})`) : undefined),
+        aborted: (reason) => new AcquireAbortedError('ready() was aborted while waiting', { cause: reason }),
+        closed: () => new PoolClosedError('the pool was closed while ready() waited'),
+      },
+      (wait) => {
+        const stopSource = new AbortController();
+        const check = (): void => {
+          if (sourceReady && this.#anchors.hasReady()) wait.resolve();
+        };
+        this.#source.ready({ timeoutMillis, signal: stopSource.signal }).then(
+          () => {
+            sourceReady = true;
+            check();
+          },
+          (error: Error) => wait.reject(error),
+        );
+        this.#readyChecks.add(check);
+        return () => {
+          stopSource.abort();
+          this.#readyChecks.delete(check);
+        };
+      },
+    );
   }
 
   /**

@@ -27,9 +27,10 @@ import { createEtcdClient, isAuthRefusal, plaintextHint, type EtcdConnection } f
 import { Lifecycle } from './lifecycle.js';
 import { silentLogger, type Logger } from './logger.js';
 import { normalizePrefix } from './target.js';
+import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from './timer-limit.js';
 
 /** etcd3 arms a ttl×1000 ms timer per lease; longer TTLs would overflow Node's 32-bit timers. */
-const MAX_TTL_SECONDS = Math.floor(2_147_483_647 / 1000);
+export const MAX_TTL_SECONDS = MAX_TIMER_SECONDS;
 
 export const registrationOptionsSchema = z
   .object({
@@ -52,9 +53,9 @@ export const registrationOptionsSchema = z
     format: z.enum(['json', 'go']).default('json'),
     metadata: z.record(z.string(), z.unknown()).optional(),
     /** How long register() tries before it rejects with EtcdUnavailableError. */
-    timeoutMillis: z.number().int().min(1).max(2_147_483_647).default(10_000),
+    timeoutMillis: z.number().int().min(1).max(MAX_TIMER_MILLIS).default(10_000),
     /** How long close() waits between deleting the key and revoking the lease. */
-    drainMillis: z.number().int().min(0).max(2_147_483_647).default(0),
+    drainMillis: z.number().int().min(0).max(MAX_TIMER_MILLIS).default(0),
     logger: sourceOptionsSchema.shape.logger,
   })
   .strict()

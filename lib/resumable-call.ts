@@ -13,6 +13,7 @@ import { NO_OUTCOME } from './call-outcome.js';
 import type { AcquireOptions, Lease } from './lease.js';
 import { isNeverSent } from './never-sent.js';
 import { MAX_REPLAYS, RequestLog, type SentMessage } from './request-log.js';
+import { timeoutForDeadline } from './timer-limit.js';
 
 /** What a resumable call needs from the pool. */
 export interface LeaseSupply {
@@ -155,7 +156,8 @@ export class ResumableCall implements ChannelCall {
     const waiting = new AbortController();
     this.#waiting = waiting;
     // A deadline beyond Node's timer limit counts as none: acquireTimeoutMillis bounds the wait.
-    const options: AcquireOptions = Number.isFinite(left) && left <= 2_147_483_647 ? { signal: waiting.signal, timeoutMillis: Math.floor(left) } : { signal: waiting.signal };
+    const timeoutMillis = timeoutForDeadline(left);
+    const options: AcquireOptions = timeoutMillis === undefined ? { signal: waiting.signal } : { signal: waiting.signal, timeoutMillis };
     this.supply.acquire(options).then(
       (leased) => {
         this.#waiting = undefined;

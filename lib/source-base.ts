@@ -7,6 +7,7 @@
  * and end() (stop all I/O).
  */
 import { EventEmitter } from 'node:events';
+import { deadlineWait, type Wait } from './deadline-wait.js';
 import { DesiredState, type InvalidEndpoint } from './desired-state.js';
 import { emitSafely } from './emit-safely.js';
 import type { ParseLimits } from './endpoint.js';
@@ -24,11 +25,6 @@ import type {
 
 export const DEFAULT_READY_TIMEOUT_MILLIS = 10_000;
 
-interface ReadyWaiter {
-  resolve(snapshot: EndpointSnapshot): void;
-  reject(error: Error): void;
-}
-
 export abstract class SourceBase extends EventEmitter<SourceEvents> implements EndpointSource {
   abstract readonly kind: 'etcd' | 'static';
   protected readonly state: DesiredState;
@@ -38,7 +34,7 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
   readonly #lifecycle = new Lifecycle();
   #started = false;
   #ready = false;
-  #waiters = new Set<ReadyWaiter>();
+  readonly #waiters = new Set<Wait<EndpointSnapshot>>();
   #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #pendingCause: ChangeCause = 'snapshot';
 
@@ -76,32 +72,20 @@ export abstract class SourceBase extends EventEmitter<SourceEvents> implements E
     if (this.#ready) return Promise.resolve(this.snapshot());
     this.start();
     const timeoutMillis = options.timeoutMillis ?? DEFAULT_READY_TIMEOUT_MILLIS;
-    const { signal } = options;
-    return new Promise<EndpointSnapshot>((resolve, reject) => {
-      // Ref'd on purpose: a caller awaiting ready() must not see Node exit under it
-      // while the source is between retries (all other timers of the source are unref'd).
-      let timer: NodeJS.Timeout | undefined;
-      let release = (): void => undefined;
-      const onAbort = (): void => settle(() => reject(new AcquireAbortedError('ready() was aborted', { cause: signal?.reason })));
-      const settle = (action: () => void): void => {
-        this.#waiters.delete(waiter);
-        release();
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        action();
-      };
-      const waiter: ReadyWaiter = {
-        resolve: (snapshot) => settle(() => resolve(snapshot)),
-        reject: (error) => settle(() => reject(error)),
-      };
-      if (signal?.aborted) return onAbort();
-      this.#waiters.add(waiter);
-      release = this.#lifecycle.hold(() => waiter.reject(new PoolClosedError('the endpoint source was closed before it became ready')));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      timer = Number.isFinite(timeoutMillis)
-        ? setTimeout(() => waiter.reject(this.readyTimeoutError(timeoutMillis)), timeoutMillis)
-        : setInterval(() => undefined, 2 ** 30);
-    });
+    return deadlineWait<EndpointSnapshot>(
+      this.#lifecycle,
+      {
+        timeoutMillis,
+        signal: options.signal,
+        timedOut: () => this.readyTimeoutError(timeoutMillis),
+        aborted: (reason) => new AcquireAbortedError('ready() was aborted', { cause: reason }),
+        closed: () => new PoolClosedError('the endpoint source was closed before it became ready'),
+      },
+      (wait) => {
+        this.#waiters.add(wait);
+        return () => this.#waiters.delete(wait);
+      },
+    );
   }
 
   /** Stops the source. Every call returns the same promise, settled once end() has finished. */

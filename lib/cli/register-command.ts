@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import { parseAddress } from '../address.js';
 import { ConfigError } from '../errors.js';
 import { consoleLogger } from '../logger.js';
-import { hexLease, register, type Registration, type RegistrationOptions } from '../register.js';
+import { hexLease, MAX_TTL_SECONDS, register, type Registration, type RegistrationOptions } from '../register.js';
+import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from '../timer-limit.js';
 import type { CommandIo } from './command-io.js';
 import { etcdConnectionHelp, etcdFlags, etcdOptionsFromFlags } from './etcd-flags.js';
 import { UsageError } from './usage-error.js';
@@ -77,7 +78,7 @@ function integerFlag(flag: string, text: string | undefined, min: number, max: n
 
 /** Seconds, a non-negative decimal number (`5`, `0.5`), as whole milliseconds. */
 function secondsFlag(flag: string, text: string | undefined, fallback: number): number {
-  const max = 2_147_483;
+  const max = MAX_TIMER_SECONDS;
   const seconds = text === undefined ? fallback : /^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(text) ? Number(text) : NaN;
   if (!(seconds >= 0 && seconds <= max)) throw new UsageError(`--${flag} must be a number of seconds from 0 to ${max}, got ${JSON.stringify(text)}`);
   return Math.round(seconds * 1000);
@@ -132,9 +133,9 @@ export async function registerCommand(argv: string[], io: CommandIo): Promise<nu
     key,
     addr,
     anchors: integerFlag('anchors', values.anchors, 1, 64, 1),
-    ttlSeconds: integerFlag('ttl', values.ttl, 2, 2_147_483, 10),
+    ttlSeconds: integerFlag('ttl', values.ttl, 2, MAX_TTL_SECONDS, 10),
     format,
-    timeoutMillis: integerFlag('timeout', values.timeout, 1, 2_147_483_647, 10_000),
+    timeoutMillis: integerFlag('timeout', values.timeout, 1, MAX_TIMER_MILLIS, 10_000),
     drainMillis,
     logger: consoleLogger('info', io.err),
   };
