@@ -82,12 +82,13 @@ class LeaseRoutingChannel implements grpc.ChannelInterface {
       clearTimeout(timer);
       callback();
     });
-    const wait = new Date(deadline).getTime() - Date.now();
-    if (Number.isFinite(wait)) {
+    // A deadline beyond the timer limit (or none) is waited out with no timer at all.
+    const wait = timeoutForDeadline(new Date(deadline).getTime() - Date.now());
+    if (wait !== undefined) {
       timer = setTimeout(() => {
         off();
         callback(new Error('Deadline passed without connectivity state change'));
-      }, Math.max(0, wait));
+      }, wait);
     }
   }
 

@@ -34,7 +34,7 @@ import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '
 import type { AnchorInfo, PoolEvents, PoolStats, ReadyWaitOptions } from './pool-views.js';
 import type { DesiredEntry } from './reconcile.js';
 import type { EndpointChange, EndpointSnapshot, EndpointSource } from './source.js';
-import { isTimeoutMillis, MAX_TIMER_MILLIS } from './timer-limit.js';
+import { isTimeoutMillis, MAX_TIMER_MILLIS, timerDelay } from './timer-limit.js';
 
 export type { AcquireOptions } from './lease.js';
 export type { LeaseLeakEvent } from './lease-broker.js';
@@ -401,7 +401,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     for (const watcher of [...this.#stateWatchers]) watcher();
     await this.#source.close();
     // Ref'd while close() is awaited: leases still held get drainTimeoutMillis.
-    const keepAlive = setTimeout(() => undefined, this.#options.drainTimeoutMillis + 1000);
+    const keepAlive = setTimeout(() => undefined, timerDelay(this.#options.drainTimeoutMillis + 1000));
     await this.#anchors.drainAll();
     clearTimeout(keepAlive);
   }
