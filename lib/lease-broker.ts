@@ -103,7 +103,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
 
   /** Leases held now; 0 once the owner's close() finished (held leases were reclaimed). */
   get leased(): number {
-    return this.#lifecycle.closed ? 0 : this.#leased;
+    return this.#lifecycle.finished ? 0 : this.#leased;
   }
   get waiting(): number {
     return this.#waiters.size;
@@ -142,7 +142,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
 
   release(lease: Lease, outcome?: ReleaseOutcome): void {
     const anchor = settleLease(lease, this.#owner);
-    if (this.#lifecycle.closed) {
+    if (this.#lifecycle.finished) {
       throw new PoolClosedError(`release() after close() finished: the lease on ${lease.key}#${lease.anchor} (${lease.address}) was already reclaimed`);
     }
     this.#leased -= 1;
@@ -153,7 +153,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
 
   /** Gives back a lease whose work ended (a call's status, a scope's end); a no-op once released or after close() finished. */
   releaseAtEnd(lease: Lease, outcome?: ReleaseOutcome): void {
-    if (!lease.released && !this.#lifecycle.closed) this.release(lease, outcome);
+    if (!lease.released && !this.#lifecycle.finished) this.release(lease, outcome);
   }
 
   /** An anchor became eligible: serve waiters on the next microtask (not from inside the anchor's own state change). */

@@ -1,5 +1,5 @@
 /**
- * Lifecycle: open → closing → closed, the one implementation shared by the pool, the
+ * Lifecycle: open → closing → finished, the one implementation shared by the pool, the
  * endpoint sources and a registration.
  *
  *   - close() is idempotent: every call returns the same promise, which settles only
@@ -11,25 +11,21 @@
  *   - A settle function runs at most once, and never after it was released.
  */
 
-export type LifecycleState = 'open' | 'closing' | 'closed';
+type LifecycleState = 'open' | 'closing' | 'finished';
 
 export class Lifecycle {
   #state: LifecycleState = 'open';
   #closing: Promise<void> | undefined;
   readonly #held = new Set<() => void>();
 
-  get state(): LifecycleState {
-    return this.#state;
-  }
-
   /** close() has been called (it may still be running). */
   get closing(): boolean {
     return this.#state !== 'open';
   }
 
-  /** close() has finished. */
-  get closed(): boolean {
-    return this.#state === 'closed';
+  /** close() has finished (its shutdown ran to the end). */
+  get finished(): boolean {
+    return this.#state === 'finished';
   }
 
   /**
@@ -63,7 +59,7 @@ export class Lifecycle {
     try {
       await shutdown();
     } finally {
-      this.#state = 'closed';
+      this.#state = 'finished';
     }
   }
 }

@@ -111,7 +111,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         },
         leaked: (event) => {
           // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.
-          if (this.#lifecycle.closed) return;
+          if (this.#lifecycle.finished) return;
           this.#logger.warn({ ...event }, `lease on ${event.key}#${event.anchor} held for over ${this.#options.leakDetectionMillis} ms; acquired at: ${event.stack}`);
           this.#emit('lease-leak', event);
         },
@@ -268,6 +268,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     return this.#lifecycle.close(() => this.#shutdown());
   }
 
+  /** close() was called: the pool takes no new work (its shutdown may still be running). */
   get closed(): boolean {
     return this.#lifecycle.closing;
   }

@@ -300,7 +300,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     return this.#lifecycle.close(() => this.#shutdown());
   }
 
-  get #closed(): boolean {
+  get #closing(): boolean {
     return this.#lifecycle.closing;
   }
 
@@ -311,18 +311,18 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     for (;;) {
       try {
         await this.#attempt(Math.min(deadline, Date.now() + dial));
-        if (this.#closed) throw this.#timeoutError();
+        if (this.#closing) throw this.#timeoutError();
         this.#callsEndBy = Infinity;
         this.#registered('registered in etcd', {});
         return;
       } catch (err) {
         const error = this.#noteFailure(err);
         if (error instanceof EtcdAuthError) throw error;
-        if (this.#closed) throw this.#timeoutError();
+        if (this.#closing) throw this.#timeoutError();
         this.#logger.debug({ key: this.key, code: error.code, error: error.message }, 'registration attempt failed; retrying');
         const remaining = deadline - Date.now();
         if (remaining > 0) await sleep(Math.min(backoff.duration, remaining), undefined, { signal: this.#abort.signal }).catch(() => undefined);
-        if (this.#closed || Date.now() >= deadline) throw this.#timeoutError();
+        if (this.#closing || Date.now() >= deadline) throw this.#timeoutError();
         backoff = backoff.next(undefined);
       }
     }
@@ -331,14 +331,14 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
   async #registerAgain(): Promise<void> {
     const startedAt = performance.now();
     let backoff = this.#backoffs.next();
-    for (let attempt = 1; !this.#closed; attempt++) {
+    for (let attempt = 1; !this.#closing; attempt++) {
       try {
         await this.#attempt(Date.now() + this.#options.etcd.dialTimeoutMillis);
-        if (this.#closed) return;
+        if (this.#closing) return;
         this.#registered('registered in etcd again', { attempts: attempt, millis: Math.round(performance.now() - startedAt) });
         return;
       } catch (err) {
-        if (this.#closed) return;
+        if (this.#closing) return;
         const error = this.#noteFailure(err);
         this.#logger.warn(
           { key: this.key, attempt, code: error.code, error: error.message, retryInMillis: Math.round(backoff.duration) },
@@ -379,7 +379,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
 
   #leaseLost(lease: Lease, err: Error): void {
     // Leases of failed attempts and of a closed registration report losses too; only the current one counts.
-    if (this.#closed || lease !== this.#lease) return;
+    if (this.#closing || lease !== this.#lease) return;
     const leaseId = this.#leaseId;
     this.#lease = undefined;
     this.#leaseId = undefined;

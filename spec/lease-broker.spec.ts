@@ -284,7 +284,7 @@ t.test('close: waiters rejected with PoolClosedError at once, acquire after clos
   t.equal(broker.leased, 1, 'the held lease still counts while draining');
   held.release();
   await closing;
-  t.ok(lifecycle.closed);
+  t.ok(lifecycle.finished);
   t.ok(a0.closed);
   t.equal(broker.leased, 0);
   await t.rejects(broker.acquire(), PoolClosedError, 'acquire() after close');
