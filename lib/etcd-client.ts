@@ -21,6 +21,7 @@ import {
 import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop } from 'cockatiel';
 import type { z } from 'zod';
 import type { etcdOptionsSchema } from './config.js';
+import { observeCall } from './grpc/observed-call.js';
 
 export type EtcdConnection = z.output<typeof etcdOptionsSchema> & { hosts: string[] };
 
@@ -39,7 +40,6 @@ const REQUIRE_LEADER_VALUE = 'true';
 const WATCH_METHOD = '/etcdserverpb.Watch/Watch';
 /** Maintenance.Status: its request is an empty message, and only whether it is refused matters here. */
 const STATUS_METHOD = '/etcdserverpb.Maintenance/Status';
-type CallListener = Parameters<Call['start']>[1];
 
 /**
  * The connections of one etcd3 client: one grpc-js channel per etcd host, shared by all
@@ -52,7 +52,7 @@ type CallListener = Parameters<Call['start']>[1];
  *     owned by nothing: it stays open until etcd closes it. etcd3 closes its service
  *     clients on every retryable error (Host.resetAllServices), and we replaced the
  *     client after failures, so an outage of a few retry cycles left such connections
- *     behind (5 of 6 still established 3 s after close in the issue's run).
+ *     behind (figures in docs/decisions.md).
  *     Here etcd3's own close() of a service client does nothing (grpc-js reconnects the
  *     one channel by itself), and our release closes a channel only outside
  *     TRANSIENT_FAILURE. pick_first reports TRANSIENT_FAILURE until a connection is
@@ -124,27 +124,18 @@ class EtcdChannels {
       call.cancelWithStatus(status.CANCELLED, 'the etcd client was closed');
       return call;
     }
-    const start = call.start.bind(call);
-    call.start = (metadata, listener: CallListener) => {
-      this.#calls.set(call, { channel, method });
-      // As etcd's Go client does for watches (WithRequireLeader), on every call: a member
-      // cut off from its peers refuses it at once ("etcdserver: no leader") and cancels the
-      // watch streams it holds when it loses its leader, instead of answering from a stale
-      // state or going silent. etcd grpc-proxy honours it for the watches it serves.
-      metadata.set(REQUIRE_LEADER_KEY, REQUIRE_LEADER_VALUE);
-      start(metadata, {
-        onReceiveMetadata: (received) => listener.onReceiveMetadata(received),
-        onReceiveMessage: (message) => {
-          if (method === WATCH_METHOD) this.#watchReceivedAt = performance.now();
-          listener.onReceiveMessage(message);
-        },
-        onReceiveStatus: (received) => {
-          this.#calls.delete(call);
-          listener.onReceiveStatus(received);
-        },
-      });
-    };
-    return call;
+    return observeCall(call, {
+      starting: (metadata) => {
+        this.#calls.set(call, { channel, method });
+        // As etcd's Go client does for watches (WithRequireLeader), on every call: a member
+        // cut off from its peers refuses it at once ("etcdserver: no leader") and cancels the
+        // watch streams it holds when it loses its leader, instead of answering from a stale
+        // state or going silent. etcd grpc-proxy honours it for the watches it serves.
+        metadata.set(REQUIRE_LEADER_KEY, REQUIRE_LEADER_VALUE);
+      },
+      ...(method === WATCH_METHOD && { message: () => void (this.#watchReceivedAt = performance.now()) }),
+      status: () => void this.#calls.delete(call),
+    });
   }
 }
 

@@ -8,8 +8,7 @@
  *     in their sockets (servers with max_connection_age cycle many at about the same time).
  *   - sibling pause: the key's other connections take no calls for SIBLING_PAUSE_MILLIS,
  *     if other keys can take them meanwhile. A server that shuts down sends GOAWAY on every
- *     connection; the retry must not meet the same server's next GOAWAY (the graceful
- *     shutdown scenario failed 1 call in about 1,100 that way).
+ *     connection; the retry must not meet the same server's next GOAWAY.
  */
 import type { AnchorSet } from '../anchor-set.js';
 import type { SubchannelAnchor } from './anchor-subchannel.js';

@@ -2,7 +2,7 @@
  * The call channel of one subchannel, for the policy's own streams on that connection
  * (the health Watch). grpc-js 1.14 gives each subchannel a channel whose calls all go
  * over it (`SubchannelInterface.getChannel()`, the way its ORCA stream works); this
- * wrapper closes two gaps of that young API, found by running it:
+ * wrapper closes two gaps of that young API:
  *   - a call's start() is asynchronous (filters, call credentials) and its promise is not
  *     awaited by grpc-js: when the subchannel leaves READY meanwhile it rejects ("not
  *     READY") unhandled, which ends the process. Here it ends the call UNAVAILABLE.
