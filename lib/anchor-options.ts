@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_FAILURE_CODES } from './call-outcome.js';
-import { millis, type OptionsAgree } from './config.js';
+import { millis, type OptionsAgree } from './option-schema.js';
 import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
 import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
 

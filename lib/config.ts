@@ -8,10 +8,8 @@ import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { type ParseLimits } from './endpoint.js';
 import { normalizePrefix, parseTarget, validateEtcdHost, type Target } from './target.js';
-import { MAX_TIMER_MILLIS } from './timer-limit.js';
+import { formatZodError, millis, type OptionsAgree } from './option-schema.js';
 
-/** A `…Millis` option: an integer from `min` to Node's timer limit. */
-export const millis = (min = 1) => z.number().int().min(min).max(MAX_TIMER_MILLIS);
 const buffer = z.custom<Buffer>((value) => value instanceof Uint8Array, { error: 'must be a Buffer' });
 const loggerSchema = z.custom<Logger>(
   (value) =>
@@ -204,20 +202,6 @@ export const sourceOptionsSchema = z
   })
   .strict();
 
-/**
- * Compile-time check that a hand-written options interface and the input of its zod
- * schema agree: the same keys, each key's type assignable both ways. `true` when they
- * do; otherwise an object naming the keys that differ, which shows in the type error.
- * Nested option objects are compared as wholes, so check their own interfaces too.
- */
-export type OptionsAgree<Interface, SchemaInput> = [Disagreeing<Interface, SchemaInput>] extends [never]
-  ? true
-  : { keysThatDiffer: Disagreeing<Interface, SchemaInput> };
-type Disagreeing<A, B> =
-  | Exclude<keyof A, keyof B>
-  | Exclude<keyof B, keyof A>
-  | { [K in keyof A & keyof B]-?: [A[K]] extends [B[K]] ? ([B[K]] extends [A[K]] ? never : K) : K }[keyof A & keyof B];
-
 // The interfaces above are what users read; these lines fail to compile when they drift from the schemas.
 true satisfies OptionsAgree<EtcdCredentials, z.input<typeof etcdCredentialsSchema>>;
 true satisfies OptionsAgree<EtcdAuth, z.input<typeof etcdAuthSchema>>;
@@ -234,11 +218,6 @@ export interface ResolvedSourceOptions {
   readonly logger: Logger;
 }
 
-export function formatZodError(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `${issue.path.length === 0 ? '(options)' : issue.path.join('.')}: ${issue.message}`)
-    .join('; ');
-}
 
 /** Parses the target and options into one resolved description of the source. */
 export function resolveSourceOptions(input: SourceOptions): ResolvedSourceOptions {

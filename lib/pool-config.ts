@@ -6,7 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { anchorOptionRules, anchorOptionsShape, pickAnchorOptions, type AnchorOptions, type ResolvedAnchorOptions } from './anchor-options.js';
 import { ConfigError } from './errors.js';
-import { formatZodError, millis, readyTimeoutMillisSchema, sourceOptionsSchema, type OptionsAgree, type SourceOptions } from './config.js';
+import { readyTimeoutMillisSchema, sourceOptionsSchema, type SourceOptions } from './config.js';
+import { formatZodError, millis, type OptionsAgree } from './option-schema.js';
 
 /**
  * Options of `createPool()`: what to discover (every SourceOptions field), how anchors

@@ -6,7 +6,7 @@
  * `{"anchored_round_robin":{"maxStreamsPerAnchor":100,"pick":"least-loaded","healthCheck":{"serviceName":""}}}`.
  */
 import { anchorOptionsSchema, type AnchorOptions, type ResolvedAnchorOptions } from '../anchor-options.js';
-import { formatZodError } from '../config.js';
+import { formatZodError } from '../option-schema.js';
 import { ConfigError } from '../errors.js';
 import { trace, type TypedLoadBalancingConfig } from './experimental.js';
 
