@@ -1,12 +1,12 @@
 /** anchorpool's public API. Everything exported here is supported; deep imports are not. */
-export { createSource } from './create-source.js';
-export type { SourceOptions, EtcdOptions } from './config.js';
-export type { EndpointSource, EndpointChange, EndpointSnapshot, ResyncInfo, ResyncReason, SourceEvents, SourceStatus, ReadyOptions, ChangeCause } from './source.js';
-export { type EndpointEntry, type EndpointFormat, type ParseLimits, type ParseResult, parseEndpointValue, DEFAULT_LIMITS } from './endpoint.js';
-export { type ParsedAddress, parseAddress } from './address.js';
-export { type Target, type EtcdTarget, type StaticTarget, parseTarget } from './target.js';
-export type { EndpointDiff, InvalidEndpoint } from './desired-state.js';
-export { type Logger, type LogFields, type LogLevel, consoleLogger, silentLogger } from './logger.js';
+export { createSource } from './discovery/create-source.js';
+export type { SourceOptions, EtcdOptions } from './discovery/source-options.js';
+export type { EndpointSource, EndpointChange, EndpointSnapshot, ResyncInfo, ResyncReason, SourceEvents, SourceStatus, ReadyOptions, ChangeCause } from './discovery/source.js';
+export { type EndpointEntry, type EndpointFormat, type ParseLimits, type ParseResult, parseEndpointValue, DEFAULT_LIMITS } from './discovery/endpoint-entry.js';
+export { type ParsedAddress, parseAddress } from './discovery/address.js';
+export { type Target, type EtcdTarget, type StaticTarget, parseTarget } from './discovery/target.js';
+export type { EndpointDiff, InvalidEndpoint } from './discovery/desired-state.js';
+export { type Logger, type LogFields, type LogLevel, consoleLogger, silentLogger } from './core/logger.js';
 export {
   AnchorPoolError,
   ConfigError,
@@ -15,14 +15,14 @@ export {
   EtcdAuthError,
   PoolClosedError,
   isAnchorPoolError,
-} from './errors.js';
-export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type AnchorHealthEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats, type ReadyWaitOptions } from './pool.js';
-export type { PoolOptions } from './pool-config.js';
-export type { AnchorOptions, HealthCheckOptions, OutlierDetectionOptions, PickMode } from './anchor-options.js';
-export { Lease } from './lease.js';
-export type { AnchorState, AnchorHealth } from './anchor.js';
-export type { CallOutcome } from './call-outcome.js';
-export { isNeverSent } from './never-sent.js';
+} from './core/errors.js';
+export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type AnchorHealthEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats, type ReadyWaitOptions } from './pool/pool.js';
+export type { PoolOptions } from './pool/pool-options.js';
+export type { AnchorOptions, HealthCheckOptions, OutlierDetectionOptions, PickMode } from './anchors/anchor-options.js';
+export { Lease } from './pool/lease.js';
+export type { AnchorState, AnchorHealth } from './anchors/anchor.js';
+export type { CallOutcome } from './core/call-outcome.js';
+export { isNeverSent } from './core/never-sent.js';
 export {
   ReadyTimeoutError,
   AcquireTimeoutError,
@@ -31,7 +31,7 @@ export {
   NoAnchorAvailableError,
   LeaseReleasedError,
   ForeignLeaseError,
-} from './errors.js';
-export { registerAnchorpool, type RegisterOptions } from './grpc/register.js';
-export { registerPoolMetrics, serveMetrics, type MetricsSource } from './metrics.js';
-export { register, registrationValue, type Registration, type RegistrationOptions, type RegistrationEvents, type RegistrationFormat } from './register.js';
+} from './core/errors.js';
+export { registerAnchorpool, type RegisterOptions } from './native/register-anchorpool.js';
+export { registerPoolMetrics, serveMetrics, type MetricsSource } from './pool/metrics.js';
+export { register, registrationValue, type Registration, type RegistrationOptions, type RegistrationEvents, type RegistrationFormat } from './discovery/registration.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseAddress } from '../lib/address.js';
+import { parseAddress } from '../lib/discovery/address.js';
 
 t.test('accepted address forms', async (t) => {
   const cases: [string, object][] = [

@@ -5,9 +5,9 @@
 // anchors a key has opened, its share of the picks follows its N (lanes).
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnchorSet } from '../lib/anchor-set.js';
-import type { GrowthSettings } from '../lib/anchor-growth.js';
-import type { DesiredEntry } from '../lib/reconcile.js';
+import { AnchorSet } from '../lib/anchors/anchor-set.js';
+import type { GrowthSettings } from '../lib/anchors/anchor-growth.js';
+import type { DesiredEntry } from '../lib/anchors/reconcile.js';
 import { fakeAnchors, type FakeAnchor, type FakeAnchorOptions } from './fakes/fake-anchor.js';
 
 const growth: GrowthSettings = { connectTimeoutMillis: 100, backoffInitialMillis: 80, backoffMaxMillis: 1000, idleMillis: 60, sampleMillis: 20, lowWater: 0.5 };

@@ -2,7 +2,7 @@
 // leases only while READY and SERVING (or UNCHECKED: no health service), a new
 // connection starts UNKNOWN again, and one of its maxLeases slots is the health stream's.
 import t from 'tap';
-import type { AnchorHealth, AnchorListener } from '../lib/anchor.js';
+import type { AnchorHealth, AnchorListener } from '../lib/anchors/anchor.js';
 import { FakeAnchor } from './fakes/fake-anchor.js';
 
 function recorded(): { listener: AnchorListener; events: string[] } {

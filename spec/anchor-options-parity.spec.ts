@@ -1,15 +1,15 @@
-// One option model, proved: every anchor option (lib/anchor-options.ts) is accepted,
+// One option model, proved: every anchor option (lib/anchors/anchor-options.ts) is accepted,
 // refused and defaulted alike by createPool(), registerAnchorpool() and the
 // anchored_round_robin policy's JSON config. The spec walks the schema itself, so an
 // option added there without samples here fails the first test.
 import t from 'tap';
 import { z } from 'zod';
-import { anchorOptionsShape, type ResolvedAnchorOptions } from '../lib/anchor-options.js';
-import { createPool } from '../lib/pool.js';
-import { resolvePoolOptions } from '../lib/pool-config.js';
-import { registerAnchorpool, resolveRegisterOptions } from '../lib/grpc/register.js';
-import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
-import { register } from '../lib/register.js';
+import { anchorOptionsShape, type ResolvedAnchorOptions } from '../lib/anchors/anchor-options.js';
+import { createPool } from '../lib/pool/pool.js';
+import { resolvePoolOptions } from '../lib/pool/pool-options.js';
+import { registerAnchorpool, resolveRegisterOptions } from '../lib/native/register-anchorpool.js';
+import { AnchoredRoundRobinConfig } from '../lib/native/policy-config.js';
+import { register } from '../lib/discovery/registration.js';
 import { readFileSync } from 'node:fs';
 
 interface Samples {
@@ -132,7 +132,7 @@ t.test('the options both createPool() and registerAnchorpool() take beside the a
 });
 
 t.test("register()'s documented anchors range is the one it enforces", async (t) => {
-  const declarations = readFileSync(new URL('../lib/register.d.ts', import.meta.url), 'utf8');
+  const declarations = readFileSync(new URL('../lib/discovery/registration.d.ts', import.meta.url), 'utf8');
   const documented = /How many anchors \(connections\)[^*]*?(\d+) to (\d+)/.exec(declarations.replace(/\s*\*\s*/g, ' '));
   t.ok(documented, 'the doc comment states a range');
   const [min, max] = [Number(documented![1]), Number(documented![2])];

@@ -5,9 +5,9 @@
 // anchor stays and is tried again later.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnchorSet } from '../lib/anchor-set.js';
-import type { RefreshSettings } from '../lib/anchor-refresh.js';
-import type { DesiredEntry } from '../lib/reconcile.js';
+import { AnchorSet } from '../lib/anchors/anchor-set.js';
+import type { RefreshSettings } from '../lib/anchors/anchor-refresh.js';
+import type { DesiredEntry } from '../lib/anchors/reconcile.js';
 import { fakeAnchors, type FakeAnchor } from './fakes/fake-anchor.js';
 
 const entry = (addr: string, anchors: number, maxAgeMillis?: number): DesiredEntry => (maxAgeMillis === undefined ? { addr, anchors } : { addr, anchors, maxAgeMillis });

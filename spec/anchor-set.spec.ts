@@ -3,9 +3,9 @@
 // anchors kept away from the picker, drainAll and closeAll.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AnchorState } from '../lib/anchor.js';
-import { AnchorSet } from '../lib/anchor-set.js';
-import type { DesiredEntry } from '../lib/reconcile.js';
+import type { AnchorState } from '../lib/anchors/anchor.js';
+import { AnchorSet } from '../lib/anchors/anchor-set.js';
+import type { DesiredEntry } from '../lib/anchors/reconcile.js';
 import { fakeAnchors, type FakeAnchor, type FakeAnchorOptions } from './fakes/fake-anchor.js';
 
 type Desired = Record<string, [addr: string, anchors: number]>;

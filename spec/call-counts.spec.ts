@@ -3,8 +3,8 @@
 // is given back on the next turn; a replay moves the count; outcomes go where the call ran.
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { CallCounts } from '../lib/grpc/call-counts.js';
-import type { SubchannelInterface } from '../lib/grpc/experimental.js';
+import { CallCounts } from '../lib/native/call-counts.js';
+import type { SubchannelInterface } from '../lib/grpc-js/experimental.js';
 import { FakeAnchor } from './fakes/fake-anchor.js';
 
 type Placed = FakeAnchor & { subchannel: SubchannelInterface };

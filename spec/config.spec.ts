@@ -1,7 +1,7 @@
 import t from 'tap';
-import { resolveSourceOptions } from '../lib/config.js';
-import { createSource } from '../lib/create-source.js';
-import { silentLogger } from '../lib/logger.js';
+import { resolveSourceOptions } from '../lib/discovery/source-options.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import { silentLogger } from '../lib/core/logger.js';
 
 t.test('defaults for an etcd target', async (t) => {
   const resolved = resolveSourceOptions({ target: 'etcd:///services/echo/' });

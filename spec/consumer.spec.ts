@@ -38,7 +38,7 @@ const files = packed[0].files.map((f) => f.path);
 
 t.test('the tarball holds the library and its command, nothing of the repo’s machinery', async (t) => {
   t.comment(`${files.length} files, ${packed[0].size} bytes packed, ${packed[0].unpackedSize} unpacked`);
-  for (const expected of ['package.json', 'README.md', 'bin/anchorpool.js', 'build/lib/index.js', 'build/lib/index.d.ts', 'build/lib/grpc/index.js', 'build/lib/metrics.js']) {
+  for (const expected of ['package.json', 'README.md', 'bin/anchorpool.js', 'build/lib/index.js', 'build/lib/index.d.ts', 'build/lib/native/index.js', 'build/lib/pool/metrics.js']) {
     t.ok(files.includes(expected), `has ${expected}`);
   }
   t.same(files.filter((f) => !/^(bin\/|build\/lib\/|package\.json$|README\.md$|LICENSE$)/.test(f)), [], 'only bin/, build/lib/, package.json, README, LICENSE');

@@ -5,9 +5,9 @@
 import t from 'tap';
 import { getEventListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deadlineWait, type DeadlineWaitOptions, type Wait } from '../lib/deadline-wait.js';
-import { Lifecycle } from '../lib/lifecycle.js';
-import { MAX_TIMER_MILLIS } from '../lib/timer-limit.js';
+import { deadlineWait, type DeadlineWaitOptions, type Wait } from '../lib/core/deadline-wait.js';
+import { Lifecycle } from '../lib/core/lifecycle.js';
+import { MAX_TIMER_MILLIS } from '../lib/core/timer-limit.js';
 
 // Named, so that tap's rejects() tells them apart.
 class TimedOut extends Error {

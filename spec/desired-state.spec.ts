@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { DesiredState, type EndpointDiff } from '../lib/desired-state.js';
-import type { EndpointEntry } from '../lib/endpoint.js';
+import { DesiredState, type EndpointDiff } from '../lib/discovery/desired-state.js';
+import type { EndpointEntry } from '../lib/discovery/endpoint-entry.js';
 
 const limits = { defaultAnchors: 1, maxAnchorsPerKey: 64, maxValueBytes: 4096 };
 let revision = 0;

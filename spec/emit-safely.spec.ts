@@ -4,7 +4,7 @@
 import t from 'tap';
 import { EventEmitter, errorMonitor } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { emitSafely } from '../lib/emit-safely.js';
+import { emitSafely } from '../lib/core/emit-safely.js';
 
 t.test('every listener gets the event, in order, even after one throws; the throw surfaces on a later tick', async (t) => {
   const uncaught: unknown[] = [];

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { parseEndpointValue, type ParseLimits } from '../lib/endpoint.js';
+import { parseEndpointValue, type ParseLimits } from '../lib/discovery/endpoint-entry.js';
 
 const limits: ParseLimits = { defaultAnchors: 2, maxAnchorsPerKey: 64, maxValueBytes: 1024 };
 const parse = (value: string | Uint8Array, l = limits) =>

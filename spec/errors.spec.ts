@@ -4,16 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
-import * as errors from '../lib/errors.js';
-import { AcquireTimeoutError, AnchorPoolError, ConfigError, isAnchorPoolError, PoolClosedError } from '../lib/errors.js';
-import { grpcStatusOf } from '../lib/error-status.js';
+import * as errors from '../lib/core/errors.js';
+import { AcquireTimeoutError, AnchorPoolError, ConfigError, isAnchorPoolError, PoolClosedError } from '../lib/core/errors.js';
+import { grpcStatusOf } from '../lib/core/error-status.js';
 
 /** A second installed copy of the package: the same built file, loaded from another path. */
 async function loadSecondCopy(t: Test): Promise<typeof errors> {
   const dir = await mkdtemp(join(tmpdir(), 'anchorpool-copy-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'errors.js');
-  await copyFile(fileURLToPath(new URL('../lib/errors.js', import.meta.url)), file);
+  await copyFile(fileURLToPath(new URL('../lib/core/errors.js', import.meta.url)), file);
   return (await import(pathToFileURL(file).href)) as typeof errors;
 }
 

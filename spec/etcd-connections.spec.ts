@@ -5,8 +5,8 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSource } from '../lib/create-source.js';
-import { register } from '../lib/register.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import { register } from '../lib/discovery/registration.js';
 import { startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
 

@@ -7,12 +7,12 @@
 // must be disconnected (evidence that the check can fail). All three run at once.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSource } from '../lib/create-source.js';
-import type { EtcdEndpointSource } from '../lib/source-etcd.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import type { EtcdEndpointSource } from '../lib/discovery/source-etcd.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
-import { register } from '../lib/register.js';
-import { silentLogger } from '../lib/logger.js';
+import { register } from '../lib/discovery/registration.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { startGrpcProxy } from '../testkit/grpc-proxy.js';
 import { converge, directClient } from '../testkit/tap-source.js';
 

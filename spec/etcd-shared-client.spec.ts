@@ -8,11 +8,11 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
-import { createSource } from '../lib/create-source.js';
-import { sharedEtcdClients } from '../lib/etcd-client-share.js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { silentLogger } from '../lib/logger.js';
-import type { EndpointSource } from '../lib/source.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import { sharedEtcdClients } from '../lib/etcd/etcd-client-share.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { silentLogger } from '../lib/core/logger.js';
+import type { EndpointSource } from '../lib/discovery/source.js';
 import { converge, directClient, etcdTruth, once } from '../testkit/tap-source.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';

@@ -5,9 +5,9 @@
 // the channel's own service config turns health checks on. Real etcd, real backends.
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { sharedSourceCount } from '../lib/grpc/resolver.js';
-import { silentLogger } from '../lib/logger.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { sharedSourceCount } from '../lib/native/resolver.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 import { capturingLogger } from '../testkit/tap-source.js';

@@ -7,10 +7,10 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError } from '../lib/errors.js';
-import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import type { Logger } from '../lib/logger.js';
+import { ConfigError } from '../lib/core/errors.js';
+import { AnchoredRoundRobinConfig } from '../lib/native/policy-config.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import type { Logger } from '../lib/core/logger.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 

@@ -4,7 +4,7 @@
 // subchannel runs its Watch on its own connection (no extra connection is opened).
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 import { capturingLogger } from '../testkit/tap-source.js';

@@ -4,8 +4,8 @@
 // anchored_round_robin as its child.
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { silentLogger } from '../lib/logger.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 
 registerAnchorpool({ logger: silentLogger, outlierDetection: { consecutiveFailures: 3, intervalMillis: 200, baseEjectionTimeMillis: 60_000, maxEjectionPercent: 50, failurePercentage: 0 } });

@@ -6,9 +6,9 @@
 // fails after a bounded number of attempts.
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { silentLogger } from '../lib/logger.js';
-import { MAX_REPLAYS } from '../lib/request-log.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { MAX_REPLAYS } from '../lib/core/request-log.js';
 import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 import { startRefusingServer, type RefusingServer } from '../testkit/refusing-server.js';
 

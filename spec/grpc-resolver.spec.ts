@@ -4,8 +4,8 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { silentLogger } from '../lib/logger.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 

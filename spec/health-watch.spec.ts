@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { HealthWatch, type ReportedHealth } from '../lib/health-watch.js';
+import { HealthWatch, type ReportedHealth } from '../lib/anchors/health-watch.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 
 type Script = 'answer-then-fail' | 'fail-at-once' | 'serve';

@@ -1,6 +1,8 @@
 // The import check as a test: dependency-cruiser with the repo's .dependency-cruiser.cjs
 // passes on the built tree (build/, fresh from `npm test`'s pretest), and fails, naming
 // the rule, on a small tree that breaks each rule, so the check is known to be able to fail.
+// A scan of lib/'s sources adds what the built tree cannot show: grpc-js's experimental
+// API and its type-only deep imports are used from lib/grpc-js/ only.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +38,13 @@ t.test('a tree that breaks every rule fails the check, with each rule named', as
     'scripts/tool.js': "import '../lib/internal-thing.js';\nimport '../lib/index.js';\nimport '../spec/x.spec.js';\n",
     'spec/x.spec.js': "import '../scripts/tool.js';\nimport '../lib/index.js';\n",
     'testkit/kit.js': "import '../spec/x.spec.js';\n",
+    // Layers inside lib/: core imports nothing of lib/, pool and native never each other.
+    'lib/core/base.js': "import '../pool/lease.js';\n",
+    'lib/pool/lease.js': "import '../native/policy.js';\nimport '../core/ok.js';\n",
+    'lib/native/policy.js': "import '../anchors/anchor.js';\n",
+    'lib/anchors/anchor.js': "import '../discovery/source.js';\n",
+    'lib/discovery/source.js': 'export const s = 1;\n',
+    'lib/core/ok.js': 'export const ok = 1;\n',
   };
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, name)), { recursive: true });
@@ -47,5 +56,19 @@ t.test('a tree that breaks every rule fails the check, with each rule named', as
     t.match(output, new RegExp(`error ${rule}:`), `reports ${rule}`);
   }
   t.match(output, /scripts-use-lib-entries: scripts\/tool\.js → lib\/internal-thing\.js/, 'a deep import from scripts/ is named');
+  t.match(output, /error lib-core-imports-only-itself: lib\/core\/base\.js → lib\/pool\/lease\.js/, 'core/ imports nothing of lib/');
+  t.match(output, /error lib-pool-imports-only-[a-z-]+: lib\/pool\/lease\.js → lib\/native\/policy\.js/, 'pool/ does not import native/');
+  t.notMatch(output, /lib\/pool\/lease\.js → lib\/core\/ok\.js/, 'a layer may import the ones below it');
+  t.notMatch(output, /lib\/native\/policy\.js → lib\/anchors\/anchor\.js/, 'native/ may import anchors/');
+  t.match(output, /error lib-anchors-imports-only-[a-z-]+: lib\/anchors\/anchor\.js → lib\/discovery\/source\.js/, 'anchors/ does not import discovery/');
   t.notMatch(output, /scripts-use-lib-entries: scripts\/tool\.js → lib\/index\.js/, 'the public entry is allowed');
+});
+
+t.test("grpc-js internals are reached from lib/grpc-js/ only, type imports included", async (t) => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const lib = join(ROOT, 'lib');
+  const sources = (readdirSync(lib, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+  const reaching = sources.filter((f) => /from '@grpc\/grpc-js\/build\/|\bexperimental\b[^'\n]*from '@grpc\/grpc-js'/.test(readFileSync(join(lib, f), 'utf8')));
+  t.same(reaching.map((f) => f.split('/')[0]).filter((folder) => folder !== 'grpc-js'), [], `files that reach grpc-js internals: ${reaching.join(', ')}`);
+  t.ok(reaching.length > 0, 'and the scan finds the adapter itself');
 });

@@ -4,7 +4,7 @@
 // limits, release errors, leak reports and a key drained under a held lease.
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnchorSet } from '../lib/anchor-set.js';
+import { AnchorSet } from '../lib/anchors/anchor-set.js';
 import {
   AcquireAbortedError,
   AcquireTimeoutError,
@@ -14,11 +14,11 @@ import {
   NoAnchorAvailableError,
   PoolClosedError,
   TooManyWaitersError,
-} from '../lib/errors.js';
-import { LeaseBroker, type BrokerOptions, type LeaseLeakEvent } from '../lib/lease-broker.js';
-import { Lease } from '../lib/lease.js';
-import { Lifecycle } from '../lib/lifecycle.js';
-import type { DesiredEntry } from '../lib/reconcile.js';
+} from '../lib/core/errors.js';
+import { LeaseBroker, type BrokerOptions, type LeaseLeakEvent } from '../lib/pool/lease-broker.js';
+import { Lease } from '../lib/pool/lease.js';
+import { Lifecycle } from '../lib/core/lifecycle.js';
+import type { DesiredEntry } from '../lib/anchors/reconcile.js';
 import { fakeAnchors, type FakeAnchor, type FakeAnchorOptions } from './fakes/fake-anchor.js';
 
 const twoEntries = new Map<string, DesiredEntry>([

@@ -8,11 +8,11 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Metadata, connectivityState as State, status as Status } from '@grpc/grpc-js';
-import { ANCHOR_ARG } from '../lib/anchor.js';
-import { QueuePicker, UnavailablePicker, statusOrFromError, statusOrFromValue, type Endpoint, type LoadBalancer } from '../lib/grpc/experimental.js';
-import { AnchoredRoundRobin } from '../lib/grpc/load-balancer.js';
-import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
-import { ENTRIES_ATTRIBUTE, type ResolvedEntry } from '../lib/grpc/resolver.js';
+import { ANCHOR_ARG } from '../lib/anchors/anchor.js';
+import { QueuePicker, UnavailablePicker, statusOrFromError, statusOrFromValue, type Endpoint, type LoadBalancer } from '../lib/grpc-js/experimental.js';
+import { AnchoredRoundRobin } from '../lib/native/anchored-round-robin.js';
+import { AnchoredRoundRobinConfig } from '../lib/native/policy-config.js';
+import { ENTRIES_ATTRIBUTE, type ResolvedEntry } from '../lib/native/resolver.js';
 import { FakeHelper, pickOnce, picks, pickStatus } from './fakes/fake-grpc.js';
 
 const config = new AnchoredRoundRobinConfig();
@@ -318,10 +318,10 @@ t.test('GRPC_TRACE=anchored_round_robin GRPC_VERBOSITY=DEBUG prints the policy\'
   const build = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
   // A minimal fake, inline: the trace flag is read once, when grpc-js loads, so this needs a process of its own.
   const script = `
-    const { AnchoredRoundRobin } = await import(${build('../lib/grpc/load-balancer.js')});
-    const { AnchoredRoundRobinConfig } = await import(${build('../lib/grpc/policy-config.js')});
-    const { ENTRIES_ATTRIBUTE } = await import(${build('../lib/grpc/resolver.js')});
-    const { statusOrFromValue } = await import(${build('../lib/grpc/experimental.js')});
+    const { AnchoredRoundRobin } = await import(${build('../lib/native/anchored-round-robin.js')});
+    const { AnchoredRoundRobinConfig } = await import(${build('../lib/native/policy-config.js')});
+    const { ENTRIES_ATTRIBUTE } = await import(${build('../lib/native/resolver.js')});
+    const { statusOrFromValue } = await import(${build('../lib/grpc-js/experimental.js')});
     const listeners = [];
     const subchannel = () => ({
       getConnectivityState: () => 0, startConnecting() {}, ref() {}, unref() {},

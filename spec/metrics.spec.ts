@@ -1,9 +1,9 @@
 // Prometheus metrics scraped over HTTP after a scripted scenario against a real etcd and
 // a real backend: each documented series is present with the value the scenario implies.
 import t from 'tap';
-import { createPool } from '../lib/pool.js';
-import { serveMetrics } from '../lib/metrics.js';
-import { silentLogger } from '../lib/logger.js';
+import { createPool } from '../lib/pool/pool.js';
+import { serveMetrics } from '../lib/pool/metrics.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { main } from '../lib/cli/main.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startBackend } from '../testkit/tap-backend.js';

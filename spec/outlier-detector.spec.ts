@@ -3,7 +3,7 @@
 // the multiplier coming down after healthy intervals, and the cap on how many entries
 // may be out at once (one always may).
 import t from 'tap';
-import { DEFAULT_OUTLIER_DETECTION, OutlierDetector, type OutlierDetectionSettings } from '../lib/outlier-detector.js';
+import { DEFAULT_OUTLIER_DETECTION, OutlierDetector, type OutlierDetectionSettings } from '../lib/anchors/outlier-detector.js';
 
 const settings = (over: Partial<OutlierDetectionSettings> = {}): OutlierDetectionSettings => ({ ...DEFAULT_OUTLIER_DETECTION, maxEjectionPercent: 100, ...over });
 

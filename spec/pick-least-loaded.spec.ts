@@ -4,9 +4,9 @@
 // one, on the pool (leases) and on the native policy (calls in flight per subchannel).
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { silentLogger } from '../lib/logger.js';
-import { createPool } from '../lib/pool.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { createPool } from '../lib/pool/pool.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 
 registerAnchorpool({ logger: silentLogger });

@@ -1,6 +1,6 @@
-// The channel state rule of anchored_round_robin (lib/grpc/policy-state.ts), table-driven.
+// The channel state rule of anchored_round_robin (lib/native/policy-state.ts), table-driven.
 import t from 'tap';
-import { policyStateOf, type AnchorCensus } from '../lib/grpc/policy-state.js';
+import { policyStateOf, type AnchorCensus } from '../lib/native/policy-state.js';
 
 const none = { UNCHECKED: 0, UNKNOWN: 0, SERVING: 0, NOT_SERVING: 0, SERVICE_UNKNOWN: 0 };
 const census = (c: Partial<AnchorCensus>): AnchorCensus => ({ eligibleSlots: 0, full: 0, connecting: 0, ejected: 0, ...c, health: { ...none, ...c.health } });

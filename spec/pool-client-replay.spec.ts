@@ -6,12 +6,12 @@
 // other anchor is a real backend, which counts the calls it runs.
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import type { AnchorListener, AnchorSpec } from '../lib/anchor.js';
-import { ChannelAnchor } from '../lib/anchor-channel.js';
-import { isNeverSent, NEVER_SENT_KEY } from '../lib/never-sent.js';
-import { silentLogger } from '../lib/logger.js';
-import { createPoolWithAnchors, type AnchorPool } from '../lib/pool.js';
-import { MAX_REPLAYS } from '../lib/request-log.js';
+import type { AnchorListener, AnchorSpec } from '../lib/anchors/anchor.js';
+import { ChannelAnchor } from '../lib/pool/channel-anchor.js';
+import { isNeverSent, NEVER_SENT_KEY } from '../lib/core/never-sent.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { createPoolWithAnchors, type AnchorPool } from '../lib/pool/pool.js';
+import { MAX_REPLAYS } from '../lib/core/request-log.js';
 import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
 
@@ -132,7 +132,7 @@ t.test(`pool.client(): with every anchor stale a call gives up after ${MAX_REPLA
 });
 
 t.test('a service config in channelOptions is kept for its method configs; one that is not a JSON object is refused', async (t) => {
-  const { createPool } = await import('../lib/pool.js');
+  const { createPool } = await import('../lib/pool/pool.js');
   t.throws(() => createPool({ target: 'pass:///127.0.0.1:1', channelOptions: { 'grpc.service_config': '[1]' } }), { code: 'ANCHORPOOL_CONFIG', message: /grpc\.service_config.*JSON object/ });
   t.throws(() => createPool({ target: 'pass:///127.0.0.1:1', channelOptions: { 'grpc.service_config': 'nope' } }), { code: 'ANCHORPOOL_CONFIG' });
   const backend = await startBackend(t, { name: 'live', delayMillis: 500 });

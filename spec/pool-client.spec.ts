@@ -4,9 +4,9 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createPool, type AnchorPool } from '../lib/pool.js';
-import type { PoolOptions } from '../lib/pool-config.js';
-import { silentLogger } from '../lib/logger.js';
+import { createPool, type AnchorPool } from '../lib/pool/pool.js';
+import type { PoolOptions } from '../lib/pool/pool-options.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 

@@ -1,8 +1,8 @@
 // The lease pool following a real etcd: anchors created, grown, shrunk and drained as
 // operators change keys with etcdctl, counted as connections on the server side.
 import t from 'tap';
-import { createPool } from '../lib/pool.js';
-import { silentLogger } from '../lib/logger.js';
+import { createPool } from '../lib/pool/pool.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { runFixture } from './support/fixture-process.js';

@@ -12,11 +12,11 @@ import {
   PoolClosedError,
   ReadyTimeoutError,
   TooManyWaitersError,
-} from '../lib/errors.js';
-import type { Lease } from '../lib/lease.js';
-import { silentLogger } from '../lib/logger.js';
-import { createPoolWithAnchors, type AnchorPool, type LeaseLeakEvent } from '../lib/pool.js';
-import type { PoolOptions } from '../lib/pool-config.js';
+} from '../lib/core/errors.js';
+import type { Lease } from '../lib/pool/lease.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { createPoolWithAnchors, type AnchorPool, type LeaseLeakEvent } from '../lib/pool/pool.js';
+import type { PoolOptions } from '../lib/pool/pool-options.js';
 import { fakeAnchors, type FakeAnchor, type FakeAnchorOptions } from './fakes/fake-anchor.js';
 
 const TARGET = 'pass:///10.0.0.1:1#2,10.0.0.2:1#1';

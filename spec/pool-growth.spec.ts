@@ -5,8 +5,8 @@
 // capacity, not share: a grown key still gets the share its N gives it.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { silentLogger } from '../lib/logger.js';
-import { createPool } from '../lib/pool.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { createPool } from '../lib/pool/pool.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 

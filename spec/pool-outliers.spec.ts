@@ -5,10 +5,10 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { silentLogger } from '../lib/logger.js';
-import { createPool } from '../lib/pool.js';
-import { createPoolWithAnchors } from '../lib/pool.js';
-import type { PoolOptions } from '../lib/pool-config.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { createPool } from '../lib/pool/pool.js';
+import { createPoolWithAnchors } from '../lib/pool/pool.js';
+import type { PoolOptions } from '../lib/pool/pool-options.js';
 import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 import { fakeAnchors, type FakeAnchor } from './fakes/fake-anchor.js';

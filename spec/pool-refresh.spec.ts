@@ -5,11 +5,11 @@
 import t, { type Test } from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AnchoredRoundRobinConfig } from '../lib/grpc/policy-config.js';
-import { registerAnchorpool } from '../lib/grpc/register.js';
-import { silentLogger } from '../lib/logger.js';
-import { createPool, type AnchorPool } from '../lib/pool.js';
-import type { PoolOptions } from '../lib/pool-config.js';
+import { AnchoredRoundRobinConfig } from '../lib/native/policy-config.js';
+import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { silentLogger } from '../lib/core/logger.js';
+import { createPool, type AnchorPool } from '../lib/pool/pool.js';
+import type { PoolOptions } from '../lib/pool/pool-options.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 

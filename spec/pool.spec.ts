@@ -3,9 +3,9 @@
 // cap and its waiters, typed misuse errors, a killed backend, and close().
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createPool, type AnchorPool } from '../lib/pool.js';
-import type { PoolOptions } from '../lib/pool-config.js';
-import { silentLogger } from '../lib/logger.js';
+import { createPool, type AnchorPool } from '../lib/pool/pool.js';
+import type { PoolOptions } from '../lib/pool/pool-options.js';
+import { silentLogger } from '../lib/core/logger.js';
 import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 
 import { waitFor } from '../testkit/tap-etcd.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { reconcile, type DesiredEntry, type LiveEntry } from '../lib/reconcile.js';
+import { reconcile, type DesiredEntry, type LiveEntry } from '../lib/anchors/reconcile.js';
 
 const desired = (entries: Record<string, [string, number]>) =>
   new Map<string, DesiredEntry>(Object.entries(entries).map(([k, [addr, anchors]]) => [k, { addr, anchors }]));

@@ -4,9 +4,9 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { constants as http2 } from 'node:http2';
-import { ReplayingCall, type CallPlacement, type PlacedAnchor } from '../lib/grpc/refused-stream-replay.js';
-import { MAX_REPLAYS, RETRY_BUFFER_BYTES } from '../lib/request-log.js';
-import type { SubchannelInterface } from '../lib/grpc/experimental.js';
+import { ReplayingCall, type CallPlacement, type PlacedAnchor } from '../lib/grpc-js/refused-stream-replay.js';
+import { MAX_REPLAYS, RETRY_BUFFER_BYTES } from '../lib/core/request-log.js';
+import type { SubchannelInterface } from '../lib/grpc-js/experimental.js';
 
 type RealSubchannel = ReturnType<SubchannelInterface['getRealSubchannel']>;
 type Listener = Parameters<RealSubchannel['createCall']>[3];

@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { buildSchedule } from '../lib/schedule.js';
-import { ScheduleCursor } from '../lib/picker.js';
+import { buildSchedule } from '../lib/anchors/schedule.js';
+import { ScheduleCursor } from '../lib/anchors/schedule-cursor.js';
 
 const entry = (key: string, n: number) => ({ key, anchors: Array.from({ length: n }, (_, i) => `${key}${i}`) });
 const longestRun = (keys: string[]) => {

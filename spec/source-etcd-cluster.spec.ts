@@ -4,7 +4,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
-import { createSource } from '../lib/create-source.js';
+import { createSource } from '../lib/discovery/create-source.js';
 import { leaderOf, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startTcpProxy, type TcpProxy } from '../testkit/tcp-proxy.js';
 import { capturingLogger, converge } from '../testkit/tap-source.js';

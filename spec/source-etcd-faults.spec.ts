@@ -3,8 +3,8 @@
 // ready() timeouts, and close() leaving nothing behind.
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSource } from '../lib/create-source.js';
-import type { ResyncInfo } from '../lib/source.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import type { ResyncInfo } from '../lib/discovery/source.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startTcpProxy } from '../testkit/tcp-proxy.js';
 import { capturingLogger, converge, directClient, once, sourceView } from '../testkit/tap-source.js';

@@ -1,9 +1,9 @@
 // The etcd source against a real single-node etcd: etcdctl put/del, the three value
 // forms, invalid values, prefix boundaries, 10,000 keys and a 10,000-put burst.
 import t, { type Test } from 'tap';
-import { createSource } from '../lib/create-source.js';
-import type { EndpointChange } from '../lib/source.js';
-import type { InvalidEndpoint } from '../lib/desired-state.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import type { EndpointChange } from '../lib/discovery/source.js';
+import type { InvalidEndpoint } from '../lib/discovery/desired-state.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { capturingLogger, converge, directClient, sourceView } from '../testkit/tap-source.js';
 

@@ -2,8 +2,8 @@
 // one close() promise for every caller, pending ready() calls settled by close(), and a
 // throwing listener that neither disappears nor stops the source.
 import t from 'tap';
-import { createSource } from '../lib/create-source.js';
-import { PoolClosedError } from '../lib/errors.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import { PoolClosedError } from '../lib/core/errors.js';
 import { startEtcd } from '../testkit/tap-etcd.js';
 import { runFixture } from './support/fixture-process.js';
 

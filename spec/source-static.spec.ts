@@ -1,6 +1,6 @@
 import t from 'tap';
-import { createSource } from '../lib/create-source.js';
-import type { EndpointChange } from '../lib/source.js';
+import { createSource } from '../lib/discovery/create-source.js';
+import type { EndpointChange } from '../lib/discovery/source.js';
 
 t.test('pass:/// gives a fixed list of entries, ready without etcd', async (t) => {
   const source = createSource({ target: 'pass:///127.0.0.1:50051#2,127.0.0.1:50052,127.0.0.1:50051' });

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { parseTarget, normalizePrefix } from '../lib/target.js';
-import { DEFAULT_LIMITS } from '../lib/endpoint.js';
+import { parseTarget, normalizePrefix } from '../lib/discovery/target.js';
+import { DEFAULT_LIMITS } from '../lib/discovery/endpoint-entry.js';
 
 const parse = (target: string) => parseTarget(target, DEFAULT_LIMITS);
 

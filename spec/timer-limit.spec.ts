@@ -1,7 +1,7 @@
 // Node's timer limit: the one constant, the clamp for delays computed at run time, the
 // timeout a call's deadline gives its lease wait, and the check on caller timeouts.
 import t from 'tap';
-import { isTimeoutMillis, MAX_TIMER_MILLIS, MAX_TIMER_SECONDS, timeoutForDeadline, timerDelay } from '../lib/timer-limit.js';
+import { isTimeoutMillis, MAX_TIMER_MILLIS, MAX_TIMER_SECONDS, timeoutForDeadline, timerDelay } from '../lib/core/timer-limit.js';
 
 t.equal(MAX_TIMER_MILLIS, 2 ** 31 - 1, 'the limit is 2^31 - 1 ms');
 t.equal(MAX_TIMER_SECONDS, 2_147_483, 'in whole seconds: 2147483 s');

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { WaiterQueue } from '../lib/waiter-queue.js';
+import { WaiterQueue } from '../lib/pool/waiter-queue.js';
 
 const waiter = (name: string, priority = 0) => ({ name, priority, active: true });
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
-import type { EtcdOptions, SourceOptions } from '../config.js';
+import type { EtcdOptions, SourceOptions } from '../discovery/source-options.js';
 import { UsageError } from './usage-error.js';
 
 export const etcdFlags = {

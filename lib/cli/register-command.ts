@@ -10,11 +10,11 @@
  */
 import { constants } from 'node:os';
 import { parseArgs } from 'node:util';
-import { parseAddress } from '../address.js';
-import { ConfigError } from '../errors.js';
-import { consoleLogger } from '../logger.js';
-import { hexLease, MAX_TTL_SECONDS, register, type Registration, type RegistrationOptions } from '../register.js';
-import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from '../timer-limit.js';
+import { parseAddress } from '../discovery/address.js';
+import { ConfigError } from '../core/errors.js';
+import { consoleLogger } from '../core/logger.js';
+import { hexLease, MAX_TTL_SECONDS, register, type Registration, type RegistrationOptions } from '../discovery/registration.js';
+import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from '../core/timer-limit.js';
 import type { CommandIo } from './command-io.js';
 import { etcdConnectionHelp, etcdFlags, etcdOptionsFromFlags } from './etcd-flags.js';
 import { UsageError } from './usage-error.js';

@@ -6,8 +6,8 @@
  * the etcd revision and connection. Built from a source snapshot or a pool, rendered as
  * a table or as JSON.
  */
-import type { AnchorInfo, PoolStats } from '../pool.js';
-import type { EndpointSnapshot, SourceStatus } from '../source.js';
+import type { AnchorInfo, PoolStats } from '../pool/pool.js';
+import type { EndpointSnapshot, SourceStatus } from '../discovery/source.js';
 
 export interface KeyReport {
   key: string;

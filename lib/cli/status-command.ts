@@ -10,11 +10,11 @@
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSource } from '../create-source.js';
-import { isAnchorPoolError } from '../errors.js';
-import { consoleLogger } from '../logger.js';
-import { serveMetrics } from '../metrics.js';
-import { createPool } from '../pool.js';
+import { createSource } from '../discovery/create-source.js';
+import { isAnchorPoolError } from '../core/errors.js';
+import { consoleLogger } from '../core/logger.js';
+import { serveMetrics } from '../pool/metrics.js';
+import { createPool } from '../pool/pool.js';
 import type { CommandIo } from './command-io.js';
 import { ETCD_FLAGS_HELP, etcdFlags, sourceOptionsFromFlags } from './etcd-flags.js';
 import { renderReport, reportFromSnapshot, withAnchorStates, type StatusReport } from './report.js';

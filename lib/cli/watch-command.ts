@@ -4,9 +4,9 @@
  * redrawn in place, otherwise each changed view is printed once. Runs until Ctrl-C.
  */
 import { parseArgs } from 'node:util';
-import { isAnchorPoolError } from '../errors.js';
-import { consoleLogger } from '../logger.js';
-import { createPool } from '../pool.js';
+import { isAnchorPoolError } from '../core/errors.js';
+import { consoleLogger } from '../core/logger.js';
+import { createPool } from '../pool/pool.js';
 import type { CommandIo } from './command-io.js';
 import { ETCD_FLAGS_HELP, sourceOptionsFromFlags } from './etcd-flags.js';
 import { renderReport, reportFromSnapshot, withAnchorStates } from './report.js';

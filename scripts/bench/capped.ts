@@ -22,7 +22,7 @@ import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { gcpEchoClient, offerLoad } from './load.js';
 import { createPool, silentLogger } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/grpc/index.js';
+import { registerAnchorpool } from '../../lib/native/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { interleave, medianOf, type BenchContext, type Scenario, type ScenarioResult } from './scenario.js';

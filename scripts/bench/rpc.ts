@@ -10,7 +10,7 @@
 // Reports calls/s and p50/p99 per contender, and its ratio to raw.
 import * as grpc from '@grpc/grpc-js';
 import { createPool, silentLogger } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/grpc/index.js';
+import { registerAnchorpool } from '../../lib/native/index.js';
 import { ensureEtcdInstalled, etcdctl, startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { Backend } from '../../testkit/echo/backend.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';

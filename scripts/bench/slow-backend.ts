@@ -14,7 +14,7 @@
 //   npm run bench -- --only slow-backend [--quick]
 import * as grpc from '@grpc/grpc-js';
 import { createPool, silentLogger } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/grpc/index.js';
+import { registerAnchorpool } from '../../lib/native/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { gcpEchoClient, offerLoad } from './load.js';

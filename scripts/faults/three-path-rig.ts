@@ -5,7 +5,7 @@
 // the FaultRig, whether the scenario passed, missed or threw.
 import * as grpc from '@grpc/grpc-js';
 import type { AnchorPool, OutlierDetectionOptions } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/grpc/index.js';
+import { registerAnchorpool } from '../../lib/native/index.js';
 import { Backend, type BackendOptions } from '../../testkit/echo/backend.js';
 import { EchoClient } from '../../testkit/echo/echo-service.js';
 import { check, sleep, type FaultCheck, type FaultContext, type FaultResult } from './fault.js';

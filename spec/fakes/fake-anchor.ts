@@ -9,9 +9,9 @@
  * reconcile and check that a survivor is the very same object.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from '../../lib/anchor.js';
-import type { AnchorFactory } from '../../lib/anchor-set.js';
-import type { LeaseAnchor } from '../../lib/lease.js';
+import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from '../../lib/anchors/anchor.js';
+import type { AnchorFactory } from '../../lib/anchors/anchor-set.js';
+import type { LeaseAnchor } from '../../lib/pool/lease.js';
 
 export type DrivenState = Exclude<AnchorState, 'SHUTDOWN'>;
 

@@ -7,9 +7,9 @@
  */
 import { Metadata, connectivityState as State, credentials, type ChannelOptions } from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
-import { ANCHOR_ARG } from '../../lib/anchor.js';
-import { PickResultType } from '../../lib/grpc/experimental.js';
-import { ReplayingSubchannel } from '../../lib/grpc/refused-stream-replay.js';
+import { ANCHOR_ARG } from '../../lib/anchors/anchor.js';
+import { PickResultType } from '../../lib/grpc-js/experimental.js';
+import { ReplayingSubchannel } from '../../lib/grpc-js/refused-stream-replay.js';
 
 type ChannelControlHelper = experimental.ChannelControlHelper;
 type SubchannelInterface = experimental.SubchannelInterface;

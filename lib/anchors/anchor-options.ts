@@ -1,0 +1,176 @@
+/**
+ * The options that shape how anchors behave (their stream cap, the pick, refresh, growth,
+ * health checks, outlier ejection), defined once for both paths: `createPool()`,
+ * `registerAnchorpool()` and the `anchored_round_robin` policy's JSON config accept these
+ * names with the same shapes, ranges and defaults, because all three are derived from the
+ * one schema below. Adding an option here adds it everywhere; the parity spec
+ * (spec/anchor-options-parity.spec.ts) walks this schema to prove it.
+ *
+ * In the policy's JSON config the names are the same and durations are the same
+ * `…Millis` integers (not protobuf duration strings): the config is anchorpool's own,
+ * written in anchorpool's vocabulary.
+ */
+import { z } from 'zod';
+import { DEFAULT_FAILURE_CODES } from '../core/call-outcome.js';
+import { millis, type OptionsAgree } from '../core/option-schema.js';
+import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
+import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
+
+/** How an anchor is chosen for a lease or a call. */
+export type PickMode = 'round-robin' | 'least-loaded';
+
+/**
+ * Anchor behaviour, the same on every path. Times are in milliseconds, integers up to
+ * 2^31 - 1 (Node's timer limit).
+ */
+export interface AnchorOptions {
+  /**
+   * Streams one anchor (one HTTP/2 connection) carries at once: leases on the pool, calls
+   * on a grpc-js channel, the health Watch stream included when health checks are on.
+   * Set it to the servers' MAX_CONCURRENT_STREAMS: beyond it leases wait in `acquire()`
+   * and calls go to other anchors or wait in the channel, instead of queueing unseen on a
+   * full connection; a key with `maxAnchors` opens more anchors when all of its are full.
+   * 1 gives exclusive leases. Default 100 (HTTP/2's recommended minimum), from 1 to 1,000,000.
+   */
+  maxStreamsPerAnchor?: number;
+  /**
+   * How an anchor is chosen among those that can take a stream. 'round-robin' (the
+   * default): the schedule, each key in proportion to its N. 'least-loaded': of two
+   * anchors drawn at random (each key still in proportion to its N), the one with fewer
+   * streams in flight (Finagle's p2c, Envoy's least_request): a slow backend holds its
+   * streams longer and is drawn less. For backends of uneven speed; round robin keeps the
+   * shares exact.
+   */
+  pick?: PickMode;
+  /**
+   * Refresh every anchor after this age, make before break: a new connection for the same
+   * (key, index) connects (and passes its health check, when those are on) before the old
+   * one drains, one anchor of a key at a time, the age jittered ±15%. For addresses that
+   * are L4 load balancers (a Kubernetes Service, HAProxy in TCP mode): each connection
+   * stays on the server it landed on, so servers added later get nothing until
+   * connections are made again. A key's value field `maxAgeSeconds` wins for its key.
+   * Default 0 = off.
+   */
+  anchorMaxAgeMillis?: number;
+  /**
+   * A key whose value allows more anchors than its N (`"maxAnchors"`, or `addr#N-M`) opens
+   * one more (one at a time) when streams wait and all of its anchors are full; extra
+   * anchors drain back, newest first, once the key's streams have stayed at or under half
+   * of what one anchor fewer could carry for this long. Default 30_000; 0 drains back at
+   * the first quiet sample.
+   */
+  extraAnchorIdleMillis?: number;
+  /**
+   * Client-side health checks (gRFC A17): each anchor runs a grpc.health.v1 `Watch`
+   * stream on its own connection and takes streams only while its last status is SERVING
+   * (after a reconnect it waits for the first SERVING). A backend without a health service
+   * (UNIMPLEMENTED) counts as healthy, with one warning per address and pool or channel.
+   * The Watch is one of the connection's streams, so `maxStreamsPerAnchor` must be at
+   * least 2. Default: off; `{}` turns it on for the whole server ('').
+   */
+  healthCheck?: HealthCheckOptions;
+  /**
+   * Passive outlier ejection (modelled on gRFC A50 and Envoy): an endpoint entry whose
+   * calls fail is taken out of rotation for a while, longer each time. Outcomes come from
+   * `lease.release(outcome)`, `pool.client()` calls and the calls of a grpc-js channel.
+   * Default: off; `{}` turns it on with the defaults below.
+   */
+  outlierDetection?: OutlierDetectionOptions;
+}
+
+export interface HealthCheckOptions {
+  /** The service name asked for, as registered in the backend's health service. Default '' (the whole server). */
+  serviceName?: string;
+  /** Backoff before a failed Watch stream is opened again: first delay. Default 100, at least 1. */
+  retryInitialMillis?: number;
+  /** … and the longest delay (decorrelated jitter between the two). Default 5000, at least 1. */
+  retryMaxMillis?: number;
+}
+
+export interface OutlierDetectionOptions {
+  /** Failed calls in a row that eject an entry at once. Default 5 (Envoy's consecutive_5xx); 0 turns this check off. */
+  consecutiveFailures?: number;
+  /** How often ejections end and the failure percentage is checked. Default 10_000 (A50's interval), at least 1. */
+  intervalMillis?: number;
+  /** Eject an entry whose failed share of the interval's calls is at least this. Default 85 (A50); 0 turns this check off. */
+  failurePercentage?: number;
+  /** … if it had at least this many calls in the interval. Default 50 (A50's request_volume). */
+  requestVolume?: number;
+  /** First ejection time; the n-th lasts n times this. Default 30_000 (A50, Envoy), at least 1. */
+  baseEjectionTimeMillis?: number;
+  /** The longest an ejection lasts. Default 300_000 (A50, Envoy), at least 1. */
+  maxEjectionTimeMillis?: number;
+  /** At most this share of the entries is ejected at once; one always may be. Default 10 (A50, Envoy). */
+  maxEjectionPercent?: number;
+  /** The status codes that count as failures. Default UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE, DATA_LOSS. */
+  failureCodes?: number[];
+}
+
+const healthCheckSchema = z
+  .object({
+    serviceName: z.string().default(''),
+    retryInitialMillis: millis(1).default(100),
+    retryMaxMillis: millis(1).default(5000),
+  })
+  .strict();
+
+const outlierDetectionSchema = z
+  .object({
+    consecutiveFailures: z.number().int().min(0).max(1_000_000).default(DEFAULT_OUTLIER_DETECTION.consecutiveFailures),
+    intervalMillis: millis(1).default(DEFAULT_OUTLIER_DETECTION.intervalMillis),
+    failurePercentage: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.failurePercentage),
+    requestVolume: z.number().int().min(1).max(1_000_000_000).default(DEFAULT_OUTLIER_DETECTION.requestVolume),
+    baseEjectionTimeMillis: millis(1).default(DEFAULT_OUTLIER_DETECTION.baseEjectionTimeMillis),
+    maxEjectionTimeMillis: millis(1).default(DEFAULT_OUTLIER_DETECTION.maxEjectionTimeMillis),
+    maxEjectionPercent: z.number().min(0).max(100).default(DEFAULT_OUTLIER_DETECTION.maxEjectionPercent),
+    failureCodes: z.array(z.number().int().min(1).max(16)).default([...DEFAULT_FAILURE_CODES]),
+  })
+  .strict();
+
+/** The fields of AnchorOptions with their ranges and defaults: spread into each path's own schema. */
+export const anchorOptionsShape = {
+  maxStreamsPerAnchor: z.number().int().min(1).max(1_000_000).default(100),
+  pick: z.enum(['round-robin', 'least-loaded']).default('round-robin'),
+  anchorMaxAgeMillis: millis(0).default(0),
+  extraAnchorIdleMillis: millis(0).default(DEFAULT_GROWTH_SETTINGS.idleMillis),
+  healthCheck: healthCheckSchema.optional(),
+  outlierDetection: outlierDetectionSchema.optional(),
+};
+
+/** The parsed form: every default filled in; health checks and outlier ejection undefined when off. */
+export interface ResolvedAnchorOptions {
+  readonly maxStreamsPerAnchor: number;
+  readonly pick: PickMode;
+  readonly anchorMaxAgeMillis: number;
+  readonly extraAnchorIdleMillis: number;
+  readonly healthCheck?: Required<HealthCheckOptions> | undefined;
+  readonly outlierDetection?: Required<OutlierDetectionOptions> | undefined;
+}
+
+/**
+ * The rules between anchor options, written once; every path's schema runs them through
+ * `.superRefine(anchorOptionRules)`.
+ */
+export function anchorOptionRules(options: { maxStreamsPerAnchor: number; healthCheck?: unknown }, ctx: z.RefinementCtx): void {
+  if (options.healthCheck !== undefined && options.maxStreamsPerAnchor < 2) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxStreamsPerAnchor'],
+      message: 'must be at least 2 with healthCheck (the health Watch stream is one of the connection\'s streams)',
+    });
+  }
+}
+
+/** AnchorOptions alone, as the policy's JSON config carries them. */
+export const anchorOptionsSchema = z.object(anchorOptionsShape).strict().superRefine(anchorOptionRules);
+
+// The interfaces above are what users read; these lines fail to compile when they drift from the schemas.
+true satisfies OptionsAgree<AnchorOptions, z.input<typeof anchorOptionsSchema>>;
+true satisfies OptionsAgree<HealthCheckOptions, z.input<typeof healthCheckSchema>>;
+true satisfies OptionsAgree<OutlierDetectionOptions, z.input<typeof outlierDetectionSchema>>;
+true satisfies OptionsAgree<ResolvedAnchorOptions, z.output<typeof anchorOptionsSchema>>;
+
+/** The anchor options out of a parsed options object of either path (the names come from the shape). */
+export function pickAnchorOptions(parsed: ResolvedAnchorOptions): ResolvedAnchorOptions {
+  return Object.fromEntries(Object.keys(anchorOptionsShape).map((name) => [name, parsed[name as keyof ResolvedAnchorOptions]])) as unknown as ResolvedAnchorOptions;
+}

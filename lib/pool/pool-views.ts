@@ -1,0 +1,108 @@
+/**
+ * What a pool shows of itself: its events, its stats and its anchors, as plain data. The
+ * types of the pool's public surface that are not the pool (lib/pool/pool.ts) itself.
+ */
+import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
+import type { InvalidEndpoint } from '../discovery/desired-state.js';
+import type { EndpointEntry } from '../discovery/endpoint-entry.js';
+import type { AnchorPoolError } from '../core/errors.js';
+import type { LeaseLeakEvent } from './lease-broker.js';
+import type { ResyncInfo, SourceStatus } from '../discovery/source.js';
+
+export interface AnchorStateEvent {
+  readonly key: string;
+  readonly anchor: number;
+  readonly address: string;
+  readonly state: AnchorState;
+  readonly previous: AnchorState;
+  /** Its health at the time (see AnchorHealth); UNCHECKED without health checks. */
+  readonly health: AnchorHealth;
+  readonly draining: boolean;
+}
+
+export interface AnchorHealthEvent {
+  readonly key: string;
+  readonly anchor: number;
+  readonly address: string;
+  readonly health: AnchorHealth;
+  readonly previous: AnchorHealth;
+  readonly state: AnchorState;
+  /** Why, when the health check could not give a status (a failed stream, no health service). */
+  readonly detail: string | null;
+  readonly draining: boolean;
+}
+
+export interface PoolEvents {
+  'endpoint-added': [endpoint: EndpointEntry];
+  'endpoint-updated': [change: { before: EndpointEntry; after: EndpointEntry }];
+  'endpoint-removed': [endpoint: EndpointEntry];
+  'endpoint-invalid': [record: InvalidEndpoint];
+  'anchor-state': [event: AnchorStateEvent];
+  'anchor-health': [event: AnchorHealthEvent];
+  resync: [info: ResyncInfo];
+  'etcd-connected': [info: { revision: number }];
+  'etcd-disconnected': [info: { since: Date; error: AnchorPoolError }];
+  'lease-leak': [event: LeaseLeakEvent];
+  /** Outlier ejection took an endpoint entry out of rotation until `until`. */
+  'endpoint-ejected': [event: { key: string; address: string; until: Date; times: number; reason: 'consecutive-failures' | 'failure-percentage' }];
+  /** An ejected endpoint entry is back in rotation. */
+  'endpoint-returned': [event: { key: string; address: string }];
+  /** A key that may grow (`maxAnchors`) opened an extra anchor for capacity, drained one back, or gave up on one that did not connect. */
+  'anchor-extra': [event: { key: string; anchor: number; address: string; change: 'opened' | 'drained' | 'failed' }];
+  /** An anchor reached its maximum age and a new connection took its place (the old one drains). */
+  'anchor-refreshed': [event: { key: string; anchor: number; address: string; ageMillis: number }];
+  error: [error: AnchorPoolError];
+}
+
+export interface AnchorInfo {
+  readonly key: string;
+  readonly anchor: number;
+  readonly address: string;
+  readonly state: AnchorState;
+  readonly health: AnchorHealth;
+  /** Its endpoint is ejected by outlier detection. */
+  readonly ejected: boolean;
+  /** May take a lease now: READY, healthy, not ejected, not draining, below its capacity. */
+  readonly eligible: boolean;
+  /** Opened above its key's N for capacity (`maxAnchors`); drained back when the load falls. */
+  readonly extra: boolean;
+  readonly leased: number;
+  /** Leases handed out on this anchor since it was created. */
+  readonly acquired: number;
+  readonly draining: boolean;
+}
+
+export interface PoolStats {
+  readonly endpoints: number;
+  readonly invalid: readonly { key: string; reason: string }[];
+  readonly anchors: {
+    /** Sum of N over all endpoints. */
+    readonly wanted: number;
+    readonly active: number;
+    readonly draining: number;
+    readonly byState: Record<Exclude<AnchorState, 'SHUTDOWN'>, number>;
+    readonly byHealth: Record<AnchorHealth, number>;
+    /** Active anchors that may take a lease now. */
+    readonly eligible: number;
+  };
+  readonly leased: number;
+  readonly waiting: number;
+  /** Leases handed out since the pool started. */
+  readonly acquired: number;
+  readonly timeouts: number;
+  /** Keys ejected by outlier detection now, and ejections since the pool started. */
+  readonly ejected: readonly string[];
+  readonly ejections: number;
+  /** Anchors replaced at their maximum age, replacements that did not connect in time, and keys with one connecting now. */
+  readonly refreshes: { readonly done: number; readonly failed: number; readonly connecting: number };
+  /** Extra anchors open now (above their keys' N), opened and drained back so far, and attempts that failed. */
+  readonly extraAnchors: { readonly open: number; readonly opened: number; readonly drained: number; readonly failed: number };
+  readonly source: SourceStatus;
+}
+
+export interface ReadyWaitOptions {
+  /** How long to wait (default: the pool's readyTimeoutMillis). */
+  readonly timeoutMillis?: number;
+  /** Rejects the wait at once with AcquireAbortedError when aborted, at any stage. */
+  readonly signal?: AbortSignal;
+}
