@@ -42,8 +42,6 @@ export type { LeaseLeakEvent } from './lease-broker.js';
 export type { AnchorHealthEvent, AnchorInfo, AnchorStateEvent, PoolEvents, PoolStats, ReadyWaitOptions } from './pool-views.js';
 
 let poolCount = 0;
-/** Set only for the duration of one constructor call by createPoolWithAnchors(). */
-let injectedFactory: AnchorFactory<LeaseAnchor> | undefined;
 
 export class AnchorPool extends EventEmitter<PoolEvents> {
   readonly #options: ResolvedPoolOptions;
@@ -62,10 +60,11 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   readonly #provider: LeaseProvider;
   readonly #outliers: OutlierEjection<LeaseAnchor> | undefined;
 
-  constructor(options: PoolOptions) {
+  constructor(options: PoolOptions);
+  /** @internal The specs' seam (createPoolWithAnchors): anchors from `factory` instead of grpc-js channels. */
+  constructor(options: PoolOptions, factory: AnchorFactory<LeaseAnchor>);
+  constructor(options: PoolOptions, factory?: AnchorFactory<LeaseAnchor>) {
     super();
-    const factory = injectedFactory;
-    injectedFactory = undefined;
     this.#options = resolvePoolOptions(options);
     this.#source = createSource(this.#options.source);
     this.#logger = options.logger ?? silentLogger;
@@ -427,10 +426,5 @@ export function createPool(options: PoolOptions): AnchorPool {
  * from `factory` instead of real grpc-js channels.
  */
 export function createPoolWithAnchors(options: PoolOptions, factory: AnchorFactory<LeaseAnchor>): AnchorPool {
-  injectedFactory = factory;
-  try {
-    return new AnchorPool(options);
-  } finally {
-    injectedFactory = undefined;
-  }
+  return new AnchorPool(options, factory);
 }
