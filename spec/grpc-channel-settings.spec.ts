@@ -3,31 +3,14 @@
 // later registerAnchorpool() changes only later channels), channels share an etcd watch
 // only when their target and settings are equal, and a top-level healthCheckConfig in
 // the channel's own service config turns health checks on. Real etcd, real backends.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
 import { sharedSourceCount } from '../lib/native/resolver.js';
 import { silentLogger } from '../lib/core/logger.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
-import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
+import { callEcho, callsBy, echoClient, startBackend } from '../testkit/tap-backend.js';
 import { capturingLogger } from '../testkit/tap-source.js';
-
-const insecure = grpc.credentials.createInsecure();
-
-function client(t: Test, target: string, options: grpc.ClientOptions = {}): EchoClient {
-  const c = new EchoClient(target, insecure, options);
-  t.teardown(() => c.close());
-  return c;
-}
-
-async function callsBy(echo: EchoClient, count: number): Promise<Map<string, number>> {
-  const by = new Map<string, number>();
-  for (let i = 0; i < count; i++) {
-    const reply = await callEcho(echo, 3000);
-    by.set(reply.server, (by.get(reply.server) ?? 0) + 1);
-  }
-  return by;
-}
 
 t.test('a channel keeps the etcd cluster it was made with; a later registerAnchorpool() moves only later channels', async (t) => {
   const clusterA = await startEtcd(t);
@@ -38,17 +21,17 @@ t.test('a channel keeps the etcd cluster it was made with; a later registerAncho
   await etcdctl(clusterB, 'put', 'svc/x', onB.address);
 
   registerAnchorpool({ etcd: { hosts: clusterA.hosts }, logger: silentLogger });
-  const first = client(t, 'etcd:///svc/');
+  const first = echoClient(t, 'etcd:///svc/');
   t.same([...(await callsBy(first, 20))], [['on-a', 20]], 'the first channel reads cluster A');
 
   registerAnchorpool({ etcd: { hosts: clusterB.hosts }, logger: silentLogger });
-  const second = client(t, 'etcd:///svc/');
+  const second = echoClient(t, 'etcd:///svc/');
   t.same([...(await callsBy(second, 20))], [['on-b', 20]], 'a channel made after the second call reads cluster B: 20 of 20 calls on B');
   t.same([...(await callsBy(first, 20))], [['on-a', 20]], 'the first channel still reads cluster A');
   t.equal(sharedSourceCount(), 2, 'two sources: the settings differ');
 
   registerAnchorpool({ etcd: { hosts: clusterB.hosts }, logger: silentLogger });
-  const third = client(t, 'etcd:///svc/');
+  const third = echoClient(t, 'etcd:///svc/');
   t.same([...(await callsBy(third, 5))], [['on-b', 5]]);
   t.equal(sharedSourceCount(), 2, 'equal settings share the source of the second channel');
 });
@@ -57,7 +40,7 @@ t.test('a channel keeps its ready timeout and its logger', async (t) => {
   const deadEtcd = ['127.0.0.1:9']; // discard port: nothing answers etcd there
   const first = capturingLogger();
   registerAnchorpool({ etcd: { hosts: deadEtcd, dialTimeoutMillis: 200 }, readyTimeoutMillis: 300, logger: first });
-  const quick = client(t, 'etcd:///nowhere/');
+  const quick = echoClient(t, 'etcd:///nowhere/');
   registerAnchorpool({ etcd: { hosts: deadEtcd, dialTimeoutMillis: 200 }, readyTimeoutMillis: 60_000, logger: capturingLogger() });
   const started = performance.now();
   await t.rejects(callEcho(quick, 10_000), { code: grpc.status.UNAVAILABLE }, 'the first channel gives up after its own 300 ms');
@@ -72,7 +55,7 @@ t.test("a top-level healthCheckConfig in the channel's own service config turns 
   const c = await startBackend(t, { name: 'c' });
   await c.setHealth('NOT_SERVING');
   const serviceConfig = { loadBalancingConfig: [{ anchored_round_robin: {} }], healthCheckConfig: { serviceName: '' } };
-  const echo = client(t, `pass:///${a.address}#2,${b.address},${c.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
+  const echo = echoClient(t, `pass:///${a.address}#2,${b.address},${c.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
   await callEcho(echo, 5000);
   const by = await callsBy(echo, 300);
   t.equal(by.get('c') ?? 0, 0, 'the NOT_SERVING backend got 0 of 300 calls');
@@ -88,7 +71,7 @@ t.test("the policy's own healthCheck wins over a top-level healthCheckConfig", a
     loadBalancingConfig: [{ anchored_round_robin: { healthCheck: { serviceName: 'anchorpool.test.Echo' } } }],
     healthCheckConfig: { serviceName: '' },
   };
-  const echo = client(t, `pass:///${a.address},${b.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
+  const echo = echoClient(t, `pass:///${a.address},${b.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
   await callEcho(echo, 5000);
   await waitFor(async () => (await callsBy(echo, 10)).has('b'), { what: 'b in rotation', timeoutMs: 5000 });
   t.pass("b takes calls: the policy asks for anchorpool.test.Echo, which is SERVING, not for '' (NOT_SERVING)");
@@ -99,10 +82,10 @@ t.test('a backend without a health service is warned about once per channel, as 
   registerAnchorpool({ healthCheck: {}, logger });
   const plain = await startBackend(t, { name: 'plain', healthService: false });
   const warnings = () => logger.lines.filter((l) => l.level === 'warn' && l.message.includes(plain.address)).length;
-  const one = client(t, `pass:///${plain.address}#3`);
+  const one = echoClient(t, `pass:///${plain.address}#3`);
   await callsBy(one, 5);
   await waitFor(() => warnings() === 1, { what: 'the first channel warns' });
-  const two = client(t, `pass:///${plain.address}#2`, { 'grpc.use_local_subchannel_pool': 1 });
+  const two = echoClient(t, `pass:///${plain.address}#2`, { 'grpc.use_local_subchannel_pool': 1 });
   await callsBy(two, 5);
   await waitFor(() => warnings() === 2, { what: 'the second channel warns too' });
   await callsBy(one, 5);

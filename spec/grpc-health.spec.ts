@@ -2,32 +2,15 @@
 // anchored_round_robin policy, health-checked through registerAnchorpool({ healthCheck })
 // or the policy's own config, against real backends serving grpc.health.v1. Each
 // subchannel runs its Watch on its own connection (no extra connection is opened).
-import t, { type Test } from 'tap';
+import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
-import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
+import { callEcho, callsBy, echoClient, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 import { waitFor } from '../testkit/tap-etcd.js';
 import { capturingLogger } from '../testkit/tap-source.js';
 
 const logger = capturingLogger();
 registerAnchorpool({ healthCheck: {}, logger });
-const insecure = grpc.credentials.createInsecure();
-
-function client(t: Test, target: string, options: grpc.ClientOptions = {}): EchoClient {
-  const c = new EchoClient(target, insecure, options);
-  t.teardown(() => c.close());
-  return c;
-}
-
-async function callsBy(echo: EchoClient, count: number): Promise<Map<string, number>> {
-  const by = new Map<string, number>();
-  for (let i = 0; i < count; i++) {
-    const reply = await callEcho(echo, 2000);
-    by.set(reply.server, (by.get(reply.server) ?? 0) + 1);
-  }
-  return by;
-}
-
 /** Waits until `count` calls in a row avoid (or reach, with `reach`) the backend named `name`. */
 async function settledOn(echo: EchoClient, name: string, reach: boolean): Promise<void> {
   await waitFor(
@@ -48,7 +31,7 @@ t.test('a NOT_SERVING backend gets no call; its connections stay (one per anchor
   const b = await startBackend(t, { name: 'b' });
   const c = await startBackend(t, { name: 'c' });
   await c.setHealth('NOT_SERVING');
-  const echo = client(t, `pass:///${a.address}#2,${b.address}#2,${c.address}#2`);
+  const echo = echoClient(t, `pass:///${a.address}#2,${b.address}#2,${c.address}#2`);
   await callEcho(echo, 5000);
   await waitFor(async () => (await connectionsOf(c)) === 2, { what: '2 connections on c' });
   const by = await callsBy(echo, 300);
@@ -61,7 +44,7 @@ t.test('a NOT_SERVING backend gets no call; its connections stay (one per anchor
 t.test('flips: NOT_SERVING leaves the rotation and SERVING returns to it, each within 1 s; no call fails', async (t) => {
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
-  const echo = client(t, `pass:///${a.address},${b.address}`);
+  const echo = echoClient(t, `pass:///${a.address},${b.address}`);
   let failed = 0;
   let running = true;
   const background = (async () => {
@@ -86,13 +69,13 @@ t.test('flips: NOT_SERVING leaves the rotation and SERVING returns to it, each w
 t.test('every backend NOT_SERVING: calls fail UNAVAILABLE saying so, not by a silent hang', async (t) => {
   const a = await startBackend(t, { name: 'a' });
   await a.setHealth('NOT_SERVING');
-  const echo = client(t, `pass:///${a.address}`);
+  const echo = echoClient(t, `pass:///${a.address}`);
   await t.rejects(callEcho(echo, 3000), { code: grpc.status.UNAVAILABLE, details: /no healthy backend: 1 connected anchor\(s\) report NOT_SERVING/ });
 });
 
 t.test('a backend without a health service counts as healthy, with one warning for its address', async (t) => {
   const plain = await startBackend(t, { name: 'plain', healthService: false });
-  const echo = client(t, `pass:///${plain.address}#3`);
+  const echo = echoClient(t, `pass:///${plain.address}#3`);
   const by = await callsBy(echo, 20);
   t.equal(by.get('plain'), 20, 'every call reaches it');
   await waitFor(() => logger.lines.some((l) => l.level === 'warn' && l.message.includes(plain.address)), { what: 'the warning' });
@@ -103,7 +86,7 @@ t.test("the policy's own healthCheck names the service (a channel's service conf
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
   const serviceConfig = { loadBalancingConfig: [{ anchored_round_robin: { healthCheck: { serviceName: 'anchorpool.test.Echo' } } }] };
-  const echo = client(t, `pass:///${a.address},${b.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
+  const echo = echoClient(t, `pass:///${a.address},${b.address}`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
   await settledOn(echo, 'b', true);
   await b.setHealth('NOT_SERVING'); // the whole server: not the service this channel asks for
   const by = await callsBy(echo, 20);

@@ -2,21 +2,12 @@
 // anchored_round_robin ejects a backend whose calls fail with UNAVAILABLE (outcomes come
 // from the policy's picker), and grpc-js's own outlier_detection policy works with
 // anchored_round_robin as its child.
-import t, { type Test } from 'tap';
-import * as grpc from '@grpc/grpc-js';
+import t from 'tap';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
 import { silentLogger } from '../lib/core/logger.js';
-import { callEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
+import { callEcho, echoClient, EchoClient, startBackend } from '../testkit/tap-backend.js';
 
 registerAnchorpool({ logger: silentLogger, outlierDetection: { consecutiveFailures: 3, intervalMillis: 200, baseEjectionTimeMillis: 60_000, maxEjectionPercent: 50, failurePercentage: 0 } });
-const insecure = grpc.credentials.createInsecure();
-
-function client(t: Test, target: string, options: grpc.ClientOptions = {}): EchoClient {
-  const c = new EchoClient(target, insecure, options);
-  t.teardown(() => c.close());
-  return c;
-}
-
 async function servers(echo: EchoClient, count: number): Promise<Set<string>> {
   const seen = new Set<string>();
   for (let i = 0; i < count; i++) seen.add((await callEcho(echo, 2000, 'who')).server);
@@ -40,7 +31,7 @@ async function failOnBad(echo: EchoClient, limit: number): Promise<number> {
 t.test('anchored_round_robin ejects a backend whose calls fail: 3 UNAVAILABLE in a row, then every call goes elsewhere', async (t) => {
   const good = await startBackend(t, { name: 'good' });
   const bad = await startBackend(t, { name: 'bad' });
-  const echo = client(t, `pass:///${good.address}#2,${bad.address}#2`);
+  const echo = echoClient(t, `pass:///${good.address}#2,${bad.address}#2`);
   t.same(await bothServe(echo), new Set(['good', 'bad']), 'both serve at first');
   const failed = await failOnBad(echo, 20);
   t.equal(failed, 3, 'exactly 3 calls failed (consecutiveFailures) before bad was ejected');
@@ -65,7 +56,7 @@ t.test("grpc-js's own outlier_detection policy with anchored_round_robin as its 
       },
     ],
   };
-  const echo = client(t, `pass:///${good.address}#2,${bad.address}#2`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
+  const echo = echoClient(t, `pass:///${good.address}#2,${bad.address}#2`, { 'grpc.service_config': JSON.stringify(serviceConfig) });
   const first = await bothServe(echo);
   t.same(first, new Set(['good', 'bad']), `the child policy works under outlier_detection: both serve (${[...first].join(', ')})`);
   await failOnBad(echo, 40);

@@ -9,18 +9,10 @@ import * as grpc from '@grpc/grpc-js';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
 import { silentLogger } from '../lib/core/logger.js';
 import { MAX_REPLAYS } from '../lib/core/request-log.js';
-import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend } from '../testkit/tap-backend.js';
+import { callEcho, chatEcho, collectEcho, countEcho, EchoClient, startBackend, echoClient } from '../testkit/tap-backend.js';
 import { startRefusingServer, type RefusingServer } from '../testkit/refusing-server.js';
 
 registerAnchorpool({ logger: silentLogger });
-const insecure = grpc.credentials.createInsecure();
-
-function client(t: Test, target: string, options: grpc.ClientOptions = {}): EchoClient {
-  const c = new EchoClient(target, insecure, options);
-  t.teardown(() => c.close());
-  return c;
-}
-
 /** A unary call that names itself in the `x-call` header, so the refusers can tell which calls they turned away. */
 function namedCall(echo: EchoClient, name: string): Promise<string> {
   const metadata = new grpc.Metadata();
@@ -64,7 +56,7 @@ async function refusedByBoth(t: Test, options: grpc.ClientOptions): Promise<void
   const good = await startBackend(t, { name: 'good' });
   const first = await startRefusingServer(t);
   const second = await startRefusingServer(t);
-  const echo = client(t, `pass:///${first.address}#1,${second.address}#1,${good.address}#1`, options);
+  const echo = echoClient(t, `pass:///${first.address}#1,${second.address}#1,${good.address}#1`, options);
   await warm(echo, [first, second]);
   const names = Array.from({ length: 90 }, (_, i) => `call-${i}`);
   const servers = await Promise.all(names.map((name) => namedCall(echo, name)));
@@ -78,7 +70,7 @@ async function refusedByBoth(t: Test, options: grpc.ClientOptions): Promise<void
 t.test('anchored_round_robin: a refused client stream, bidi stream and server stream run again with every message, in order', async (t) => {
   const good = await startBackend(t, { name: 'good' });
   const refuser = await startRefusingServer(t);
-  const echo = client(t, `pass:///${refuser.address}#1,${good.address}#1`);
+  const echo = echoClient(t, `pass:///${refuser.address}#1,${good.address}#1`);
   await warm(echo, [refuser]);
   for (let i = 0; i < 4; i++) {
     t.equal(await collectEcho(echo, ['a', 'b', 'c', 'd']), '4', `client stream ${i}: the server received all 4 messages`);
@@ -91,7 +83,7 @@ t.test('anchored_round_robin: a refused client stream, bidi stream and server st
 t.test(`anchored_round_robin: a call that every backend refuses fails after ${MAX_REPLAYS} replays of each of grpc-js's two attempts`, async (t) => {
   const first = await startRefusingServer(t);
   const second = await startRefusingServer(t);
-  const echo = client(t, `pass:///${first.address}#1,${second.address}#1`);
+  const echo = echoClient(t, `pass:///${first.address}#1,${second.address}#1`);
   const failure = await namedCall(echo, 'doomed').then(
     () => undefined,
     (err: grpc.ServiceError) => err,

@@ -1,18 +1,16 @@
 // Plain grpc-js clients on etcd:/// and pass:/// targets with the anchored_round_robin
 // policy, against a real etcd (changed with etcdctl) and real backends counting their
 // connections on the server side.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
 import { silentLogger } from '../lib/core/logger.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
-import { callEcho, EchoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
+import { callEcho, echoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
 
 const cluster = await startEtcd(t);
 registerAnchorpool({ etcd: { hosts: cluster.hosts }, logger: silentLogger });
-const insecure = grpc.credentials.createInsecure();
-
 async function connections(backend: Backend, count: number): Promise<number[]> {
   return waitFor(
     async () => {
@@ -27,18 +25,12 @@ async function callsOf(...backends: Backend[]): Promise<number[]> {
   return Promise.all(backends.map(async (b) => (await b.stats()).calls));
 }
 
-function client(t: Test, target: string, options: grpc.ClientOptions = {}): EchoClient {
-  const c = new EchoClient(target, insecure, options);
-  t.teardown(() => c.close());
-  return c;
-}
-
 t.test('a plain client on etcd:/// with anchors 3 and 1: 3 + 1 connections, calls split 3:1 exactly', async (t) => {
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
   await etcdctl(cluster, 'put', 'plain/a', JSON.stringify({ addr: a.address, anchors: 3 }));
   await etcdctl(cluster, 'put', 'plain/b', JSON.stringify({ addr: b.address, anchors: 1 }));
-  const echo = client(t, 'etcd:///plain/');
+  const echo = echoClient(t, 'etcd:///plain/');
   await callEcho(echo);
   await connections(a, 3);
   await connections(b, 1);
@@ -54,7 +46,7 @@ t.test('etcdctl put of a new backend while calls run reaches it; etcdctl del sto
   const a = await startBackend(t, { name: 'a' });
   const c = await startBackend(t, { name: 'c' });
   await etcdctl(cluster, 'put', 'live/a', `${a.address}#2`);
-  const echo = client(t, 'etcd:///live/');
+  const echo = echoClient(t, 'etcd:///live/');
   await callEcho(echo);
   let running = true;
   let failures = 0;
@@ -94,7 +86,7 @@ t.test('etcdctl put of a new backend while calls run reaches it; etcdctl del sto
 t.test('N from 3 to 5 on a live key keeps the 3 existing connections', async (t) => {
   const a = await startBackend(t, { name: 'a' });
   await etcdctl(cluster, 'put', 'grow/a', `${a.address}#3`);
-  const echo = client(t, 'etcd:///grow/');
+  const echo = echoClient(t, 'etcd:///grow/');
   await callEcho(echo);
   const three = await connections(a, 3);
   await etcdctl(cluster, 'put', 'grow/a', `${a.address}#5`);
@@ -107,7 +99,7 @@ t.test('N from 3 to 5 on a live key keeps the 3 existing connections', async (t)
 t.test('pass:/// works without etcd', async (t) => {
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
-  const echo = client(t, `pass:///${a.address}#2,${b.address}#1`);
+  const echo = echoClient(t, `pass:///${a.address}#2,${b.address}#1`);
   for (let i = 0; i < 30; i++) await callEcho(echo);
   await connections(a, 2);
   await connections(b, 1);
@@ -119,7 +111,7 @@ t.test('a channel left idle past its idle timeout, then used again, still follow
   const a = await startBackend(t, { name: 'a' });
   const b = await startBackend(t, { name: 'b' });
   await etcdctl(cluster, 'put', 'idle/a', `${a.address}#1`);
-  const echo = client(t, 'etcd:///idle/', { 'grpc.client_idle_timeout_ms': 1000 });
+  const echo = echoClient(t, 'etcd:///idle/', { 'grpc.client_idle_timeout_ms': 1000 });
   t.equal((await callEcho(echo)).server, 'a');
   await waitFor(() => echo.getChannel().getConnectivityState(false) === grpc.connectivityState.IDLE, {
     timeoutMs: 5000,
@@ -142,14 +134,14 @@ t.test('a channel left idle past its idle timeout, then used again, still follow
 });
 
 t.test('an empty prefix is an UNAVAILABLE error naming it, not a silent hang', async (t) => {
-  const echo = client(t, 'etcd:///nothing-here/');
+  const echo = echoClient(t, 'etcd:///nothing-here/');
   await t.rejects(callEcho(echo, 3000), { code: grpc.status.UNAVAILABLE, details: /no valid endpoints under etcd:\/\/\/nothing-here\// });
 });
 
 t.test("grpc-js's own round_robin with the same duplicated addresses shares ONE connection", async (t) => {
   const a = await startBackend(t, { name: 'a' });
   await etcdctl(cluster, 'put', 'rr/a', `${a.address}#3`);
-  const rr = client(t, 'etcd:///rr/', { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
+  const rr = echoClient(t, 'etcd:///rr/', { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
   for (let i = 0; i < 9; i++) await callEcho(rr);
   await sleep(200);
   t.equal((await a.stats()).connections.length, 1, 'round_robin: 1 connection for 3 anchors (why anchored_round_robin exists)');
