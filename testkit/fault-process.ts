@@ -2,7 +2,7 @@
 // one scenario's heap, sockets, timers or crash cannot colour another's figures: the soak's
 // heap samples start from a clean process, and a scenario that takes its process down is a
 // miss with a reason, not the end of the suite. Shared by the runner
-// (scripts/faults/index.ts) and spec/faults.spec.ts, which both name the runner's built
+// (scripts/faults/index.ts) and spec/e2e/faults.spec.ts, which both name the runner's built
 // entry; the result shape below is the protocol between the child and its parent.
 import { spawn } from 'node:child_process';
 

@@ -43,9 +43,9 @@ const GROW_MAX = 8;
 const GROW_IDLE_MILLIS = 20_000;
 
 async function run(context: BenchContext): Promise<ScenarioResult> {
-  const runMillis = context.quick ? 1500 : 4000;
-  const warmupMillis = context.quick ? 300 : 1000;
-  const repeats = context.quick ? 3 : 5;
+  const runMillis = context.tiny ? 500 : context.quick ? 1500 : 4000;
+  const warmupMillis = context.tiny ? 200 : context.quick ? 300 : 1000;
+  const repeats = context.tiny ? 1 : context.quick ? 3 : 5;
   const growIdleMillis = context.tiny ? 500 : context.quick ? 8000 : GROW_IDLE_MILLIS;
   // Other work on this 2-core machine moves every figure; the load average says how much there was.
   const loadBefore = os.loadavg()[0]!;

@@ -14,9 +14,9 @@ export const discoveryScenario: Scenario = {
   id: 'discovery',
   title: 'Discovery: snapshot of 10,000 keys, and put → change event',
   async run(context) {
-    const keys = context.quick ? 2000 : 10_000;
-    const puts = context.quick ? 100 : 500;
-    const repeats = 3;
+    const keys = context.tiny ? 300 : context.quick ? 2000 : 10_000;
+    const puts = context.tiny ? 20 : context.quick ? 100 : 500;
+    const repeats = context.tiny ? 1 : 3;
     await ensureEtcdInstalled({ log: context.log });
     const cluster = await startCluster({ members: 1 });
     const client = new Etcd3({ hosts: cluster.hosts });

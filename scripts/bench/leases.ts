@@ -42,9 +42,9 @@ export const leasesScenario: Scenario = {
   id: 'leases',
   title: 'Lease hot path: acquire + release per second',
   async run(context) {
-    const runMillis = context.quick ? 300 : 1000;
+    const runMillis = context.tiny ? 100 : context.quick ? 300 : 1000;
     const sizes = context.tiny ? [8, 64] : SIZES;
-    const repeats = context.quick ? 3 : 5;
+    const repeats = context.tiny ? 1 : context.quick ? 3 : 5;
     const backend = new Backend({ name: 'leases' });
     await backend.start();
     const groups: { name: string; rows: ScenarioRow[] }[] = [];

@@ -142,8 +142,8 @@ async function runGroup(scheduling: (typeof SCHEDULING)[number], total: number, 
 }
 
 async function run(context: BenchContext): Promise<ScenarioResult> {
-  const total = context.quick ? 1000 : 4000;
-  const repeats = context.quick ? 3 : 5;
+  const total = context.tiny ? 300 : context.quick ? 1000 : 4000;
+  const repeats = context.tiny ? 1 : context.quick ? 3 : 5;
   // Other work on this 2-core machine moves callsPerSec (not the shares); the load average says how much there was.
   const loadBefore = os.loadavg()[0]!;
   const groups: GroupResult[] = [];

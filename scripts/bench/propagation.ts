@@ -204,7 +204,11 @@ export const propagationScenario: Scenario = {
   id: 'propagation',
   title: 'etcd propagation: put → first lease, del → last lease',
   async run(context: BenchContext): Promise<ScenarioResult> {
-    const counts = context.quick ? { warmup: 3, trials: 30, etcdctlTrials: 3 } : { warmup: 10, trials: 500, etcdctlTrials: 10 };
+    const counts = context.tiny
+      ? { warmup: 1, trials: 10, etcdctlTrials: 1 }
+      : context.quick
+        ? { warmup: 3, trials: 30, etcdctlTrials: 3 }
+        : { warmup: 10, trials: 500, etcdctlTrials: 10 };
     await ensureEtcdInstalled({ log: context.log });
     const stable = new Backend({ name: 'prop-stable' });
     const moving = new Backend({ name: 'prop-moving' });

@@ -23,9 +23,9 @@ export const rpcScenario: Scenario = {
   id: 'rpc',
   title: 'Unary RPC: calls/s through each way of spreading calls over connections',
   async run(context) {
-    const runMillis = context.quick ? 700 : 2500;
-    // Runs move by ±8% here; five interleaved repetitions keep the medians steadier.
-    const repeats = context.quick ? 3 : 5;
+    const runMillis = context.tiny ? 300 : context.quick ? 700 : 2500;
+    // Runs move by ±8% here; five interleaved repetitions keep the medians steadier (--tiny: one, figures are not its point).
+    const repeats = context.tiny ? 1 : context.quick ? 3 : 5;
     const concurrency = context.quick ? [64] : [64, 512];
     await ensureEtcdInstalled({ log: context.log });
     const cluster = await startCluster({ members: 1 });

@@ -215,11 +215,12 @@ export const scaleScenario: Scenario = {
     // The smoke test's sizes: every path runs, nothing is big.
     const MEMORY_ANCHORS = context.tiny ? 50 : FULL_MEMORY_ANCHORS;
     const ACQUIRE_SIZES = context.tiny ? [1, 100] : FULL_ACQUIRE_SIZES;
-    const readyRepeats = quick ? 2 : 3;
-    const burstRepeats = quick ? 2 : 3;
+    const tiny = context.tiny ?? false;
+    const readyRepeats = tiny ? 1 : quick ? 2 : 3;
+    const burstRepeats = tiny ? 1 : quick ? 2 : 3;
     const memoryRepeats = quick ? 1 : 3;
-    const acquireRepeats = quick ? 3 : 5;
-    const acquireMillis = quick ? 300 : 1000;
+    const acquireRepeats = tiny ? 1 : quick ? 3 : 5;
+    const acquireMillis = tiny ? 100 : quick ? 300 : 1000;
     await ensureEtcdInstalled({ log: context.log });
     const backends = Array.from({ length: BACKENDS }, (_, i) => new Backend({ name: `scale-${i}` }));
     const cluster = await startCluster({ members: 1 });

@@ -1,10 +1,10 @@
 // The shape every fault scenario shares. A scenario sets up real etcd members and real
 // backends, breaks something, and returns its headline figure plus one check per bar of
-// the issue. The runner (index.ts) prints them and fails on a miss; spec/faults.spec.ts
-// runs the short profile of the same runner inside `npm test`.
+// the issue. The runner (index.ts) prints them and fails on a miss; spec/e2e/faults.spec.ts
+// runs the short profile of the same runner inside `npm run test:e2e`.
 
 export interface FaultContext {
-  /** The shortened profile `npm test` runs (same checks, smaller sizes and durations). */
+  /** The shortened profile `npm run test:e2e` runs (same checks, smaller sizes and durations). */
   readonly short: boolean;
   /** Soak length in minutes (`--minutes`); the soak scenario's default otherwise. */
   readonly minutes?: number;
@@ -15,7 +15,7 @@ export interface FaultContext {
 import type { FaultCheck, FaultResult } from '../../testkit/fault-process.js';
 
 // The result shape is the protocol between a scenario's process and its parent, so it
-// lives in the test kit (testkit/fault-process.ts), which spec/faults.spec.ts shares.
+// lives in the test kit (testkit/fault-process.ts), which spec/e2e/faults.spec.ts shares.
 export type { FaultCheck, FaultResult } from '../../testkit/fault-process.js';
 
 export interface FaultScenario {

@@ -1,12 +1,12 @@
 // npm run test:faults: every fault scenario against real etcd and real backends, one after
 // the other, each in a process of its own (isolated.ts). Each prints one result line with
 // its figure, then its bars; the exit code is 1 when any bar is missed.
-//   --short        the shortened profile that `npm test` runs
+//   --short        the shortened profile that `npm run test:e2e` runs
 //   --minutes N    length of the churn soak (default 10)
 //   --only a,b     run only these scenario ids
 //   --json         print the results as JSON as well
 //   --child        (internal) run the one --only scenario in this process and print its result
-//   --list         (internal) print the scenarios' ids and titles as JSON (spec/faults.spec.ts)
+//   --list         (internal) print the scenarios' ids and titles as JSON (spec/e2e/faults.spec.ts)
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RESULT_MARK, runIsolated } from '../../testkit/fault-process.js';

@@ -1,5 +1,5 @@
 // Fault 8: churn soak. 50 puts/deletes a second over 200 keys while leases flow, for 10
-// minutes by default (`--minutes`), 30 s in `npm test`. Memory (every field of
+// minutes by default (`--minutes`), 30 s in `npm run test:e2e`. Memory (every field of
 // process.memoryUsage(), after a forced GC) is sampled after a warm-up and then every
 // 5 minutes (every sixth of the run when it is shorter), with the pool's open channels,
 // the process's handles and its open sockets; RSS is also read every 10 s without a

@@ -20,9 +20,9 @@ interface Result {
 }
 
 t.test('npm run bench -- --tiny --json runs every scenario and reports figures, ratios and bars', async (t) => {
-  const entry = fileURLToPath(new URL('../scripts/bench/index.js', import.meta.url));
+  const entry = fileURLToPath(new URL('../../scripts/bench/index.js', import.meta.url));
   // At the lowest CPU priority: the test files running beside it keep their timing.
-  const child = spawn('nice', ['-n', '19', process.execPath, entry, '--tiny', '--json'], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
+  const child = spawn('nice', ['-n', '19', process.execPath, entry, '--tiny', '--json'], { cwd: fileURLToPath(new URL('../../..', import.meta.url)) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));

@@ -14,10 +14,10 @@ import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { main } from '../lib/cli/main.js';
-import type { CommandIo } from '../lib/cli/command-io.js';
+import { main } from '../../lib/cli/main.js';
+import type { CommandIo } from '../../lib/cli/command-io.js';
 
-const DEMO = fileURLToPath(new URL('../scripts/demo.js', import.meta.url));
+const DEMO = fileURLToPath(new URL('../../scripts/demo.js', import.meta.url));
 
 interface Demo {
   child: ChildProcess;

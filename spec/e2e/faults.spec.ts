@@ -1,4 +1,4 @@
-// The fault suite's short profile (`npm run test:faults -- --short`) inside `npm test`:
+// The fault suite's short profile (`npm run test:faults -- --short`) inside `npm run test:e2e`:
 // every scenario of the reliability issue against real etcd members and real backends,
 // each in a process of its own as the runner does it, and each bar one assertion. The
 // full profile (30 s outage, 10 minute soak) is `npm run test:faults`. The spec runs the
@@ -7,9 +7,9 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runIsolated } from '../testkit/fault-process.js';
+import { runIsolated } from '../../testkit/fault-process.js';
 
-const RUNNER = fileURLToPath(new URL('../scripts/faults/index.js', import.meta.url));
+const RUNNER = fileURLToPath(new URL('../../scripts/faults/index.js', import.meta.url));
 const scenarios = JSON.parse(execFileSync(process.execPath, [RUNNER, '--list'], { encoding: 'utf8' })) as { id: string; title: string }[];
 
 t.ok(scenarios.length > 0, 'the runner lists its scenarios');
