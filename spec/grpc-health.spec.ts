@@ -34,6 +34,11 @@ t.test('a NOT_SERVING backend gets no call; its connections stay (one per anchor
   const echo = echoClient(t, `pass:///${a.address}#2,${b.address}#2,${c.address}#2`);
   await callEcho(echo, 5000);
   await waitFor(async () => (await connectionsOf(c)) === 2, { what: '2 connections on c' });
+  // Every anchor of a and b has had its first SERVING (on a loaded machine a Watch answers late).
+  await waitFor(async () => {
+    const warm = await callsBy(echo, 20);
+    return warm.get('a') === 10 && warm.get('b') === 10;
+  }, { what: 'all four anchors of a and b in rotation' });
   const by = await callsBy(echo, 300);
   t.equal(by.get('c') ?? 0, 0, 'c (NOT_SERVING) got 0 of 300 calls');
   t.equal((by.get('a') ?? 0) + (by.get('b') ?? 0), 300, 'a and b took them all');
