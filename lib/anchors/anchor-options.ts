@@ -1,6 +1,6 @@
 /**
  * The options that shape how anchors behave (their stream cap, the pick, refresh, growth,
- * health checks, outlier ejection), defined once for both paths: `createPool()`,
+ * health checks, outlier ejection, liveness), defined once for both paths: `createPool()`,
  * `registerAnchorpool()` and the `anchored_round_robin` policy's JSON config accept these
  * names with the same shapes, ranges and defaults, because all three are derived from the
  * one schema below. Adding an option here adds it everywhere; the parity spec
@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { DEFAULT_FAILURE_CODES } from '../core/call-outcome.js';
 import { millis, type OptionsAgree } from '../core/option-schema.js';
 import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
+import { DEFAULT_CONNECT_TIMEOUT_MILLIS, DEFAULT_LIVENESS, type LivenessWatchSettings } from './liveness-watch.js';
 import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
 
 /** How an anchor is chosen for a lease or a call. */
@@ -76,6 +77,39 @@ export interface AnchorOptions {
    * Default: off; `{}` turns it on with the defaults below.
    */
   outlierDetection?: OutlierDetectionOptions;
+  /**
+   * Finds a connection that stopped answering without closing (a frozen host, a path that
+   * black-holes packets: no RST comes and grpc-js keeps it READY). When streams wait on a
+   * connection and nothing at all has been read from it for `quietMillis`, the anchor
+   * sends one HTTP/2 PING; no answer within `pingTimeoutMillis` drops the connection: its
+   * calls fail with UNAVAILABLE and the anchor reconnects at once. Pings follow the rule
+   * grpc-go servers enforce (see docs/failure-behaviour.md), so they never cost a GOAWAY.
+   * Default on, with the defaults below; `false` turns it off.
+   */
+  liveness?: LivenessOptions | false;
+  /**
+   * How long a connection attempt may take before it is given up and tried again at once
+   * (grpc-js itself waits as long as TCP does: about 2 minutes for a host that drops SYNs,
+   * for ever for one that accepts and says nothing). Set it above the worst connect and
+   * TLS handshake time of your network. Default 3000; 0 leaves attempts to grpc-js.
+   */
+  connectTimeoutMillis?: number;
+}
+
+export interface LivenessOptions {
+  /** Silence on a connection with streams waiting before a ping. Default 1000, at least 1. */
+  quietMillis?: number;
+  /**
+   * How long the PING's answer may take. Default 2000, at least 1. A server that cannot
+   * answer a PING for this long (an event loop blocked that long) counts as dead.
+   */
+  pingTimeoutMillis?: number;
+  /**
+   * The least time between two pings on one connection when the server wrote nothing in
+   * between: the servers' ping policy (grpc-go's MinTime). Default 300_000 (grpc-go's
+   * default); lower it only for servers that allow more.
+   */
+  minPingIntervalMillis?: number;
 }
 
 export interface HealthCheckOptions {
@@ -127,6 +161,14 @@ const outlierDetectionSchema = z
   })
   .strict();
 
+const livenessSchema = z
+  .object({
+    quietMillis: millis(1).default(DEFAULT_LIVENESS.quietMillis),
+    pingTimeoutMillis: millis(1).default(DEFAULT_LIVENESS.pingTimeoutMillis),
+    minPingIntervalMillis: millis(0).default(DEFAULT_LIVENESS.minPingIntervalMillis),
+  })
+  .strict();
+
 /** The fields of AnchorOptions with their ranges and defaults: spread into each path's own schema. */
 export const anchorOptionsShape = {
   maxStreamsPerAnchor: z.number().int().min(1).max(1_000_000).default(100),
@@ -135,9 +177,12 @@ export const anchorOptionsShape = {
   extraAnchorIdleMillis: millis(0).default(DEFAULT_GROWTH_SETTINGS.idleMillis),
   healthCheck: healthCheckSchema.optional(),
   outlierDetection: outlierDetectionSchema.optional(),
+  // prefault: the {} given by default is parsed, so its fields get their defaults.
+  liveness: z.union([z.literal(false), livenessSchema]).prefault({}),
+  connectTimeoutMillis: millis(0).default(DEFAULT_CONNECT_TIMEOUT_MILLIS),
 };
 
-/** The parsed form: every default filled in; health checks and outlier ejection undefined when off. */
+/** The parsed form: every default filled in; health checks and outlier ejection undefined when off, liveness false. */
 export interface ResolvedAnchorOptions {
   readonly maxStreamsPerAnchor: number;
   readonly pick: PickMode;
@@ -145,6 +190,8 @@ export interface ResolvedAnchorOptions {
   readonly extraAnchorIdleMillis: number;
   readonly healthCheck?: Required<HealthCheckOptions> | undefined;
   readonly outlierDetection?: Required<OutlierDetectionOptions> | undefined;
+  readonly liveness: Required<LivenessOptions> | false;
+  readonly connectTimeoutMillis: number;
 }
 
 /**
@@ -168,9 +215,15 @@ export const anchorOptionsSchema = z.object(anchorOptionsShape).strict().superRe
 true satisfies OptionsAgree<AnchorOptions, z.input<typeof anchorOptionsSchema>>;
 true satisfies OptionsAgree<HealthCheckOptions, z.input<typeof healthCheckSchema>>;
 true satisfies OptionsAgree<OutlierDetectionOptions, z.input<typeof outlierDetectionSchema>>;
+true satisfies OptionsAgree<LivenessOptions, z.input<typeof livenessSchema>>;
 true satisfies OptionsAgree<ResolvedAnchorOptions, z.output<typeof anchorOptionsSchema>>;
 
 /** The anchor options out of a parsed options object of either path (the names come from the shape). */
 export function pickAnchorOptions(parsed: ResolvedAnchorOptions): ResolvedAnchorOptions {
   return Object.fromEntries(Object.keys(anchorOptionsShape).map((name) => [name, parsed[name as keyof ResolvedAnchorOptions]])) as unknown as ResolvedAnchorOptions;
+}
+
+/** The liveness watch's settings from the parsed options. */
+export function livenessSettingsOf(options: Pick<ResolvedAnchorOptions, 'liveness' | 'connectTimeoutMillis'>): LivenessWatchSettings {
+  return { liveness: options.liveness === false ? undefined : options.liveness, connectTimeoutMillis: options.connectTimeoutMillis };
 }

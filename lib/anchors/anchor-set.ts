@@ -18,11 +18,14 @@
  *     (anchor-refresh.ts); the old one drains;
  *   - extra(anchor, change): a key that may grow (`maxAnchors`) opened an extra anchor for
  *     capacity, or drained one back (anchor-growth.ts). Such a key is scheduled by lanes
- *     (lane.ts), so its share stays by its N.
+ *     (lane.ts), so its share stays by its N;
+ *   - connectionLost(anchor, reason, detail): the liveness watch (liveness-watch.ts) dropped
+ *     a silent connection, or gave up a connection attempt at its deadline.
  */
 import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
 import { AnchorGrowth, DEFAULT_GROWTH_SETTINGS, type GrowthSettings } from './anchor-growth.js';
 import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from './anchor-refresh.js';
+import { LivenessWatch, type LivenessCounts, type LivenessWatchSettings } from './liveness-watch.js';
 import type { PickMode } from './anchor-options.js';
 import { Lane } from './lane.js';
 import { ScheduleCursor } from './schedule-cursor.js';
@@ -37,6 +40,7 @@ export interface AnchorSetOwner<A extends Anchor> {
   eligible(anchor: A): void;
   refreshed?(old: A, fresh: A, ageMillis: number): void;
   extra?(anchor: A, change: 'opened' | 'drained' | 'failed'): void;
+  connectionLost?(anchor: A, reason: 'frozen' | 'connect-timeout', detail: string): void;
 }
 
 
@@ -48,6 +52,8 @@ export interface AnchorSetSettings {
   readonly refresh?: RefreshSettings;
   /** Load-driven anchors' timing (anchor-growth.ts); the maxima come with the entries. */
   readonly growth?: GrowthSettings;
+  /** Silent connections and hanging attempts (liveness-watch.ts); absent: not watched. */
+  readonly liveness?: LivenessWatchSettings;
 }
 
 export interface ApplyResult {
@@ -81,6 +87,7 @@ export class AnchorSet<A extends Anchor> {
   readonly #generations = new WeakMap<A, number>();
   readonly #refresher: AnchorRefresher<A>;
   readonly #growth: AnchorGrowth<A>;
+  readonly #liveness: LivenessWatch<A>;
   #leastLoaded: boolean;
 
   constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, settings: AnchorSetSettings) {
@@ -100,6 +107,16 @@ export class AnchorSet<A extends Anchor> {
       shrink: (key) => this.#shrink(key),
       load: (key) => this.#loadOf(key),
     });
+    this.#liveness = new LivenessWatch<A>(settings.liveness ?? { liveness: undefined, connectTimeoutMillis: 0 }, {
+      anchors: () => this.#watched(),
+      frozen: (anchor, detail) => {
+        if (this.#tracks(anchor)) this.#owner.connectionLost?.(anchor, 'frozen', detail);
+      },
+      connectTimedOut: (anchor, detail) => {
+        if (this.#tracks(anchor)) this.#owner.connectionLost?.(anchor, 'connect-timeout', detail);
+      },
+    });
+    this.#liveness.start();
     this.#listener = {
       state: (anchor, state, previous) => {
         if (state === 'TRANSIENT_FAILURE' && this.#growth.isPending(anchor as A)) return this.#growth.failed(anchor as A);
@@ -150,6 +167,16 @@ export class AnchorSet<A extends Anchor> {
   /** Anchors replaced at their maximum age so far, replacements that failed, and keys with one connecting now. */
   refreshCounts(): { done: number; failed: number; connecting: number } {
     return { done: this.#refresher.refreshes, failed: this.#refresher.failures, connecting: this.#refresher.replacing };
+  }
+
+  /** Pings sent, silent connections dropped and connection attempts given up so far. */
+  livenessCounts(): LivenessCounts {
+    return this.#liveness.counts();
+  }
+
+  /** New liveness settings (the native policy's config can change them). */
+  setLiveness(settings: LivenessWatchSettings): void {
+    this.#liveness.configure(settings);
   }
 
   /** Changes how later picks choose (the native policy's config can change it). */
@@ -313,6 +340,7 @@ export class AnchorSet<A extends Anchor> {
 
   #drainAll(): Promise<void> {
     this.#refresher.stop();
+    this.#liveness.stop();
     this.#growth.stop();
     this.#lanes.clear();
     this.#wanted = 0;
@@ -329,6 +357,7 @@ export class AnchorSet<A extends Anchor> {
   /** Closes every anchor now, without draining (a destroyed policy). */
   closeAll(): void {
     this.#refresher.stop();
+    this.#liveness.stop();
     this.#growth.stop();
     this.#lanes.clear();
     const all = [...this.#active.values(), ...this.#draining];
@@ -448,6 +477,12 @@ export class AnchorSet<A extends Anchor> {
       capacity = anchor.capacity;
     }
     return { count, floor: entry.anchors, streams, capacity };
+  }
+
+  /** Every anchor the set tracks: the active ones and the draining ones. */
+  *#watched(): Iterable<A> {
+    yield* this.#active.values();
+    yield* this.#draining;
   }
 
   #holdsSlot(anchor: A): boolean {

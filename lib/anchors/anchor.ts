@@ -12,6 +12,7 @@
  */
 
 import { connectivityState } from '@grpc/grpc-js';
+import type { SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 import type { HealthReport } from './health-watch.js';
 
 export type AnchorState = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAILURE' | 'SHUTDOWN';
@@ -73,6 +74,9 @@ export abstract class Anchor {
   readonly capacity: number;
   readonly #healthChecked: boolean;
   #state: AnchorState = 'IDLE';
+  #stateSince = performance.now();
+  /** A connect attempt was given up (abortConnect): the next TRANSIENT_FAILURE retries at once. */
+  #retryAfterAbort = false;
   #health: AnchorHealth;
   #streams = 0;
   #acquired = 0;
@@ -108,6 +112,10 @@ export abstract class Anchor {
   get health(): AnchorHealth {
     return this.#health;
   }
+  /** When the state last changed (performance.now()). */
+  get stateSince(): number {
+    return this.#stateSince;
+  }
   /** Streams in use on it now: the pool's leases, or a channel's calls in flight. */
   get streams(): number {
     return this.#streams;
@@ -136,6 +144,32 @@ export abstract class Anchor {
 
   /** Stops following the transport and closes it; called once, from close(). */
   protected abstract shutdown(): void;
+
+  /** The HTTP/2 connection under it while READY, for the liveness watch; undefined if unknown. */
+  connection(): SubchannelConnection | undefined {
+    return undefined;
+  }
+
+  /**
+   * Gives up a connection attempt that has taken too long; the attempt after it starts at
+   * once, not after grpc-js's backoff (the deadline already was the wait). Returns
+   * whether an attempt was under way.
+   */
+  abortConnect(reason: string): boolean {
+    if (this.#closed || this.#state !== 'CONNECTING') return false;
+    this.#retryAfterAbort = true;
+    if (this.abortAttempt(reason)) return true;
+    this.#retryAfterAbort = false;
+    return false;
+  }
+
+  /** For subclasses: give up the transport's attempt (see abortConnect()). */
+  protected abortAttempt(_reason: string): boolean {
+    return false;
+  }
+
+  /** For subclasses: start the next attempt now, skipping the backoff. */
+  protected retryNow(): void {}
 
   /** Counts a stream (a lease, a call) on this anchor. The caller checked `eligible`. */
   take(): void {
@@ -229,6 +263,13 @@ export abstract class Anchor {
     const previous = this.#state;
     if (state === previous) return;
     this.#state = state;
+    this.#stateSince = performance.now();
+    if (state === 'TRANSIENT_FAILURE' && this.#retryAfterAbort) {
+      this.#retryAfterAbort = false;
+      this.retryNow();
+    } else if (state !== 'CONNECTING') {
+      this.#retryAfterAbort = false;
+    }
     // What a health check said is about the connection that just went away. Both changes
     // are made before anyone hears of either, so no listener sees a stale eligibility.
     const previousHealth = this.#health;

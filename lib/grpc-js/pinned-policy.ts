@@ -20,11 +20,20 @@ import {
   type Picker,
   type PickResult,
   type StatusOr,
+  type SubchannelInterface,
   type TypedLoadBalancingConfig,
 } from './experimental.js';
 import { isLoadBalancerNameRegistered, registerLoadBalancerType } from './experimental.js';
 
 export const PINNED_POLICY_NAME = 'anchorpool_pinned';
+
+/**
+ * The channel arg that hands the anchor its channel's subchannel, for the liveness watch:
+ * a function, called with each subchannel pick_first makes. grpc-js compares args by
+ * identity and passes them through to the policy; it never serializes them.
+ */
+export const SUBCHANNEL_HOOK_ARG = 'anchorpool.internal.subchannel_hook';
+export type SubchannelHook = (subchannel: SubchannelInterface) => void;
 
 class PinnedConfig implements TypedLoadBalancingConfig {
   getLoadBalancerName(): string {
@@ -55,6 +64,12 @@ class PinnedLoadBalancer implements LoadBalancer {
   constructor(helper: ChannelControlHelper) {
     this.#child = new ChildLoadBalancerHandler(
       createChildChannelControlHelper(helper, {
+        createSubchannel: (address, args) => {
+          const subchannel = helper.createSubchannel(address, args);
+          const hook = args[SUBCHANNEL_HOOK_ARG] as SubchannelHook | undefined;
+          if (typeof hook === 'function') hook(subchannel);
+          return subchannel;
+        },
         updateState: (state, picker, errorMessage) =>
           helper.updateState(state, state === connectivityState.TRANSIENT_FAILURE ? new NeverSentPicker(picker) : picker, errorMessage),
       }),

@@ -17,7 +17,7 @@
  */
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
 import type { AnchorState } from '../anchors/anchor.js';
-import type { PickMode, ResolvedAnchorOptions } from '../anchors/anchor-options.js';
+import { livenessSettingsOf, type PickMode, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
 import { AnchorSet } from '../anchors/anchor-set.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
 import type { Logger } from '../core/logger.js';
@@ -121,6 +121,10 @@ export class AnchoredRoundRobin implements LoadBalancer {
           if (!anchor.draining) this.#update();
         },
         eligible: () => this.#roomWait.roomFreed(),
+        connectionLost: (anchor, reason, detail) => {
+          log(`${anchor.key}#${anchor.index} (${anchor.address}): ${detail}`);
+          this.#logger()?.warn({ key: anchor.key, index: anchor.index, address: anchor.address, reason }, `anchored_round_robin: ${anchor.key}#${anchor.index}: ${detail}; ${reason === 'frozen' ? 'connection dropped, reconnecting' : 'trying again'}`);
+        },
         extra: (anchor, change) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): extra anchor ${change} (${this.#anchors.extraCounts().open} open)`);
           this.#logger()?.info({ key: anchor.key, index: anchor.index, address: anchor.address, change }, `anchored_round_robin: extra anchor ${change} for ${anchor.key}`);
@@ -198,6 +202,11 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#health = health === undefined ? undefined : { ...health, unimplemented: (anchor, detail) => this.#unimplemented(anchor, detail) };
     this.#routing.configureEjection(settings.outlierDetection);
     this.#anchors.setExtraIdleMillis(settings.extraAnchorIdleMillis);
+    // Every resolution brings a config; the watch's timer restarts only when its settings change.
+    const liveness = livenessSettingsOf(settings);
+    if (this.#settings === undefined || JSON.stringify(livenessSettingsOf(this.#settings)) !== JSON.stringify(liveness)) {
+      this.#anchors.setLiveness(liveness);
+    }
     const previous: { pick?: PickMode; maxStreamsPerAnchor?: number } = this.#settings ?? {};
     if (previous.pick !== settings.pick || previous.maxStreamsPerAnchor !== settings.maxStreamsPerAnchor) {
       this.#anchors.setPickMode(settings.pick);

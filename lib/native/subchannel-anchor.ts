@@ -13,6 +13,7 @@ import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
 import type { ChannelControlHelper, SubchannelAddress, SubchannelInterface } from '../grpc-js/experimental.js';
 import { SubchannelCallChannel } from '../grpc-js/subchannel-call-channel.js';
+import { abortConnectAttempt, retryConnectNow, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 
 export interface SubchannelHealthCheck extends HealthWatchSettings {
   /** The backend has no health service: the anchor counts as healthy on this connection. */
@@ -116,6 +117,18 @@ export class SubchannelAnchor extends Anchor {
         if (!this.closed && this.state === 'READY') this.#health?.start();
       });
     }
+  }
+
+  override connection(): SubchannelConnection | undefined {
+    return subchannelConnection(this.subchannel);
+  }
+
+  protected override abortAttempt(reason: string): boolean {
+    return abortConnectAttempt(this.subchannel, reason);
+  }
+
+  protected override retryNow(): void {
+    retryConnectNow(this.subchannel);
   }
 
   /** Connects a subchannel that is IDLE (the channel left idle mode). */

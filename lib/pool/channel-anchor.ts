@@ -10,7 +10,9 @@ import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from '../discovery/address.js';
 import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchors/anchor.js';
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
-import { pinnedServiceConfig, registerPinnedPolicy } from '../grpc-js/pinned-policy.js';
+import { pinnedServiceConfig, registerPinnedPolicy, SUBCHANNEL_HOOK_ARG, type SubchannelHook } from '../grpc-js/pinned-policy.js';
+import type { SubchannelInterface } from '../grpc-js/experimental.js';
+import { abortConnectAttempt, retryConnectNow, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 import { MAX_TIMER_MILLIS } from '../core/timer-limit.js';
 
 export interface ChannelAnchorSettings {
@@ -46,6 +48,8 @@ export class ChannelAnchor extends Anchor {
   readonly #credentials: grpc.ChannelCredentials;
   readonly #clients = new Map<ClientConstructor<grpc.Client>, grpc.Client>();
   readonly #health: HealthWatch | undefined;
+  /** The channel's one subchannel (pick_first's), once it made it. */
+  #subchannel: SubchannelInterface | undefined;
 
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
     super(spec, settings.maxStreams, listener, settings.healthCheck !== undefined);
@@ -59,6 +63,7 @@ export class ChannelAnchor extends Anchor {
       'grpc.service_config': pinnedServiceConfig(settings.channelOptions['grpc.service_config'] as string | undefined),
       [ANCHOR_ARG]: `${settings.tag}/${anchorArg(spec)}`,
       'grpc.use_local_subchannel_pool': 1,
+      [SUBCHANNEL_HOOK_ARG]: ((subchannel) => (this.#subchannel = subchannel)) satisfies SubchannelHook,
     });
     const check = settings.healthCheck;
     if (check !== undefined) {
@@ -78,6 +83,18 @@ export class ChannelAnchor extends Anchor {
       this.#clients.set(Ctor as ClientConstructor<grpc.Client>, client);
     }
     return client as C;
+  }
+
+  override connection(): SubchannelConnection | undefined {
+    return this.#subchannel === undefined ? undefined : subchannelConnection(this.#subchannel);
+  }
+
+  protected override abortAttempt(reason: string): boolean {
+    return this.#subchannel !== undefined && abortConnectAttempt(this.#subchannel, reason);
+  }
+
+  protected override retryNow(): void {
+    if (this.#subchannel !== undefined) retryConnectNow(this.#subchannel);
   }
 
   protected shutdown(): void {

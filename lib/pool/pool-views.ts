@@ -51,6 +51,12 @@ export interface PoolEvents {
   'anchor-extra': [event: { key: string; anchor: number; address: string; change: 'opened' | 'drained' | 'failed' }];
   /** An anchor reached its maximum age and a new connection took its place (the old one drains). */
   'anchor-refreshed': [event: { key: string; anchor: number; address: string; ageMillis: number }];
+  /**
+   * The liveness check dropped a connection that stopped answering ('frozen': its calls
+   * fail with UNAVAILABLE and the anchor reconnects), or gave up a connection attempt at
+   * connectTimeoutMillis ('connect-timeout': it tries again).
+   */
+  'anchor-connection-lost': [event: { key: string; anchor: number; address: string; reason: 'frozen' | 'connect-timeout'; detail: string }];
   error: [error: AnchorPoolError];
 }
 
@@ -97,6 +103,8 @@ export interface PoolStats {
   readonly refreshes: { readonly done: number; readonly failed: number; readonly connecting: number };
   /** Extra anchors open now (above their keys' N), opened and drained back so far, and attempts that failed. */
   readonly extraAnchors: { readonly open: number; readonly opened: number; readonly drained: number; readonly failed: number };
+  /** The liveness check so far: pings sent, silent connections dropped, connection attempts given up at connectTimeoutMillis. */
+  readonly liveness: { readonly pings: number; readonly frozen: number; readonly connectTimeouts: number };
   readonly source: SourceStatus;
 }
 

@@ -16,6 +16,7 @@ import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './channel-anchor.js';
 import { AnchorSet, type AnchorFactory } from '../anchors/anchor-set.js';
 import { DEFAULT_GROWTH_SETTINGS } from '../anchors/anchor-growth.js';
+import { livenessSettingsOf } from '../anchors/anchor-options.js';
 import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { createSource } from '../discovery/create-source.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
@@ -88,6 +89,10 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
           this.#logger.debug({ key: anchor.key, anchor: anchor.index, address: anchor.address, change }, `extra anchor ${change}`);
           this.#emit('anchor-extra', { key: anchor.key, anchor: anchor.index, address: anchor.address, change });
         },
+        connectionLost: (anchor, reason, detail) => {
+          this.#logger.warn({ key: anchor.key, anchor: anchor.index, address: anchor.address, reason }, `anchor ${anchor.key}#${anchor.index}: ${detail}; ${reason === 'frozen' ? 'connection dropped, reconnecting' : 'trying again'}`);
+          this.#emit('anchor-connection-lost', { key: anchor.key, anchor: anchor.index, address: anchor.address, reason, detail });
+        },
         refreshed: (old, fresh, ageMillis) => {
           this.#logger.debug({ key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis: Math.round(ageMillis) }, 'anchor refreshed');
           this.#emit('anchor-refreshed', { key: fresh.key, anchor: fresh.index, address: fresh.address, ageMillis });
@@ -97,6 +102,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         drainTimeoutMillis: this.#options.drainTimeoutMillis,
         pick: anchorOptions.pick,
         growth: { ...DEFAULT_GROWTH_SETTINGS, idleMillis: anchorOptions.extraAnchorIdleMillis },
+        liveness: livenessSettingsOf(anchorOptions),
       },
     );
     this.#broker = new LeaseBroker<LeaseAnchor>(
@@ -294,6 +300,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       ejections: this.#outliers?.ejections ?? 0,
       refreshes: this.#anchors.refreshCounts(),
       extraAnchors: this.#anchors.extraCounts(),
+      liveness: this.#anchors.livenessCounts(),
       source: this.#source.status(),
     };
   }

@@ -1,0 +1,238 @@
+/**
+ * LivenessWatch: finds the connections that stopped answering without a word (a frozen
+ * VM, a host that lost power, a path or an L4 balancer that black-holes packets: no RST
+ * comes, and grpc-js keeps the connection READY), and the connection attempts that hang.
+ * One per anchor set; one timer ticks over all of its anchors.
+ *
+ * A silent connection. An anchor is watched while it has streams in use (leases, calls)
+ * and its connection has HTTP/2 streams open. When nothing at all has been read from the
+ * connection for `quietMillis`, it sends one HTTP/2 PING, if the ping rule below allows
+ * one. An ACK (or any byte) within `pingTimeoutMillis` shows the connection is alive, and
+ * the call that waits is merely slow: nothing happens. Neither: the connection is
+ * dropped. Its calls end with UNAVAILABLE, the anchor is out of rotation from that
+ * moment, and it reconnects at once on a new connection (grpc-js makes it; with health
+ * checks it waits for its first SERVING). So a dead connection is out of rotation at most
+ * quietMillis + pingTimeoutMillis + one tick after the last byte it delivered.
+ *
+ * The ping rule, for servers that police pings (grpc-go: a ping less than MinTime (5 min)
+ * after the previous one is a strike unless the server wrote HEADERS or DATA in between;
+ * none at all without an open stream; GOAWAY ENHANCE_YOUR_CALM after 2 strikes). A ping
+ * is sent only while the connection has a stream open, and only if
+ *   - it is the first on this connection, or
+ *   - `minPingIntervalMillis` have passed since the previous ping was answered (the ACK
+ *     comes after the server saw that ping, so the server's own gap is at least as long), or
+ *   - a gRPC message arrived after that ACK (a DATA frame the server wrote after it had
+ *     seen the previous ping, which resets its strikes).
+ * A busy connection reads all the time and never pings; a quiet one with a health Watch
+ * stream pings at most once per minPingIntervalMillis.
+ *
+ * A hanging attempt. An anchor CONNECTING for `connectTimeoutMillis` gives its attempt up
+ * and tries again at once (grpc-js itself has no connect deadline at all).
+ */
+import type { Anchor } from './anchor.js';
+
+export interface LivenessSettings {
+  /** Silence (nothing read while streams are open) before a ping. */
+  readonly quietMillis: number;
+  /** How long a ping's ACK may take before the connection counts as dead. */
+  readonly pingTimeoutMillis: number;
+  /** The least time between two pings on a connection when the server wrote nothing in between. */
+  readonly minPingIntervalMillis: number;
+}
+
+export const DEFAULT_LIVENESS: LivenessSettings = { quietMillis: 1000, pingTimeoutMillis: 2000, minPingIntervalMillis: 300_000 };
+export const DEFAULT_CONNECT_TIMEOUT_MILLIS = 3000;
+
+export interface LivenessWatchSettings {
+  /** Silent-connection checks; undefined: off. */
+  readonly liveness: LivenessSettings | undefined;
+  /** Connect deadline; 0: off. */
+  readonly connectTimeoutMillis: number;
+}
+
+export interface LivenessHooks<A> {
+  /** The anchors to watch now (active and draining). */
+  anchors(): Iterable<A>;
+  /** `anchor`'s connection was dropped for silence. */
+  frozen(anchor: A, detail: string): void;
+  /** `anchor`'s connection attempt was given up. */
+  connectTimedOut(anchor: A, detail: string): void;
+}
+
+export interface LivenessCounts {
+  /** Pings sent. */
+  readonly pings: number;
+  /** Connections dropped because a ping went unanswered. */
+  readonly frozen: number;
+  /** Connection attempts given up at the connect deadline. */
+  readonly connectTimeouts: number;
+}
+
+interface Probe {
+  readonly bytes: number;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** What the watch knows of one connection. */
+interface ConnectionRecord {
+  readonly id: object;
+  bytes: number;
+  /** Since when nothing was read while streams waited; undefined while nothing waits. */
+  quietSince: number | undefined;
+  probe: Probe | undefined;
+  /** When the previous ping was answered (undefined: none yet on this connection). */
+  answeredAt: number | undefined;
+  messagesAtAnswer: number;
+}
+
+/** The tick: a quarter of the shortest wait, between 25 ms and 1 s. */
+export function tickMillisFor(settings: LivenessWatchSettings): number {
+  const waits = [settings.liveness?.quietMillis, settings.connectTimeoutMillis || undefined].filter((w): w is number => w !== undefined);
+  return Math.min(1000, Math.max(25, Math.floor(Math.min(...waits) / 4)));
+}
+
+/** Whether the ping rule allows a ping now (see the header). */
+export function pingAllowed(answeredAt: number | undefined, messagesAtAnswer: number, messagesNow: number, now: number, minIntervalMillis: number): boolean {
+  return answeredAt === undefined || now - answeredAt >= minIntervalMillis || messagesNow > messagesAtAnswer;
+}
+
+export class LivenessWatch<A extends Anchor> {
+  #settings: LivenessWatchSettings;
+  readonly #hooks: LivenessHooks<A>;
+  readonly #clock: () => number;
+  readonly #records = new WeakMap<A, ConnectionRecord>();
+  #timer: NodeJS.Timeout | undefined;
+  #started = false;
+  #pings = 0;
+  #frozen = 0;
+  #connectTimeouts = 0;
+
+  constructor(settings: LivenessWatchSettings, hooks: LivenessHooks<A>, clock: () => number = () => performance.now()) {
+    this.#settings = settings;
+    this.#hooks = hooks;
+    this.#clock = clock;
+  }
+
+  /** Whether there is anything to watch (checks on, or a connect deadline). */
+  get enabled(): boolean {
+    return this.#settings.liveness !== undefined || this.#settings.connectTimeoutMillis > 0;
+  }
+
+  counts(): LivenessCounts {
+    return { pings: this.#pings, frozen: this.#frozen, connectTimeouts: this.#connectTimeouts };
+  }
+
+  /** New settings from now on (the native policy's config can change them). */
+  configure(settings: LivenessWatchSettings): void {
+    this.#settings = settings;
+    if (this.#started) this.#arm();
+  }
+
+  start(): void {
+    this.#started = true;
+    this.#arm();
+  }
+
+  stop(): void {
+    this.#started = false;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (!this.enabled) return;
+    this.#timer = setInterval(() => this.tick(), tickMillisFor(this.#settings));
+    // The watch never keeps a process alive.
+    this.#timer.unref();
+  }
+
+  /** One pass over the anchors (the timer's; specs call it with their own clock). */
+  tick(): void {
+    const now = this.#clock();
+    for (const anchor of this.#hooks.anchors()) {
+      if (anchor.closed) continue;
+      if (anchor.state === 'CONNECTING') this.#checkAttempt(anchor, now);
+      else if (anchor.state === 'READY' && this.#settings.liveness !== undefined) this.#checkConnection(anchor, now, this.#settings.liveness);
+    }
+  }
+
+  #checkAttempt(anchor: A, now: number): void {
+    const limit = this.#settings.connectTimeoutMillis;
+    if (limit <= 0 || now - anchor.stateSince < limit) return;
+    const detail = `no connection to ${anchor.address} within connectTimeoutMillis (${limit} ms)`;
+    if (!anchor.abortConnect(`anchorpool: ${detail}`)) return;
+    this.#connectTimeouts += 1;
+    this.#hooks.connectTimedOut(anchor, detail);
+  }
+
+  #checkConnection(anchor: A, now: number, settings: LivenessSettings): void {
+    const connection = anchor.connection();
+    if (connection === undefined) return;
+    let record = this.#records.get(anchor);
+    if (record === undefined || record.id !== connection.id) {
+      record = { id: connection.id, bytes: connection.bytesRead(), quietSince: undefined, probe: undefined, answeredAt: undefined, messagesAtAnswer: 0 };
+      this.#records.set(anchor, record);
+    }
+    // A ping is out: its timer decides.
+    if (record.probe !== undefined) return;
+    const bytes = connection.bytesRead();
+    if (anchor.streams === 0 || connection.openStreams() === 0) {
+      record.quietSince = undefined;
+      record.bytes = bytes;
+      return;
+    }
+    if (bytes !== record.bytes || record.quietSince === undefined) {
+      record.bytes = bytes;
+      record.quietSince = now;
+      return;
+    }
+    if (now - record.quietSince < settings.quietMillis) return;
+    if (!pingAllowed(record.answeredAt, record.messagesAtAnswer, connection.messagesReceived(), now, settings.minPingIntervalMillis)) return;
+
+    const current = record;
+    const answered = (at: number): void => {
+      clearTimeout(probe.timer);
+      current.probe = undefined;
+      current.answeredAt = at;
+      current.messagesAtAnswer = connection.messagesReceived();
+      current.bytes = connection.bytesRead();
+      current.quietSince = at;
+    };
+    const probe: Probe = {
+      bytes,
+      // The verdict waits for the I/O already received (setImmediate runs after the poll
+      // phase): a late timer on a busy event loop must not beat an ACK that is in.
+      timer: setTimeout(() => setImmediate(() => this.#verdict(anchor, current, probe, settings, answered)), settings.pingTimeoutMillis),
+    };
+    probe.timer.unref();
+    record.probe = probe;
+    this.#pings += 1;
+    connection.ping((ok) => {
+      if (current.probe !== probe) return;
+      if (ok) answered(this.#clock());
+      else {
+        // Not sent, or the connection closed first: nothing to judge.
+        clearTimeout(probe.timer);
+        current.probe = undefined;
+      }
+    });
+  }
+
+  #verdict(anchor: A, record: ConnectionRecord, probe: Probe, settings: LivenessSettings, answered: (at: number) => void): void {
+    if (record.probe !== probe) return;
+    const connection = anchor.closed ? undefined : anchor.connection();
+    if (connection === undefined || connection.id !== record.id) {
+      record.probe = undefined;
+      return;
+    }
+    // Bytes arrived but no ACK yet: the connection delivers; count that as the answer.
+    if (connection.bytesRead() !== probe.bytes) return answered(this.#clock());
+    record.probe = undefined;
+    this.#frozen += 1;
+    const detail = `no answer from ${anchor.address} (${anchor.key}#${anchor.index}) to a ping within ${settings.pingTimeoutMillis} ms after ${settings.quietMillis} ms of silence with streams open`;
+    this.#hooks.frozen(anchor, detail);
+    connection.drop();
+  }
+}
