@@ -38,12 +38,25 @@ const samples: Record<string, Samples> = {
   'outlierDetection.maxEjectionTimeMillis': { accepted: [1, 300_000], refused: [0], default: 300_000 },
   'outlierDetection.maxEjectionPercent': { accepted: [0, 10, 100], refused: [-1, 101], default: 10 },
   'outlierDetection.failureCodes': { accepted: [[], [14], [1, 16]], refused: [[0], [17], 14], default: [2, 4, 8, 13, 14, 15] },
+  liveness: {
+    accepted: [false, {}, { quietMillis: 500 }],
+    refused: [true, 'on', null, { bogus: 1 }],
+    default: { quietMillis: 1000, pingTimeoutMillis: 2000, minPingIntervalMillis: 300_000 },
+  },
+  'liveness.quietMillis': { accepted: [1, 1000, 2 ** 31 - 1], refused: [0, -1, 1.5, 2 ** 31, '1000'], default: 1000 },
+  'liveness.pingTimeoutMillis': { accepted: [1, 2000], refused: [0, 2 ** 31, null], default: 2000 },
+  'liveness.minPingIntervalMillis': { accepted: [0, 300_000], refused: [-1, 0.5], default: 300_000 },
+  connectTimeoutMillis: { accepted: [0, 1, 3000, 2 ** 31 - 1], refused: [-1, 1.5, 2 ** 31, '3000'], default: 3000 },
 };
 
-/** The option names of a zod field: itself, and `name.child` for an object's fields (through default/optional). */
+/** Nested options whose parent is on by default: their fields have their defaults without the parent given. */
+const onByDefault = new Set(['liveness']);
+
+/** The option names of a zod field: itself, and `name.child` for an object's fields (through default, optional, and `false | {…}`). */
 function namesOf(name: string, field: z.ZodType): string[] {
   let inner: z.ZodType = field;
-  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+  while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+  if (inner instanceof z.ZodUnion) inner = (inner.options as z.ZodType[]).find((option) => option instanceof z.ZodObject) ?? inner;
   if (!(inner instanceof z.ZodObject)) return [name];
   return [name, ...Object.entries(inner.shape as Record<string, z.ZodType>).map(([child]) => `${name}.${child}`)];
 }
@@ -89,7 +102,8 @@ for (const name of names) {
   const sample = samples[name]!;
   t.test(name, async (t) => {
     for (const [path, { resolve }] of Object.entries(paths)) {
-      t.same(read(resolve({}), name), name.includes('.') ? undefined : sample.default, `${path}: the default when not given`);
+      const parentOn = !name.includes('.') || onByDefault.has(name.split('.')[0]!);
+      t.same(read(resolve({}), name), parentOn ? sample.default : undefined, `${path}: the default when not given`);
       if (name.includes('.')) {
         const parent = name.split('.')[0]!;
         t.same(read(resolve({ [parent]: {} }), name), sample.default, `${path}: the default inside ${parent}: {}`);

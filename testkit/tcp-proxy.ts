@@ -10,16 +10,33 @@
 //             would be in the real half-open case.
 // - cut():    reset every existing connection at once (RST) and refuse new ones (accept
 //             and reset immediately) until resume().
-// - resume(): frozen connections flow again; new connections are forwarded again.
+// - blackhole(): freeze the existing connections as pause() does, and accept new ones but
+//             never read from them or connect upstream: to the client it looks like a host
+//             whose packets vanish after the TCP handshake (a gRPC client never sees the
+//             server's SETTINGS). blackholedCount() counts the connections accepted so.
+// - resume(): frozen connections flow again; new connections are forwarded again. The
+//             connections accepted while black-holed are reset (RST) then: they have no
+//             upstream, as a real server would answer RST to a connection it never saw,
+//             and the client reconnects at once instead of after its connect timeout.
+//             (pause() after blackhole() forwards new connections and leaves those silent.)
 // - close():  destroy everything and close the listener (idempotent).
+//
+// With `http2Frames: true`, the bytes of each pair are also parsed as HTTP/2 (h2c) frames
+// in both directions as they pass (forwarded unchanged) into frames(), stamped with
+// performance.now() (see testkit/h2-frames.ts). Without it nothing is parsed.
 
 import net from 'node:net';
+import { recordConnection, type ConnectionFrames, type ConnectionRecorder } from './h2-frames.js';
+
+export type { ConnectionFrames } from './h2-frames.js';
 
 export interface TcpProxyOptions {
   targetHost: string;
   targetPort: number;
   /** Port to listen on (127.0.0.1). Default: a free port. */
   port?: number;
+  /** Log the HTTP/2 frames of every pair (h2c with prior knowledge, as gRPC uses) for frames(). Default false. */
+  http2Frames?: boolean;
 }
 
 export interface TcpProxy {
@@ -31,7 +48,9 @@ export interface TcpProxy {
   pause(): void;
   /** Reset all existing connection pairs and refuse new connections until resume(). */
   cut(): void;
-  /** Undo pause() / cut(). */
+  /** Freeze the existing pairs; accept new connections without forwarding anything, until resume(). */
+  blackhole(): void;
+  /** Undo pause() / cut() / blackhole() (resetting the connections accepted while black-holed). */
   resume(): void;
   /** Destroy everything and close the listener. Idempotent. */
   close(): Promise<void>;
@@ -39,9 +58,16 @@ export interface TcpProxy {
   connectionCount(): number;
   /** Bytes forwarded from the target to clients so far (shows which proxy carries a stream). */
   bytesToClient(): number;
+  /** Connections accepted while black-holed so far (they are not pairs, nor in frames()). */
+  blackholedCount(): number;
+  /**
+   * The HTTP/2 frame log, one entry per pair in accept order, closed ones included (a
+   * snapshot). Throws unless started with `http2Frames: true`.
+   */
+  frames(): ConnectionFrames[];
 }
 
-type Mode = 'flowing' | 'paused' | 'cut';
+type Mode = 'flowing' | 'paused' | 'cut' | 'blackhole';
 
 interface Pair {
   client: net.Socket;
@@ -50,6 +76,7 @@ interface Pair {
   /** One side closed while frozen: propagate on resume (a frozen link carries no FIN/RST). */
   pendingClose: boolean;
   closed: boolean;
+  frames: ConnectionRecorder | undefined;
 }
 
 /**
@@ -83,13 +110,18 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
   const pairs = new Set<Pair>();
   /** Sockets refused while cut, until their reset completes. */
   const refused = new Set<net.Socket>();
+  /** Sockets accepted while black-holed: never read, no upstream. */
+  const silent = new Set<net.Socket>();
+  let blackholed = 0;
   let closing: Promise<void> | null = null;
   let bytesDown = 0;
+  const frameLogs: ConnectionRecorder[] | undefined = options.http2Frames ? [] : undefined;
 
   const closePair = (pair: Pair, hard: boolean): void => {
     if (pair.closed) return;
     pair.closed = true;
     pairs.delete(pair);
+    pair.frames?.markClosed();
     if (hard) {
       reset(pair.client);
       reset(pair.upstream);
@@ -131,12 +163,29 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
       reset(client);
       return;
     }
+    if (mode === 'blackhole') {
+      // Left paused (pauseOnConnect): its bytes stay in the kernel, unanswered, and even
+      // its FIN goes unnoticed, as everything the client sends into a black hole.
+      blackholed += 1;
+      silent.add(client);
+      client.on('close', () => silent.delete(client));
+      return;
+    }
     const upstream = net.connect({ host: targetHost, port: targetPort, allowHalfOpen: true });
     upstream.on('error', () => {});
-    const pair: Pair = { client, upstream, frozen: false, pendingClose: false, closed: false };
+    const pair: Pair = { client, upstream, frozen: false, pendingClose: false, closed: false, frames: undefined };
     pairs.add(pair);
     forward(pair, client, upstream);
     forward(pair, upstream, client);
+    if (frameLogs) {
+      // Separate listeners, added after forward()'s: a chunk is written on before it is
+      // parsed, and without the option the data path has no extra code at all.
+      const recorder = recordConnection(frameLogs.length + 1);
+      frameLogs.push(recorder);
+      pair.frames = recorder;
+      client.on('data', recorder.fromClient);
+      upstream.on('data', recorder.fromServer);
+    }
     client.on('close', () => onSideGone(pair));
     upstream.on('close', () => onSideGone(pair));
     client.resume();
@@ -153,6 +202,18 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
   if (!address || typeof address === 'string') throw new Error('tcp proxy: unexpected listen address');
   const port = address.port;
 
+  const freezeAll = (): void => {
+    for (const pair of pairs) {
+      pair.frozen = true;
+      pair.client.pause();
+      pair.upstream.pause();
+    }
+  };
+  const resetSilent = (): void => {
+    for (const socket of silent) reset(socket);
+    silent.clear();
+  };
+
   return {
     host: '127.0.0.1',
     port,
@@ -161,22 +222,26 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
     pause() {
       if (closing) return;
       mode = 'paused';
-      for (const pair of pairs) {
-        pair.frozen = true;
-        pair.client.pause();
-        pair.upstream.pause();
-      }
+      freezeAll();
     },
 
     cut() {
       if (closing) return;
       mode = 'cut';
       for (const pair of [...pairs]) closePair(pair, true);
+      resetSilent();
+    },
+
+    blackhole() {
+      if (closing) return;
+      mode = 'blackhole';
+      freezeAll();
     },
 
     resume() {
       if (closing) return;
       mode = 'flowing';
+      resetSilent();
       for (const pair of [...pairs]) {
         if (!pair.frozen) continue;
         pair.frozen = false;
@@ -194,6 +259,7 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
       closing ??= new Promise<void>((resolve) => {
         for (const pair of [...pairs]) closePair(pair, true);
         for (const socket of refused) socket.destroy();
+        for (const socket of silent) socket.destroy();
         server.close(() => resolve());
       });
       return closing;
@@ -205,6 +271,15 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
 
     bytesToClient() {
       return bytesDown;
+    },
+
+    blackholedCount() {
+      return blackholed;
+    },
+
+    frames() {
+      if (!frameLogs) throw new Error('tcp proxy: frames() needs startTcpProxy({ http2Frames: true })');
+      return frameLogs.map(({ conn }) => ({ ...conn, events: [...conn.events], frameCounts: { ...conn.frameCounts } }));
     },
   };
 }

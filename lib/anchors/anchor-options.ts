@@ -178,7 +178,7 @@ export const anchorOptionsShape = {
   healthCheck: healthCheckSchema.optional(),
   outlierDetection: outlierDetectionSchema.optional(),
   // prefault: the {} given by default is parsed, so its fields get their defaults.
-  liveness: z.union([z.literal(false), livenessSchema]).prefault({}),
+  liveness: z.union([z.literal(false), livenessSchema], { error: 'must be false (off) or an object of liveness settings' }).prefault({}),
   connectTimeoutMillis: millis(0).default(DEFAULT_CONNECT_TIMEOUT_MILLIS),
 };
 

@@ -75,8 +75,6 @@ export abstract class Anchor {
   readonly #healthChecked: boolean;
   #state: AnchorState = 'IDLE';
   #stateSince = performance.now();
-  /** A connect attempt was given up (abortConnect): the next TRANSIENT_FAILURE retries at once. */
-  #retryAfterAbort = false;
   #health: AnchorHealth;
   #streams = 0;
   #acquired = 0;
@@ -112,10 +110,6 @@ export abstract class Anchor {
   get health(): AnchorHealth {
     return this.#health;
   }
-  /** When the state last changed (performance.now()). */
-  get stateSince(): number {
-    return this.#stateSince;
-  }
   /** Streams in use on it now: the pool's leases, or a channel's calls in flight. */
   get streams(): number {
     return this.#streams;
@@ -150,26 +144,25 @@ export abstract class Anchor {
     return undefined;
   }
 
+  /** Since when (performance.now()) its transport's connection attempt runs; undefined when none does. */
+  attemptSince(): number | undefined {
+    return this.#state === 'CONNECTING' ? this.#stateSince : undefined;
+  }
+
   /**
    * Gives up a connection attempt that has taken too long; the attempt after it starts at
    * once, not after grpc-js's backoff (the deadline already was the wait). Returns
    * whether an attempt was under way.
    */
   abortConnect(reason: string): boolean {
-    if (this.#closed || this.#state !== 'CONNECTING') return false;
-    this.#retryAfterAbort = true;
-    if (this.abortAttempt(reason)) return true;
-    this.#retryAfterAbort = false;
-    return false;
+    if (this.#closed || this.attemptSince() === undefined) return false;
+    return this.abortAttempt(reason);
   }
 
   /** For subclasses: give up the transport's attempt (see abortConnect()). */
   protected abortAttempt(_reason: string): boolean {
     return false;
   }
-
-  /** For subclasses: start the next attempt now, skipping the backoff. */
-  protected retryNow(): void {}
 
   /** Counts a stream (a lease, a call) on this anchor. The caller checked `eligible`. */
   take(): void {
@@ -264,12 +257,6 @@ export abstract class Anchor {
     if (state === previous) return;
     this.#state = state;
     this.#stateSince = performance.now();
-    if (state === 'TRANSIENT_FAILURE' && this.#retryAfterAbort) {
-      this.#retryAfterAbort = false;
-      this.retryNow();
-    } else if (state !== 'CONNECTING') {
-      this.#retryAfterAbort = false;
-    }
     // What a health check said is about the connection that just went away. Both changes
     // are made before anyone hears of either, so no listener sees a stale eligibility.
     const previousHealth = this.#health;

@@ -153,14 +153,15 @@ export class LivenessWatch<A extends Anchor> {
     const now = this.#clock();
     for (const anchor of this.#hooks.anchors()) {
       if (anchor.closed) continue;
-      if (anchor.state === 'CONNECTING') this.#checkAttempt(anchor, now);
+      const attemptSince = anchor.attemptSince();
+      if (attemptSince !== undefined) this.#checkAttempt(anchor, attemptSince, now);
       else if (anchor.state === 'READY' && this.#settings.liveness !== undefined) this.#checkConnection(anchor, now, this.#settings.liveness);
     }
   }
 
-  #checkAttempt(anchor: A, now: number): void {
+  #checkAttempt(anchor: A, since: number, now: number): void {
     const limit = this.#settings.connectTimeoutMillis;
-    if (limit <= 0 || now - anchor.stateSince < limit) return;
+    if (limit <= 0 || now - since < limit) return;
     const detail = `no connection to ${anchor.address} within connectTimeoutMillis (${limit} ms)`;
     if (!anchor.abortConnect(`anchorpool: ${detail}`)) return;
     this.#connectTimeouts += 1;

@@ -26,6 +26,22 @@ type Disagreeing<A, B> =
 /** Every problem of a failed parse, `path: message`, joined by `; `. */
 export function formatZodError(error: z.ZodError): string {
   return error.issues
+    .flatMap((issue) => explained(issue, []))
     .map((issue) => `${issue.path.length === 0 ? '(options)' : issue.path.join('.')}: ${issue.message}`)
     .join('; ');
+}
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * A value that fits no member of a union (`false | {…}`) is explained by the member it
+ * got furthest into, an object's field (`liveness.quietMillis: …`), not "Invalid input".
+ */
+function explained(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [{ path, message: issue.message }];
+  const depth = (issues: Issue[]): number => Math.max(...issues.map((i) => i.path.length));
+  const deepest = issue.errors.reduce((best, issues) => (depth(issues) > depth(best) ? issues : best));
+  if (depth(deepest) === 0) return [{ path, message: issue.message }];
+  return deepest.flatMap((inner) => explained(inner, path));
 }

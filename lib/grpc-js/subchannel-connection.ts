@@ -77,25 +77,35 @@ export function subchannelConnection(subchannel: SubchannelInterface): Subchanne
 }
 
 /**
- * Gives up the subchannel's connection attempt (grpc-js has no connect deadline: an
- * attempt to a host that drops SYNs waits for the kernel, about two minutes, and one to a
- * host that accepts and then says nothing waits for ever). A handshake under way is
- * destroyed, and grpc-js fails the attempt itself. An attempt still in TCP connect cannot
- * be reached (grpc-js keeps that socket to itself): the subchannel is moved to
- * TRANSIENT_FAILURE, grpc-js retries after its backoff, and the stray socket is dropped
- * by grpc-js when the kernel gives up on it. Returns false when it was not connecting.
+ * Gives up the subchannel's connection attempt, and starts the next one as soon as it is
+ * failed, skipping grpc-js's backoff (the deadline was the wait). grpc-js has no connect
+ * deadline: an attempt to a host that drops SYNs waits for the kernel, about two minutes,
+ * and one to a host that accepts and then says nothing waits for ever. A handshake under
+ * way is destroyed, and grpc-js fails the attempt itself. An attempt still in TCP connect
+ * cannot be reached (grpc-js keeps that socket to itself): the subchannel is moved to
+ * TRANSIENT_FAILURE, and grpc-js drops the stray socket when the kernel gives up on it.
+ * Returns false when it was not connecting.
  */
 export function abortConnectAttempt(subchannel: SubchannelInterface, reason: string): boolean {
-  const real = internals(subchannel);
-  const pending = real.connector.session;
-  if (pending !== null && pending !== undefined && !pending.destroyed) {
-    pending.destroy();
-    return true;
-  }
-  return real.transitionToState([connectivityState.CONNECTING], connectivityState.TRANSIENT_FAILURE, reason);
+  const real = subchannel.getRealSubchannel();
+  const inner = real as unknown as SubchannelInternals;
+  if (real.getConnectivityState() !== connectivityState.CONNECTING) return false;
+  const retry = (_s: unknown, _previous: connectivityState, next: connectivityState): void => {
+    if (next === connectivityState.CONNECTING) return;
+    real.removeConnectivityStateListener(retry);
+    if (next === connectivityState.TRANSIENT_FAILURE) real.resetBackoff();
+  };
+  real.addConnectivityStateListener(retry);
+  const pending = inner.connector.session;
+  if (pending !== null && pending !== undefined && !pending.destroyed) pending.destroy();
+  else inner.transitionToState([connectivityState.CONNECTING], connectivityState.TRANSIENT_FAILURE, reason);
+  return true;
 }
 
-/** Starts the subchannel's next attempt now if it waits out a backoff in TRANSIENT_FAILURE. */
-export function retryConnectNow(subchannel: SubchannelInterface): void {
-  subchannel.getRealSubchannel().resetBackoff();
+/** Calls `listener` with the subchannel's state now and at each change; returns the unsubscribe. */
+export function followSubchannelState(subchannel: SubchannelInterface, listener: (state: connectivityState) => void): () => void {
+  const onChange = (_s: unknown, _previous: connectivityState, next: connectivityState): void => listener(next);
+  subchannel.addConnectivityStateListener(onChange);
+  listener(subchannel.getConnectivityState());
+  return () => subchannel.removeConnectivityStateListener(onChange);
 }

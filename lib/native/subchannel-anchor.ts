@@ -13,7 +13,7 @@ import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
 import type { ChannelControlHelper, SubchannelAddress, SubchannelInterface } from '../grpc-js/experimental.js';
 import { SubchannelCallChannel } from '../grpc-js/subchannel-call-channel.js';
-import { abortConnectAttempt, retryConnectNow, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
+import { abortConnectAttempt, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 
 export interface SubchannelHealthCheck extends HealthWatchSettings {
   /** The backend has no health service: the anchor counts as healthy on this connection. */
@@ -125,10 +125,6 @@ export class SubchannelAnchor extends Anchor {
 
   protected override abortAttempt(reason: string): boolean {
     return abortConnectAttempt(this.subchannel, reason);
-  }
-
-  protected override retryNow(): void {
-    retryConnectNow(this.subchannel);
   }
 
   /** Connects a subchannel that is IDLE (the channel left idle mode). */

@@ -7,12 +7,13 @@
  */
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import { connectivityState } from '@grpc/grpc-js';
 import { parseAddress } from '../discovery/address.js';
 import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchors/anchor.js';
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
 import { pinnedServiceConfig, registerPinnedPolicy, SUBCHANNEL_HOOK_ARG, type SubchannelHook } from '../grpc-js/pinned-policy.js';
 import type { SubchannelInterface } from '../grpc-js/experimental.js';
-import { abortConnectAttempt, retryConnectNow, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
+import { abortConnectAttempt, followSubchannelState, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 import { MAX_TIMER_MILLIS } from '../core/timer-limit.js';
 
 export interface ChannelAnchorSettings {
@@ -50,6 +51,12 @@ export class ChannelAnchor extends Anchor {
   readonly #health: HealthWatch | undefined;
   /** The channel's one subchannel (pick_first's), once it made it. */
   #subchannel: SubchannelInterface | undefined;
+  #unfollow: (() => void) | undefined;
+  /**
+   * Since when the subchannel connects. Its own state, not the channel's: pick_first keeps
+   * the channel in TRANSIENT_FAILURE while the subchannel tries again.
+   */
+  #attemptSince: number | undefined;
 
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
     super(spec, settings.maxStreams, listener, settings.healthCheck !== undefined);
@@ -63,7 +70,7 @@ export class ChannelAnchor extends Anchor {
       'grpc.service_config': pinnedServiceConfig(settings.channelOptions['grpc.service_config'] as string | undefined),
       [ANCHOR_ARG]: `${settings.tag}/${anchorArg(spec)}`,
       'grpc.use_local_subchannel_pool': 1,
-      [SUBCHANNEL_HOOK_ARG]: ((subchannel) => (this.#subchannel = subchannel)) satisfies SubchannelHook,
+      [SUBCHANNEL_HOOK_ARG]: ((subchannel) => this.#adopt(subchannel)) satisfies SubchannelHook,
     });
     const check = settings.healthCheck;
     if (check !== undefined) {
@@ -93,11 +100,22 @@ export class ChannelAnchor extends Anchor {
     return this.#subchannel !== undefined && abortConnectAttempt(this.#subchannel, reason);
   }
 
-  protected override retryNow(): void {
-    if (this.#subchannel !== undefined) retryConnectNow(this.#subchannel);
+  override attemptSince(): number | undefined {
+    return this.#attemptSince;
+  }
+
+  #adopt(subchannel: SubchannelInterface): void {
+    if (subchannel === this.#subchannel || this.closed) return;
+    this.#unfollow?.();
+    this.#subchannel = subchannel;
+    this.#unfollow = followSubchannelState(subchannel, (state) => {
+      if (state !== connectivityState.CONNECTING) this.#attemptSince = undefined;
+      else this.#attemptSince ??= performance.now();
+    });
   }
 
   protected shutdown(): void {
+    this.#unfollow?.();
     this.#health?.stop();
     this.channel.close();
     this.#clients.clear();

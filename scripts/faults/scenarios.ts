@@ -14,6 +14,7 @@ import { ejectionScenario } from './ejection.js';
 import { l4RefreshScenario } from './l4-refresh.js';
 import { partitionProxyScenario, partitionScenario } from './partition.js';
 import { memberReplacementScenario } from './member-replacement.js';
+import { blackHoledHostGoScenario, blackHoledHostScenario, frozenConnectionsGoScenario, frozenConnectionsScenario } from './frozen-backends.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -36,4 +37,8 @@ export const SCENARIOS: readonly FaultScenario[] = [
   partitionScenario,
   partitionProxyScenario,
   memberReplacementScenario,
+  frozenConnectionsScenario,
+  frozenConnectionsGoScenario,
+  blackHoledHostScenario,
+  blackHoledHostGoScenario,
 ];

@@ -44,6 +44,8 @@ export interface ThreePathLoadOptions {
   readonly loops: number;
   /** The Echo request every call sends (e.g. 'unavailable:b2', which only b2 fails). Default 'ping'. */
   readonly request?: string;
+  /** Each call's deadline. Default 3000. */
+  readonly deadlineMillis?: number;
 }
 
 export class ThreePathLoad {
@@ -51,7 +53,7 @@ export class ThreePathLoad {
   #running = true;
   readonly #workers: Promise<void>[] = [];
 
-  constructor(pool: AnchorPool, native: grpc.Client, { loops, request = 'ping' }: ThreePathLoadOptions) {
+  constructor(pool: AnchorPool, native: grpc.Client, { loops, request = 'ping', deadlineMillis = CALL_DEADLINE_MILLIS }: ThreePathLoadOptions) {
     const stub = pool.client(EchoClient);
     const manual = this.#tally('lease.client()');
     const pooled = this.#tally('pool.client()');
@@ -66,7 +68,7 @@ export class ThreePathLoad {
             const at = performance.now();
             started(at);
             try {
-              const reply = await callEcho(lease.client(EchoClient), CALL_DEADLINE_MILLIS, request);
+              const reply = await callEcho(lease.client(EchoClient), deadlineMillis, request);
               lease.release();
               manual.served.push({ at, server: reply.server });
               return;
@@ -77,8 +79,8 @@ export class ThreePathLoad {
             }
           }
         }),
-        this.#loop(pooled, () => this.#timed(pooled, () => callEcho(stub, CALL_DEADLINE_MILLIS, request))),
-        this.#loop(plain, () => this.#timed(plain, () => callEcho(native, CALL_DEADLINE_MILLIS, request))),
+        this.#loop(pooled, () => this.#timed(pooled, () => callEcho(stub, deadlineMillis, request))),
+        this.#loop(plain, () => this.#timed(plain, () => callEcho(native, deadlineMillis, request))),
       );
     }
   }
