@@ -5,7 +5,7 @@
  * reads private members of its Subchannel (`transport`, `connector`,
  * `transitionToState`) and Http2SubchannelTransport (`session`, `activeCalls`,
  * `messagesReceived`, `handleDisconnect`); @grpc/grpc-js is pinned exactly and an
- * upgrade checks these names (spec/subchannel-connection.spec.ts fails when one is gone).
+ * upgrade checks these names (spec/liveness.spec.ts fails when one is gone: no ping, no drop, no connect deadline).
  */
 import type { ClientHttp2Session } from 'node:http2';
 import { connectivityState } from '@grpc/grpc-js';

@@ -15,6 +15,7 @@ import { l4RefreshScenario } from './l4-refresh.js';
 import { partitionProxyScenario, partitionScenario } from './partition.js';
 import { memberReplacementScenario } from './member-replacement.js';
 import { blackHoledHostGoScenario, blackHoledHostScenario, frozenConnectionsGoScenario, frozenConnectionsScenario } from './frozen-backends.js';
+import { pingPolicyScenario } from './ping-policy.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -41,4 +42,5 @@ export const SCENARIOS: readonly FaultScenario[] = [
   frozenConnectionsGoScenario,
   blackHoledHostScenario,
   blackHoledHostGoScenario,
+  pingPolicyScenario,
 ];
