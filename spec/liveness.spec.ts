@@ -145,3 +145,25 @@ t.test('a connection attempt that hangs is given up at connectTimeoutMillis and 
   t.equal(none.attempts, 1, 'with no deadline (grpc-js alone) the one attempt hangs');
   t.equal(none.timeouts, 0);
 });
+
+t.test('the pool tells: an anchor-connection-lost event, a warning, stats().liveness and the metrics series', async (t) => {
+  const backend = await startBackend(t, { name: 'a' });
+  const proxy = await proxyTo(t, backend.port);
+  const warnings: string[] = [];
+  const logger = { debug() {}, info() {}, warn: (_fields: object, message: string) => void warnings.push(message), error() {} };
+  const pool = await poolOn(t, { target: `pass:///127.0.0.1:${proxy.port}#1`, liveness: QUICK, logger });
+  const events: { reason: string; detail: string }[] = [];
+  pool.on('anchor-connection-lost', (event) => events.push(event));
+  const registry = pool.metrics();
+  const client = pool.client(EchoClient);
+  await callEcho(client, 2000);
+  proxy.pause();
+  t.equal(await statusOf(callEcho(client, 5000)), grpc.status.UNAVAILABLE);
+  t.match(events, [{ reason: 'frozen', detail: /no answer from 127\.0\.0\.1:\d+ \(static\/0#0\) to a ping within 500 ms after 200 ms of silence/ }]);
+  t.match(warnings, [/anchor static\/0#0: no answer .* connection dropped, reconnecting/]);
+  t.match(pool.stats().liveness, { pings: 1, frozen: 1, connectTimeouts: 0 });
+  const text = await registry.metrics();
+  t.match(text, /^anchorpool_connections_frozen_total 1$/m);
+  t.match(text, /^anchorpool_liveness_pings_total 1$/m);
+  t.match(text, /^anchorpool_connect_timeouts_total 0$/m);
+});

@@ -169,9 +169,14 @@ export class LivenessWatch<A extends Anchor> {
   }
 
   #checkConnection(anchor: A, now: number, settings: LivenessSettings): void {
+    let record = this.#records.get(anchor);
+    // Nothing in use on it: nothing to check, at the cost of one read.
+    if (anchor.streams === 0 && record?.probe === undefined) {
+      if (record !== undefined) record.quietSince = undefined;
+      return;
+    }
     const connection = anchor.connection();
     if (connection === undefined) return;
-    let record = this.#records.get(anchor);
     if (record === undefined || record.id !== connection.id) {
       record = { id: connection.id, bytes: connection.bytesRead(), quietSince: undefined, probe: undefined, answeredAt: undefined, messagesAtAnswer: 0 };
       this.#records.set(anchor, record);
@@ -179,7 +184,7 @@ export class LivenessWatch<A extends Anchor> {
     // A ping is out: its timer decides.
     if (record.probe !== undefined) return;
     const bytes = connection.bytesRead();
-    if (anchor.streams === 0 || connection.openStreams() === 0) {
+    if (connection.openStreams() === 0) {
       record.quietSince = undefined;
       record.bytes = bytes;
       return;

@@ -51,12 +51,23 @@ function internals(subchannel: SubchannelInterface): SubchannelInternals {
   return subchannel.getRealSubchannel() as unknown as SubchannelInternals;
 }
 
+/** One handle per transport: the liveness watch asks for it on every tick. */
+const handles = new WeakMap<TransportInternals, SubchannelConnection>();
+
 /** The subchannel's connection while it is READY, else undefined. */
 export function subchannelConnection(subchannel: SubchannelInterface): SubchannelConnection | undefined {
   const transport = internals(subchannel).transport;
-  if (transport === null || transport === undefined) return undefined;
+  if (transport === null || transport === undefined || transport.session.destroyed) return undefined;
+  let handle = handles.get(transport);
+  if (handle === undefined) {
+    handle = handleOf(transport);
+    handles.set(transport, handle);
+  }
+  return handle;
+}
+
+function handleOf(transport: TransportInternals): SubchannelConnection {
   const session = transport.session;
-  if (session.destroyed) return undefined;
   return {
     id: transport,
     // The session's socket is a proxy that allows reading properties such as bytesRead.

@@ -53,6 +53,7 @@ export interface MetricsSource {
     ejections: number;
     extraAnchors: { open: number };
     refreshes: { done: number };
+    liveness: { pings: number; frozen: number; connectTimeouts: number };
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
@@ -140,6 +141,9 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
   followingCounter(prom, registry, 'anchorpool_ejections_total', 'Outlier ejections since the pool started.', () => stats().ejections);
   gauge(prom, registry, 'anchorpool_anchors_extra', "Anchors open above their keys' N, for capacity (maxAnchors).", () => stats().extraAnchors.open);
   followingCounter(prom, registry, 'anchorpool_anchor_refreshes_total', 'Anchors replaced by a new connection at their maximum age.', () => stats().refreshes.done);
+  followingCounter(prom, registry, 'anchorpool_liveness_pings_total', 'HTTP/2 pings sent to connections that went silent while streams waited.', () => stats().liveness.pings);
+  followingCounter(prom, registry, 'anchorpool_connections_frozen_total', 'Connections dropped because a ping went unanswered (a frozen or black-holed backend).', () => stats().liveness.frozen);
+  followingCounter(prom, registry, 'anchorpool_connect_timeouts_total', 'Connection attempts given up at connectTimeoutMillis.', () => stats().liveness.connectTimeouts);
   followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
   gauge(prom, registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
   const wait = new prom.Histogram({

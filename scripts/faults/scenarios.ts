@@ -16,6 +16,7 @@ import { partitionProxyScenario, partitionScenario } from './partition.js';
 import { memberReplacementScenario } from './member-replacement.js';
 import { blackHoledHostGoScenario, blackHoledHostScenario, frozenConnectionsGoScenario, frozenConnectionsScenario } from './frozen-backends.js';
 import { pingPolicyScenario } from './ping-policy.js';
+import { slowButAliveScenario } from './slow-but-alive.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -43,4 +44,5 @@ export const SCENARIOS: readonly FaultScenario[] = [
   blackHoledHostScenario,
   blackHoledHostGoScenario,
   pingPolicyScenario,
+  slowButAliveScenario,
 ];
