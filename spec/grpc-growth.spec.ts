@@ -59,6 +59,35 @@ t.test('maxStreamsPerAnchor: 16 callers on 2 connections capped at 3 never run m
   t.same(peaks, [3, 3], `each peaked at exactly the cap (${peaks.join('/')})`);
 });
 
+t.test('calls that wait for room are served in order: a new call does not take a place before them', async (t) => {
+  const backend = await startBackend(t, { name: 'capped', delayMillis: 10 });
+  const echo = client(t, `pass:///${backend.address}#1`, { maxStreamsPerAnchor: 2 });
+  await callEcho(echo);
+  // 8 closed-loop callers on 2 places: each call is numbered as it starts; a call that
+  // ends before an older one passed it in the queue.
+  let started = 0;
+  const running = new Set<number>();
+  let overtakes = 0;
+  let worst = 0;
+  const end = performance.now() + 1500;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (performance.now() < end) {
+        const id = started++;
+        running.add(id);
+        await callEcho(echo, 5000);
+        running.delete(id);
+        const older = [...running].filter((other) => other < id).length;
+        overtakes += older;
+        worst = Math.max(worst, older);
+      }
+    }),
+  );
+  t.ok(started > 100, `${started} calls`);
+  // In order, a call can pass at most the one other call that got a place with it.
+  t.ok(worst <= 2, `a call passed at most ${worst} older waiting calls (${overtakes} passes in all)`);
+});
+
 t.test('with health checks the Watch stream is one of the capped calls: calls + Watch never exceed the cap', async (t) => {
   const backend = await startBackend(t, { name: 'capped', delayMillis: 20 });
   const echo = client(t, `pass:///${backend.address}#2`, { maxStreamsPerAnchor: 3, healthCheck: { serviceName: '' } });

@@ -59,6 +59,15 @@ const log = (text: string): void => trace(POLICY_NAME, text);
  * the call on the anchor that runs it.
  */
 class AnchoredPicker implements Picker {
+  /**
+   * A pick found no room: every later pick of this picker queues too, behind the calls
+   * already waiting. Else a new call, started in the same turn as the call whose end freed
+   * a place, takes that place before the waiting calls are picked again (the room-wait
+   * picker comes one setImmediate later), and under a closed loop some calls wait for
+   * seconds (p99 2.5 s at 512 calls in flight over 4 × 100 places). With it, the next
+   * picker serves the queue in order first.
+   */
+  #full = false;
   constructor(
     private readonly anchors: AnchorSet<SubchannelAnchor>,
     private readonly routing: CallRouting,
@@ -66,8 +75,10 @@ class AnchoredPicker implements Picker {
     private readonly full: () => void,
   ) {}
   pick(): PickResult {
+    if (this.#full) return QUEUE;
     const anchor = this.anchors.pick();
     if (anchor === undefined) {
+      this.#full = true;
       this.full();
       return QUEUE;
     }
