@@ -5,14 +5,19 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LivenessWatch, pingAllowed, tickMillisFor, type LivenessWatchSettings } from '../lib/anchors/liveness-watch.js';
 import type { Anchor, AnchorState } from '../lib/anchors/anchor.js';
+import type { PingLog } from '../lib/grpc-js/subchannel-connection.js';
+
+/** The spec's clock, moved by at(). */
+let now = 0;
 
 /** A connection whose reads, streams and ping answers the spec sets. */
 class FakeConnection {
   readonly id = {};
+  readonly pings: PingLog = { inFlight: false, answeredAt: undefined, messagesAtAnswer: 0 };
   bytes = 0;
   streams = 1;
   messages = 0;
-  pings = 0;
+  sent = 0;
   dropped = 0;
   /** 'ack': answer each ping at once; 'silent': never. */
   answer: 'ack' | 'silent' = 'ack';
@@ -20,12 +25,23 @@ class FakeConnection {
   openStreams = (): number => this.streams;
   messagesReceived = (): number => this.messages;
   ping = (acked: (ok: boolean) => void): void => {
-    this.pings += 1;
+    this.sent += 1;
+    this.pings.inFlight = true;
     if (this.answer === 'ack') {
       this.bytes += 17;
-      queueMicrotask(() => acked(true));
+      queueMicrotask(() => this.ack(acked));
+    } else {
+      this.pending = acked;
     }
   };
+  /** A late ACK for a 'silent' connection. */
+  pending: ((ok: boolean) => void) | undefined;
+  ack(acked: (ok: boolean) => void = this.pending!): void {
+    this.pings.inFlight = false;
+    this.pings.answeredAt = now;
+    this.pings.messagesAtAnswer = this.messages;
+    acked(true);
+  }
   drop = (): void => {
     this.dropped += 1;
   };
@@ -58,7 +74,7 @@ const settings = (overrides: Partial<LivenessWatchSettings['liveness'] & object>
 });
 
 function watch(anchor: FakeAnchor, watchSettings: LivenessWatchSettings = settings()) {
-  let now = 0;
+  now = 0;
   const frozen: string[] = [];
   const timedOut: string[] = [];
   const w = new LivenessWatch<Anchor>(
@@ -88,11 +104,11 @@ t.test('a connection that reads nothing while a stream waits gets one ping after
   const { w, at, frozen } = watch(anchor);
   at(0);
   at(999);
-  t.equal(conn.pings, 0, 'no ping before quietMillis of silence');
+  t.equal(conn.sent, 0, 'no ping before quietMillis of silence');
   at(1000);
-  t.equal(conn.pings, 1, 'a ping at quietMillis');
+  t.equal(conn.sent, 1, 'a ping at quietMillis');
   at(1500);
-  t.equal(conn.pings, 1, 'one ping at a time');
+  t.equal(conn.sent, 1, 'one ping at a time');
   await pingTimeoutPasses();
   t.equal(conn.dropped, 1, 'dropped after pingTimeoutMillis without an answer');
   t.equal(frozen.length, 1);
@@ -107,12 +123,12 @@ t.test('a slow call on a live connection: the ping is answered and nothing is dr
   at(0);
   at(1000);
   await pingTimeoutPasses();
-  t.equal(conn.pings, 1);
+  t.equal(conn.sent, 1);
   t.equal(conn.dropped, 0, 'the ACK shows the connection alive');
   // The call goes on for 30 s with nothing written: no second ping (the ping rule) and no drop.
   for (let clock = 1100; clock <= 31_000; clock += 250) at(clock);
   await pingTimeoutPasses();
-  t.equal(conn.pings, 1, 'no second ping while the server wrote nothing since the first');
+  t.equal(conn.sent, 1, 'no second ping while the server wrote nothing since the first');
   t.same(w.counts(), { pings: 1, frozen: 0, connectTimeouts: 0 });
 });
 
@@ -128,13 +144,13 @@ t.test('the ping rule: a second ping needs minPingIntervalMillis after the answe
   at(0);
   at(1000);
   await pingTimeoutPasses();
-  t.equal(conn.pings, 1);
+  t.equal(conn.sent, 1);
   // A message arrives (the server wrote DATA), then silence again.
   conn.messages += 1;
   conn.bytes += 50;
   at(2000);
   at(3000);
-  t.equal(conn.pings, 2, 'a ping again after the server wrote, once quiet again');
+  t.equal(conn.sent, 2, 'a ping again after the server wrote, once quiet again');
 });
 
 t.test('a busy connection never pings', async (t) => {
@@ -145,7 +161,7 @@ t.test('a busy connection never pings', async (t) => {
     conn.bytes += 100;
     at(clock);
   }
-  t.equal(conn.pings, 0);
+  t.equal(conn.sent, 0);
 });
 
 t.test('no ping without a stream in use, nor without an HTTP/2 stream open (grpc-go allows none then)', async (t) => {
@@ -153,13 +169,13 @@ t.test('no ping without a stream in use, nor without an HTTP/2 stream open (grpc
   idle.streams = 0;
   const first = watch(idle);
   for (let clock = 0; clock <= 10_000; clock += 250) first.at(clock);
-  t.equal(idle.current!.pings, 0, 'no lease or call on the anchor');
+  t.equal(idle.current!.sent, 0, 'no lease or call on the anchor');
 
   const leasedButQuiet = new FakeAnchor();
   leasedButQuiet.current!.streams = 0;
   const second = watch(leasedButQuiet);
   for (let clock = 0; clock <= 10_000; clock += 250) second.at(clock);
-  t.equal(leasedButQuiet.current!.pings, 0, 'a lease held with no call on the connection');
+  t.equal(leasedButQuiet.current!.sent, 0, 'a lease held with no call on the connection');
 });
 
 t.test('the silence is counted from when a stream starts waiting, not from the last byte of an idle connection', async (t) => {
@@ -171,12 +187,12 @@ t.test('the silence is counted from when a stream starts waiting, not from the l
   at(60_000);
   anchor.streams = 1;
   at(60_250);
-  t.equal(conn.pings, 0, 'a call that just started is not silence');
+  t.equal(conn.sent, 0, 'a call that just started is not silence');
   at(61_250);
-  t.equal(conn.pings, 1);
+  t.equal(conn.sent, 1);
 });
 
-t.test('bytes that arrive while the ACK is late count as the answer', async (t) => {
+t.test('bytes that arrive while the ACK is late show the connection alive; no other ping goes out before that ACK', async (t) => {
   const anchor = new FakeAnchor();
   const conn = anchor.current!;
   conn.answer = 'silent';
@@ -187,6 +203,30 @@ t.test('bytes that arrive while the ACK is late count as the answer', async (t) 
   await pingTimeoutPasses();
   t.equal(conn.dropped, 0);
   t.equal(frozen.length, 0);
+  at(2000);
+  at(3000);
+  t.equal(conn.sent, 1, 'the first ping is still out: the rule counts from its ACK');
+  conn.ack();
+  conn.messages += 1;
+  conn.bytes += 50;
+  at(3250);
+  at(4250);
+  t.equal(conn.sent, 2, 'after the ACK and a message, a ping again');
+});
+
+t.test('two anchor sets watching one connection (channels share subchannels): one ping, the rule per connection', async (t) => {
+  const first = new FakeAnchor();
+  const second = new FakeAnchor();
+  second.current = first.current;
+  const conn = first.current!;
+  const a = watch(first);
+  const b = watch(second);
+  for (let clock = 0; clock <= 60_000; clock += 250) {
+    a.at(clock);
+    b.at(clock);
+    await Promise.resolve();
+  }
+  t.equal(conn.sent, 1, 'one ping in a minute, however many watch it');
 });
 
 t.test('a new connection starts a new record: its first ping is allowed', async (t) => {
@@ -195,18 +235,18 @@ t.test('a new connection starts a new record: its first ping is allowed', async 
   at(0);
   at(1000);
   await pingTimeoutPasses();
-  t.equal(anchor.current!.pings, 1);
+  t.equal(anchor.current!.sent, 1);
   anchor.current = new FakeConnection();
   at(1100);
   at(2100);
-  t.equal(anchor.current.pings, 1, 'pinged at once after its own quiet time');
+  t.equal(anchor.current.sent, 1, 'pinged at once after its own quiet time');
 });
 
 t.test('liveness off: nothing is pinged', async (t) => {
   const anchor = new FakeAnchor();
   const { at } = watch(anchor, { liveness: undefined, connectTimeoutMillis: 0 });
   for (let clock = 0; clock <= 10_000; clock += 250) at(clock);
-  t.equal(anchor.current!.pings, 0);
+  t.equal(anchor.current!.sent, 0);
 });
 
 t.test('an attempt CONNECTING for connectTimeoutMillis is given up, once', async (t) => {

@@ -88,6 +88,8 @@ export class AnchorSet<A extends Anchor> {
   readonly #refresher: AnchorRefresher<A>;
   readonly #growth: AnchorGrowth<A>;
   readonly #liveness: LivenessWatch<A>;
+  /** drainAll() or closeAll() ran: no timer starts again. */
+  #stopped = false;
   #leastLoaded: boolean;
 
   constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, settings: AnchorSetSettings) {
@@ -116,7 +118,6 @@ export class AnchorSet<A extends Anchor> {
         if (this.#tracks(anchor)) this.#owner.connectionLost?.(anchor, 'connect-timeout', detail);
       },
     });
-    this.#liveness.start();
     this.#listener = {
       state: (anchor, state, previous) => {
         if (state === 'TRANSIENT_FAILURE' && this.#growth.isPending(anchor as A)) return this.#growth.failed(anchor as A);
@@ -268,6 +269,8 @@ export class AnchorSet<A extends Anchor> {
    * first state changes find them scheduled).
    */
   apply(desired: ReadonlyMap<string, DesiredEntry>): ApplyResult {
+    // Its timer runs from the first entries on (a set never applied holds nothing to watch).
+    if (!this.#stopped) this.#liveness.start();
     let wanted = 0;
     for (const entry of desired.values()) wanted += entry.anchors;
     this.#wanted = wanted;
@@ -339,6 +342,7 @@ export class AnchorSet<A extends Anchor> {
   }
 
   #drainAll(): Promise<void> {
+    this.#stopped = true;
     this.#refresher.stop();
     this.#liveness.stop();
     this.#growth.stop();
@@ -356,6 +360,7 @@ export class AnchorSet<A extends Anchor> {
 
   /** Closes every anchor now, without draining (a destroyed policy). */
   closeAll(): void {
+    this.#stopped = true;
     this.#refresher.stop();
     this.#liveness.stop();
     this.#growth.stop();

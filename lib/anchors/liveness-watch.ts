@@ -12,7 +12,10 @@
  * dropped. Its calls end with UNAVAILABLE, the anchor is out of rotation from that
  * moment, and it reconnects at once on a new connection (grpc-js makes it; with health
  * checks it waits for its first SERVING). So a dead connection is out of rotation at most
- * quietMillis + pingTimeoutMillis + one tick after the last byte it delivered.
+ * quietMillis + pingTimeoutMillis + two ticks after the later of its last byte and the
+ * first call that waits on it, when the ping rule allows a ping then; when it does not
+ * (a ping was answered and the server has written no message since), the next ping
+ * waits for minPingIntervalMillis.
  *
  * The ping rule, for servers that police pings (grpc-go: a ping less than MinTime (5 min)
  * after the previous one is a strike unless the server wrote HEADERS or DATA in between;
@@ -23,8 +26,10 @@
  *     comes after the server saw that ping, so the server's own gap is at least as long), or
  *   - a gRPC message arrived after that ACK (a DATA frame the server wrote after it had
  *     seen the previous ping, which resets its strikes).
- * A busy connection reads all the time and never pings; a quiet one with a health Watch
- * stream pings at most once per minPingIntervalMillis.
+ * The rule holds per connection, whoever pings: the log of a connection's pings is kept
+ * with the connection (grpc-js shares subchannels between channels to the same target),
+ * and one ping at a time is out on it. A busy connection reads all the time and never
+ * pings; a quiet pool (no lease or call in use) sends none.
  *
  * A hanging attempt. An anchor CONNECTING for `connectTimeoutMillis` gives its attempt up
  * and tries again at once (grpc-js itself has no connect deadline at all).
@@ -80,9 +85,6 @@ interface ConnectionRecord {
   /** Since when nothing was read while streams waited; undefined while nothing waits. */
   quietSince: number | undefined;
   probe: Probe | undefined;
-  /** When the previous ping was answered (undefined: none yet on this connection). */
-  answeredAt: number | undefined;
-  messagesAtAnswer: number;
 }
 
 /** The tick: a quarter of the shortest wait, between 25 ms and 1 s. */
@@ -114,7 +116,7 @@ export class LivenessWatch<A extends Anchor> {
   }
 
   /** Whether there is anything to watch (checks on, or a connect deadline). */
-  get enabled(): boolean {
+  get #enabled(): boolean {
     return this.#settings.liveness !== undefined || this.#settings.connectTimeoutMillis > 0;
   }
 
@@ -142,7 +144,7 @@ export class LivenessWatch<A extends Anchor> {
   #arm(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    if (!this.enabled) return;
+    if (!this.#enabled) return;
     this.#timer = setInterval(() => this.tick(), tickMillisFor(this.#settings));
     // The watch never keeps a process alive.
     this.#timer.unref();
@@ -156,6 +158,8 @@ export class LivenessWatch<A extends Anchor> {
       const attemptSince = anchor.attemptSince();
       if (attemptSince !== undefined) this.#checkAttempt(anchor, attemptSince, now);
       else if (anchor.state === 'READY' && this.#settings.liveness !== undefined) this.#checkConnection(anchor, now, this.#settings.liveness);
+      // Not READY: what was known of its connection is over (and must not keep it alive).
+      else if (this.#records.get(anchor)?.probe === undefined) this.#records.delete(anchor);
     }
   }
 
@@ -178,10 +182,10 @@ export class LivenessWatch<A extends Anchor> {
     const connection = anchor.connection();
     if (connection === undefined) return;
     if (record === undefined || record.id !== connection.id) {
-      record = { id: connection.id, bytes: connection.bytesRead(), quietSince: undefined, probe: undefined, answeredAt: undefined, messagesAtAnswer: 0 };
+      record = { id: connection.id, bytes: connection.bytesRead(), quietSince: undefined, probe: undefined };
       this.#records.set(anchor, record);
     }
-    // A ping is out: its timer decides.
+    // Our ping is out: its timer decides.
     if (record.probe !== undefined) return;
     const bytes = connection.bytesRead();
     if (connection.openStreams() === 0) {
@@ -195,50 +199,59 @@ export class LivenessWatch<A extends Anchor> {
       return;
     }
     if (now - record.quietSince < settings.quietMillis) return;
-    if (!pingAllowed(record.answeredAt, record.messagesAtAnswer, connection.messagesReceived(), now, settings.minPingIntervalMillis)) return;
+    // One ping at a time per connection, whoever sent it (another channel's watch may share it).
+    const log = connection.pings;
+    if (log.inFlight || !pingAllowed(log.answeredAt, log.messagesAtAnswer, connection.messagesReceived(), now, settings.minPingIntervalMillis)) return;
 
     const current = record;
-    const answered = (at: number): void => {
-      clearTimeout(probe.timer);
-      current.probe = undefined;
-      current.answeredAt = at;
-      current.messagesAtAnswer = connection.messagesReceived();
-      current.bytes = connection.bytesRead();
-      current.quietSince = at;
-    };
     const probe: Probe = {
       bytes,
       // The verdict waits for the I/O already received (setImmediate runs after the poll
       // phase): a late timer on a busy event loop must not beat an ACK that is in.
-      timer: setTimeout(() => setImmediate(() => this.#verdict(anchor, current, probe, settings, answered)), settings.pingTimeoutMillis),
+      timer: setTimeout(() => setImmediate(() => this.#verdict(anchor, current, probe, settings)), settings.pingTimeoutMillis),
     };
     probe.timer.unref();
     record.probe = probe;
-    this.#pings += 1;
     connection.ping((ok) => {
       if (current.probe !== probe) return;
-      if (ok) answered(this.#clock());
-      else {
-        // Not sent, or the connection closed first: nothing to judge.
-        clearTimeout(probe.timer);
-        current.probe = undefined;
+      clearTimeout(probe.timer);
+      current.probe = undefined;
+      // Answered: alive, and quiet from now on. Not sent, or closed first: nothing to judge.
+      if (ok) {
+        current.bytes = connection.bytesRead();
+        current.quietSince = this.#clock();
       }
     });
+    if (log.inFlight) this.#pings += 1;
   }
 
-  #verdict(anchor: A, record: ConnectionRecord, probe: Probe, settings: LivenessSettings, answered: (at: number) => void): void {
+  #verdict(anchor: A, record: ConnectionRecord, probe: Probe, settings: LivenessSettings): void {
     if (record.probe !== probe) return;
+    record.probe = undefined;
     const connection = anchor.closed ? undefined : anchor.connection();
-    if (connection === undefined || connection.id !== record.id) {
-      record.probe = undefined;
+    if (connection === undefined || connection.id !== record.id) return;
+    // Bytes arrived but no ACK yet: the connection delivers. The ping stays in flight (no
+    // other goes out before its ACK, which the ping rule is counted from).
+    if (connection.bytesRead() !== probe.bytes) {
+      record.bytes = connection.bytesRead();
+      record.quietSince = this.#clock();
       return;
     }
-    // Bytes arrived but no ACK yet: the connection delivers; count that as the answer.
-    if (connection.bytesRead() !== probe.bytes) return answered(this.#clock());
-    record.probe = undefined;
     this.#frozen += 1;
     const detail = `no answer from ${anchor.address} (${anchor.key}#${anchor.index}) to a ping within ${settings.pingTimeoutMillis} ms after ${settings.quietMillis} ms of silence with streams open`;
     this.#hooks.frozen(anchor, detail);
     connection.drop();
   }
+}
+
+/** The log line for a connection the watch let go. */
+export function describeLoss(reason: 'frozen' | 'connect-timeout', detail: string): string {
+  return `${detail}; ${reason === 'frozen' ? 'connection dropped, reconnecting' : 'trying again'}`;
+}
+
+/** Whether two settings of the watch are the same. */
+export function sameLivenessSettings(a: LivenessWatchSettings, b: LivenessWatchSettings): boolean {
+  const [x, y] = [a.liveness, b.liveness];
+  const sameChecks = x === y || (x !== undefined && y !== undefined && x.quietMillis === y.quietMillis && x.pingTimeoutMillis === y.pingTimeoutMillis && x.minPingIntervalMillis === y.minPingIntervalMillis);
+  return sameChecks && a.connectTimeoutMillis === b.connectTimeoutMillis;
 }

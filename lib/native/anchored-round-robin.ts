@@ -18,6 +18,7 @@
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
 import type { AnchorState } from '../anchors/anchor.js';
 import { livenessSettingsOf, type PickMode, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
+import { describeLoss, sameLivenessSettings } from '../anchors/liveness-watch.js';
 import { AnchorSet } from '../anchors/anchor-set.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
 import type { Logger } from '../core/logger.js';
@@ -134,7 +135,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
         eligible: () => this.#roomWait.roomFreed(),
         connectionLost: (anchor, reason, detail) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): ${detail}`);
-          this.#logger()?.warn({ key: anchor.key, index: anchor.index, address: anchor.address, reason }, `anchored_round_robin: ${anchor.key}#${anchor.index}: ${detail}; ${reason === 'frozen' ? 'connection dropped, reconnecting' : 'trying again'}`);
+          this.#logger()?.warn({ key: anchor.key, index: anchor.index, address: anchor.address, reason }, `anchored_round_robin: ${anchor.key}#${anchor.index}: ${describeLoss(reason, detail)}`);
         },
         extra: (anchor, change) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): extra anchor ${change} (${this.#anchors.extraCounts().open} open)`);
@@ -215,7 +216,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
     this.#anchors.setExtraIdleMillis(settings.extraAnchorIdleMillis);
     // Every resolution brings a config; the watch's timer restarts only when its settings change.
     const liveness = livenessSettingsOf(settings);
-    if (this.#settings === undefined || JSON.stringify(livenessSettingsOf(this.#settings)) !== JSON.stringify(liveness)) {
+    if (this.#settings === undefined || !sameLivenessSettings(livenessSettingsOf(this.#settings), liveness)) {
       this.#anchors.setLiveness(liveness);
     }
     const previous: { pick?: PickMode; maxStreamsPerAnchor?: number } = this.#settings ?? {};

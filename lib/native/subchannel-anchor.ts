@@ -13,7 +13,7 @@ import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
 import type { ChannelControlHelper, SubchannelAddress, SubchannelInterface } from '../grpc-js/experimental.js';
 import { SubchannelCallChannel } from '../grpc-js/subchannel-call-channel.js';
-import { abortConnectAttempt, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
+import { abortConnectAttempt, subchannelConnection, trackConnectAttempts, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 
 export interface SubchannelHealthCheck extends HealthWatchSettings {
   /** The backend has no health service: the anchor counts as healthy on this connection. */
@@ -52,6 +52,7 @@ export class SubchannelAnchor extends Anchor {
     // A refresh's replacement (generation > 0) needs a subchannel of its own, not the pooled one of its slot.
     this.subchannel = helper.createSubchannel(address, { ...options, [ANCHOR_ARG]: anchorArg(spec) });
     this.subchannel.ref();
+    trackConnectAttempts(this.subchannel);
     this.#heldOutChanged = heldOutChanged;
     if (healthCheck !== undefined) {
       this.#health = new HealthWatch(

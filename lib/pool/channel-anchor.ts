@@ -13,7 +13,7 @@ import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
 import { pinnedServiceConfig, registerPinnedPolicy, SUBCHANNEL_HOOK_ARG, type SubchannelHook } from '../grpc-js/pinned-policy.js';
 import type { SubchannelInterface } from '../grpc-js/experimental.js';
-import { abortConnectAttempt, followSubchannelState, subchannelConnection, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
+import { abortConnectAttempt, subchannelConnection, trackConnectAttempts, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 import { MAX_TIMER_MILLIS } from '../core/timer-limit.js';
 
 export interface ChannelAnchorSettings {
@@ -49,14 +49,13 @@ export class ChannelAnchor extends Anchor {
   readonly #credentials: grpc.ChannelCredentials;
   readonly #clients = new Map<ClientConstructor<grpc.Client>, grpc.Client>();
   readonly #health: HealthWatch | undefined;
-  /** The channel's one subchannel (pick_first's), once it made it. */
-  #subchannel: SubchannelInterface | undefined;
-  #unfollow: (() => void) | undefined;
   /**
-   * Since when the subchannel connects. Its own state, not the channel's: pick_first keeps
-   * the channel in TRANSIENT_FAILURE while the subchannel tries again.
+   * The subchannels pick_first made (one per address the channel's target resolves to; a
+   * hostname may give several), by grpc-js's own subchannel, with since when each
+   * connects: their own states, not the channel's, since pick_first keeps the channel in
+   * TRANSIENT_FAILURE while a subchannel tries again.
    */
-  #attemptSince: number | undefined;
+  readonly #subchannels = new Map<object, { readonly subchannel: SubchannelInterface; readonly unfollow: () => void; attemptSince: number | undefined }>();
 
   constructor(spec: AnchorSpec, settings: ChannelAnchorSettings, listener: AnchorListener) {
     super(spec, settings.maxStreams, listener, settings.healthCheck !== undefined);
@@ -93,29 +92,50 @@ export class ChannelAnchor extends Anchor {
   }
 
   override connection(): SubchannelConnection | undefined {
-    return this.#subchannel === undefined ? undefined : subchannelConnection(this.#subchannel);
+    for (const { subchannel } of this.#subchannels.values()) {
+      const connection = subchannelConnection(subchannel);
+      if (connection !== undefined) return connection;
+    }
+    return undefined;
+  }
+
+  /** The oldest attempt under way, while no subchannel has a connection. */
+  override attemptSince(): number | undefined {
+    let since: number | undefined;
+    for (const followed of this.#subchannels.values()) {
+      if (followed.subchannel.getConnectivityState() === connectivityState.READY) return undefined;
+      if (followed.attemptSince !== undefined) since = Math.min(since ?? Infinity, followed.attemptSince);
+    }
+    return since;
   }
 
   protected override abortAttempt(reason: string): boolean {
-    return this.#subchannel !== undefined && abortConnectAttempt(this.#subchannel, reason);
-  }
-
-  override attemptSince(): number | undefined {
-    return this.#attemptSince;
+    let aborted = false;
+    for (const { subchannel } of this.#subchannels.values()) aborted = abortConnectAttempt(subchannel, reason) || aborted;
+    return aborted;
   }
 
   #adopt(subchannel: SubchannelInterface): void {
-    if (subchannel === this.#subchannel || this.closed) return;
-    this.#unfollow?.();
-    this.#subchannel = subchannel;
-    this.#unfollow = followSubchannelState(subchannel, (state) => {
-      if (state !== connectivityState.CONNECTING) this.#attemptSince = undefined;
-      else this.#attemptSince ??= performance.now();
-    });
+    // Keyed by grpc-js's own subchannel: pick_first wraps it anew on each resolution.
+    const real = subchannel.getRealSubchannel();
+    if (this.closed || this.#subchannels.has(real)) return;
+    trackConnectAttempts(subchannel);
+    const onChange = (_s: unknown, _previous: connectivityState, next: connectivityState): void => {
+      if (next !== connectivityState.CONNECTING) followed.attemptSince = undefined;
+      else followed.attemptSince ??= performance.now();
+    };
+    const followed = {
+      subchannel,
+      unfollow: () => subchannel.removeConnectivityStateListener(onChange),
+      attemptSince: subchannel.getConnectivityState() === connectivityState.CONNECTING ? performance.now() : undefined,
+    };
+    subchannel.addConnectivityStateListener(onChange);
+    this.#subchannels.set(real, followed);
   }
 
   protected shutdown(): void {
-    this.#unfollow?.();
+    for (const { unfollow } of this.#subchannels.values()) unfollow();
+    this.#subchannels.clear();
     this.#health?.stop();
     this.channel.close();
     this.#clients.clear();

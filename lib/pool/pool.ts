@@ -17,6 +17,7 @@ import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } fro
 import { AnchorSet, type AnchorFactory } from '../anchors/anchor-set.js';
 import { DEFAULT_GROWTH_SETTINGS } from '../anchors/anchor-growth.js';
 import { livenessSettingsOf } from '../anchors/anchor-options.js';
+import { describeLoss } from '../anchors/liveness-watch.js';
 import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { createSource } from '../discovery/create-source.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
@@ -90,7 +91,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
           this.#emit('anchor-extra', { key: anchor.key, anchor: anchor.index, address: anchor.address, change });
         },
         connectionLost: (anchor, reason, detail) => {
-          this.#logger.warn({ key: anchor.key, anchor: anchor.index, address: anchor.address, reason }, `anchor ${anchor.key}#${anchor.index}: ${detail}; ${reason === 'frozen' ? 'connection dropped, reconnecting' : 'trying again'}`);
+          this.#logger.warn({ key: anchor.key, anchor: anchor.index, address: anchor.address, reason }, `anchor ${anchor.key}#${anchor.index}: ${describeLoss(reason, detail)}`);
           this.#emit('anchor-connection-lost', { key: anchor.key, anchor: anchor.index, address: anchor.address, reason, detail });
         },
         refreshed: (old, fresh, ageMillis) => {
