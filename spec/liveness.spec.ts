@@ -146,6 +146,37 @@ t.test('a connection attempt that hangs is given up at connectTimeoutMillis and 
   t.equal(none.timeouts, 0);
 });
 
+t.test('a given-up attempt leaves no socket behind, in the HTTP/2 handshake and in the TLS one', async (t) => {
+  for (const [handshake, credentials] of [
+    ['HTTP/2', grpc.credentials.createInsecure()],
+    ['TLS', grpc.credentials.createSsl()],
+  ] as const) {
+    let accepted = 0;
+    let closed = 0;
+    const sockets: net.Socket[] = [];
+    // Accepts, reads, and never answers: the client's handshake waits.
+    const blackHole = net.createServer((socket) => {
+      accepted += 1;
+      sockets.push(socket);
+      socket.on('data', () => undefined);
+      socket.on('close', () => (closed += 1));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    const port = (blackHole.address() as net.AddressInfo).port;
+    const pool = createPool({ target: `pass:///127.0.0.1:${port}#1`, credentials, connectTimeoutMillis: 200 });
+    await sleep(1500);
+    const given = pool.stats().liveness.connectTimeouts;
+    await pool.close();
+    await sleep(100);
+    t.ok(given >= 4, `${handshake}: ${given} attempts given up in 1.5 s`);
+    t.ok(accepted >= given, `${handshake}: ${accepted} connections reached the listener`);
+    t.ok(closed >= accepted - 1, `${handshake}: the client closed ${closed} of them (the last may be open at close)`);
+    for (const socket of sockets) socket.destroy();
+    blackHole.close();
+  }
+});
+
 t.test('the pool tells: an anchor-connection-lost event, a warning, stats().liveness and the metrics series', async (t) => {
   const backend = await startBackend(t, { name: 'a' });
   const proxy = await proxyTo(t, backend.port);

@@ -160,6 +160,8 @@ interface Attempt {
   settled?: () => void;
 }
 const attempts = new WeakMap<SubchannelInternals, Attempt>();
+/** How long an aborted handshake may take to be let go of by grpc-js (an HTTP/2 one takes a turn or two). */
+const SETTLE_FALLBACK_MILLIS = 100;
 
 /**
  * Makes the subchannel's connection attempts abortable: wraps its connector once, so
@@ -228,9 +230,19 @@ export function abortConnectAttempt(subchannel: SubchannelInterface, reason: str
   if (attempt?.socket !== undefined && !attempt.socket.destroyed) {
     // In a handshake: its socket closes, grpc-js cleans the attempt up (its connector
     // keeps one session slot for all attempts, so the next one starts only after that),
-    // then the subchannel fails with our reason.
+    // then the subchannel fails with our reason. A TLS handshake whose socket closed
+    // without an error never settles in grpc-js: the fallback timer fails it then.
     attempt.aborted = true;
-    attempt.settled = fail;
+    let failed = false;
+    const failOnce = (): void => {
+      clearTimeout(fallback);
+      if (failed) return;
+      failed = true;
+      fail();
+    };
+    const fallback = setTimeout(failOnce, SETTLE_FALLBACK_MILLIS);
+    fallback.unref();
+    attempt.settled = failOnce;
     attempt.socket.destroy();
   } else if (attempt !== undefined) {
     // In TCP connect: the socket is grpc-js's own; its late result is dropped.
