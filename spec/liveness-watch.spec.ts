@@ -270,3 +270,19 @@ t.test('the tick is a quarter of the shortest wait, within 25 ms and 1 s', async
   t.equal(tickMillisFor(settings({ quietMillis: 40 }, 0)), 25);
   t.equal(tickMillisFor({ liveness: undefined, connectTimeoutMillis: 20_000 }), 1000);
 });
+
+t.test('start() again, as the anchor set calls it on every apply, does not hold the timer back', async (t) => {
+  const anchor = new FakeAnchor();
+  const conn = anchor.current!;
+  const w = new LivenessWatch<Anchor>(
+    { liveness: { quietMillis: 40, pingTimeoutMillis: 1000, minPingIntervalMillis: 300_000 }, connectTimeoutMillis: 0 },
+    { anchors: () => [anchor as unknown as Anchor], frozen: () => undefined, connectTimedOut: () => undefined },
+  );
+  t.teardown(() => w.stop());
+  // Applies every 5 ms, faster than the 25 ms tick.
+  for (let i = 0; i < 40; i++) {
+    w.start();
+    await sleep(5);
+  }
+  t.equal(conn.sent, 1, 'the timer ticked: the silent connection was pinged');
+});

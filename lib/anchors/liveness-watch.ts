@@ -130,7 +130,9 @@ export class LivenessWatch<A extends Anchor> {
     if (this.#started) this.#arm();
   }
 
+  /** Starts the timer; once started, calling it again changes nothing (the set calls it on every apply). */
   start(): void {
+    if (this.#started) return;
     this.#started = true;
     this.#arm();
   }
