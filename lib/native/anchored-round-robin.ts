@@ -66,7 +66,9 @@ class AnchoredPicker implements Picker {
    * a place, takes that place before the waiting calls are picked again (the room-wait
    * picker comes one setImmediate later), and under a closed loop some calls wait for
    * seconds (p99 2.5 s at 512 calls in flight over 4 × 100 places). With it, the next
-   * picker serves the queue in order first.
+   * picker serves the queue in order first. No call waits for ever on a latched picker:
+   * every change that lets a pick succeed again reports a new one (a freed place through
+   * RoomWait, a state, health or ejection change through #update).
    */
   #full = false;
   constructor(
