@@ -10,11 +10,8 @@
 // call was sent to a frozen connection. Each runs against grpc-js and grpc-go backends.
 // The full profile also runs today's behaviour (liveness off, no connect deadline) first,
 // for the figure "before".
-import * as grpc from '@grpc/grpc-js';
 import type { AnchorPool, PoolOptions } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/native/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
-import { EchoClient } from '../../testkit/echo/echo-service.js';
 import { GoBackend } from '../../testkit/go-backend.js';
 import { startTcpProxy } from '../../testkit/tcp-proxy.js';
 import { check, sleep, type FaultCheck, type FaultContext, type FaultScenario } from './fault.js';
@@ -73,13 +70,8 @@ async function run(context: FaultContext, kind: Kind, fault: Fault, defaults: bo
 
     const off = defaults ? {} : { liveness: false as const, connectTimeoutMillis: 0 };
     const pool: AnchorPool = rig.pool({ target: `etcd:///${PREFIX}`, etcd: { hosts: cluster.hosts }, ...off } satisfies PoolOptions);
-    registerAnchorpool({ etcd: { hosts: cluster.hosts } });
-    const native = new EchoClient(`etcd:///${PREFIX}`, grpc.credentials.createInsecure(), {
-      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: off }] }),
-    });
-    rig.defer(() => native.close());
+    const native = await rig.nativeClient(cluster, PREFIX, off);
     await pool.ready();
-    await new Promise<void>((resolve, reject) => native.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
     const load = new ThreePathLoad(pool, native, { loops: context.short ? 6 : 16, deadlineMillis: DEADLINE_MILLIS });
     rig.defer(() => load.stop());
     await sleep(1000);

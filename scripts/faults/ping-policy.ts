@@ -12,7 +12,6 @@
 // HEADERS or DATA in between, every call answered, and pings were sent (the check ran).
 import * as grpc from '@grpc/grpc-js';
 import type { AnchorPool } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/native/index.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { GoBackend } from '../../testkit/go-backend.js';
 import { goaways, pingGaps } from '../../testkit/h2-frames.js';
@@ -47,13 +46,8 @@ export const pingPolicyScenario: FaultScenario = {
         await etcd.put(`${PREFIX}g${i + 1}`).value(JSON.stringify({ addr: `127.0.0.1:${proxy.port}`, anchors: ANCHORS }));
       }
       const pool: AnchorPool = rig.pool({ target: `etcd:///${PREFIX}`, etcd: { hosts: cluster.hosts }, healthCheck: {} });
-      registerAnchorpool({ etcd: { hosts: cluster.hosts } });
-      const native = new EchoClient(`etcd:///${PREFIX}`, grpc.credentials.createInsecure(), {
-        'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { healthCheck: {} } }] }),
-      });
-      rig.defer(() => native.close());
+      const native = await rig.nativeClient(cluster, PREFIX, { healthCheck: {} });
       await pool.ready();
-      await new Promise<void>((resolve, reject) => native.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
       const stub = pool.client(EchoClient);
       await sleep(500);
       const connectionsBefore = await Promise.all(backends.map(async (b) => (await b.stats()).connectionsTotal));

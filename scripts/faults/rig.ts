@@ -6,6 +6,9 @@ import { type AnchorPool, createPool, type PoolOptions } from '../../lib/index.j
 import { startCluster, type EtcdCluster, type EtcdMember } from '../../etcd-dev/etcd-dev.mjs';
 import { startTcpProxy, type TcpProxy } from '../../testkit/tcp-proxy.js';
 import { Backend } from '../../testkit/echo/backend.js';
+import * as grpc from '@grpc/grpc-js';
+import { registerAnchorpool } from '../../lib/native/index.js';
+import { EchoClient } from '../../testkit/echo/echo-service.js';
 
 export class FaultRig {
   readonly #undo: (() => unknown)[] = [];
@@ -46,6 +49,20 @@ export class FaultRig {
     const pool = createPool(options);
     this.defer(() => pool.close());
     return pool;
+  }
+
+  /**
+   * A plain grpc-js Echo client on `etcd:///prefix` through anchored_round_robin with these
+   * policy options, closed at stop(); resolves once it is READY (within 10 s).
+   */
+  async nativeClient(cluster: EtcdCluster, prefix: string, policy: object = {}): Promise<EchoClient> {
+    registerAnchorpool({ etcd: { hosts: cluster.hosts } });
+    const client = new EchoClient(`etcd:///${prefix}`, grpc.credentials.createInsecure(), {
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: policy }] }),
+    });
+    this.defer(() => client.close());
+    await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
+    return client;
   }
 
   /** Stops everything, last started first; one failing step does not keep the others running. */

@@ -4,7 +4,6 @@
 // check pings it once (its ACK shows the connection alive) and must never take it out.
 import * as grpc from '@grpc/grpc-js';
 import type { AnchorPool } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/native/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 import { GoBackend } from '../../testkit/go-backend.js';
@@ -34,13 +33,8 @@ export const slowButAliveScenario: FaultScenario = {
       pool.on('anchor-state', (e) => {
         if (e.previous === 'READY') leftReady.push(`${e.key}#${e.anchor} → ${e.state}`);
       });
-      registerAnchorpool({ etcd: { hosts: cluster.hosts } });
-      const native = new EchoClient(`etcd:///${PREFIX}`, grpc.credentials.createInsecure(), {
-        'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ anchored_round_robin: { healthCheck: {} } }] }),
-      });
-      rig.defer(() => native.close());
+      const native = await rig.nativeClient(cluster, PREFIX, { healthCheck: {} });
       await pool.ready();
-      await new Promise<void>((resolve, reject) => native.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
       // Both keys READY and SERVING on both paths before the slow calls start.
       for (let i = 0; i < 4; i++) await Promise.all([callEcho(pool.client(EchoClient), 5000), callEcho(native, 5000)]);
       const before = await connectionsOf();

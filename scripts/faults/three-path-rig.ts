@@ -5,9 +5,7 @@
 // the FaultRig, whether the scenario passed, missed or threw.
 import * as grpc from '@grpc/grpc-js';
 import type { AnchorPool, OutlierDetectionOptions } from '../../lib/index.js';
-import { registerAnchorpool } from '../../lib/native/index.js';
 import { Backend, type BackendOptions } from '../../testkit/echo/backend.js';
-import { EchoClient } from '../../testkit/echo/echo-service.js';
 import { check, sleep, type FaultCheck, type FaultContext, type FaultResult } from './fault.js';
 import { describeFailures, failedCount, ThreePathLoad } from './three-path-load.js';
 import { FaultRig } from './rig.js';
@@ -64,17 +62,11 @@ async function setUp(rig: FaultRig, { backend: backendOptions = {}, health = fal
     const open = ejections.findLast((w) => w.key === e.key);
     if (open !== undefined && open.until === undefined) open.until = performance.now();
   });
-  registerAnchorpool({ etcd: { hosts: cluster.hosts } });
-  const policy = {
-    anchored_round_robin: {
-      ...(health && { healthCheck: { serviceName: '' } }),
-      ...(outlierDetection !== undefined && { outlierDetection }),
-    },
-  };
-  const native = new EchoClient(`etcd:///${PREFIX}`, grpc.credentials.createInsecure(), { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [policy] }) });
-  rig.defer(() => native.close());
+  const native = await rig.nativeClient(cluster, PREFIX, {
+    ...(health && { healthCheck: { serviceName: '' } }),
+    ...(outlierDetection !== undefined && { outlierDetection }),
+  });
   await pool.ready();
-  await new Promise<void>((resolve, reject) => native.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
   const load = new ThreePathLoad(pool, native, { loops: LOOPS_PER_PATH, ...(request !== undefined && { request }) });
   rig.defer(() => load.stop());
   return { rig, backends, pool, native, load, ejections, put, del };
