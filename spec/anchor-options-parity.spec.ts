@@ -47,10 +47,21 @@ const samples: Record<string, Samples> = {
   'liveness.pingTimeoutMillis': { accepted: [1, 2000], refused: [0, 2 ** 31, null], default: 2000 },
   'liveness.minPingIntervalMillis': { accepted: [0, 300_000], refused: [-1, 0.5], default: 300_000 },
   connectTimeoutMillis: { accepted: [0, 1, 3000, 2 ** 31 - 1], refused: [-1, 1.5, 2 ** 31, '3000'], default: 3000 },
+  slowStart: { accepted: [{}, { windowMillis: 5000 }], refused: [true, 'on', { bogus: 1 }], default: undefined },
+  'slowStart.windowMillis': { accepted: [1, 30_000, 2 ** 31 - 1], refused: [0, -1, 1.5, 2 ** 31, '30s'], default: 30_000 },
+  'slowStart.aggression': { accepted: [0.5, 1, 2, 100], refused: [0, -1, 101, '1'], default: 1 },
+  'slowStart.minWeightPercent': { accepted: [0, 10, 100], refused: [-1, 101, null], default: 10 },
+  zone: { accepted: ['eu-west-1a', 'europe-west1-b', 'a', 'zone/a:1_x.y'], refused: ['', ' a', 'a b', 'zone!', 'x'.repeat(129), 1, null], default: undefined },
+  zoneRouting: { accepted: [{}, { spillBelowPercent: 80 }], refused: ['on', { bogus: 1 }], default: { spillBelowPercent: 100, panicBelowPercent: 50 } },
+  'zoneRouting.spillBelowPercent': { accepted: [50, 70.5, 100], refused: [-1, 101, '100'], default: 100 },
+  'zoneRouting.panicBelowPercent': { accepted: [0, 25, 50], refused: [-1, 101, null], default: 50 },
 };
 
+// The caller's zone falls back to ANCHORPOOL_ZONE; the defaults above are for a process without it.
+delete process.env.ANCHORPOOL_ZONE;
+
 /** Nested options whose parent is on by default: their fields have their defaults without the parent given. */
-const onByDefault = new Set(['liveness']);
+const onByDefault = new Set(['liveness', 'zoneRouting']);
 
 /** The option names of a zod field: itself, and `name.child` for an object's fields (through default, optional, and `false | {…}`). */
 function namesOf(name: string, field: z.ZodType): string[] {
@@ -129,6 +140,29 @@ t.test('the rule between options is the same on every path: health checks need a
     t.throws(() => call({ maxStreamsPerAnchor: 1, healthCheck: {} }), { code: 'ANCHORPOOL_CONFIG', message: /maxStreamsPerAnchor: must be at least 2 with healthCheck/ }, path);
     t.equal(resolve({ maxStreamsPerAnchor: 2, healthCheck: {} }).maxStreamsPerAnchor, 2, `${path}: 2 is enough`);
     t.equal(resolve({ maxStreamsPerAnchor: 1 }).maxStreamsPerAnchor, 1, `${path}: 1 without health checks`);
+  }
+});
+
+t.test('the caller\'s zone comes from ANCHORPOOL_ZONE when the option is absent, on every path, checked by the same rule', async (t) => {
+  t.teardown(() => {
+    delete process.env.ANCHORPOOL_ZONE;
+  });
+  for (const [path, { call, resolve }] of Object.entries(paths)) {
+    process.env.ANCHORPOOL_ZONE = 'eu-west-1b';
+    t.equal(resolve({}).zone, 'eu-west-1b', `${path}: from the environment`);
+    t.equal(resolve({ zone: 'eu-west-1a' }).zone, 'eu-west-1a', `${path}: the option wins`);
+    process.env.ANCHORPOOL_ZONE = '';
+    t.equal(resolve({}).zone, undefined, `${path}: an empty variable is no zone`);
+    process.env.ANCHORPOOL_ZONE = 'eu west';
+    t.throws(() => call({}), { code: 'ANCHORPOOL_CONFIG', message: /zone: must be 1 to 128 characters .*ANCHORPOOL_ZONE environment variable: "eu west"/ }, `${path}: a bad variable is refused, naming it`);
+    delete process.env.ANCHORPOOL_ZONE;
+  }
+});
+
+t.test('the zone thresholds\' rule is the same on every path: panic below spill', async (t) => {
+  for (const [path, { call, resolve }] of Object.entries(paths)) {
+    t.throws(() => call({ zoneRouting: { spillBelowPercent: 40 } }), { code: 'ANCHORPOOL_CONFIG', message: /zoneRouting\.panicBelowPercent: must not be above spillBelowPercent \(40\)/ }, path);
+    t.same(resolve({ zoneRouting: { spillBelowPercent: 40, panicBelowPercent: 40 } }).zoneRouting, { spillBelowPercent: 40, panicBelowPercent: 40 }, `${path}: equal is allowed`);
   }
 });
 

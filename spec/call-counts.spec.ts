@@ -27,8 +27,8 @@ t.test('a call counts from its pick to its end, once', async (t) => {
   t.equal(a.streams, 2, 'their streams starting do not count again');
   await turn();
   t.equal(a.streams, 2, 'started picks are not given back');
-  counts.ended(a, grpc.status.OK);
-  counts.ended(a, grpc.status.OK);
+  counts.ended(a, grpc.status.OK, 1);
+  counts.ended(a, grpc.status.OK, 1);
   t.equal(a.streams, 0);
 });
 
@@ -41,7 +41,7 @@ t.test('a pick whose stream never starts is given back on the next turn; a strea
   t.equal(a.streams, 0, 'given back');
   counts.started(a);
   t.equal(a.streams, 1, 'a late start (slow call credentials) takes its own count');
-  counts.ended(a, grpc.status.OK);
+  counts.ended(a, grpc.status.OK, 1);
   t.equal(a.streams, 0);
 });
 
@@ -53,7 +53,7 @@ t.test('a replayed call moves its count; its outcome goes to the anchor that ran
   counts.started(a);
   counts.moved(a, b);
   t.same([a.streams, b.streams], [0, 1]);
-  counts.ended(b, grpc.status.UNAVAILABLE);
+  counts.ended(b, grpc.status.UNAVAILABLE, 1);
   t.same([a.streams, b.streams], [0, 0]);
   t.same(outcomes, ['1 UNAVAILABLE'], 'no outcome for the refused stream on a');
 });
@@ -65,7 +65,7 @@ t.test('outcomes go to ejection as the count goes down', async (t) => {
   counts.picked(a);
   counts.started(a);
   t.equal(a.streams, 1);
-  counts.ended(a, grpc.status.INTERNAL);
+  counts.ended(a, grpc.status.INTERNAL, 1);
   t.equal(a.streams, 0);
   t.same(outcomes, [grpc.status.INTERNAL]);
 });

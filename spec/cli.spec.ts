@@ -108,6 +108,46 @@ t.test('status shows the anchor range of a key that may grow: N-M in the table, 
   t.notMatch(table.out, /EXTRA/, 'no EXTRA column without --connect');
 });
 
+t.test('status shows a ZONE column when a key names its zone, "-" for the others; zone in --json', async (t) => {
+  await etcdctl(cluster, 'put', 'cli/zone/text', `${backend.address}#2@eu-west-1a`);
+  await etcdctl(cluster, 'put', 'cli/zone/json', JSON.stringify({ addr: backend.address, anchors: 1, zone: 'eu-west-1b' }));
+  await etcdctl(cluster, 'put', 'cli/zone/go', JSON.stringify({ Op: 0, Addr: backend.address, Metadata: { anchors: 1, zone: 'eu-west-1c' } }));
+  await etcdctl(cluster, 'put', 'cli/zone/none', `${backend.address}#1`);
+  const json = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/zone/', '--json']);
+  t.equal(json.code, 0, json.err);
+  const endpoints = (JSON.parse(json.out) as { endpoints: Record<string, unknown>[] }).endpoints;
+  t.same(
+    endpoints.map((e) => [e['key'], e['zone']]),
+    [
+      ['cli/zone/go', 'eu-west-1c'],
+      ['cli/zone/json', 'eu-west-1b'],
+      ['cli/zone/none', undefined],
+      ['cli/zone/text', 'eu-west-1a'],
+    ],
+  );
+  t.notOk('zone' in endpoints[2]!, 'a key without a zone carries no zone field');
+
+  const table = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/zone/']);
+  t.equal(table.code, 0);
+  const addr = backend.address.replace(/\./g, '\\.');
+  t.match(table.out, /^KEY\s+ADDRESS\s+ANCHORS\s+FORMAT\s+ZONE$/m, 'a ZONE column after FORMAT');
+  t.match(table.out, new RegExp(`^cli/zone/text\\s+${addr}\\s+2\\s+text\\s+eu-west-1a$`, 'm'));
+  t.match(table.out, new RegExp(`^cli/zone/json\\s+${addr}\\s+1\\s+json\\s+eu-west-1b$`, 'm'));
+  t.match(table.out, new RegExp(`^cli/zone/go\\s+${addr}\\s+1\\s+go\\s+eu-west-1c$`, 'm'));
+  t.match(table.out, new RegExp(`^cli/zone/none\\s+${addr}\\s+1\\s+text\\s+-$`, 'm'), 'a key without a zone: -');
+
+  const connected = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/zone/', '--connect', '--timeout', '5000']);
+  t.equal(connected.code, 0, connected.err);
+  t.match(connected.out, /^KEY\s+ADDRESS\s+ANCHORS\s+FORMAT\s+ZONE\s+READY\s+CONNECTING\s+FAILED\s+DRAINING$/m, 'with --connect the states follow the zone');
+  t.match(connected.out, /^cli\/zone\/text\s+\S+\s+2\s+text\s+eu-west-1a\s+2\s+0\s+0\s+0$/m);
+  t.match(connected.out, /^cli\/zone\/none\s+\S+\s+1\s+text\s+-\s+1\s+0\s+0\s+0$/m);
+
+  const plain = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/grow/']);
+  t.notMatch(plain.out, /ZONE/, 'no key with a zone: no ZONE column, the table as before');
+  const help = await run(['status', '--help']);
+  t.match(help.out, /its zone \(a ZONE\s+column when any key names one, '-' for the others\)/);
+});
+
 t.test('status --connect dials N anchors per key and counts the extra ones: 0, since status makes no calls', async (t) => {
   const json = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/grow/', '--connect', '--json', '--timeout', '5000']);
   t.equal(json.code, 0, json.err);

@@ -1,6 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { parseEndpointValue, type ParseLimits } from '../lib/discovery/endpoint-entry.js';
+import { parseEndpointValue, sameEndpoint, zoneSchema, type ParseLimits } from '../lib/discovery/endpoint-entry.js';
+import { isZoneName } from '../lib/core/zone-name.js';
 
 const limits: ParseLimits = { defaultAnchors: 2, maxAnchorsPerKey: 64, maxValueBytes: 1024 };
 const parse = (value: string | Uint8Array, l = limits) =>
@@ -113,4 +114,90 @@ t.test('maxAgeSeconds: a native field, or Metadata.maxAgeSeconds in the Go form;
   t.equal(ok('{"addr":"h:1","maxAgeSeconds":-1}'), 'maxAgeSeconds: must be from 0 to 2147483 seconds');
   t.equal(ok('{"addr":"h:1","maxAgeSeconds":"300"}'), 'maxAgeSeconds: must be a number');
   t.equal(ok('{"Addr":"h:1","Metadata":{"maxAgeSeconds":3000000}}'), 'metadata.maxAgeSeconds: must be from 0 to 2147483 seconds');
+});
+
+t.test('zone: a native field, Metadata.zone (or a top-level Zone) in the Go form, @zone in text', async (t) => {
+  const cases: [string, string, object][] = [
+    ['native JSON', '{"addr":"10.0.0.5:50051","anchors":2,"zone":"eu-west-1a"}', { addr: '10.0.0.5:50051', anchors: 2, zone: 'eu-west-1a', format: 'json' }],
+    ['native JSON, zone in metadata', '{"addr":"h:1","metadata":{"zone":"europe-west1-b","rack":"r1"}}', { zone: 'europe-west1-b', format: 'json', metadata: { rack: 'r1' } }],
+    ['native JSON, the field wins over metadata', '{"addr":"h:1","zone":"z1","metadata":{"zone":"z2"}}', { zone: 'z1', format: 'json' }],
+    ['Go Manager value, Metadata.zone', '{"Op":0,"Addr":"10.0.0.5:50051","Metadata":{"anchors":2,"zone":"eu-west-1a"}}', { addr: '10.0.0.5:50051', anchors: 2, zone: 'eu-west-1a', format: 'go' }],
+    ['Go value, top-level Zone', '{"Op":0,"Addr":"h:1","Zone":"us-east-1b"}', { zone: 'us-east-1b', format: 'go' }],
+    ['Go value, top-level ZONE wins over Metadata.zone', '{"Addr":"h:1","ZONE":"top","Metadata":{"zone":"meta"}}', { zone: 'top', format: 'go' }],
+    ['Go value, the Kubernetes topology label as the zone', '{"Addr":"h:1","Metadata":{"zone":"topology.kubernetes.io/zone:eu_1.a"}}', { zone: 'topology.kubernetes.io/zone:eu_1.a' }],
+    ['text host:port@zone', '10.0.0.5:50051@eu-west-1a', { addr: '10.0.0.5:50051', anchors: 2, zone: 'eu-west-1a', format: 'text' }],
+    ['text host:port#N@zone', '10.0.0.5:50051#4@eu-west-1a', { addr: '10.0.0.5:50051', anchors: 4, zone: 'eu-west-1a', format: 'text' }],
+    ['text host:port#N-M@zone', '10.0.0.5:50051#2-8@eu-west-1a', { addr: '10.0.0.5:50051', anchors: 2, maxAnchors: 8, zone: 'eu-west-1a', format: 'text' }],
+    ['text IPv6 with a zone', '[::1]:50051#3@a', { addr: '[::1]:50051', anchors: 3, zone: 'a' }],
+    ['a zone of 128 characters', `h:1@${'z'.repeat(128)}`, { zone: 'z'.repeat(128) }],
+  ];
+  for (const [name, value, expected] of cases) {
+    const result = parse(value);
+    t.ok(result.ok, name);
+    if (result.ok) t.match(result.endpoint, { key: 'services/echo/k', ...expected }, name);
+  }
+  for (const value of ['{"addr":"h:1"}', '{"Addr":"h:1","Metadata":{"anchors":2}}', 'h:1#2', '{"addr":"h:1","metadata":"v1"}']) {
+    const result = parse(value);
+    t.ok(result.ok && !('zone' in result.endpoint), `no zone: none in the entry (${value})`);
+  }
+});
+
+t.test('an invalid zone is rejected with a reason naming zone, in every form', async (t) => {
+  const rule = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : / -';
+  const cases: [string, string, string][] = [
+    ['native: empty', '{"addr":"h:1","zone":""}', `zone: ${rule}`],
+    ['native: a number', '{"addr":"h:1","zone":5}', `zone: ${rule}`],
+    ['native: null', '{"addr":"h:1","zone":null}', `zone: ${rule}`],
+    ['native: a space', '{"addr":"h:1","zone":"eu west"}', `zone: ${rule}`],
+    ['native: 129 characters', `{"addr":"h:1","zone":"${'z'.repeat(129)}"}`, `zone: ${rule}`],
+    ['native: non-ASCII', '{"addr":"h:1","zone":"zürich-1"}', `zone: ${rule}`],
+    ['native: metadata.zone', '{"addr":"h:1","metadata":{"zone":"a,b"}}', `metadata.zone: ${rule}`],
+    ['Go: Metadata.zone empty', '{"Op":0,"Addr":"h:1","Metadata":{"zone":""}}', `metadata.zone: ${rule}`],
+    ['Go: Metadata.zone an object', '{"Op":0,"Addr":"h:1","Metadata":{"anchors":2,"zone":{"name":"a"}}}', `metadata.zone: ${rule}`],
+    ['Go: top-level Zone with "@"', '{"Addr":"h:1","Zone":"a@b"}', `zone: ${rule}`],
+    ['Go: a zone and another problem', '{"Addr":"h:1","Metadata":{"anchors":0,"zone":"#"}}', `metadata.anchors: must be between 1 and 64; metadata.zone: ${rule}`],
+    ['text: empty after "@"', 'h:1@', `zone: ${rule} (got "" after "@")`],
+    ['text: "#" after the zone', 'h:1@eu-1#2', `zone: ${rule} (got "eu-1#2" after "@")`],
+    ['text: "," in the zone', 'h:1#2@a,b', `zone: ${rule} (got "a,b" after "@")`],
+    ['text: 129 characters', `h:1@${'z'.repeat(129)}`, `zone: ${rule} (got 129 characters after "@")`],
+    ['text: the address is checked first', 'h@eu-1', 'missing port in "h" (expected host:port)'],
+    ['text: the zone follows the last "@", so another "@" is in the address', 'h:1@a@b', 'port "1@a" is not a number in "h:1@a"'],
+    ['text: the anchors are checked first', 'h:1#0@eu-1', 'anchor count 0 must be between 1 and 64'],
+  ];
+  for (const [name, value, reason] of cases) {
+    const result = parse(value);
+    t.notOk(result.ok, name);
+    if (!result.ok) t.equal(result.reason, reason, name);
+  }
+});
+
+t.test('zoneSchema and isZoneName: one rule for values, targets, register() and the CLI', async (t) => {
+  const good = ['a', 'eu-west-1a', 'europe-west1-b', 'topology.kubernetes.io/zone', 'AZ_1:rack.2', 'z'.repeat(128)];
+  const bad: unknown[] = ['', ' ', 'eu west', 'a@b', 'a#b', 'a,b', 'zürich', 'z'.repeat(129), 'a\n', 5, null, undefined, ['a']];
+  for (const zone of good) {
+    t.ok(isZoneName(zone), `valid: ${zone.slice(0, 40)}`);
+    t.ok(zoneSchema.safeParse(zone).success, `schema accepts: ${zone.slice(0, 40)}`);
+  }
+  for (const zone of bad) {
+    t.notOk(isZoneName(zone), `invalid: ${JSON.stringify(zone)}`);
+    t.equal(zoneSchema.safeParse(zone).error?.issues[0]?.message, 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : / -', `schema rejects: ${JSON.stringify(zone)}`);
+  }
+});
+
+t.test('sameEndpoint: a changed zone is a change', async (t) => {
+  const at = (value: string) => {
+    const result = parse(value);
+    if (!result.ok) throw new Error(result.reason);
+    return result.endpoint;
+  };
+  t.ok(sameEndpoint(at('{"addr":"h:1","zone":"a"}'), at('{"addr":"h:1","zone":"a"}')), 'same zone: same endpoint');
+  t.notOk(sameEndpoint(at('{"addr":"h:1","zone":"a"}'), at('{"addr":"h:1","zone":"b"}')), 'another zone');
+  t.notOk(sameEndpoint(at('{"addr":"h:1","zone":"a"}'), at('{"addr":"h:1"}')), 'zone removed');
+  t.notOk(sameEndpoint(at('h:1#2'), at('h:1#2@a')), 'zone added (text)');
+});
+
+t.test('a unix socket address names no zone in the text form: an "@" in its path is part of the path', async (t) => {
+  const parsed = parse('unix:/run/x@y.sock');
+  t.ok(parsed.ok, 'valid');
+  if (parsed.ok) t.match(parsed.endpoint, { addr: 'unix:/run/x@y.sock', zone: undefined });
 });

@@ -5,6 +5,7 @@ import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
+import { AnchorResolver, ENTRIES_ATTRIBUTE, type ResolvedEntry } from '../lib/native/resolver.js';
 import { silentLogger } from '../lib/core/logger.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { callEcho, echoClient, startBackend, type Backend } from '../testkit/tap-backend.js';
@@ -150,4 +151,54 @@ t.test("grpc-js's own round_robin with the same duplicated addresses shares ONE 
   for (let i = 0; i < 9; i++) await callEcho(rr);
   await sleep(200);
   t.equal((await a.stats()).connections.length, 1, 'round_robin: 1 connection for 3 anchors (why anchored_round_robin exists)');
+});
+
+t.test('the resolver hands each entry its zone (pass:/// and etcd values); calls work on a zoned target', async (t) => {
+  const resolve = async (path: string, scheme = 'pass') => {
+    let resolved: ResolvedEntry[] | undefined;
+    const reported = new Promise<void>((done) => {
+      const resolver = new AnchorResolver(
+        { scheme, authority: '', path },
+        (_endpoints, attributes) => {
+          resolved = attributes[ENTRIES_ATTRIBUTE] as ResolvedEntry[];
+          done();
+          return true;
+        },
+        {},
+      );
+      t.teardown(() => resolver.destroy());
+      resolver.updateResolution();
+    });
+    await reported;
+    return resolved!;
+  };
+  const fromTarget = await resolve('127.0.0.1:5001#2@a,127.0.0.1:5002@topology.kubernetes.io/zone,127.0.0.1:5003#1-3');
+  t.same(
+    fromTarget.map((e) => [e.addr, e.anchors, e.maxAnchors, e.zone]),
+    [
+      ['127.0.0.1:5001', 2, undefined, 'a'],
+      ['127.0.0.1:5002', 1, undefined, 'topology.kubernetes.io/zone'],
+      ['127.0.0.1:5003', 1, 3, undefined],
+    ],
+  );
+  t.notOk('zone' in fromTarget[2]!, 'an entry without a zone has no zone field');
+
+  await etcdctl(cluster, 'put', 'zoned/a', '{"Op":0,"Addr":"127.0.0.1:5004","Metadata":{"anchors":2,"zone":"eu-west-1a"}}');
+  await etcdctl(cluster, 'put', 'zoned/b', '127.0.0.1:5005@eu-west-1b');
+  const fromEtcd = await resolve('zoned/', 'etcd');
+  t.same(fromEtcd.map((e) => [e.key, e.zone]), [['zoned/a', 'eu-west-1a'], ['zoned/b', 'eu-west-1b']]);
+
+  t.equal(AnchorResolver.getDefaultAuthority({ scheme: 'pass', path: '127.0.0.1:5001@a,127.0.0.1:5002' }), '127.0.0.1:5001', 'the authority leaves the zone out');
+  t.equal(AnchorResolver.getDefaultAuthority({ scheme: 'pass', path: '127.0.0.1:5001#2@a' }), '127.0.0.1:5001');
+  const a = await startBackend(t, { name: 'a' });
+  const b = await startBackend(t, { name: 'b' });
+  const echo = echoClient(t, `pass:///${a.address}#2@a,${b.address}@b`);
+  await callEcho(echo);
+  await connections(a, 2);
+  await connections(b, 1);
+  await sleep(100); // every subchannel READY in the picker
+  const before = await callsOf(a, b);
+  for (let i = 0; i < 300; i++) await callEcho(echo);
+  const after = await callsOf(a, b);
+  t.same([after[0]! - before[0]!, after[1]! - before[1]!], [200, 100], 'a zoned pass:/// target: 2 + 1 anchors, calls split 200/100');
 });

@@ -77,12 +77,12 @@ t.test('json format: the exact value, on the lease, seen by discovery', async (t
 });
 
 t.test("go format: exactly what etcd's Go endpoints.Manager writes", async (t) => {
-  const r = await registered(t, { prefix: 'reg/go/', key: 'b2', addr: '[::1]:50052', anchors: 2, format: 'go', metadata: { zone: 'a<b&c', weight: 5 } });
+  const r = await registered(t, { prefix: 'reg/go/', key: 'b2', addr: '[::1]:50052', anchors: 2, format: 'go', metadata: { label: 'a<b&c', weight: 5 } });
   // Go marshals the Update struct in field order and a map with sorted keys, HTML-escaped.
-  const expected = '{"Op":0,"Addr":"[::1]:50052","Metadata":{"anchors":2,"weight":5,"zone":"a\\u003cb\\u0026c"}}';
+  const expected = '{"Op":0,"Addr":"[::1]:50052","Metadata":{"anchors":2,"label":"a\\u003cb\\u0026c","weight":5}}';
   t.equal(r.value, expected);
   t.equal((await inEtcd(direct, 'reg/go/b2'))?.value, expected);
-  t.match(parseEndpointValue(r.key, Buffer.from(expected)), { ok: true, endpoint: { addr: '[::1]:50052', anchors: 2, format: 'go', metadata: { zone: 'a<b&c', weight: 5 } } });
+  t.match(parseEndpointValue(r.key, Buffer.from(expected)), { ok: true, endpoint: { addr: '[::1]:50052', anchors: 2, format: 'go', metadata: { label: 'a<b&c', weight: 5 } } });
   const snapshot = await discovered(t, 'reg/go/');
   t.match(snapshot.endpoints.get('reg/go/b2'), { addr: '[::1]:50052', anchors: 2, format: 'go' });
 
@@ -93,6 +93,26 @@ t.test("go format: exactly what etcd's Go endpoints.Manager writes", async (t) =
     t.ok(json.ok && go.ok, `${addr}: both formats parse`);
     if (json.ok && go.ok) t.same([go.endpoint.addr, go.endpoint.anchors], [json.endpoint.addr, json.endpoint.anchors], `${addr}: same addr and anchors`);
   }
+});
+
+t.test('zone: the json "zone" field or Go Metadata.zone, exactly, and discovery reads it back', async (t) => {
+  const json = await registered(t, { prefix: 'reg/zone/', key: 'j', addr: '127.0.0.1:50051', anchors: 2, zone: 'eu-west-1a', metadata: { rack: 'r1' } });
+  t.equal(json.value, '{"addr":"127.0.0.1:50051","anchors":2,"zone":"eu-west-1a","metadata":{"rack":"r1"}}');
+  const go = await registered(t, { prefix: 'reg/zone/', key: 'g', addr: '127.0.0.1:50052', anchors: 3, format: 'go', zone: 'topology.kubernetes.io/zone', metadata: { weight: 5 } });
+  t.equal(go.value, '{"Op":0,"Addr":"127.0.0.1:50052","Metadata":{"anchors":3,"weight":5,"zone":"topology.kubernetes.io/zone"}}', 'sorted into Metadata as Go marshals a map');
+  const plain = await registered(t, { prefix: 'reg/zone/', key: 'n', addr: '127.0.0.1:50053' });
+  t.equal(plain.value, '{"addr":"127.0.0.1:50053","anchors":1}', 'without the option the value is as before');
+  t.equal((await inEtcd(direct, 'reg/zone/g'))?.value, go.value);
+  const snapshot = await discovered(t, 'reg/zone/');
+  t.match(snapshot.endpoints.get('reg/zone/j'), { addr: '127.0.0.1:50051', anchors: 2, zone: 'eu-west-1a', format: 'json', metadata: { rack: 'r1' } });
+  t.match(snapshot.endpoints.get('reg/zone/g'), { addr: '127.0.0.1:50052', anchors: 3, zone: 'topology.kubernetes.io/zone', format: 'go' });
+  t.notOk('zone' in snapshot.endpoints.get('reg/zone/n')!, 'no zone option: no zone');
+
+  t.equal(registrationValue('json', 'h:1', 1, undefined, 'z1'), '{"addr":"h:1","anchors":1,"zone":"z1"}');
+  t.equal(registrationValue('go', 'h:1', 1, undefined, 'z1'), '{"Op":0,"Addr":"h:1","Metadata":{"anchors":1,"zone":"z1"}}');
+  t.equal(registrationValue('json', 'h:1', 1, { zone: 'z2' }), '{"addr":"h:1","anchors":1,"metadata":{"zone":"z2"}}', 'metadata.zone alone is still written as given');
+  const fromMetadata = parseEndpointValue('k', Buffer.from(registrationValue('go', 'h:1', 1, { zone: 'z2' })));
+  t.match(fromMetadata, { ok: true, endpoint: { zone: 'z2' } }, 'and read as the zone');
 });
 
 t.test('etcdctl lease revoke removes the key; it comes back on a new lease within the TTL', async (t) => {
@@ -287,6 +307,8 @@ t.test('CLI: usage errors exit 2 and say what is wrong; unreachable etcd exits 1
     [[...base, '--key', 'b1', '--addr', 'h:1', '--anchors', '65'], /--anchors must be an integer from 1 to 64/],
     [[...base, '--key', 'b1', '--addr', '10.0.0.5'], /--addr: missing port in "10\.0\.0\.5"/],
     [[...base, '--key', 'b1', '--addr', 'h:1', '--format', 'xml'], /--format must be json or go, got "xml"/],
+    [[...base, '--key', 'b1', '--addr', 'h:1', '--zone', 'eu west'], /--zone must be 1 to 128 characters of A-Z a-z 0-9 \. _ : \/ -, got "eu west"/],
+    [[...base, '--key', 'b1', '--addr', 'h:1', '--zone', ''], /--zone must be 1 to 128 characters of A-Z a-z 0-9 \. _ : \/ -, got ""/],
     [[...base, '--key', 'b1', '--addr', 'h:1', '--ttl', '1'], /--ttl must be an integer from 2 to/],
     [[...base, '--key', 'b1', '--addr', 'h:1', '--timeout', 'soon'], /--timeout must be an integer/],
     [[...base, '--key', '/b1', '--addr', 'h:1'], /key: must not start with "\/"/],
@@ -308,6 +330,21 @@ t.test('CLI: usage errors exit 2 and say what is wrong; unreachable etcd exits 1
   t.match(unreachable.err, /anchorpool register: could not register "p\/b1" in etcd at .* within 300 ms/);
 });
 
+t.test('CLI: --zone is documented and written into the value in both formats', async (t) => {
+  const help = await run(['register', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.out, /\[--zone ZONE\]/, 'in the usage line');
+  t.match(help.out, /--zone ZONE +the zone the backend runs in/);
+  t.match(help.out, /written as "zone" \(json\) or Metadata\.zone \(go\)/);
+  const base = ['register', '--etcd', hosts.join(','), '--prefix', 'reg/cli-zone/', '--addr', '127.0.0.1:50051', '--anchors', '2', '--drain', '0', '--zone', 'eu-west-1a'];
+  const json = await run([...base, '--key', 'j']);
+  t.equal(json.code, 0, json.err);
+  t.match(json.out, 'registered reg/cli-zone/j = {"addr":"127.0.0.1:50051","anchors":2,"zone":"eu-west-1a"}');
+  const go = await run([...base, '--key', 'g', '--format', 'go']);
+  t.equal(go.code, 0, go.err);
+  t.match(go.out, 'registered reg/cli-zone/g = {"Op":0,"Addr":"127.0.0.1:50051","Metadata":{"anchors":2,"zone":"eu-west-1a"}}');
+});
+
 t.test('bad options: a ConfigError naming each one', async (t) => {
   const error = await rejection(register({ prefix: '', key: '/b1', addr: 'h', anchors: 0, ttlSeconds: 1, format: 'xml', bogus: 1 } as never));
   t.equal(error.code, 'ANCHORPOOL_CONFIG');
@@ -315,6 +352,20 @@ t.test('bad options: a ConfigError naming each one', async (t) => {
   await t.rejects(register({ prefix: 'p', key: 'k', addr: 'h:1', etcd: { prefix: 'q/' } }), { code: 'ANCHORPOOL_CONFIG', message: /etcd\.prefix: is not used by register/ });
   await t.rejects(register({ prefix: 'p', key: 'k', addr: 'h:1', metadata: { anchors: 2 } }), { code: 'ANCHORPOOL_CONFIG', message: /metadata\.anchors: set the anchors option instead/ });
   await t.rejects(register({ prefix: 'p', key: 'k', addr: 'h:1', metadata: { big: 'x'.repeat(70_000) } }), { message: /discovery would reject the value: value is \d+ bytes, over the limit/ });
+  const rule = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : / -';
+  for (const zone of ['', 'eu west', 'a@b', 'z'.repeat(129), 5, null]) {
+    const zoneError = await rejection(register({ prefix: 'p', key: 'k', addr: 'h:1', zone } as never));
+    t.equal(zoneError.code, 'ANCHORPOOL_CONFIG', `zone ${JSON.stringify(zone)}`);
+    t.equal(zoneError.message, `invalid register options: zone: ${rule}`, `zone ${JSON.stringify(zone)}: the reason`);
+  }
+  await t.rejects(register({ prefix: 'p', key: 'k', addr: 'h:1', zone: 'a', metadata: { zone: 'a' } }), {
+    code: 'ANCHORPOOL_CONFIG',
+    message: 'invalid register options: metadata.zone: is set by the zone option; give only one of them',
+  });
+  await t.rejects(register({ prefix: 'p', key: 'k', addr: 'h:1', metadata: { zone: 'eu west' } }), {
+    code: 'ANCHORPOOL_CONFIG',
+    message: `invalid register options: discovery would reject the value: metadata.zone: ${rule}`,
+  });
 });
 
 t.test('a password given in the options never reaches the logger or an error', async (t) => {

@@ -55,6 +55,10 @@ class Slot {
     public eligible = true,
     public streams = 0,
   ) {}
+  /** The key is the name up to its index: a0 and a1 are anchors of key a. */
+  get key(): string {
+    return this.name.replace(/[0-9]+$/, '');
+  }
 }
 
 t.test('the picker cycles in schedule order and skips ineligible anchors', async (t) => {

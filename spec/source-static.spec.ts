@@ -32,3 +32,20 @@ t.test('ready() after close() rejects with a typed error', async (t) => {
   await source.close();
   t.pass('close() is idempotent');
 });
+
+t.test('pass:/// entries carry their zone into the snapshot and the status target', async (t) => {
+  const source = createSource({ target: 'pass:///127.0.0.1:5001#2@a,127.0.0.1:5002@b,127.0.0.1:5003#1-3' });
+  t.teardown(() => source.close());
+  source.start();
+  const snapshot = await source.ready();
+  t.same(
+    [...snapshot.endpoints.values()].map((e) => [e.key, e.addr, e.anchors, e.maxAnchors, e.zone]),
+    [
+      ['static/0', '127.0.0.1:5001', 2, undefined, 'a'],
+      ['static/1', '127.0.0.1:5002', 1, undefined, 'b'],
+      ['static/2', '127.0.0.1:5003', 1, 3, undefined],
+    ],
+  );
+  t.notOk('zone' in snapshot.endpoints.get('static/2')!, 'an entry without a zone has no zone field');
+  t.equal(source.status().target, 'pass:///127.0.0.1:5001#2@a,127.0.0.1:5002#1@b,127.0.0.1:5003#1-3', 'the status target names the zones');
+});

@@ -1,6 +1,6 @@
 /**
  * The options that shape how anchors behave (their stream cap, the pick, refresh, growth,
- * health checks, outlier ejection, liveness), defined once for both paths: `createPool()`,
+ * health checks, outlier ejection, liveness, slow start, zones), defined once for both paths: `createPool()`,
  * `registerAnchorpool()` and the `anchored_round_robin` policy's JSON config accept these
  * names with the same shapes, ranges and defaults, because all three are derived from the
  * one schema below. Adding an option here adds it everywhere; the parity spec
@@ -13,12 +13,15 @@
 import { z } from 'zod';
 import { DEFAULT_FAILURE_CODES } from '../core/call-outcome.js';
 import { millis, type OptionsAgree } from '../core/option-schema.js';
+import { isZoneName, ZONE_ENVIRONMENT_VARIABLE, ZONE_RULE, zoneNameSchema } from '../core/zone-name.js';
 import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
 import { DEFAULT_CONNECT_TIMEOUT_MILLIS, DEFAULT_LIVENESS, type LivenessWatchSettings } from './liveness-watch.js';
 import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
+import { DEFAULT_SLOW_START } from './slow-start.js';
+import { DEFAULT_ZONE_THRESHOLDS } from './zone-shares.js';
 
 /** How an anchor is chosen for a lease or a call. */
-export type PickMode = 'round-robin' | 'least-loaded';
+export type PickMode = 'round-robin' | 'least-loaded' | 'peak-ewma';
 
 /**
  * Anchor behaviour, the same on every path. Times are in milliseconds, integers up to
@@ -39,8 +42,12 @@ export interface AnchorOptions {
    * default): the schedule, each key in proportion to its N. 'least-loaded': of two
    * anchors drawn at random (each key still in proportion to its N), the one with fewer
    * streams in flight (Finagle's p2c, Envoy's least_request): a slow backend holds its
-   * streams longer and is drawn less. For backends of uneven speed; round robin keeps the
-   * shares exact.
+   * streams longer and is drawn less. 'peak-ewma': the same two draws, the one of lower
+   * latency × (streams + 1), the latency a peak-sensitive moving average of its calls
+   * (Finagle's and go-zero's p2c): it tells a 5 ms backend from a 50 ms one even when
+   * a few callers keep in-flight counts at 0 or 1 (see lib/anchors/peak-ewma.ts for the
+   * decay and how a recovered backend wins its share back). Round robin keeps the shares
+   * exact.
    */
   pick?: PickMode;
   /**
@@ -94,6 +101,45 @@ export interface AnchorOptions {
    * TLS handshake time of your network. Default 3000; 0 leaves attempts to grpc-js.
    */
   connectTimeoutMillis?: number;
+  /**
+   * A key that comes (back) into rotation — a new key or address, a restarted backend,
+   * back from NOT_SERVING or an ejection — gets its share ramped up over a window instead
+   * of all at once (Envoy's slow start): share × max(minWeightPercent / 100,
+   * (t / windowMillis) ^ (1 / aggression)). The share, not the connections: its anchors
+   * connect at once. Works with every pick. Keys of the first resolution do not ramp.
+   * Default: off; `{}` turns it on with the defaults below.
+   */
+  slowStart?: SlowStartOptions;
+  /**
+   * The caller's own zone, for zone-aware routing: calls stay on keys of this zone (and
+   * keys without a zone, which count as in every zone) while enough of them are in
+   * rotation; see zoneRouting. Default: the ANCHORPOOL_ZONE environment variable, else
+   * none (zones are not used). 1 to 128 characters of A-Z a-z 0-9 . _ : / -.
+   */
+  zone?: string;
+  /** When calls leave the caller's zone (used only with a zone). */
+  zoneRouting?: ZoneRoutingOptions;
+}
+
+export interface SlowStartOptions {
+  /** How long the ramp lasts. Default 30_000, at least 1. */
+  windowMillis?: number;
+  /** The ramp's curve: 1 linear, above 1 fast at first, below 1 slow at first. Default 1, above 0 and at most 100. */
+  aggression?: number;
+  /** The least share a ramping key gets, in percent of its full share. Default 10, from 0 to 100. */
+  minWeightPercent?: number;
+}
+
+export interface ZoneRoutingOptions {
+  /**
+   * While at least this percentage of the local zone's anchors is in rotation, every call
+   * stays in the zone; below it the zone keeps (that percentage / this) of the calls and
+   * the rest spills to the other zones by their anchors in rotation. Default 100 (the
+   * local zone keeps exactly the share of its healthy anchors), from 0 to 100.
+   */
+  spillBelowPercent?: number;
+  /** Below this percentage in rotation, zones are ignored: calls spread over every zone by its anchors in rotation. Default 50, from 0 to 100. */
+  panicBelowPercent?: number;
 }
 
 export interface LivenessOptions {
@@ -169,10 +215,37 @@ const livenessSchema = z
   })
   .strict();
 
+const slowStartSchema = z
+  .object({
+    windowMillis: millis(1).default(DEFAULT_SLOW_START.windowMillis),
+    aggression: z.number().gt(0).max(100).default(DEFAULT_SLOW_START.aggression),
+    minWeightPercent: z.number().min(0).max(100).default(DEFAULT_SLOW_START.minWeightPercent),
+  })
+  .strict();
+
+const zoneRoutingSchema = z
+  .object({
+    spillBelowPercent: z.number().min(0).max(100).default(DEFAULT_ZONE_THRESHOLDS.spillBelowPercent),
+    panicBelowPercent: z.number().min(0).max(100).default(DEFAULT_ZONE_THRESHOLDS.panicBelowPercent),
+  })
+  .strict();
+
+/** The caller's zone: the option, else ANCHORPOOL_ZONE (checked by the same rule), else none. */
+const zoneSchema = zoneNameSchema.optional().transform((zone, ctx) => {
+  if (zone !== undefined) return zone;
+  const fromEnvironment = process.env[ZONE_ENVIRONMENT_VARIABLE];
+  if (fromEnvironment === undefined || fromEnvironment === '') return undefined;
+  if (!isZoneName(fromEnvironment)) {
+    ctx.issues.push({ code: 'custom', input: fromEnvironment, message: `${ZONE_RULE} (it came from the ${ZONE_ENVIRONMENT_VARIABLE} environment variable: ${JSON.stringify(fromEnvironment)})` });
+    return z.NEVER;
+  }
+  return fromEnvironment;
+});
+
 /** The fields of AnchorOptions with their ranges and defaults: spread into each path's own schema. */
 export const anchorOptionsShape = {
   maxStreamsPerAnchor: z.number().int().min(1).max(1_000_000).default(100),
-  pick: z.enum(['round-robin', 'least-loaded']).default('round-robin'),
+  pick: z.enum(['round-robin', 'least-loaded', 'peak-ewma']).default('round-robin'),
   anchorMaxAgeMillis: millis(0).default(0),
   extraAnchorIdleMillis: millis(0).default(DEFAULT_GROWTH_SETTINGS.idleMillis),
   healthCheck: healthCheckSchema.optional(),
@@ -180,6 +253,9 @@ export const anchorOptionsShape = {
   // prefault: the {} given by default is parsed, so its fields get their defaults.
   liveness: z.union([z.literal(false), livenessSchema], { error: 'must be false (off) or an object of liveness settings' }).prefault({}),
   connectTimeoutMillis: millis(0).default(DEFAULT_CONNECT_TIMEOUT_MILLIS),
+  slowStart: slowStartSchema.optional(),
+  zone: zoneSchema,
+  zoneRouting: zoneRoutingSchema.default(DEFAULT_ZONE_THRESHOLDS),
 };
 
 /** The parsed form: every default filled in; health checks and outlier ejection undefined when off, liveness false. */
@@ -192,13 +268,26 @@ export interface ResolvedAnchorOptions {
   readonly outlierDetection?: Required<OutlierDetectionOptions> | undefined;
   readonly liveness: Required<LivenessOptions> | false;
   readonly connectTimeoutMillis: number;
+  readonly slowStart?: Required<SlowStartOptions> | undefined;
+  readonly zone?: string | undefined;
+  readonly zoneRouting: Required<ZoneRoutingOptions>;
 }
 
 /**
  * The rules between anchor options, written once; every path's schema runs them through
  * `.superRefine(anchorOptionRules)`.
  */
-export function anchorOptionRules(options: { maxStreamsPerAnchor: number; healthCheck?: unknown }, ctx: z.RefinementCtx): void {
+export function anchorOptionRules(
+  options: { maxStreamsPerAnchor: number; healthCheck?: unknown; zoneRouting: Required<ZoneRoutingOptions> },
+  ctx: z.RefinementCtx,
+): void {
+  if (options.zoneRouting.panicBelowPercent > options.zoneRouting.spillBelowPercent) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['zoneRouting', 'panicBelowPercent'],
+      message: `must not be above spillBelowPercent (${options.zoneRouting.spillBelowPercent})`,
+    });
+  }
   if (options.healthCheck !== undefined && options.maxStreamsPerAnchor < 2) {
     ctx.addIssue({
       code: 'custom',
@@ -216,6 +305,8 @@ true satisfies OptionsAgree<AnchorOptions, z.input<typeof anchorOptionsSchema>>;
 true satisfies OptionsAgree<HealthCheckOptions, z.input<typeof healthCheckSchema>>;
 true satisfies OptionsAgree<OutlierDetectionOptions, z.input<typeof outlierDetectionSchema>>;
 true satisfies OptionsAgree<LivenessOptions, z.input<typeof livenessSchema>>;
+true satisfies OptionsAgree<SlowStartOptions, z.input<typeof slowStartSchema>>;
+true satisfies OptionsAgree<ZoneRoutingOptions, z.input<typeof zoneRoutingSchema>>;
 true satisfies OptionsAgree<ResolvedAnchorOptions, z.output<typeof anchorOptionsSchema>>;
 
 /** The anchor options out of a parsed options object of either path (the names come from the shape). */
@@ -226,4 +317,9 @@ export function pickAnchorOptions(parsed: ResolvedAnchorOptions): ResolvedAnchor
 /** The liveness watch's settings from the parsed options. */
 export function livenessSettingsOf(options: Pick<ResolvedAnchorOptions, 'liveness' | 'connectTimeoutMillis'>): LivenessWatchSettings {
   return { liveness: options.liveness === false ? undefined : options.liveness, connectTimeoutMillis: options.connectTimeoutMillis };
+}
+
+/** The zone settings of the anchor set from the parsed options: undefined without a zone. */
+export function zoneSettingsOf(options: Pick<ResolvedAnchorOptions, 'zone' | 'zoneRouting'>): { local: string; spillBelowPercent: number; panicBelowPercent: number } | undefined {
+  return options.zone === undefined ? undefined : { local: options.zone, ...options.zoneRouting };
 }

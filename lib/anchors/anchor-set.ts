@@ -21,16 +21,25 @@
  *     (lane.ts), so its share stays by its N;
  *   - connectionLost(anchor, reason, detail): the liveness watch (liveness-watch.ts) dropped
  *     a silent connection, or gave up a connection attempt at its deadline.
+ *
+ * What a pick weighs besides N lives beside the schedule: each anchor's latency
+ * (peak-ewma.ts), each key's slow-start ramp and zone (key-weights.ts), and, for a caller
+ * that names its zone, one schedule per zone drawn by the zones' shares (zone-cursors.ts,
+ * zone-shares.ts).
  */
 import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
 import { AnchorGrowth, DEFAULT_GROWTH_SETTINGS, type GrowthSettings } from './anchor-growth.js';
 import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from './anchor-refresh.js';
 import { LivenessWatch, type LivenessCounts, type LivenessWatchSettings } from './liveness-watch.js';
 import type { PickMode } from './anchor-options.js';
+import { KeyWeights } from './key-weights.js';
 import { Lane } from './lane.js';
-import { ScheduleCursor } from './schedule-cursor.js';
+import { ScheduleCursor, type Admit } from './schedule-cursor.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
+import type { SlowStartSettings } from './slow-start.js';
+import { ZoneCursors } from './zone-cursors.js';
+import { zoneShares, type ZoneMode, type ZoneThresholds } from './zone-shares.js';
 
 export type AnchorFactory<A extends Anchor> = (spec: AnchorSpec, listener: AnchorListener) => A;
 
@@ -54,7 +63,26 @@ export interface AnchorSetSettings {
   readonly growth?: GrowthSettings;
   /** Silent connections and hanging attempts (liveness-watch.ts); absent: not watched. */
   readonly liveness?: LivenessWatchSettings;
+  /** The caller's zone and when calls leave it (zone-shares.ts); absent: zones are not used. */
+  readonly zone?: ZoneSettings | undefined;
+  /** Keys coming (back) into rotation ramp up their share (slow-start.ts); absent: off. */
+  readonly slowStart?: SlowStartSettings | undefined;
+  /** The clock of latency estimates and ramps; default performance.now (specs pass their own). */
+  readonly clock?: () => number;
 }
+
+export interface ZoneSettings extends ZoneThresholds {
+  readonly local: string;
+}
+
+/** Where the calls go by zone, for a caller that names its zone. */
+export interface ZoneReport {
+  readonly local: string;
+  readonly mode: ZoneMode;
+  readonly zones: readonly { zone: string; total: number; healthy: number; share: number; picks: number }[];
+}
+
+type Slot<A extends Anchor> = A | Lane<A>;
 
 export interface ApplyResult {
   readonly created: number;
@@ -72,7 +100,18 @@ export class AnchorSet<A extends Anchor> {
   readonly #drainTimeoutMillis: number;
   readonly #active = new Map<string, A>();
   readonly #draining = new Set<A>();
-  readonly #cursor = new ScheduleCursor<A | Lane<A>>();
+  readonly #cursor = new ScheduleCursor<Slot<A>>();
+  /** The schedule by zone, when the caller names its zone (then #cursor is unused). */
+  #zones: ZoneCursors<Slot<A>> | undefined;
+  #zoneThresholds: ZoneThresholds | undefined;
+  /** Picks made in each zone group since the set was made. */
+  readonly #zonePicks = new Map<string, number>();
+  readonly #weights: KeyWeights;
+  #slowStart: SlowStartSettings | undefined;
+  #mode: PickMode;
+  /** The clock's time of the pick under way (peak-ewma costs, slow-start gates). */
+  #now = 0;
+  readonly #clock: () => number;
   /** The lanes of the keys that may grow past their N (maxAnchors): N per key, anchor i in lane i mod N. */
   readonly #lanes = new Map<string, Lane<A>[]>();
   readonly #listener: AnchorListener;
@@ -90,13 +129,16 @@ export class AnchorSet<A extends Anchor> {
   readonly #liveness: LivenessWatch<A>;
   /** drainAll() or closeAll() ran: no timer starts again. */
   #stopped = false;
-  #leastLoaded: boolean;
 
   constructor(factory: AnchorFactory<A>, owner: AnchorSetOwner<A>, settings: AnchorSetSettings) {
     this.#factory = factory;
     this.#owner = owner;
     this.#drainTimeoutMillis = settings.drainTimeoutMillis;
-    this.#leastLoaded = settings.pick === 'least-loaded';
+    this.#mode = settings.pick ?? 'round-robin';
+    this.#clock = settings.clock ?? (() => performance.now());
+    this.#slowStart = settings.slowStart;
+    this.#weights = new KeyWeights(settings.zone?.local, settings.slowStart);
+    this.#configureZones(settings.zone);
     this.#refresher = new AnchorRefresher(settings.refresh ?? DEFAULT_REFRESH_SETTINGS, {
       holdsSlot: (anchor) => this.#holdsSlot(anchor),
       replacement: (old) => this.#create(old.key, old.index, old.address, (this.#generations.get(old) ?? 0) + 1),
@@ -130,12 +172,15 @@ export class AnchorSet<A extends Anchor> {
         if (eligible && this.#refresher.isPending(anchor as A)) return this.#refresher.ready(anchor as A);
         if (!this.#holdsSlot(anchor as A)) return;
         const lane = this.#laneOf(anchor as A);
-        if (lane === undefined) this.#cursor.eligibilityChanged(eligible);
-        else this.#laneChanged(lane.eligibilityChanged(eligible));
+        if (lane === undefined) this.#slotEligibilityChanged(anchor.key, eligible);
+        else this.#laneChanged(anchor.key, lane.eligibilityChanged(eligible));
         if (eligible) {
           this.#growth.ready(anchor as A);
           this.#owner.eligible(anchor as A);
         }
+      },
+      rotation: (anchor) => {
+        if (this.#holdsSlot(anchor as A) || this.#draining.has(anchor as A)) this.#recount(anchor.key);
       },
       closed: (anchor) => {
         if (!this.#draining.delete(anchor as A)) return;
@@ -156,11 +201,11 @@ export class AnchorSet<A extends Anchor> {
   }
   /** Places in the schedule that can take a stream now (a growable key's lane is one place, however many anchors it has). */
   get eligibleSlots(): number {
-    return this.#cursor.eligibleSlots;
+    return this.#zones?.eligibleSlots ?? this.#cursor.eligibleSlots;
   }
   /** Active anchors that can take a stream now (each anchor of a lane counts). */
   eligibleAnchorCount(): number {
-    if (this.#lanes.size === 0) return this.#cursor.eligibleSlots;
+    if (this.#lanes.size === 0) return this.eligibleSlots;
     let eligible = 0;
     for (const anchor of this.#active.values()) if (anchor.eligible) eligible += 1;
     return eligible;
@@ -182,9 +227,44 @@ export class AnchorSet<A extends Anchor> {
 
   /** Changes how later picks choose (the native policy's config can change it). */
   setPickMode(mode: PickMode): void {
-    this.#leastLoaded = mode === 'least-loaded';
+    this.#mode = mode;
   }
 
+  /** Names the caller's zone, or stops using zones (the native policy's config can change it). */
+  setZone(zone: ZoneSettings | undefined): void {
+    this.#weights.setLocal(zone?.local);
+    this.#configureZones(zone);
+    this.#reschedule(this.#desired);
+  }
+
+  /** Turns slow start on, changes it or turns it off (the native policy's config can change it). */
+  setSlowStart(settings: SlowStartSettings | undefined): void {
+    this.#slowStart = settings;
+    this.#weights.setSlowStart(settings);
+  }
+
+  /** Where picks go by zone now, or undefined when the caller names no zone. */
+  zoneReport(): ZoneReport | undefined {
+    const local = this.#weights.local;
+    if (local === undefined || this.#zones === undefined) return undefined;
+    const shares = this.#zones.shares;
+    const zones = this.#weights.zoneLoads().map((load) => ({
+      ...load,
+      share: shares?.shares.get(load.zone) ?? 0,
+      picks: this.#zonePicks.get(load.zone) ?? 0,
+    }));
+    return { local, mode: shares?.mode ?? 'none', zones: zones.sort((a, b) => (a.zone === local ? -1 : b.zone === local ? 1 : a.zone.localeCompare(b.zone))) };
+  }
+
+  /** The zone a key's value names, if any. */
+  zoneOf(key: string): string | undefined {
+    return this.#weights.zoneOf(key);
+  }
+
+  /** Keys whose share is ramping up (slow start) now, with their factor from 0 to 1. */
+  slowStartRamps(): { key: string; factor: number }[] {
+    return this.#slowStart === undefined ? [] : this.#weights.ramps(this.#clock());
+  }
   /** How long a key's extra anchors must stay lightly loaded before one drains (the native policy's config can change it). */
   setExtraIdleMillis(idleMillis: number): void {
     this.#growth.setIdleMillis(idleMillis);
@@ -203,11 +283,35 @@ export class AnchorSet<A extends Anchor> {
     return entry?.maxAnchors !== undefined && anchor.index >= entry.anchors;
   }
 
-  /** The next eligible anchor (round robin, or the less loaded of two drawn), or undefined when none is. */
+  /**
+   * The next eligible anchor (round robin, or the cheaper of two drawn: fewer streams, or
+   * lower latency × streams), in a zone drawn by the zones' shares when the caller names
+   * its zone; undefined when none is eligible.
+   */
   pick(): A | undefined {
-    const slot = this.#leastLoaded ? this.#cursor.pickLeastLoaded() : this.#cursor.pick();
-    return slot instanceof Lane ? slot.pick() : slot;
+    if (this.#mode === 'peak-ewma' || this.#slowStart !== undefined) this.#now = this.#clock();
+    let slot: Slot<A> | undefined;
+    if (this.#zones === undefined) {
+      slot = this.#pickIn(this.#cursor);
+    } else {
+      const picked = this.#zones.pick(this.#pickIn);
+      if (picked !== undefined) this.#zonePicks.set(picked.zone, (this.#zonePicks.get(picked.zone) ?? 0) + 1);
+      slot = picked?.slot;
+    }
+    if (!(slot instanceof Lane)) return slot;
+    return this.#mode === 'peak-ewma' ? slot.pick(this.#anchorCost) : slot.pick();
   }
+
+  readonly #pickIn = (cursor: ScheduleCursor<Slot<A>>): Slot<A> | undefined => {
+    const admit = this.#slowStart !== undefined && this.#weights.ramping(this.#now) ? (this.#mode === 'round-robin' ? this.#admitInTurn : this.#admitAtRandom) : undefined;
+    if (this.#mode === 'round-robin') return cursor.pick(admit);
+    if (this.#mode === 'least-loaded') return cursor.pickLeastLoaded(Math.random, admit);
+    return cursor.pickOfTwo(this.#slotCost, Math.random, admit, true);
+  };
+  readonly #admitInTurn: Admit<Slot<A>> = (slot) => this.#weights.admitInTurn(slot.key, this.#now);
+  readonly #admitAtRandom: Admit<Slot<A>> = (slot) => this.#weights.admitAtRandom(slot.key, this.#now, Math.random);
+  readonly #anchorCost = (anchor: A): number => anchor.latency.cost(anchor.streams, this.#now);
+  readonly #slotCost = (slot: Slot<A>): number => (slot instanceof Lane ? slot.cost(this.#anchorCost) : this.#anchorCost(slot));
 
   /**
    * Callers wait and nothing can take them: every key that may grow and whose anchors are
@@ -296,6 +400,8 @@ export class AnchorSet<A extends Anchor> {
       live.set(anchor.key, { addr: anchor.address, count: (live.get(anchor.key)?.count ?? 0) + 1 });
     }
     this.#desired = desired;
+    const zonesMoved = [...desired].some(([key, entry]) => previous.has(key) && previous.get(key)!.zone !== entry.zone);
+    this.#weights.setEntries(desired);
     // A key whose maximum age changed starts its anchors' clocks again with the new one.
     for (const anchor of this.#active.values()) {
       const age = desired.get(anchor.key)?.maxAgeMillis;
@@ -305,7 +411,7 @@ export class AnchorSet<A extends Anchor> {
     if (plan.drain.length === 0 && plan.create.length === 0) {
       // The lanes are made anew (an extra anchor may have been drained above): the schedule must hold the new ones.
       const hadLanes = this.#lanes.size > 0;
-      if (this.#relane(desired) || hadLanes) this.#reschedule(desired);
+      if (this.#relane(desired) || hadLanes || zonesMoved) this.#reschedule(desired);
       return { created: 0, drained: 0 };
     }
     const drained: A[] = [];
@@ -351,6 +457,7 @@ export class AnchorSet<A extends Anchor> {
     const all = [...this.#active.values()];
     this.#active.clear();
     this.#cursor.setSchedule([]);
+    this.#zones?.setSchedule([]);
     for (const anchor of all) this.#draining.add(anchor);
     const done = new Promise<void>((resolve) => (this.#allClosed = resolve));
     for (const anchor of [...this.#draining]) anchor.drain(this.#drainTimeoutMillis);
@@ -369,6 +476,7 @@ export class AnchorSet<A extends Anchor> {
     this.#wanted = 0;
     this.#active.clear();
     this.#cursor.setSchedule([]);
+    this.#zones?.setSchedule([]);
     for (const anchor of all) {
       this.#draining.add(anchor);
       anchor.close();
@@ -389,8 +497,9 @@ export class AnchorSet<A extends Anchor> {
     this.#refresher.untrack(old);
     this.#refresher.track(fresh, this.#desired.get(fresh.key)?.maxAgeMillis);
     const lane = this.#laneOf(old);
-    if (lane !== undefined) this.#laneChanged(lane.replace(old, fresh));
+    if (lane !== undefined) this.#laneChanged(old.key, lane.replace(old, fresh));
     else this.#reschedule(this.#desired);
+    this.#recount(old.key);
     old.drain(this.#drainTimeoutMillis);
     this.#owner.refreshed?.(old, fresh, ageMillis);
     if (fresh.eligible) this.#owner.eligible(fresh);
@@ -399,9 +508,43 @@ export class AnchorSet<A extends Anchor> {
   #reschedule(desired: ReadonlyMap<string, DesiredEntry>): void {
     const entries = [...desired].map(([key, entry]) => ({
       key,
+      group: this.#weights.groupOf(key) ?? '',
       anchors: this.#lanes.get(key) ?? Array.from({ length: entry.anchors }, (_, i) => this.#active.get(slotOf(key, i))!),
     }));
-    this.#cursor.setSchedule(buildSchedule<A | Lane<A>>(entries));
+    if (this.#zones === undefined) {
+      this.#cursor.setSchedule(buildSchedule<Slot<A>>(entries));
+    } else {
+      this.#zones.setSchedule(entries);
+      this.#updateShares();
+    }
+  }
+
+  #configureZones(zone: ZoneSettings | undefined): void {
+    this.#zoneThresholds = zone;
+    if (zone === undefined) {
+      if (this.#zones !== undefined) this.#cursor.setSchedule([]);
+      this.#zones = undefined;
+    } else {
+      this.#zones ??= new ZoneCursors<Slot<A>>();
+    }
+  }
+
+  /** Recounts a key's anchors in rotation (slow start, zone shares). */
+  #recount(key: string): void {
+    const anchors: A[] = [];
+    for (let index = 0; this.#active.has(slotOf(key, index)); index++) anchors.push(this.#active.get(slotOf(key, index))!);
+    if (this.#weights.recount(key, anchors, this.#clock())) this.#updateShares();
+  }
+
+  #updateShares(): void {
+    if (this.#zones === undefined) return;
+    this.#zones.setShares(zoneShares(this.#weights.local!, this.#weights.zoneLoads(), this.#zoneThresholds!));
+  }
+
+  /** A scheduled place (an anchor, or a lane) of `key` became eligible or stopped being. */
+  #slotEligibilityChanged(key: string, eligible: boolean): void {
+    if (this.#zones === undefined) this.#cursor.eligibilityChanged(eligible);
+    else this.#zones.eligibilityChanged(key, eligible);
   }
 
   /** Rebuilds the lanes of the growable keys from their active anchors; returns whether any key has lanes. */
@@ -409,7 +552,7 @@ export class AnchorSet<A extends Anchor> {
     this.#lanes.clear();
     for (const [key, entry] of desired) {
       if (entry.maxAnchors === undefined || entry.maxAnchors <= entry.anchors) continue;
-      const lanes = Array.from({ length: entry.anchors }, () => new Lane<A>());
+      const lanes = Array.from({ length: entry.anchors }, () => new Lane<A>(key));
       for (let index = 0; this.#active.has(slotOf(key, index)); index++) lanes[index % entry.anchors]!.add(this.#active.get(slotOf(key, index))!);
       this.#lanes.set(key, lanes);
     }
@@ -422,8 +565,8 @@ export class AnchorSet<A extends Anchor> {
   }
 
   /** A lane's eligibility moved by `change` (+1, -1, 0): the picker's count follows. */
-  #laneChanged(change: number): void {
-    if (change !== 0) this.#cursor.eligibilityChanged(change > 0);
+  #laneChanged(key: string, change: number): void {
+    if (change !== 0) this.#slotEligibilityChanged(key, change > 0);
   }
 
   /** The next anchor of a growable key, in its lane and started; undefined at its maximum. */
@@ -436,7 +579,7 @@ export class AnchorSet<A extends Anchor> {
     if (index >= (entry.maxAnchors ?? entry.anchors)) return undefined;
     const anchor = this.#create(key, index, entry.addr);
     this.#active.set(slotOf(key, index), anchor);
-    this.#laneChanged(lanes[index % lanes.length]!.add(anchor) ? 1 : 0);
+    this.#laneChanged(key, lanes[index % lanes.length]!.add(anchor) ? 1 : 0);
     this.#owner.extra?.(anchor, 'opened');
     anchor.start();
     return anchor;
@@ -462,7 +605,7 @@ export class AnchorSet<A extends Anchor> {
     const anchor = this.#active.get(slot);
     if (anchor === undefined) return;
     const lane = this.#laneOf(anchor);
-    if (lane !== undefined) this.#laneChanged(lane.remove(anchor) ? -1 : 0);
+    if (lane !== undefined) this.#laneChanged(key, lane.remove(anchor) ? -1 : 0);
     this.#active.delete(slot);
     this.#draining.add(anchor);
     this.#refresher.untrack(anchor);

@@ -14,6 +14,7 @@
 import { connectivityState } from '@grpc/grpc-js';
 import type { SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 import type { HealthReport } from './health-watch.js';
+import { PeakEwma } from './peak-ewma.js';
 
 export type AnchorState = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAILURE' | 'SHUTDOWN';
 
@@ -63,6 +64,8 @@ export interface AnchorListener {
   state(anchor: Anchor, state: AnchorState, previous: AnchorState): void;
   health(anchor: Anchor, health: AnchorHealth, previous: AnchorHealth): void;
   eligibility(anchor: Anchor, eligible: boolean): void;
+  /** It came into rotation or left it (see Anchor.inRotation): slow start and zone shares follow. */
+  rotation?(anchor: Anchor, inRotation: boolean): void;
   closed(anchor: Anchor): void;
 }
 
@@ -84,8 +87,11 @@ export abstract class Anchor {
   #heldOut = false;
   #closed = false;
   #eligible = false;
+  #inRotation = false;
   #drainTimer: NodeJS.Timeout | undefined;
   readonly #listener: AnchorListener;
+  /** Its calls' latency, for `pick: 'peak-ewma'` (fed where outcomes are reported: lease release, call end). */
+  readonly latency = new PeakEwma();
   /** Why the health check could not give a status (a failed stream, no health service), for status output and traces. */
   healthDetail: string | null = null;
 
@@ -131,6 +137,10 @@ export abstract class Anchor {
   /** READY, healthy (SERVING or UNCHECKED), not ejected, not draining, and below its capacity: may be handed a new stream. */
   get eligible(): boolean {
     return this.#eligible;
+  }
+  /** Eligible but for its stream cap: READY, healthy, not ejected, not draining. What slow start and zone shares count. */
+  get inRotation(): boolean {
+    return this.#inRotation;
   }
 
   /** Starts connecting and following the transport's state. Called once, after the anchor is scheduled. */
@@ -276,9 +286,16 @@ export abstract class Anchor {
 
   #refresh(): void {
     const healthy = this.#health === 'SERVING' || this.#health === 'UNCHECKED';
-    const eligible = this.#state === 'READY' && healthy && !this.#ejected && !this.#heldOut && !this.#draining && this.#streams < this.capacity;
-    if (eligible === this.#eligible) return;
-    this.#eligible = eligible;
-    this.#listener.eligibility(this, eligible);
+    const inRotation = this.#state === 'READY' && healthy && !this.#ejected && !this.#heldOut && !this.#draining;
+    const eligible = inRotation && this.#streams < this.capacity;
+    // Rotation first: a key's slow-start ramp is set before the pick it makes possible.
+    if (inRotation !== this.#inRotation) {
+      this.#inRotation = inRotation;
+      this.#listener.rotation?.(this, inRotation);
+    }
+    if (eligible !== this.#eligible) {
+      this.#eligible = eligible;
+      this.#listener.eligibility(this, eligible);
+    }
   }
 }

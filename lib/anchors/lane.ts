@@ -12,8 +12,13 @@
 import type { Anchor } from './anchor.js';
 
 export class Lane<A extends Anchor> {
+  readonly key: string;
   readonly #anchors: A[] = [];
   #eligible = 0;
+
+  constructor(key: string) {
+    this.key = key;
+  }
 
   get eligible(): boolean {
     return this.#eligible > 0;
@@ -65,12 +70,25 @@ export class Lane<A extends Anchor> {
     return this.#eligible === 0 ? -1 : 0;
   }
 
-  /** The eligible anchor with the fewest leases, or undefined. */
-  pick(): A | undefined {
+  /** The eligible anchor with the fewest leases (or of the lowest cost, given one), or undefined. */
+  pick(cost?: (anchor: A) => number): A | undefined {
     let best: A | undefined;
+    let bestCost = Infinity;
     for (const anchor of this.#anchors) {
-      if (anchor.eligible && (best === undefined || anchor.streams < best.streams)) best = anchor;
+      if (!anchor.eligible) continue;
+      const c = cost === undefined ? anchor.streams : cost(anchor);
+      if (best === undefined || c < bestCost) {
+        best = anchor;
+        bestCost = c;
+      }
     }
     return best;
+  }
+
+  /** The cost of the anchor pick(cost) would take (for a two-choice pick between lanes); Infinity when none is eligible. */
+  cost(cost: (anchor: A) => number): number {
+    let least = Infinity;
+    for (const anchor of this.#anchors) if (anchor.eligible) least = Math.min(least, cost(anchor));
+    return least;
   }
 }

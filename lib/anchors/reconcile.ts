@@ -15,6 +15,8 @@ export interface DesiredEntry {
   readonly maxAgeMillis?: number;
   /** The most anchors the key may open for capacity (load-driven); undefined: exactly `anchors`. */
   readonly maxAnchors?: number;
+  /** The zone the key's backend runs in (zone-aware routing); undefined: in every zone. */
+  readonly zone?: string;
 }
 
 /** What is live now for one key: its address and how many anchors (indexes 0..count-1). */

@@ -6,23 +6,39 @@
  * The schedule is replaced whole when the set of anchors changes; eligibility flips
  * arrive through eligibilityChanged() and cost O(1).
  *
- * pickLeastLoaded() is the other pick: the power of two choices (Finagle's p2c, Envoy's
+ * pickOfTwo() is the other pick: the power of two choices (Finagle's p2c, Envoy's
  * least_request with choice_count 2). Two distinct eligible slots drawn at random, the
- * one with fewer leases (calls) in flight wins (ties: the first drawn). Drawn without
- * replacement, as Finagle does: with two anchors, a slow one can never win a draw against
- * itself. Every anchor is one slot of the schedule, so with
- * even load a key is drawn in proportion to its N: its share follows N, as with round
- * robin; a slow anchor piles up leases and loses the draws.
+ * one of lower cost wins (ties: the first drawn): fewer streams in flight for
+ * 'least-loaded', latency × (streams + 1) for 'peak-ewma'. Drawn without replacement, as
+ * Finagle does: with two anchors, a slow one can never win a draw against itself. Every
+ * anchor is one slot of the schedule, so when costs are even a key is drawn in
+ * proportion to its N: its share follows N, as with round robin.
+ *
+ * With `distinctKeys` (the peak-ewma pick) the second slot is drawn among the other keys'
+ * slots: two anchors of one backend tell nothing apart, and with two anchors per backend
+ * a slow backend would otherwise win every draw that lands on it twice (1 in 15 of the
+ * draws over three backends). The first slot is drawn by N and a tie goes to it, so even
+ * costs still give each key its share by N.
+ *
+ * Both picks take an optional admission gate (slow start, slow-start.ts): a slot the gate
+ * turns down is passed over for this pick. A pick that finds no admitted slot takes an
+ * eligible one anyway: the gate shapes shares, it never leaves a call without an anchor.
  */
-
 export interface Pickable {
+  /** The key whose anchor (or lane of anchors) this is. */
+  readonly key: string;
   readonly eligible: boolean;
   /** Streams (leases, calls) in flight on it now. */
   readonly streams: number;
 }
 
-/** Random draws before a least-loaded pick falls back to the round-robin scan (few eligible slots). */
+/** Random draws before a two-choice pick falls back to a scan (few eligible or admitted slots). */
 const DRAWS = 4;
+
+/** Whether a slot may take this pick (slow start); it may count the visit (a round-robin credit). */
+export type Admit<A> = (slot: A) => boolean;
+
+const streamsOf = (slot: Pickable): number => slot.streams;
 
 export class ScheduleCursor<A extends Pickable> {
   #slots: A[] = [];
@@ -48,48 +64,67 @@ export class ScheduleCursor<A extends Pickable> {
   }
 
   /** Of two eligible anchors drawn at random, the one with fewer leases; undefined when none is eligible. */
-  pickLeastLoaded(random: () => number = Math.random): A | undefined {
-    if (this.#eligible <= 1) return this.pick();
-    const first = this.#draw(random, -1);
-    const second = this.#draw(random, first);
+  pickLeastLoaded(random: () => number = Math.random, admit?: Admit<A>): A | undefined {
+    return this.pickOfTwo(streamsOf, random, admit);
+  }
+
+  /** Of two eligible (and admitted) slots drawn at random, the one of lower cost; undefined when none is eligible. */
+  pickOfTwo(cost: (slot: A) => number, random: () => number = Math.random, admit?: Admit<A>, distinctKeys = false): A | undefined {
+    if (this.#eligible <= 1) return this.pick(admit);
+    const first = this.#draw(random, -1, admit, undefined);
     const a = this.#slots[first]!;
+    const second = this.#draw(random, first, admit, distinctKeys ? a.key : undefined);
+    if (second === first) return a; // no other key has an eligible slot
     const b = this.#slots[second]!;
-    return b.streams < a.streams ? b : a;
+    return cost(b) < cost(a) ? b : a;
   }
 
   /**
-   * The index of a random eligible slot other than `other`; after DRAWS misses (most slots
-   * ineligible), the next eligible one after the last miss. At least two slots are eligible.
+   * The index of a random eligible, admitted slot other than `other` (and not of
+   * `otherKey`); after DRAWS misses (most slots ineligible or turned down), the next
+   * eligible one after the last miss; `other` when there is none. At least two slots are
+   * eligible.
    */
-  #draw(random: () => number, other: number): number {
+  #draw(random: () => number, other: number, admit: Admit<A> | undefined, otherKey: string | undefined): number {
     const n = this.#slots.length;
     let i = 0;
     for (let tries = 0; tries < DRAWS; tries++) {
       // Uniform over the n slots, or over the n - 1 slots other than `other`.
       i = other === -1 ? Math.floor(random() * n) : Math.floor(random() * (n - 1));
       if (other !== -1 && i >= other) i += 1;
-      if (this.#slots[i]!.eligible) return i;
+      const slot = this.#slots[i]!;
+      if (slot.eligible && slot.key !== otherKey && (admit === undefined || admit(slot))) return i;
     }
     for (let scanned = 0; scanned < n; scanned++, i = i + 1 === n ? 0 : i + 1) {
-      if (i !== other && this.#slots[i]!.eligible) return i;
+      const slot = this.#slots[i]!;
+      if (i !== other && slot.eligible && slot.key !== otherKey) return i;
     }
-    return other; // unreachable: two slots are eligible
+    return other;
   }
 
-  /** The next eligible anchor in round-robin order, or undefined when none is. */
-  pick(): A | undefined {
+  /**
+   * The next eligible anchor in round-robin order, or undefined when none is. With a
+   * gate, the next one it admits; if a whole cycle admits none, the first eligible one.
+   */
+  pick(admit?: Admit<A>): A | undefined {
     if (this.#eligible === 0) return undefined;
     const slots = this.#slots;
     const n = slots.length;
     let i = this.#cursor;
+    let fallback = -1;
     for (let scanned = 0; scanned < n; scanned++) {
       const slot = slots[i]!;
+      const at = i;
       i = i + 1 === n ? 0 : i + 1;
-      if (slot.eligible) {
+      if (!slot.eligible) continue;
+      if (admit === undefined || admit(slot)) {
         this.#cursor = i;
         return slot;
       }
+      if (fallback === -1) fallback = at;
     }
-    return undefined;
+    if (fallback === -1) return undefined;
+    this.#cursor = fallback + 1 === n ? 0 : fallback + 1;
+    return slots[fallback];
   }
 }

@@ -14,6 +14,7 @@ import { parseAddress } from '../discovery/address.js';
 import { ConfigError } from '../core/errors.js';
 import { consoleLogger } from '../core/logger.js';
 import { hexLease, MAX_TTL_SECONDS, register, type Registration, type RegistrationOptions } from '../discovery/registration.js';
+import { isZoneName, ZONE_RULE } from '../core/zone-name.js';
 import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from '../core/timer-limit.js';
 import type { CommandIo } from './command-io.js';
 import { etcdConnectionHelp, etcdFlags, etcdOptionsFromFlags } from './etcd-flags.js';
@@ -22,7 +23,7 @@ import { UsageError } from './usage-error.js';
 /** The --drain default, in seconds: see docs/decisions.md (2026-12-01, "Registration drain"). */
 export const DEFAULT_DRAIN_SECONDS = 5;
 
-export const REGISTER_HELP = `usage: anchorpool register --prefix P --key NAME --addr HOST:PORT [--anchors N] [--ttl S]
+export const REGISTER_HELP = `usage: anchorpool register --prefix P --key NAME --addr HOST:PORT [--anchors N] [--zone ZONE] [--ttl S]
                            [--format json|go] [--drain S] [--timeout MS] [--etcd HOSTS]
 
 Register a backend in etcd as P/NAME on a lease, keep it registered (a lost lease is
@@ -35,9 +36,12 @@ the backend itself only after this command has exited.
   --key NAME             the entry's name under the prefix (the etcd key is P/NAME)
   --addr HOST:PORT       the backend's address: host:port, [v6]:port or unix:/path
   --anchors N            connections each client anchors to it, 1-64 (default 1)
+  --zone ZONE            the zone the backend runs in, for zone-aware clients (e.g.
+                         eu-west-1a): 1 to 128 characters of A-Z a-z 0-9 . _ : / -;
+                         written as "zone" (json) or Metadata.zone (go). Default: none
   --ttl S                lease TTL in seconds, at least 2 (default 10): how long the
                          key outlives this process if it dies without cleaning up
-  --format json|go       json: {"addr":…,"anchors":N} (default); go: etcd's Go
+  --format json|go       json: {"addr":…,"anchors":N[,"zone":…]} (default); go: etcd's Go
                          endpoints.Manager value, for Go resolvers on the same prefix
   --drain S              seconds to wait after deleting the key before exiting, a
                          non-negative number (default ${DEFAULT_DRAIN_SECONDS}; 0 exits right after the delete)
@@ -62,6 +66,7 @@ const registerFlags = {
   key: { type: 'string', multiple: true },
   addr: { type: 'string' },
   anchors: { type: 'string' },
+  zone: { type: 'string' },
   ttl: { type: 'string' },
   format: { type: 'string' },
   drain: { type: 'string' },
@@ -126,6 +131,8 @@ export async function registerCommand(argv: string[], io: CommandIo): Promise<nu
   const format = values.format ?? 'json';
   if (format !== 'json' && format !== 'go') throw new UsageError(`--format must be json or go, got ${JSON.stringify(format)}`);
   const drainMillis = secondsFlag('drain', values.drain, DEFAULT_DRAIN_SECONDS);
+  const zone = values.zone;
+  if (zone !== undefined && !isZoneName(zone)) throw new UsageError(`--zone ${ZONE_RULE}, got ${JSON.stringify(zone)}`);
   const options: RegistrationOptions = {
     // --key is the entry's name here; the TLS client key comes from --key-file.
     etcd: etcdOptionsFromFlags({ ...values, key: undefined }, io.env, { keyFlag: 'key-file' }),
@@ -133,6 +140,7 @@ export async function registerCommand(argv: string[], io: CommandIo): Promise<nu
     key,
     addr,
     anchors: integerFlag('anchors', values.anchors, 1, 64, 1),
+    ...(zone !== undefined && { zone }),
     ttlSeconds: integerFlag('ttl', values.ttl, 2, MAX_TTL_SECONDS, 10),
     format,
     timeoutMillis: integerFlag('timeout', values.timeout, 1, MAX_TIMER_MILLIS, 10_000),

@@ -1,6 +1,7 @@
 /**
  * What `status` and `watch` show: per key its address, wanted anchors (N, or N-M for a key
- * that may grow to M when all of its anchors are full) and (when the anchors were dialled)
+ * that may grow to M when all of its anchors are full), its zone (a ZONE column, shown when
+ * any key has one) and (when the anchors were dialled)
  * how many are in each state, how many of the active ones are extra (above N) and, with
  * health checks, what their health checks said; the invalid keys with their reason;
  * the etcd revision and connection. Built from a source snapshot or a pool, rendered as
@@ -16,6 +17,8 @@ export interface KeyReport {
   /** The most anchors the key may open when all of its are full; absent when it keeps exactly `anchors`. */
   maxAnchors?: number;
   format: string;
+  /** The zone its value names; absent when it names none. */
+  zone?: string;
   /** Anchors by state, when they were dialled (--connect / watch). */
   states?: { READY: number; CONNECTING: number; IDLE: number; TRANSIENT_FAILURE: number; DRAINING: number };
   /** Active anchors opened above `anchors` for load, when they were dialled. */
@@ -61,6 +64,7 @@ export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceSta
       anchors: e.anchors,
       ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }),
       format: e.format,
+      ...(e.zone !== undefined && { zone: e.zone }),
     })),
     invalid: [...snapshot.invalid.values()].map((r) => ({ key: r.key, reason: r.reason, keptPrevious: r.keptPrevious })),
     unreachable: [],
@@ -108,11 +112,14 @@ export function renderReport(report: StatusReport): string[] {
   const checked = report.endpoints.some((e) => e.health !== undefined);
   // Only a key with a range can have extra anchors: the column is there when one has.
   const growable = dialled && report.endpoints.some((e) => e.maxAnchors !== undefined);
+  // Likewise the ZONE column, when any key names a zone ('-' for the keys that do not).
+  const zoned = report.endpoints.some((e) => e.zone !== undefined);
   const header = [
     'KEY',
     'ADDRESS',
     'ANCHORS',
     'FORMAT',
+    ...(zoned ? ['ZONE'] : []),
     ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : []),
     ...(growable ? ['EXTRA'] : []),
     ...(checked ? ['SERVING', 'NOT_SERVING', 'UNKNOWN', 'NO_HEALTH_SVC'] : []),
@@ -122,6 +129,7 @@ export function renderReport(report: StatusReport): string[] {
     e.addr,
     e.maxAnchors === undefined ? String(e.anchors) : `${e.anchors}-${e.maxAnchors}`,
     e.format,
+    ...(zoned ? [e.zone ?? '-'] : []),
     ...(e.states ? [String(e.states.READY), String(e.states.CONNECTING + e.states.IDLE), String(e.states.TRANSIENT_FAILURE), String(e.states.DRAINING)] : []),
     ...(growable ? [e.maxAnchors === undefined ? '-' : String(e.extra ?? 0)] : []),
     ...(e.health ? [String(e.health.SERVING), String(e.health.NOT_SERVING + e.health.SERVICE_UNKNOWN), String(e.health.UNKNOWN), String(e.health.UNCHECKED)] : []),

@@ -1,6 +1,6 @@
 /**
  * `anchorpool status`: one snapshot of what the pool sees under a prefix — every key
- * with its address and wanted anchors (N, or N-M when it may grow), the invalid keys with
+ * with its address, wanted anchors (N, or N-M when it may grow) and zone, the invalid keys with
  * their reason, the etcd revision — and, with --connect, each anchor dialled and counted
  * by state after up to --timeout (and how many are extra, above N), and with --health
  * their grpc.health.v1 status too. With --metrics-port it
@@ -23,8 +23,9 @@ import { UsageError } from './usage-error.js';
 export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--health | --health-service NAME] [--timeout MS] [--metrics-port PORT]
 
 Print what anchorpool sees under an etcd prefix (or a pass:/// target): every key with
-its address and anchors (N, or N-M for a key with maxAnchors M), invalid keys with their
-reason, and the etcd revision.
+its address and anchors (N, or N-M for a key with maxAnchors M), its zone (a ZONE
+column when any key names one, '-' for the others), invalid keys with their reason,
+and the etcd revision.
 
   --json                 print JSON instead of a table
   --connect              dial every anchor and report them by state (waits up to --timeout),

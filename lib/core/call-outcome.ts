@@ -39,3 +39,10 @@ export function outcomeCode(outcome: CallOutcome): status {
   const code = (outcome as { code?: unknown }).code;
   return typeof code === 'number' ? (code as status) : status.UNKNOWN;
 }
+
+const FAILURES = new Set<status>(DEFAULT_FAILURE_CODES);
+
+/** Whether a lease's or a call's outcome is a failure by the default codes (for latency estimates: a failure must not look fast). */
+export function isFailure(outcome: ReleaseOutcome): boolean {
+  return outcome !== NO_OUTCOME && FAILURES.has(outcomeCode(outcome));
+}

@@ -1,15 +1,18 @@
 /**
  * The EndpointEntry record and the parser for etcd values. Three value forms are accepted:
- *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"maxAnchors":8,"maxAgeSeconds":300,"metadata":{…}}
+ *   1. native JSON   {"addr":"10.0.0.5:50051","anchors":4,"maxAnchors":8,"maxAgeSeconds":300,"zone":"eu-west-1a","metadata":{…}}
  *   2. etcd's Go endpoints.Manager JSON  {"Op":0,"Addr":"10.0.0.5:50051","Metadata":{…}}
  *      (field names match case-insensitively, as Go's encoding/json does; anchors,
- *      maxAnchors and maxAgeSeconds come from Metadata when present)
- *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4   or   10.0.0.5:50051#2-8 (N, up to 8)
+ *      maxAnchors, maxAgeSeconds and zone come from Metadata when present; a top-level
+ *      field of the same name wins)
+ *   3. plain text    10.0.0.5:50051   or   10.0.0.5:50051#4   or   10.0.0.5:50051#2-8 (N, up to 8),
+ *      each optionally followed by @zone: 10.0.0.5:50051#4@eu-west-1a
  * Parsing never throws: it returns an EndpointEntry or a readable reason.
  */
 import { z } from 'zod';
 import { parseAddress } from './address.js';
 import { MAX_TIMER_SECONDS } from '../core/timer-limit.js';
+import { isZoneName, MAX_ZONE_LENGTH, ZONE_RULE } from '../core/zone-name.js';
 
 export type EndpointFormat = 'json' | 'go' | 'text' | 'static';
 
@@ -22,6 +25,8 @@ export interface EndpointEntry {
   readonly maxAnchors?: number;
   /** The anchors' maximum age for this key (a refresh, make before break); 0: never. Absent: the pool's default. */
   readonly maxAgeSeconds?: number;
+  /** The zone the backend runs in (zone-aware routing); absent: the key counts as in every zone. */
+  readonly zone?: string;
   readonly metadata?: unknown;
   readonly format: EndpointFormat;
 }
@@ -37,7 +42,7 @@ export const DEFAULT_LIMITS: ParseLimits = { defaultAnchors: 1, maxAnchorsPerKey
 export type ParseResult = { ok: true; endpoint: EndpointEntry } | { ok: false; reason: string };
 
 const MAX_METADATA_DEPTH = 32;
-const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAnchors', 'maxAgeSeconds', 'metadata']);
+const NATIVE_FIELDS = new Set(['addr', 'anchors', 'maxAnchors', 'maxAgeSeconds', 'zone', 'metadata']);
 /** The longest maximum age: Node's timer limit, in seconds. */
 export const MAX_AGE_SECONDS_LIMIT = MAX_TIMER_SECONDS;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -50,6 +55,9 @@ const addressSchema = z.string({ error: 'must be a string' }).superRefine((value
   const parsed = parseAddress(value);
   if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
 });
+
+/** A backend's zone: the one rule of lib/core/zone-name.ts, as a string schema for values and register(). */
+export const zoneSchema = z.string({ error: ZONE_RULE }).refine(isZoneName, { error: ZONE_RULE });
 
 function anchorsSchema(max: number) {
   return z
@@ -71,7 +79,10 @@ const maxAgeSchema = z
   .min(0, { error: `must be from 0 to ${MAX_AGE_SECONDS_LIMIT} seconds` })
   .max(MAX_AGE_SECONDS_LIMIT, { error: `must be from 0 to ${MAX_AGE_SECONDS_LIMIT} seconds` });
 
-const schemaCache = new Map<number, z.ZodType<{ addr: string; anchors?: number | undefined; maxAnchors?: number | undefined; maxAgeSeconds?: number | undefined; metadata?: unknown; op?: number | undefined }>>();
+const schemaCache = new Map<
+  number,
+  z.ZodType<{ addr: string; anchors?: number | undefined; maxAnchors?: number | undefined; maxAgeSeconds?: number | undefined; zone?: string | undefined; metadata?: unknown; op?: number | undefined }>
+>();
 
 function valueSchema(maxAnchors: number) {
   let schema = schemaCache.get(maxAnchors);
@@ -83,6 +94,7 @@ function valueSchema(maxAnchors: number) {
         anchors: anchors.optional(),
         maxAnchors: anchors.optional(),
         maxAgeSeconds: maxAgeSchema.optional(),
+        zone: zoneSchema.optional(),
         metadata: z
           .unknown()
           .refine((m) => depthWithin(m, MAX_METADATA_DEPTH), { error: `is nested deeper than ${MAX_METADATA_DEPTH} levels` })
@@ -109,6 +121,12 @@ function valueSchema(maxAnchors: number) {
             ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'maxAgeSeconds'] });
           }
         }
+        const zoneFromMetadata = metadataField(value.metadata, 'zone');
+        if (value.zone === undefined && zoneFromMetadata !== undefined) {
+          for (const issue of zoneSchema.safeParse(zoneFromMetadata).error?.issues ?? []) {
+            ctx.addIssue({ code: 'custom', message: issue.message, path: ['metadata', 'zone'] });
+          }
+        }
       });
     schemaCache.set(maxAnchors, schema);
   }
@@ -132,7 +150,7 @@ function oneLine(error: z.ZodError): string {
     .join('; ');
 }
 
-function metadataField(metadata: unknown, name: 'anchors' | 'maxAnchors' | 'maxAgeSeconds'): unknown {
+function metadataField(metadata: unknown, name: 'anchors' | 'maxAnchors' | 'maxAgeSeconds' | 'zone'): unknown {
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined;
   return (metadata as Record<string, unknown>)[name];
 }
@@ -154,6 +172,7 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
     anchors: goField(object, 'anchors'),
     maxAnchors: goField(object, 'maxAnchors'),
     maxAgeSeconds: goField(object, 'maxAgeSeconds'),
+    zone: goField(object, 'zone'),
     metadata: goField(object, 'metadata'),
     op: goField(object, 'op'),
   };
@@ -164,6 +183,7 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
   const anchors = parsed.data.anchors ?? (metadataField(metadata, 'anchors') as number | undefined) ?? limits.defaultAnchors;
   const maxAgeSeconds = parsed.data.maxAgeSeconds ?? (metadataField(metadata, 'maxAgeSeconds') as number | undefined);
   const maxAnchors = parsed.data.maxAnchors ?? (metadataField(metadata, 'maxAnchors') as number | undefined);
+  const zone = parsed.data.zone ?? (metadataField(metadata, 'zone') as string | undefined);
   if (maxAnchors !== undefined && maxAnchors < anchors) return invalid(`maxAnchors: must be at least anchors (${anchors}), got ${maxAnchors}`);
   const endpoint: EndpointEntry = {
     key,
@@ -171,18 +191,37 @@ function parseJson(key: string, text: string, limits: ParseLimits): ParseResult 
     anchors,
     ...(maxAnchors !== undefined && maxAnchors > anchors && { maxAnchors }),
     ...(maxAgeSeconds !== undefined && { maxAgeSeconds }),
+    ...(zone !== undefined && { zone }),
     ...(metadata !== undefined && metadata !== null && { metadata }),
     format,
   };
   return { ok: true, endpoint };
 }
 
-/** Parses `addr` or `addr#N`, the seed's text form (also used inside pass:/// targets). */
-/** `host:port`, `host:port#N`, or `host:port#N-M` (N anchors, growing up to M when all are full). */
-export function parseAddressWithAnchors(
-  text: string,
-  limits: ParseLimits,
-): { ok: true; addr: string; anchors: number; maxAnchors?: number } | { ok: false; reason: string } {
+/** The text form's reason for a bad zone: the rule, and what was written (or its length, when long). */
+function zoneReason(zoneText: string): string {
+  const got = zoneText.length <= MAX_ZONE_LENGTH ? JSON.stringify(zoneText) : `${zoneText.length} characters`;
+  return `zone: ${ZONE_RULE} (got ${got} after "@")`;
+}
+
+export type AddressWithAnchors = { ok: true; addr: string; anchors: number; maxAnchors?: number; zone?: string } | { ok: false; reason: string };
+
+/**
+ * The text form, also used inside pass:/// targets: `host:port`, `host:port#N`, or
+ * `host:port#N-M` (N anchors, growing up to M when all are full), each optionally
+ * followed by `@zone` (the zone is what follows the last `@`).
+ */
+export function parseAddressWithAnchors(input: string, limits: ParseLimits): AddressWithAnchors {
+  // A unix socket's path may hold '@': such an address names no zone in the text form (use JSON).
+  const at = input.startsWith('unix:') ? -1 : input.lastIndexOf('@');
+  if (at === -1) return parseAnchorsPart(input, limits);
+  const parsed = parseAnchorsPart(input.slice(0, at), limits);
+  if (!parsed.ok) return parsed;
+  const zone = input.slice(at + 1);
+  return isZoneName(zone) ? { ...parsed, zone } : { ok: false, reason: zoneReason(zone) };
+}
+
+function parseAnchorsPart(text: string, limits: ParseLimits): AddressWithAnchors {
   const hash = text.lastIndexOf('#');
   const addrText = hash === -1 ? text : text.slice(0, hash);
   const parsedAddr = parseAddress(addrText);
@@ -223,11 +262,18 @@ export function parseEndpointValue(key: string, value: Uint8Array, limits: Parse
   if (trimmed.startsWith('{') || trimmed.startsWith('"') || trimmed.startsWith('[{')) return parseJson(key, trimmed, limits);
   const parsed = parseAddressWithAnchors(trimmed, limits);
   if (!parsed.ok) return parsed;
-  const endpoint: EndpointEntry = { key, addr: parsed.addr, anchors: parsed.anchors, ...(parsed.maxAnchors !== undefined && { maxAnchors: parsed.maxAnchors }), format: 'text' };
+  const endpoint: EndpointEntry = {
+    key,
+    addr: parsed.addr,
+    anchors: parsed.anchors,
+    ...(parsed.maxAnchors !== undefined && { maxAnchors: parsed.maxAnchors }),
+    ...(parsed.zone !== undefined && { zone: parsed.zone }),
+    format: 'text',
+  };
   return { ok: true, endpoint };
 }
 
-/** Whether two endpoints describe the same desired state (identity, address, anchors, metadata). */
+/** Whether two endpoints describe the same desired state (identity, address, anchors, zone, metadata). */
 export function sameEndpoint(a: EndpointEntry, b: EndpointEntry): boolean {
   return (
     a.key === b.key &&
@@ -235,6 +281,7 @@ export function sameEndpoint(a: EndpointEntry, b: EndpointEntry): boolean {
     a.anchors === b.anchors &&
     a.maxAnchors === b.maxAnchors &&
     a.maxAgeSeconds === b.maxAgeSeconds &&
+    a.zone === b.zone &&
     a.format === b.format &&
     JSON.stringify(a.metadata) === JSON.stringify(b.metadata)
   );

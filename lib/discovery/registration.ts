@@ -22,7 +22,7 @@ import { parseAddress } from './address.js';
 import { etcdOptionsSchema, sourceOptionsSchema, type EtcdOptions } from './source-options.js';
 import { formatZodError, type OptionsAgree } from '../core/option-schema.js';
 import { emitSafely } from '../core/emit-safely.js';
-import { DEFAULT_LIMITS, parseEndpointValue } from './endpoint-entry.js';
+import { DEFAULT_LIMITS, parseEndpointValue, zoneSchema } from './endpoint-entry.js';
 import { AnchorPoolError, ConfigError, EtcdAuthError, EtcdUnavailableError } from '../core/errors.js';
 import { createEtcdClient, isAuthRefusal, plaintextHint, type EtcdConnection } from '../etcd/etcd-client.js';
 import { Lifecycle } from '../core/lifecycle.js';
@@ -52,6 +52,8 @@ export const registrationOptionsSchema = z
     // etcd itself grants no lease shorter than about 2 s (1.5 election timeouts by default).
     ttlSeconds: z.number().int().min(2).max(MAX_TTL_SECONDS).default(10),
     format: z.enum(['json', 'go']).default('json'),
+    /** The backend's zone, for zone-aware routing: the same rule as in values. */
+    zone: zoneSchema.optional(),
     metadata: z.record(z.string(), z.unknown()).optional(),
     /** How long register() tries before it rejects with EtcdUnavailableError. */
     timeoutMillis: z.number().int().min(1).max(MAX_TIMER_MILLIS).default(10_000),
@@ -67,6 +69,10 @@ export const registrationOptionsSchema = z
     if (options.metadata !== undefined && Object.hasOwn(options.metadata, 'anchors')) {
       // Go readers take the anchor count from Metadata.anchors: two sources would disagree.
       ctx.addIssue({ code: 'custom', path: ['metadata', 'anchors'], message: 'set the anchors option instead' });
+    }
+    if (options.zone !== undefined && options.metadata !== undefined && Object.hasOwn(options.metadata, 'zone')) {
+      // The zone option is written where Go readers look for it, Metadata.zone: two values would disagree.
+      ctx.addIssue({ code: 'custom', path: ['metadata', 'zone'], message: 'is set by the zone option; give only one of them' });
     }
   });
 
@@ -97,11 +103,20 @@ export interface RegistrationOptions {
    */
   ttlSeconds?: number;
   /**
-   * `json` (default) writes `{"addr":…,"anchors":N[,"metadata":…]}`; `go` writes exactly
+   * `json` (default) writes `{"addr":…,"anchors":N[,"zone":…][,"metadata":…]}`; `go` writes exactly
    * what etcd's Go `endpoints.Manager` writes, so Go resolvers read it too.
    */
   format?: RegistrationFormat;
-  /** Extra JSON fields stored with the entry (under `metadata`, or Go's `Metadata`). Must not contain `anchors`. */
+  /**
+   * The zone this backend runs in, for zone-aware routing (`eu-west-1a`): 1 to 128
+   * characters of `A-Z a-z 0-9 . _ : / -`. Written as the value's `zone` field (json) or
+   * `Metadata.zone` (go). Default: none (clients count the key as in every zone).
+   */
+  zone?: string;
+  /**
+   * Extra JSON fields stored with the entry (under `metadata`, or Go's `Metadata`). Must not
+   * contain `anchors`, nor `zone` when the `zone` option is given.
+   */
   metadata?: Record<string, unknown>;
   /** How long register() keeps trying before it rejects with EtcdUnavailableError, in ms. Default 10,000. */
   timeoutMillis?: number;
@@ -177,15 +192,18 @@ function goEscape(json: string): string {
 }
 
 /**
- * The value a registration writes. json: `{"addr":…,"anchors":N[,"metadata":…]}`.
+ * The value a registration writes. json: `{"addr":…,"anchors":N[,"zone":…][,"metadata":…]}`.
  * go: what endpoints.Manager.AddEndpoint writes, `{"Op":0,"Addr":…,"Metadata":{"anchors":N,…}}`
- * (Op 0 is Add; the Metadata map is marshalled with sorted keys, as Go does).
+ * (Op 0 is Add; the Metadata map is marshalled with sorted keys, as Go does), with the
+ * zone as `Metadata.zone`.
  */
-export function registrationValue(format: RegistrationFormat, addr: string, anchors: number, metadata?: Record<string, unknown>): string {
-  if (format === 'json') return JSON.stringify(metadata === undefined ? { addr, anchors } : { addr, anchors, metadata });
+export function registrationValue(format: RegistrationFormat, addr: string, anchors: number, metadata?: Record<string, unknown>, zone?: string): string {
+  if (format === 'json') {
+    return JSON.stringify({ addr, anchors, ...(zone !== undefined && { zone }), ...(metadata !== undefined && { metadata }) });
+  }
   // A round trip through JSON drops what JSON.stringify drops (undefined, functions), as the json format does.
   const plain = metadata === undefined ? {} : (JSON.parse(JSON.stringify(metadata)) as Record<string, unknown>);
-  return `{"Op":0,"Addr":${goEscape(JSON.stringify(addr))},"Metadata":${goEscape(goJson({ ...plain, anchors }))}}`;
+  return `{"Op":0,"Addr":${goEscape(JSON.stringify(addr))},"Metadata":${goEscape(goJson({ ...plain, anchors, ...(zone !== undefined && { zone }) }))}}`;
 }
 
 export function resolveRegistrationOptions(input: RegistrationOptions): ResolvedRegistration {
@@ -195,7 +213,7 @@ export function resolveRegistrationOptions(input: RegistrationOptions): Resolved
   const key = normalizePrefix(o.prefix) + o.key;
   let value: string;
   try {
-    value = registrationValue(o.format, o.addr, o.anchors, o.metadata);
+    value = registrationValue(o.format, o.addr, o.anchors, o.metadata, o.zone);
   } catch (err) {
     throw new ConfigError(`invalid register options: metadata: cannot be written as JSON (${(err as Error).message})`);
   }

@@ -1,5 +1,5 @@
 /**
- * The static source for pass:///host1:port1#N1,host2:port2#N2: a fixed list, ready
+ * The static source for pass:///host1:port1#N1@zone1,host2:port2#N2: a fixed list, ready
  * as soon as it starts, that never changes. Entry i has the key `static/<i>`, so the
  * same address listed twice is two entries, as two etcd keys would be.
  */
@@ -25,8 +25,15 @@ export class StaticEndpointSource extends SourceBase {
     this.#timer = setImmediate(() => {
       this.#timer = undefined;
       this.#target.entries.forEach((entry, index) => {
-        const { addr, anchors, maxAnchors } = entry;
-        this.state.set({ key: `static/${index}`, addr, anchors, ...(maxAnchors !== undefined && { maxAnchors }), format: 'static' });
+        const { addr, anchors, maxAnchors, zone } = entry;
+        this.state.set({
+          key: `static/${index}`,
+          addr,
+          anchors,
+          ...(maxAnchors !== undefined && { maxAnchors }),
+          ...(zone !== undefined && { zone }),
+          format: 'static',
+        });
       });
       this.changed('snapshot');
       this.markReady();
@@ -44,7 +51,7 @@ export class StaticEndpointSource extends SourceBase {
   status(): SourceStatus {
     return {
       kind: 'static',
-      target: `pass:///${this.#target.entries.map((e) => `${e.addr}#${e.anchors}${e.maxAnchors === undefined ? '' : `-${e.maxAnchors}`}`).join(',')}`,
+      target: `pass:///${this.#target.entries.map((e) => `${e.addr}#${e.anchors}${e.maxAnchors === undefined ? '' : `-${e.maxAnchors}`}${e.zone === undefined ? '' : `@${e.zone}`}`).join(',')}`,
       ready: this.isReady,
       connected: true,
       disconnectedSince: null,

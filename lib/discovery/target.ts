@@ -1,7 +1,7 @@
 /**
  * Target URIs, parsed the way gRPC parses them (scheme:[//authority/]path):
  *   etcd://[host1:2379,host2:2379]/<prefix>[#N]   watch the key prefix <prefix>
- *   pass:///host1:port1[#N1],host2:port2[#N2]      a fixed list of addresses
+ *   pass:///host1:port1[#N1][@zone1],host2:port2[#N2][@zone2]   a fixed list of addresses
  * The etcd prefix is the URI path as gRPC sees it, so it has no leading slash unless
  * written with four slashes (etcd:////svc/ watches "/svc/"). Like etcd's Go resolver.
  */
@@ -18,9 +18,17 @@ export interface EtcdTarget {
   readonly defaultAnchors?: number;
 }
 
+/** One pass:/// entry: `host:port[#N[-M]][@zone]`. */
+export interface StaticEntry {
+  readonly addr: string;
+  readonly anchors: number;
+  readonly maxAnchors?: number;
+  readonly zone?: string;
+}
+
 export interface StaticTarget {
   readonly scheme: 'pass';
-  readonly entries: readonly { readonly addr: string; readonly anchors: number; readonly maxAnchors?: number }[];
+  readonly entries: readonly StaticEntry[];
 }
 
 export type Target = EtcdTarget | StaticTarget;
@@ -43,7 +51,7 @@ export function validateEtcdHost(host: string): string | null {
 export function parseTarget(target: string, limits: ParseLimits): Target {
   const match = URI.exec(target);
   if (match === null || match[1] === undefined || match[2] === undefined) {
-    throw new InvalidTargetError(target, 'expected etcd://[hosts]/<prefix> or pass:///<host:port>[#N],…');
+    throw new InvalidTargetError(target, 'expected etcd://[hosts]/<prefix> or pass:///<host:port>[#N][@zone],…');
   }
   const [, scheme, authority, path] = match as unknown as [string, string, string, string];
   if (scheme === 'etcd') return parseEtcdTarget(target, authority, path, limits);
@@ -90,7 +98,13 @@ function parseStaticTarget(target: string, authority: string, path: string, limi
   const entries = path.split(',').map((item, index) => {
     const parsed = parseAddressWithAnchors(item.trim(), limits);
     if (!parsed.ok) throw new InvalidTargetError(target, `entry ${index + 1} (${JSON.stringify(item)}): ${parsed.reason}`);
-    return parsed.maxAnchors === undefined ? { addr: parsed.addr, anchors: parsed.anchors } : { addr: parsed.addr, anchors: parsed.anchors, maxAnchors: parsed.maxAnchors };
+    const entry: StaticEntry = {
+      addr: parsed.addr,
+      anchors: parsed.anchors,
+      ...(parsed.maxAnchors !== undefined && { maxAnchors: parsed.maxAnchors }),
+      ...(parsed.zone !== undefined && { zone: parsed.zone }),
+    };
+    return entry;
   });
   return { scheme: 'pass', entries };
 }

@@ -29,8 +29,8 @@ export interface PlacedAnchor {
 export interface CallPlacement<A extends PlacedAnchor> {
   /** The call has a stream on the anchor. */
   started(anchor: A): void;
-  /** The call ended on the anchor with this status code. */
-  ended(anchor: A, code: grpc.status): void;
+  /** The call ended on the anchor with this status code, `millis` after its stream started (on its last anchor). */
+  ended(anchor: A, code: grpc.status, millis: number): void;
   /** The anchor refused the call's stream, and the call runs on another one (no outcome). */
   moved(from: A, to: A): void;
   /**
@@ -90,6 +90,8 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
   #halfClosed = false;
   #replays = 0;
   #ended = false;
+  /** performance.now() when its stream (the last one, after a replay) started. */
+  #startedAt = performance.now();
 
   constructor(
     anchor: A,
@@ -149,6 +151,7 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
     this.placement.moved(this.#anchor, next);
     this.#anchor = next;
     this.#stream = stream;
+    this.#startedAt = performance.now();
     for (const entry of this.#sent.messages!) stream.sendMessageWithContext(contextOf(entry.flags, entry.written), entry.message);
     if (this.#halfClosed) stream.halfClose();
     if (this.#readStarted) stream.startRead();
@@ -158,7 +161,7 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
     if (this.#ended) return;
     this.#ended = true;
     this.#sent.commit();
-    this.placement.ended(this.#anchor, status.code);
+    this.placement.ended(this.#anchor, status.code, performance.now() - this.#startedAt);
     this.listener.onReceiveStatus(status);
   }
 

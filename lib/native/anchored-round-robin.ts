@@ -17,7 +17,7 @@
  */
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
 import type { AnchorState } from '../anchors/anchor.js';
-import { livenessSettingsOf, type PickMode, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
+import { livenessSettingsOf, zoneSettingsOf, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
 import { describeLoss, sameLivenessSettings } from '../anchors/liveness-watch.js';
 import { AnchorSet } from '../anchors/anchor-set.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
@@ -221,11 +221,16 @@ export class AnchoredRoundRobin implements LoadBalancer {
     if (this.#settings === undefined || !sameLivenessSettings(livenessSettingsOf(this.#settings), liveness)) {
       this.#anchors.setLiveness(liveness);
     }
-    const previous: { pick?: PickMode; maxStreamsPerAnchor?: number } = this.#settings ?? {};
+    const previous: Partial<ResolvedAnchorOptions> = this.#settings ?? {};
     if (previous.pick !== settings.pick || previous.maxStreamsPerAnchor !== settings.maxStreamsPerAnchor) {
       this.#anchors.setPickMode(settings.pick);
+      this.#routing.setTimed(settings.pick === 'peak-ewma');
       this.#routing.renew();
     }
+    if (previous.zone !== settings.zone || JSON.stringify(previous.zoneRouting) !== JSON.stringify(settings.zoneRouting)) {
+      this.#anchors.setZone(zoneSettingsOf(settings));
+    }
+    if (JSON.stringify(previous.slowStart) !== JSON.stringify(settings.slowStart)) this.#anchors.setSlowStart(settings.slowStart);
     this.#settings = settings;
   }
 
@@ -252,7 +257,13 @@ export class AnchoredRoundRobin implements LoadBalancer {
       entries.map((e) => {
         // A key's own maxAgeSeconds wins over the config's anchorMaxAgeMillis (0 turns it off for the key).
         const maxAgeMillis = e.maxAgeSeconds !== undefined ? e.maxAgeSeconds * 1000 : defaultMaxAge;
-        const entry: DesiredEntry = { addr: e.addr, anchors: e.anchors, ...(maxAgeMillis > 0 && { maxAgeMillis }), ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }) };
+        const entry: DesiredEntry = {
+          addr: e.addr,
+          anchors: e.anchors,
+          ...(maxAgeMillis > 0 && { maxAgeMillis }),
+          ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }),
+          ...(e.zone !== undefined && { zone: e.zone }),
+        };
         return [e.key, entry];
       }),
     );

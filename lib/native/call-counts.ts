@@ -18,6 +18,8 @@ import type { CallPlacement, PlacedAnchor } from '../grpc-js/refused-stream-repl
 export interface CallCountSettings<A> {
   /** Where outcomes go (outlier ejection), if anywhere. */
   readonly outcome?: (anchor: A, code: Status) => void;
+  /** Where call latencies go (peak-ewma picks), if anywhere. */
+  readonly latency?: (anchor: A, code: Status, millis: number) => void;
   /** Another anchor for a refused stream (CallPlacement.another). */
   readonly another: (refused: A) => A | undefined;
   readonly moved?: (from: A, to: A) => void;
@@ -47,8 +49,9 @@ export class CallCounts<A extends Anchor & PlacedAnchor> implements CallPlacemen
     else anchor.take();
   }
 
-  ended(anchor: A, code: Status): void {
+  ended(anchor: A, code: Status, millis: number): void {
     anchor.give();
+    this.#settings.latency?.(anchor, code, millis);
     this.#settings.outcome?.(anchor, code);
   }
 

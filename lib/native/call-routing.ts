@@ -1,9 +1,10 @@
 /**
  * Where the anchored_round_robin policy's calls go once picked: each anchor's replaying
- * view (refused-stream-replay.ts), the call counts they report to (call-counts.ts), and
- * outlier ejection fed by their outcomes. Views and counts are made anew whenever what
- * they carry changes (the pick mode, the stream cap, the ejection settings), so a call
- * counts off on the counts it counted on.
+ * view (refused-stream-replay.ts), the call counts they report to (call-counts.ts),
+ * outlier ejection fed by their outcomes, and the anchors' latency estimates for
+ * peak-ewma picks. Views and counts are made anew whenever what they carry changes (the
+ * pick mode, the stream cap, the ejection settings), so a call counts off on the counts
+ * it counted on.
  */
 import type { AnchorSet } from '../anchors/anchor-set.js';
 import type { OutlierDetectionOptions } from '../anchors/anchor-options.js';
@@ -11,6 +12,8 @@ import { OutlierEjection } from '../anchors/outlier-ejection.js';
 import type { SubchannelAnchor } from './subchannel-anchor.js';
 import { CallCounts } from './call-counts.js';
 import { ReplayingSubchannel } from '../grpc-js/refused-stream-replay.js';
+import { isFailure } from '../core/call-outcome.js';
+import type { status as Status } from '@grpc/grpc-js';
 
 export interface CallRoutingHooks {
   /** An entry was ejected or returned: eligibility changed. */
@@ -28,6 +31,8 @@ export class CallRouting {
   #ejection: OutlierEjection<SubchannelAnchor> | undefined;
   /** The settings #ejection runs with, as JSON: equal settings keep it (and its history). */
   #ejectionSettings = '';
+  /** Calls' latencies feed the anchors' estimates (pick: 'peak-ewma'). */
+  #timed = false;
 
   constructor(anchors: AnchorSet<SubchannelAnchor>, hooks: CallRoutingHooks) {
     this.#anchors = anchors;
@@ -77,6 +82,11 @@ export class CallRouting {
     this.#ejection?.setEntries(entries);
   }
 
+  /** Whether calls' latencies are measured (pick: 'peak-ewma'); takes effect with renew(). */
+  setTimed(timed: boolean): void {
+    this.#timed = timed;
+  }
+
   /** New views and counts: calls started from now on carry the current settings. */
   renew(): void {
     this.#views = new WeakMap();
@@ -91,6 +101,9 @@ export class CallRouting {
     const ejection = this.#ejection;
     return new CallCounts<SubchannelAnchor>({
       ...(ejection !== undefined && { outcome: (anchor, code) => ejection.record(anchor, code) }),
+      ...(this.#timed && {
+        latency: (anchor: SubchannelAnchor, code: Status, millis: number) => anchor.latency.observe(millis, performance.now(), isFailure(code)),
+      }),
       moved: (from, to) => this.#hooks.trace(`${from.key}#${from.index} refused a stream: it runs again on ${to.key}#${to.index}`),
       another: (refused) => this.#hooks.another(refused),
     });

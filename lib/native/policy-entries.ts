@@ -1,7 +1,8 @@
 /**
  * The endpoint entries the anchored_round_robin policy keeps anchors for. From our own
  * resolver they arrive whole in its attribute; when another resolver chose the policy,
- * they are rebuilt from the endpoint list, where duplicates of an address are its anchors.
+ * they are rebuilt from the endpoint list, where duplicates of an address are its anchors;
+ * such entries carry no zone (another resolver cannot say one), so they count as in every zone.
  */
 import type { Endpoint, SubchannelAddress } from '../grpc-js/experimental.js';
 import type { ResolvedEntry } from './resolver.js';

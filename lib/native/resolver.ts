@@ -45,6 +45,8 @@ export interface ResolvedEntry {
   readonly maxAnchors?: number;
   /** The key's own maximum anchor age, when its value sets one. */
   readonly maxAgeSeconds?: number;
+  /** The zone the key's backend runs in, when its value names one; absent: in every zone. */
+  readonly zone?: string;
   readonly address: SubchannelAddress;
 }
 
@@ -246,6 +248,7 @@ export class AnchorResolver implements Resolver {
       anchors: e.anchors,
       ...(e.maxAnchors !== undefined && { maxAnchors: e.maxAnchors }),
       ...(e.maxAgeSeconds !== undefined && { maxAgeSeconds: e.maxAgeSeconds }),
+      ...(e.zone !== undefined && { zone: e.zone }),
       address: toSubchannelAddress(e.addr),
     }));
     const attributes = { ...this.#attributes, [ENTRIES_ATTRIBUTE]: entries };
@@ -261,7 +264,8 @@ export class AnchorResolver implements Resolver {
   /** `:authority` for calls: the last segment of the prefix, or the first static address. */
   static getDefaultAuthority(target: GrpcUri): string {
     if (target.scheme === 'pass') {
-      const first = target.path.split(',')[0]?.split('#')[0] ?? '';
+      // The first entry's address, without its `#N` and `@zone`.
+      const first = target.path.split(',')[0]?.split(/[#@]/)[0] ?? '';
       return /^[A-Za-z0-9.:[\]_-]+$/.test(first) ? first : 'localhost';
     }
     const segment = target.path.replace(/#\d+$/, '').split('/').filter((s) => s.length > 0).at(-1) ?? '';

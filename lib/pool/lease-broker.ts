@@ -19,7 +19,7 @@ import {
   PoolClosedError,
   TooManyWaitersError,
 } from '../core/errors.js';
-import { attachLeakTimer, newLease, settleLease, type AcquireOptions, type Lease, type LeaseAnchor, type LeaseOwner } from './lease.js';
+import { attachLeakTimer, leaseTakenAt, newLease, settleLease, stampLease, type AcquireOptions, type Lease, type LeaseAnchor, type LeaseOwner } from './lease.js';
 import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { deadlineWait, type Wait } from '../core/deadline-wait.js';
 import type { Lifecycle } from '../core/lifecycle.js';
@@ -51,6 +51,8 @@ export interface BrokerHooks<A extends LeaseAnchor> {
   leaked(event: LeaseLeakEvent): void;
   /** A lease came back with how its call ended (for outlier ejection). */
   outcome?(anchor: A, outcome: CallOutcome): void;
+  /** A lease came back after `millis` (given only when set: latency-aware picks time their leases). */
+  held?(anchor: A, millis: number, outcome: ReleaseOutcome): void;
   /** Callers are waiting and no anchor can take them: a chance to open more (load-driven anchors). */
   starved?(): void;
 }
@@ -147,6 +149,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
     }
     this.#leased -= 1;
     anchor.give();
+    if (this.#hooks.held !== undefined) this.#hooks.held(anchor as A, performance.now() - leaseTakenAt(lease), outcome);
     if (outcome !== NO_OUTCOME) this.#hooks.outcome?.(anchor as A, outcome);
     if (this.#waiters.size > 0) this.#serve();
   }
@@ -187,6 +190,7 @@ export class LeaseBroker<A extends LeaseAnchor> {
     this.#leased += 1;
     this.#acquired += 1;
     const lease = newLease(this.#owner, anchor);
+    if (this.#hooks.held !== undefined) stampLease(lease, performance.now());
     const leakMillis = this.#options.leakDetectionMillis;
     if (leakMillis > 0) {
       const stack = acquiredAt ?? new Error('lease acquired here').stack ?? '';

@@ -39,12 +39,16 @@ let create: (owner: LeaseOwner, anchor: LeaseAnchor) => Lease;
 let constructing = false;
 let settle: (lease: unknown, owner: LeaseOwner) => LeaseAnchor;
 let setLeakTimer: (lease: Lease, timer: NodeJS.Timeout) => void;
+let stamp: (lease: Lease, at: number) => void;
+let takenAt: (lease: Lease) => number;
 
 export class Lease {
   readonly #owner: LeaseOwner;
   readonly #anchor: LeaseAnchor;
   #released = false;
   #leakTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when it was granted, for latency-aware picks; 0 when not timed. */
+  #takenAt = 0;
 
   /** Leases are made by pools only (pool.acquire()). */
   private constructor(owner: LeaseOwner, anchor: LeaseAnchor) {
@@ -120,6 +124,10 @@ export class Lease {
     setLeakTimer = (lease, timer) => {
       lease.#leakTimer = timer;
     };
+    stamp = (lease, at) => {
+      lease.#takenAt = at;
+    };
+    takenAt = (lease) => lease.#takenAt;
   }
 }
 
@@ -140,4 +148,14 @@ export function settleLease(lease: unknown, owner: LeaseOwner): LeaseAnchor {
 /** For the broker: the leak-detection timer of a lease, cleared when it is released. */
 export function attachLeakTimer(lease: Lease, timer: NodeJS.Timeout): void {
   setLeakTimer(lease, timer);
+}
+
+/** For the broker: when the lease was granted (performance.now()), for latency-aware picks. */
+export function stampLease(lease: Lease, at: number): void {
+  stamp(lease, at);
+}
+
+/** For the broker: the time stampLease() recorded; 0 when the lease was not stamped. */
+export function leaseTakenAt(lease: Lease): number {
+  return takenAt(lease);
 }

@@ -16,9 +16,9 @@ import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './channel-anchor.js';
 import { AnchorSet, type AnchorFactory } from '../anchors/anchor-set.js';
 import { DEFAULT_GROWTH_SETTINGS } from '../anchors/anchor-growth.js';
-import { livenessSettingsOf } from '../anchors/anchor-options.js';
+import { livenessSettingsOf, zoneSettingsOf } from '../anchors/anchor-options.js';
 import { describeLoss } from '../anchors/liveness-watch.js';
-import { NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
+import { isFailure, NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { createSource } from '../discovery/create-source.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
 import { emitSafely } from '../core/emit-safely.js';
@@ -104,6 +104,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         pick: anchorOptions.pick,
         growth: { ...DEFAULT_GROWTH_SETTINGS, idleMillis: anchorOptions.extraAnchorIdleMillis },
         liveness: livenessSettingsOf(anchorOptions),
+        zone: zoneSettingsOf(anchorOptions),
+        slowStart: anchorOptions.slowStart,
       },
     );
     this.#broker = new LeaseBroker<LeaseAnchor>(
@@ -115,6 +117,9 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         outcome: (anchor, outcome) => {
           if (!this.#lifecycle.closing) this.#outliers?.record(anchor, outcome);
         },
+        ...(anchorOptions.pick === 'peak-ewma' && {
+          held: (anchor: LeaseAnchor, millis: number, outcome: ReleaseOutcome) => anchor.latency.observe(millis, performance.now(), isFailure(outcome)),
+        }),
         leaked: (event) => {
           // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.
           if (this.#lifecycle.finished) return;
@@ -363,6 +368,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         anchors: endpoint.anchors,
         ...(maxAgeMillis > 0 && { maxAgeMillis }),
         ...(endpoint.maxAnchors !== undefined && { maxAnchors: endpoint.maxAnchors }),
+        ...(endpoint.zone !== undefined && { zone: endpoint.zone }),
       });
     }
     this.#outliers?.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));

@@ -1,0 +1,64 @@
+/**
+ * PeakEwma: an anchor's latency estimate for `pick: 'peak-ewma'`, after Finagle's
+ * PeakEwma load metric (the one Linkerd and go-zero also use).
+ *
+ *   - A call slower than the estimate sets it at once (the peak): a backend that turns
+ *     slow loses its draws from its first slow call.
+ *   - A faster call pulls it down by a weight that grows with the time since the last
+ *     call: w = exp(-Δt / τ), estimate = estimate·w + latency·(1 − w), τ = 10 s. The
+ *     estimate follows the calls of the last τ or so, however many there are.
+ *   - While no call ends on the anchor the estimate decays towards 0 by the same factor
+ *     (read lazily). This is how a backend that was slow and recovered wins its share
+ *     back: once its stale estimate has decayed below the others' cost it is drawn again
+ *     and measured. From 50 ms against 5 ms backends that takes τ·ln(50/5) ≈ 23 s at most
+ *     (less while the others have calls in flight); a backend that is still slow sets its
+ *     peak again with that one call.
+ *
+ * A call that failed (a failure code, as outlier ejection counts them) counts as taking
+ * at least twice the estimate: a backend that fails fast must not look fast.
+ *
+ * The cost compared between two anchors is estimate × (calls in flight + 1). An anchor
+ * with no call measured yet costs 0 while idle and a large penalty while busy: it gets one
+ * call, whose latency then speaks for it (Finagle treats a new node the same way).
+ */
+
+/** τ, the decay time of the estimate, in milliseconds (Finagle's and go-zero's default). */
+export const PEAK_EWMA_DECAY_MILLIS = 10_000;
+
+/** The cost of an anchor with no measured call but calls in flight, per call: above any real latency. */
+const UNMEASURED_PENALTY_MILLIS = 1_000_000;
+
+export class PeakEwma {
+  #estimate = 0;
+  /** performance.now() of the last call measured; -1: none yet. */
+  #stamp = -1;
+
+  get measured(): boolean {
+    return this.#stamp >= 0;
+  }
+
+  /** A call took `millis`, and ended at `now` (performance.now()); `failed`: with a failure code. */
+  observe(millis: number, now: number, failed = false): void {
+    const latency = failed ? Math.max(millis, 2 * this.estimate(now)) : Math.max(0, millis);
+    if (this.#stamp < 0) {
+      this.#estimate = latency;
+    } else {
+      const w = Math.exp(-Math.max(0, now - this.#stamp) / PEAK_EWMA_DECAY_MILLIS);
+      const decayed = this.#estimate * w;
+      this.#estimate = latency > decayed ? latency : decayed + latency * (1 - w);
+    }
+    this.#stamp = now;
+  }
+
+  /** The estimate at `now`, in milliseconds; 0 before the first call. */
+  estimate(now: number): number {
+    if (this.#stamp < 0) return 0;
+    return this.#estimate * Math.exp(-Math.max(0, now - this.#stamp) / PEAK_EWMA_DECAY_MILLIS);
+  }
+
+  /** What a pick compares: the estimate × (streams in flight + 1). */
+  cost(streams: number, now: number): number {
+    if (this.#stamp < 0) return streams === 0 ? 0 : UNMEASURED_PENALTY_MILLIS * streams;
+    return this.estimate(now) * (streams + 1);
+  }
+}
