@@ -194,6 +194,8 @@ t.test('the report counts the active extra anchors of a key, not draining ones, 
     leased: 0,
     acquired: 0,
     draining,
+    zone: undefined,
+    latencyMillis: undefined,
   });
   const stats = { source: { revision: 7 } } as unknown as PoolStats;
   const withStates = withAnchorStates(report, [anchor(0, false), anchor(1, true), anchor(2, true), anchor(3, true, true)], stats);

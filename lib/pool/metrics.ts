@@ -54,6 +54,8 @@ export interface MetricsSource {
     extraAnchors: { open: number };
     refreshes: { done: number };
     liveness: { pings: number; frozen: number; connectTimeouts: number };
+    zones: { zones: readonly { zone: string; healthy: number; share: number; picks: number }[] } | undefined;
+    slowStart: readonly unknown[];
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
@@ -144,6 +146,30 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
   followingCounter(prom, registry, 'anchorpool_liveness_pings_total', 'HTTP/2 pings sent to connections that went silent while streams waited.', () => stats().liveness.pings);
   followingCounter(prom, registry, 'anchorpool_connections_frozen_total', 'Connections dropped because a ping went unanswered (a frozen or black-holed backend).', () => stats().liveness.frozen);
   followingCounter(prom, registry, 'anchorpool_connect_timeouts_total', 'Connection attempts given up at connectTimeoutMillis.', () => stats().liveness.connectTimeouts);
+  const seenByZone = new Map<string, number>();
+  new prom.Counter({
+    name: 'anchorpool_leases_by_zone_total',
+    help: "Leases granted per zone (zone-aware routing, with the pool's zone set; keys without a zone count in the pool's own).",
+    labelNames: ['zone'],
+    registers: [registry],
+    collect() {
+      for (const { zone, picks } of stats().zones?.zones ?? []) {
+        const seen = seenByZone.get(zone) ?? 0;
+        if (picks > seen) this.inc({ zone }, picks - seen);
+        seenByZone.set(zone, picks);
+      }
+    },
+  });
+  new prom.Gauge({
+    name: 'anchorpool_zone_share',
+    help: "The share of new leases each zone gets now, from 0 to 1 (zone-aware routing, with the pool's zone set).",
+    labelNames: ['zone'],
+    registers: [registry],
+    collect() {
+      for (const { zone, share } of stats().zones?.zones ?? []) this.set({ zone }, share);
+    },
+  });
+  gauge(prom, registry, 'anchorpool_slow_start_keys', 'Keys whose share is ramping up now (slowStart).', () => stats().slowStart.length);
   followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
   gauge(prom, registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));
   const wait = new prom.Histogram({

@@ -3,6 +3,7 @@
  * types of the pool's public surface that are not the pool (lib/pool/pool.ts) itself.
  */
 import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
+import type { ZoneReport } from '../anchors/anchor-set.js';
 import type { InvalidEndpoint } from '../discovery/desired-state.js';
 import type { EndpointEntry } from '../discovery/endpoint-entry.js';
 import type { AnchorPoolError } from '../core/errors.js';
@@ -76,6 +77,10 @@ export interface AnchorInfo {
   /** Leases handed out on this anchor since it was created. */
   readonly acquired: number;
   readonly draining: boolean;
+  /** The zone its key's value names; undefined: none (it counts as in every zone). */
+  readonly zone: string | undefined;
+  /** Its latency estimate in milliseconds (pick: 'peak-ewma'); undefined before its first measured call or with another pick. */
+  readonly latencyMillis: number | undefined;
 }
 
 export interface PoolStats {
@@ -105,6 +110,14 @@ export interface PoolStats {
   readonly extraAnchors: { readonly open: number; readonly opened: number; readonly drained: number; readonly failed: number };
   /** The liveness check so far: pings sent, silent connections dropped, connection attempts given up at connectTimeoutMillis. */
   readonly liveness: { readonly pings: number; readonly frozen: number; readonly connectTimeouts: number };
+  /**
+   * Zone-aware routing, when the pool names its zone: the regime (local, spill, panic,
+   * no-local, none) and per zone group its anchor slots, those in rotation, its share of
+   * the picks now, and the leases granted in it since the pool started. Undefined without a zone.
+   */
+  readonly zones: ZoneReport | undefined;
+  /** Keys whose share is ramping up now (slowStart), with the factor of their full share they get. */
+  readonly slowStart: readonly { readonly key: string; readonly factor: number }[];
   readonly source: SourceStatus;
 }
 

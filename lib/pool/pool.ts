@@ -307,6 +307,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       refreshes: this.#anchors.refreshCounts(),
       extraAnchors: this.#anchors.extraCounts(),
       liveness: this.#anchors.livenessCounts(),
+      zones: this.#anchors.zoneReport(),
+      slowStart: this.#anchors.slowStartRamps(),
       source: this.#source.status(),
     };
   }
@@ -330,6 +332,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       leased: a.streams,
       acquired: a.acquired,
       draining: a.draining,
+      zone: this.#anchors.zoneOf(a.key),
+      latencyMillis: this.#options.anchors.pick === 'peak-ewma' && a.latency.measured ? a.latency.estimate(performance.now()) : undefined,
     });
     const active = [...this.#anchors.active()].sort((a, b) => (a.key === b.key ? a.index - b.index : a.key < b.key ? -1 : 1));
     return [...active.map(info), ...[...this.#anchors.draining()].map(info)];
