@@ -1,5 +1,5 @@
 // PeakEwma: a slower call sets the estimate at once; faster ones pull it down by the
-// time they cover (τ = 10 s); an anchor with no calls decays towards 0, so a backend
+// time they cover (τ = 2 s); an anchor with no calls decays towards 0, so a backend
 // that recovered is tried again; an unmeasured one gets one call at a time.
 import t from 'tap';
 import { PEAK_EWMA_DECAY_MILLIS, PeakEwma } from '../lib/anchors/peak-ewma.js';
@@ -32,7 +32,7 @@ t.test('faster calls pull the estimate down by the time they cover, not by their
 t.test('without calls the estimate decays towards 0: a stale penalty ends', async (t) => {
   const e = new PeakEwma();
   e.observe(50, 0);
-  t.ok(Math.abs(e.estimate(TAU * Math.log(10)) - 5) < 1e-9, 'from 50 ms to 5 ms in τ·ln 10 ≈ 23 s');
+  t.ok(Math.abs(e.estimate(TAU * Math.log(10)) - 5) < 1e-9, 'from 50 ms to 5 ms in τ·ln 10 ≈ 4.6 s');
   e.observe(5, TAU * Math.log(10));
   t.ok(e.estimate(TAU * Math.log(10)) <= 5 + 1e-9, 'a recovered backend measured again stays at its new speed');
 });

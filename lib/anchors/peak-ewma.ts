@@ -5,12 +5,12 @@
  *   - A call slower than the estimate sets it at once (the peak): a backend that turns
  *     slow loses its draws from its first slow call.
  *   - A faster call pulls it down by a weight that grows with the time since the last
- *     call: w = exp(-Δt / τ), estimate = estimate·w + latency·(1 − w), τ = 10 s. The
+ *     call: w = exp(-Δt / τ), estimate = estimate·w + latency·(1 − w), τ = 2 s. The
  *     estimate follows the calls of the last τ or so, however many there are.
  *   - While no call ends on the anchor the estimate decays towards 0 by the same factor
  *     (read lazily). This is how a backend that was slow and recovered wins its share
  *     back: once its stale estimate has decayed below the others' cost it is drawn again
- *     and measured. From 50 ms against 5 ms backends that takes τ·ln(50/5) ≈ 23 s at most
+ *     and measured. From 50 ms against 5 ms backends that takes τ·ln(50/5) ≈ 4.6 s at most
  *     (less while the others have calls in flight); a backend that is still slow sets its
  *     peak again with that one call.
  *
@@ -22,8 +22,14 @@
  * call, whose latency then speaks for it (Finagle treats a new node the same way).
  */
 
-/** τ, the decay time of the estimate, in milliseconds (Finagle's and go-zero's default). */
-export const PEAK_EWMA_DECAY_MILLIS = 10_000;
+/**
+ * τ, the decay time of the estimate, in milliseconds. Finagle and go-zero default to 10 s;
+ * we measured that one stall of a fast backend (a GC pause, a busy client) then keeps its
+ * estimate up for τ·ln(stall / latency), tens of seconds on a loaded machine, long enough
+ * for a 50 ms backend to win draws against 5 ms ones (6–9% of calls at 4 callers, against
+ * ~1% with 2 s). See docs/decisions.md.
+ */
+export const PEAK_EWMA_DECAY_MILLIS = 2_000;
 
 /** The cost of an anchor with no measured call but calls in flight, per call: above any real latency. */
 const UNMEASURED_PENALTY_MILLIS = 1_000_000;

@@ -15,7 +15,9 @@
  * proportion to its N: its share follows N, as with round robin.
  *
  * With `distinctKeys` (the peak-ewma pick) the second slot is drawn among the other keys'
- * slots: two anchors of one backend tell nothing apart, and with two anchors per backend
+ * slots first (DRAWS tries; then any other slot, so one key with many anchors still
+ * compares them; a third of the slots on one key falls back once in ~20,000 draws): two
+ * anchors of one backend tell little apart, and with two anchors per backend
  * a slow backend would otherwise win every draw that lands on it twice (1 in 15 of the
  * draws over three backends). The first slot is drawn by N and a tie goes to it, so even
  * costs still give each key its share by N.
@@ -71,21 +73,30 @@ export class ScheduleCursor<A extends Pickable> {
   /** Of two eligible (and admitted) slots drawn at random, the one of lower cost; undefined when none is eligible. */
   pickOfTwo(cost: (slot: A) => number, random: () => number = Math.random, admit?: Admit<A>, distinctKeys = false): A | undefined {
     if (this.#eligible <= 1) return this.pick(admit);
-    const first = this.#draw(random, -1, admit, undefined);
+    const first = this.#draw(random, -1, admit);
     const a = this.#slots[first]!;
-    const second = this.#draw(random, first, admit, distinctKeys ? a.key : undefined);
-    if (second === first) return a; // no other key has an eligible slot
-    const b = this.#slots[second]!;
+    const otherKey = distinctKeys ? this.#drawOtherKey(random, a.key, admit) : -1;
+    const b = this.#slots[otherKey === -1 ? this.#draw(random, first, admit) : otherKey]!;
     return cost(b) < cost(a) ? b : a;
   }
 
+  /** A random eligible, admitted slot of another key than `key`; -1 after 2 × DRAWS misses (one key, or few eligible elsewhere). */
+  #drawOtherKey(random: () => number, key: string, admit: Admit<A> | undefined): number {
+    const n = this.#slots.length;
+    for (let tries = 0; tries < 2 * DRAWS; tries++) {
+      const i = Math.floor(random() * n);
+      const slot = this.#slots[i]!;
+      if (slot.eligible && slot.key !== key && (admit === undefined || admit(slot))) return i;
+    }
+    return -1;
+  }
+
   /**
-   * The index of a random eligible, admitted slot other than `other` (and not of
-   * `otherKey`); after DRAWS misses (most slots ineligible or turned down), the next
-   * eligible one after the last miss; `other` when there is none. At least two slots are
-   * eligible.
+   * The index of a random eligible, admitted slot other than `other`; after DRAWS misses
+   * (most slots ineligible or turned down), the next eligible one after the last miss. At
+   * least two slots are eligible.
    */
-  #draw(random: () => number, other: number, admit: Admit<A> | undefined, otherKey: string | undefined): number {
+  #draw(random: () => number, other: number, admit: Admit<A> | undefined): number {
     const n = this.#slots.length;
     let i = 0;
     for (let tries = 0; tries < DRAWS; tries++) {
@@ -93,13 +104,12 @@ export class ScheduleCursor<A extends Pickable> {
       i = other === -1 ? Math.floor(random() * n) : Math.floor(random() * (n - 1));
       if (other !== -1 && i >= other) i += 1;
       const slot = this.#slots[i]!;
-      if (slot.eligible && slot.key !== otherKey && (admit === undefined || admit(slot))) return i;
+      if (slot.eligible && (admit === undefined || admit(slot))) return i;
     }
     for (let scanned = 0; scanned < n; scanned++, i = i + 1 === n ? 0 : i + 1) {
-      const slot = this.#slots[i]!;
-      if (i !== other && slot.eligible && slot.key !== otherKey) return i;
+      if (i !== other && this.#slots[i]!.eligible) return i;
     }
-    return other;
+    return other; // unreachable: two slots are eligible
   }
 
   /**

@@ -3,8 +3,11 @@
 // resources and a bare array round robin (about the limit for an async lease), with 8,
 // 64 and 4,000 anchors. anchorpool's anchors are real: each is a READY connection to a
 // grpc-js backend in a child process. One sequential `await acquire(); release()` loop.
+// `anchorpool` is the default pick (round robin); `anchorpool peak-ewma` runs the same
+// loop on a pool with pick: 'peak-ewma' (two draws, latency × (leases + 1), and every
+// lease timed from acquire to release), so the report gives its cost per acquire.
 import genericPool from 'generic-pool';
-import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
+import { type AnchorPool, createPool, type PickMode, silentLogger } from '../../lib/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
 import { interleave, medianOf, type Scenario, type ScenarioRow } from './scenario.js';
 
@@ -23,13 +26,14 @@ async function opsPerSec(step: () => Promise<void>, millis: number): Promise<num
 }
 
 /** A pool whose `size` anchors can all take leases (READY, and SERVING when health-checked). */
-async function readyPool(address: string, size: number, healthChecked: boolean): Promise<AnchorPool> {
+async function readyPool(address: string, size: number, healthChecked: boolean, pick?: PickMode): Promise<AnchorPool> {
   const pool = createPool({
     target: `pass:///${address}#${size}`,
     maxAnchorsPerKey: 4096,
     logger: silentLogger,
     readyTimeoutMillis: 60_000,
     ...(healthChecked && { healthCheck: {} }),
+    ...(pick !== undefined && { pick }),
   });
   await pool.ready();
   const deadline = Date.now() + 60_000;
@@ -53,6 +57,7 @@ export const leasesScenario: Scenario = {
         context.log(`leases: ${size} anchors`);
         const pool = await readyPool(backend.address, size, false);
         const checked = await readyPool(backend.address, size, true);
+        const ewma = await readyPool(backend.address, size, false, 'peak-ewma');
         let id = 0;
         const generic = genericPool.createPool({ create: async () => ({ id: id++ }), destroy: async () => undefined }, { max: size, min: size });
         const items = Array.from({ length: size }, (_, i) => ({ i, leases: 0 }));
@@ -67,6 +72,10 @@ export const leasesScenario: Scenario = {
           anchorpool: () =>
             opsPerSec(async () => {
               (await pool.acquire()).release();
+            }, runMillis),
+          'anchorpool peak-ewma': () =>
+            opsPerSec(async () => {
+              (await ewma.acquire()).release();
             }, runMillis),
           // Health checks run beside the lease path (one Watch per anchor), not on it.
           'anchorpool+health': () =>
@@ -85,7 +94,15 @@ export const leasesScenario: Scenario = {
         };
         await loops['generic-pool'](); // warm-up: generic-pool creates its resources lazily
         const rows = await interleave(
-          Object.fromEntries(Object.entries(loops).map(([name, loop]) => [name, async () => ({ opsPerSec: await loop() })])),
+          Object.fromEntries(
+            Object.entries(loops).map(([name, loop]) => [
+              name,
+              async () => {
+                const ops = await loop();
+                return { opsPerSec: ops, nsPerOp: 1e9 / ops };
+              },
+            ]),
+          ),
           repeats,
         );
         groups.push({ name: `${size} anchors`, rows });
@@ -93,6 +110,7 @@ export const leasesScenario: Scenario = {
         await generic.clear();
         await pool.close();
         await checked.close();
+        await ewma.close();
       }
     } finally {
       await backend.kill();
@@ -102,8 +120,11 @@ export const leasesScenario: Scenario = {
     return {
       id: 'leases',
       title: this.title,
-      settings: { anchors: sizes.join(', '), runMillis, repeats, loop: 'one sequential await acquire(); release()' },
-      metrics: [{ name: 'opsPerSec', unit: 'ops/s', higherIsBetter: true }],
+      settings: { anchors: sizes.join(', '), keys: '1 (pass:///address#anchors)', runMillis, repeats, loop: 'one sequential await acquire(); release()', picks: "anchorpool: default (round-robin); anchorpool peak-ewma: pick 'peak-ewma'" },
+      metrics: [
+        { name: 'opsPerSec', unit: 'ops/s', higherIsBetter: true },
+        { name: 'nsPerOp', unit: 'ns per acquire+release', higherIsBetter: false },
+      ],
       primary: 'opsPerSec',
       baseline: 'generic-pool',
       groups,
@@ -117,9 +138,14 @@ export const leasesScenario: Scenario = {
           ? [{ label: '4,000 anchors within 1.3x of 8', pass: ours(8) / ours(4000) <= 1.3, detail: `4,000 anchors run at ${(ours(4000) / ours(8)).toFixed(2)}x the rate of 8` }]
           : []),
       ],
-      notes: sizes.map((size) => {
+      notes: sizes.flatMap((size) => {
         const rows = groups.find((g) => g.name === `${size} anchors`)!.rows;
-        return `${size} anchors: with health checks on (one Watch stream per anchor, beside the lease path) ${(medianOf(rows, 'anchorpool+health', 'opsPerSec') / ours(size)).toFixed(2)}x the rate without`;
+        const ns = (name: string) => medianOf(rows, name, 'nsPerOp');
+        const extra = ns('anchorpool peak-ewma') - ns('anchorpool');
+        return [
+          `${size} anchors: with health checks on (one Watch stream per anchor, beside the lease path) ${(medianOf(rows, 'anchorpool+health', 'opsPerSec') / ours(size)).toFixed(2)}x the rate without`,
+          `${size} anchors: pick 'peak-ewma' costs ${extra >= 0 ? '+' : ''}${extra.toFixed(0)} ns per acquire+release over the default pick (medians ${ns('anchorpool peak-ewma').toFixed(0)} vs ${ns('anchorpool').toFixed(0)} ns; ${(medianOf(rows, 'anchorpool peak-ewma', 'opsPerSec') / ours(size)).toFixed(2)}x the default's rate)`,
+        ];
       }),
     };
   },

@@ -1,9 +1,11 @@
 // The demo as a user runs it: the compiled demo in its own process (not a terminal, so
 // it prints plain snapshots), with ANCHORPOOL_DEMO_REPORT_PIDS=1 so it names the etcd
-// and backend processes it starts. Checked: the exit code, every etcdctl command and
-// health check it prints, leases on every anchor of every backend, server-side
-// connections that follow the anchors, a backend flipped to NOT_SERVING whose anchors
-// the pool takes out of rotation (no lease on them meanwhile) and back, a backend failing
+// and backend processes it starts. Checked: the exit code, every etcdctl command (each
+// value with its zone) and health check it prints, the zone of every anchor and backend
+// row, leases on every anchor of every backend, server-side connections that follow the
+// anchors, calls that stay in the pool's zone a while its backends serve, leave it in part
+// when one of its two backends flips to NOT_SERVING and wholly when both do (no lease on
+// them meanwhile, and no failed call), and come back, a backend failing
 // every call that outlier detection ejects (no lease on it meanwhile, its failed calls
 // the only errors of the run) and returns, a key that may grow (maxAnchors) for which a
 // burst makes the pool open extra anchors (marked extra in the chart, their connections
@@ -118,9 +120,9 @@ function assertNothingLeft(t: Test, output: string, expectedNames: string[]): vo
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, an outlier ejection, extra anchors, leases on every anchor, and nothing left behind', async (t) => {
+t.test('a short run: real etcdctl commands, health checks, zones and a zone flip, an outlier ejection, extra anchors, leases on every anchor, and nothing left behind', async (t) => {
   const demo = startDemo([DEMO, '--duration', '8']);
-  const { code } = await exitWithin(demo, 40_000);
+  const { code } = await exitWithin(demo, 50_000);
   const out = demo.output();
   t.equal(code, 0, 'exit code 0');
 
@@ -130,35 +132,68 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
 
   const etcd = /etcd on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
   const commands = [
-    `put services/echo/alpha '{"addr":"${alpha}","anchors":3}'`,
-    `put services/echo/beta '{"Op":0,"Addr":"${beta}","Metadata":{"anchors":2}}'`,
-    `put services/echo/gamma '${gamma}#1'`,
-    `put services/echo/delta '{"addr":"${delta}","anchors":2}'`,
-    `put services/echo/gamma '${gamma}#4'`,
+    `put services/echo/alpha '{"addr":"${alpha}","anchors":3,"zone":"a"}'`,
+    `put services/echo/beta '{"Op":0,"Addr":"${beta}","Metadata":{"anchors":2,"zone":"b"}}'`,
+    `put services/echo/gamma '${gamma}#1@c'`,
+    `put services/echo/delta '{"addr":"${delta}","anchors":2,"zone":"a"}'`,
+    `put services/echo/gamma '${gamma}#4@c'`,
     'del services/echo/beta',
-    `put services/echo/delta '{"addr":"${delta}","anchors":2,"maxAnchors":4}'`,
+    `put services/echo/delta '{"addr":"${delta}","anchors":2,"maxAnchors":4,"zone":"a"}'`,
   ];
   const order = commands.map((c) => out.indexOf(`$ etcdctl --endpoints=${etcd} ${c}\n`));
   for (const [i, c] of commands.entries()) t.ok(order[i]! >= 0, `printed: etcdctl ${c}`);
   t.same([...order].sort((a, b) => a - b), order, 'in the order they ran');
 
-  // Between the gamma change and the del, alpha reports NOT_SERVING for a moment and then SERVING.
-  const flipOut = out.search(/t=\d+\.\ds {2}backend alpha: health → NOT_SERVING \(.*its anchors leave the rotation\)\n/);
-  const flipBack = out.search(/t=\d+\.\ds {2}backend alpha: health → SERVING \(.*its anchors rejoin the rotation\)\n/);
-  t.ok(flipOut >= 0 && flipBack >= 0, 'both health flips are printed');
-  t.ok(order[4]! < flipOut && flipOut < flipBack && flipBack < order[5]!, 'after the gamma change, before the del, NOT_SERVING first');
+  // Zones: every anchor and backend row names its backend's zone; the pool is in zone a, and its calls stay there while alpha and delta serve.
+  const zones: Record<string, string> = { alpha: 'a', beta: 'b', gamma: 'c', delta: 'a' };
+  const anchorZones = [...out.matchAll(/^ {2}anchor services\/echo\/(\w+)#\d+\s+\S+\s+zone (\S+)\s/gm)];
+  t.ok(anchorZones.length > 0, 'snapshots show the zone of each anchor');
+  t.same(anchorZones.filter(([, name, zone]) => zones[name!] !== zone).map((m) => m[0]), [], 'each anchor row shows its backend\'s zone');
+  for (const [name, addr] of Object.entries({ alpha, beta, gamma, delta })) {
+    t.match(out, new RegExp(`^ {2}backend ${name} ${escape(addr)} \\(zone ${zones[name]}\\): `, 'm'), `the backend rows show ${name} in zone ${zones[name]}`);
+  }
+  t.match(out, /pool on etcd:\/\/\/services\/echo\/ in zone a ready/, 'the pool runs in zone a');
+
+  // Between the gamma change and the del, zone a's backends report NOT_SERVING, delta and then alpha too, and then SERVING again.
+  const health = (name: string, status: string, why: string): number => out.search(new RegExp(`t=\\d+\\.\\ds {2}backend ${name}: health → ${status} \\(.*${why}\\)\n`));
+  const deltaOut = health('delta', 'NOT_SERVING', 'zone a keeps alpha\'s share of the calls, the rest spills to the other zones');
+  const flipOut = health('alpha', 'NOT_SERVING', 'zone a has no anchor in rotation left: every call leaves it');
+  const flipBack = health('alpha', 'SERVING', 'its anchors rejoin the rotation');
+  const deltaBack = health('delta', 'SERVING', 'its anchors rejoin the rotation: zone a is whole again');
+  t.ok(deltaOut >= 0 && flipOut >= 0 && flipBack >= 0 && deltaBack >= 0, 'all four health flips are printed');
+  t.ok(order[4]! < deltaOut && deltaOut < flipOut && flipOut < flipBack && flipBack < deltaBack && deltaBack < order[5]!, 'after the gamma change, before the del: delta out, alpha out, alpha back, delta back');
+  const beforeFlips = out.slice(0, deltaOut);
+  const oneOut = out.slice(deltaOut, flipOut);
   const during = out.slice(flipOut, flipBack);
   const after = out.slice(flipBack);
+  t.match(beforeFlips, /^ {2}zones: the pool is in zone a, mode local; calls by zone over the last second: a 100% · b 0% · c 0%$/m, 'a snapshot shows every call in zone a');
   for (const i of [0, 1, 2]) {
     const anchor = `services/echo/alpha#${i} \\(${escape(alpha)}\\)`;
     t.match(during, new RegExp(`pool: ${anchor} health SERVING → NOT_SERVING: out of rotation`), `the pool takes alpha#${i} out of rotation`);
     t.match(after, new RegExp(`pool: ${anchor} health NOT_SERVING → SERVING: back in rotation`), `and brings it back`);
-    t.match(during, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+READY\\s+NOT_SERVING\\s+[\\d,]+ leases/s {2}\\(out of rotation\\)$`, 'm'), `a snapshot shows alpha#${i} NOT_SERVING`);
+    t.match(during, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+zone a\\s+READY\\s+NOT_SERVING\\s+[\\d,]+ leases/s {2}\\(out of rotation\\)$`, 'm'), `a snapshot shows alpha#${i} NOT_SERVING`);
   }
-  // From the pool's own lease counters, read once all three were out and again before the flip back: exact, not timed.
-  const [, others] = /alpha's 3 anchors took 0 leases; the others took ([\d,]+)\n/.exec(during) ?? [];
-  t.ok(others !== undefined, 'no lease on alpha while it was NOT_SERVING');
-  t.ok(Number(others?.replaceAll(',', '')) > 0, 'while the other anchors kept serving calls');
+  for (const i of [0, 1]) {
+    t.match(oneOut, new RegExp(`pool: services/echo/delta#${i} \\(${escape(delta)}\\) health SERVING → NOT_SERVING: out of rotation`), `the pool takes delta#${i} out of rotation`);
+    t.match(out.slice(deltaBack), new RegExp(`pool: services/echo/delta#${i} \\(${escape(delta)}\\) health NOT_SERVING → SERVING: back in rotation`), `and brings it back`);
+  }
+  // The pool's routing after each flip (pool.stats().zones): zone a keeps its 3 of 5 slots' share, then has none, then all.
+  t.match(oneOut, /pool\.stats\(\)\.zones: mode spill \(.*\); zone a has 3 of 5 anchors in rotation; shares now a 60% · b 13% · c 27%\n/, 'one out: zone a keeps 60%, b and c take the rest by their anchors');
+  t.match(during, /pool\.stats\(\)\.zones: mode panic \(.*\); zone a has 0 of 5 anchors in rotation; shares now a 0% · b 33% · c 67%\n/, 'both out: every call leaves zone a');
+  t.match(after, /pool\.stats\(\)\.zones: mode local \(every call stays in zone a\); zone a has 5 of 5 anchors in rotation; shares now a 100% · b 0% · c 0%\n/, 'both back: every call stays in zone a');
+  t.match(oneOut, /^ {2}zones: the pool is in zone a, mode spill; /m, 'a snapshot shows the spill');
+  t.match(during, /^ {2}zone a\s+alpha, delta\s+0 of 5 anchors in rotation\s+share\s+0%\s+0 leases\/s$/m, 'a snapshot shows zone a without leases');
+  t.match(during, /^ {2}zones: the pool is in zone a, mode panic; calls by zone over the last second: a 0% · b \d+% · c \d+%$/m, 'and no call in zone a over its last second');
+  // From the pool's own counters (pool.stats().zones picks), read at the start and end of each state: exact, not timed.
+  const num = (text: string | undefined): number => Number(text?.replaceAll(',', ''));
+  const one = /while delta was NOT_SERVING \(\d+\.\d s\), zone a took (\d+)% of the ([\d,]+) leases: a \d+% \(([\d,]+), all on alpha\), b \d+% \(([\d,]+)\), c \d+% \(([\d,]+)\)\n/.exec(oneOut);
+  t.ok(one, 'while delta was out, zone a\'s leases were all on alpha');
+  t.ok(num(one?.[3]) > 0 && num(one?.[4]) > 0 && num(one?.[5]) > 0, `and part of the calls left zone a for b and c (${one?.[0].trim()})`);
+  t.ok(num(one?.[1]) >= 40 && num(one?.[1]) <= 80, `zone a kept about its 60% (${one?.[1]}%)`);
+  const both = /while delta and alpha were both NOT_SERVING \(\d+\.\d s\), zone a took 0 of the ([\d,]+) leases: a 0% \(0\), b \d+% \(([\d,]+)\), c \d+% \(([\d,]+)\)\n/.exec(during);
+  t.ok(both, 'no lease in zone a while both were NOT_SERVING');
+  t.ok(num(both?.[2]) > 0 && num(both?.[3]) > 0, 'while zones b and c served the calls');
+  t.match(after, /since both serve again \(\d+\.\d s\), zone a took 100% of the [\d,]+ leases: a 100% \([\d,]+\), b 0% \(0\), c 0% \(0\)\n/, 'and every call is back in zone a');
   t.match(out, /\d\d:\d\d:\d\d\.\d{3} t=\d+\.\ds {2}\$ etcdctl .* del services\/echo\/beta/, 'mid-run commands carry a timestamp');
 
   // After the del, delta fails every call: the pool ejects it, delta answers again, and after the ejection time the pool returns it.
@@ -173,8 +208,9 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
   t.ok(order[5]! < failOn && failOn < ejected && ejected < failOff && failOff < returned, 'after the del: failing on, ejected, failing off, returned');
   t.equal(out.match(/ ejected after /g)?.length, 1, 'the pool ejected once (nothing but delta)');
   const whileEjected = out.slice(ejected, returned);
+  t.match(whileEjected, /pool\.stats\(\)\.zones: mode spill \(.*\); zone a has 3 of 5 anchors in rotation; shares now a 60% · c 40%\n/, 'while delta is ejected, part of the calls leave zone a for c');
   for (const i of [0, 1]) {
-    t.match(whileEjected, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+0 leases/s {2}\\(ejected\\)$`, 'm'), `a snapshot shows delta#${i} ejected, without leases`);
+    t.match(whileEjected, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+zone a\\s+READY\\s+SERVING\\s+0 leases/s {2}\\(ejected\\)$`, 'm'), `a snapshot shows delta#${i} ejected, without leases`);
   }
   // From the pool's lease counters, read in its endpoint-ejected and endpoint-returned events: exact, not timed.
   const [, ejectedOthers] = /while ejected \(\d+\.\d s\), delta's 2 anchors took 0 leases; the others took ([\d,]+)\n/.exec(out.slice(returned)) ?? [];
@@ -207,41 +243,45 @@ t.test('a short run: real etcdctl commands, health checks, a NOT_SERVING flip, a
   t.match(out, /^.*extra anchors \(pool\.stats\(\)\.extraAnchors\): 2 opened, 2 drained, 0 failed, 0 open; delta is back to 2 anchors$/m, 'the stats agree');
   const whileExtra = out.slice(opened3, drained3);
   for (const i of [2, 3]) {
-    t.match(whileExtra, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+ {2}\\(extra\\)$`, 'm'), `a snapshot shows delta#${i} marked extra, taking leases`);
+    t.match(whileExtra, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+zone a\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+ {2}\\(extra\\)$`, 'm'), `a snapshot shows delta#${i} marked extra, taking leases`);
   }
   t.match(whileExtra, /^\[t=.*; a burst of 160 more loops; 3 keys, 11 anchors \(11 READY, \d+ in rotation, 2 extra\)/m, 'the snapshot counts 2 extra anchors during the burst');
-  t.match(whileExtra, new RegExp(`backend delta ${escape(delta)}: 4 anchors, 4 connections \\(server side\\)`), 'delta\'s server counts the extra connections');
+  t.match(whileExtra, new RegExp(`backend delta ${escape(delta)} \\(zone a\\): 4 anchors, 4 connections \\(server side\\)`), 'delta\'s server counts the extra connections');
   t.match(out.slice(burstEnds, drained3), /during the burst, delta's 2 extra anchors took [1-9][\d,]* leases\n/, 'the extra anchors took leases');
   t.notMatch(out.slice(drained2), /^ {2}anchor .*\(extra\)$/m, 'no snapshot marks an anchor extra once both drained');
 
   // Every anchor of every backend had leases in some snapshot.
   const busiest = new Map<string, number>();
-  for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+READY\s+SERVING\s+([\d,]+) leases\/s/gm)) {
+  for (const [, slot, rate] of out.matchAll(/^ {2}anchor (\S+#\d+)\s+\S+\s+zone \S+\s+READY\s+SERVING\s+([\d,]+) leases\/s/gm)) {
     busiest.set(slot!, Math.max(busiest.get(slot!) ?? 0, Number(rate!.replaceAll(',', ''))));
   }
   const slots = ['alpha#0', 'alpha#1', 'alpha#2', 'beta#0', 'beta#1', 'gamma#0', 'gamma#1', 'gamma#2', 'gamma#3', 'delta#0', 'delta#1', 'delta#2', 'delta#3'];
   for (const slot of slots) t.ok((busiest.get(`services/echo/${slot}`) ?? 0) > 0, `leases on services/echo/${slot}`);
-  t.match(out, /^ {2}anchor services\/echo\/beta#0\s+\S+\s+CLOSED$/m, 'the deleted backend’s anchors are shown closing');
+  t.match(out, /^ {2}anchor services\/echo\/beta#0\s+\S+\s+zone b\s+CLOSED$/m, 'the deleted backend’s anchors are shown closing');
 
   // The last snapshot: the servers count exactly the anchors the pool holds, and none for beta.
   const last = out.slice(out.lastIndexOf('[t='));
   for (const [name, addr, n] of [['alpha', alpha, 3], ['gamma', gamma, 4], ['delta', delta, 2]] as const) {
-    t.match(last, new RegExp(`backend ${name} ${escape(addr)}: ${n} anchors, ${n} connections \\(server side\\)`), `${name}: ${n} anchors, ${n} connections on its server`);
+    t.match(last, new RegExp(`backend ${name} ${escape(addr)} \\(zone ${zones[name]}\\): ${n} anchors, ${n} connections \\(server side\\)`), `${name}: ${n} anchors, ${n} connections on its server`);
   }
-  t.match(last, new RegExp(`backend beta ${escape(beta)}: 0 anchors, 0 connections \\(server side\\)`), 'beta: its connections closed after the del');
+  t.match(last, new RegExp(`backend beta ${escape(beta)} \\(zone b\\): 0 anchors, 0 connections \\(server side\\)`), 'beta: its connections closed after the del');
   for (const i of [0, 1, 2]) {
-    t.match(last, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s`, 'm'), `alpha#${i} takes leases again`);
+    t.match(last, new RegExp(`^ {2}anchor services/echo/alpha#${i}\\s+\\S+\\s+zone a\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s`, 'm'), `alpha#${i} takes leases again`);
   }
   for (const i of [0, 1]) {
-    t.match(last, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+$`, 'm'), `delta#${i} takes leases again, not marked ejected`);
+    t.match(last, new RegExp(`^ {2}anchor services/echo/delta#${i}\\s+\\S+\\s+zone a\\s+READY\\s+SERVING\\s+[1-9][\\d,]* leases/s {2}#+$`, 'm'), `delta#${i} takes leases again, not marked ejected`);
   }
   t.match(last, new RegExp(`^\\[t=.*, ${failedOnDelta} errors;`, 'm'), 'no call failed but those on delta while it failed every call');
-  for (const i of [2, 3]) t.match(out, new RegExp(`^ {2}services/echo/delta#${i}\\s+${escape(delta)}\\s+[1-9][\\d,]* {2}\\(extra\\)$`, 'm'), `the summary marks delta#${i} extra`);
+  t.match(last, /^ {2}zones: the pool is in zone a, mode local; calls by zone over the last second: a 100% · c 0%$/m, 'at the end every call is in zone a again (beta and zone b are gone)');
+  for (const i of [2, 3]) t.match(out, new RegExp(`^ {2}services/echo/delta#${i}\\s+${escape(delta)}\\s+zone a\\s+[1-9][\\d,]* {2}\\(extra\\)$`, 'm'), `the summary marks delta#${i} extra`);
   t.match(
     out,
     new RegExp(`^Failed calls: ${failedOnDelta} \\(delta ${failedOnDelta}, all while it failed every call, on leases taken before the pool ejected it\\)$`, 'm'),
     'the summary counts them, all on delta',
   );
+  const byZone = /^Leases by zone over the whole run \(the pool is in zone a; pool\.stats\(\)\.zones picks\): a ([\d,]+) \(\d+%\), b ([\d,]+) \(\d+%\), c ([\d,]+) \(\d+%\)$/m.exec(out);
+  t.ok(byZone, 'the summary counts the leases by zone');
+  t.ok(num(byZone?.[1]) > num(byZone?.[2]) + num(byZone?.[3]), 'most of them in zone a');
 
   assertNothingLeft(t, out, ['etcd', 'alpha', 'beta', 'gamma', 'delta']);
 });
@@ -269,13 +309,14 @@ t.test('SIGTERM to the demo alone while it starts: exit 143, nothing left', asyn
 
 t.test('--interactive: the printed etcdctl commands work as typed, and Ctrl-C ends it with 0', async (t) => {
   const demo = startDemo([DEMO, '--interactive']);
-  const [, command] = await demo.waitFor(/# gamma: 1 → 4 anchors\n {2}(etcdctl --endpoints=\S+ put services\/echo\/gamma '\S+#4')\n/);
+  // gamma moves to the pool's zone a too, so that calls reach it.
+  const [, command] = await demo.waitFor(/# gamma: 1 → 4 anchors, and from zone c to zone a, so calls reach it\n {2}(etcdctl --endpoints=\S+ put services\/echo\/gamma '\S+#4@a')\n/);
   await demo.waitFor(/^\[t=/m);
   // Run exactly as printed, through a shell, the way a user pastes it.
   const typed = spawnSync('sh', ['-c', command!], { encoding: 'utf8' });
   t.equal(typed.status, 0, `${command} succeeds: ${typed.stderr}`);
-  await demo.waitFor(/pool: ~ services\/echo\/gamma → \S+, 1 → 4 anchors/);
-  await demo.waitFor(/^ {2}anchor services\/echo\/gamma#3\s+\S+\s+READY\s+SERVING\s+[1-9][\d,]* leases\/s/m);
+  await demo.waitFor(/pool: ~ services\/echo\/gamma → \S+, 1 → 4 anchors, zone c → zone a\n/);
+  await demo.waitFor(/^ {2}anchor services\/echo\/gamma#3\s+\S+\s+zone a\s+READY\s+SERVING\s+[1-9][\d,]* leases\/s/m);
   t.match(demo.output(), /etcdctl cannot flip it/, 'says that health is not set through etcd');
   process.kill(-demo.child.pid!, 'SIGINT');
   const { code } = await exitWithin(demo, 20_000);
