@@ -2,11 +2,13 @@
 // thirty seconds. It starts its own etcd through etcd-dev (installing it from Debian's
 // packages if needed and possible) and real grpc-js echo backends that answer the
 // standard health check, registers them with the real etcdctl (printing every command),
-// and runs real calls through round-robin leases, with the pool's health checks on, while
-// a live chart shows the leases per second on every anchor, its health, and the
-// connections each server counts. Mid-run it adds a backend, changes one's anchors and
-// deletes one, so the chart follows etcd live; between those steps one backend reports
-// NOT_SERVING for a moment, and its anchors leave the rotation and come back. At the end
+// each in a zone (a, b or c), and runs real calls through round-robin leases, with the
+// pool's health checks on and the pool in zone a (zone-aware routing), while a live chart
+// shows the leases per second on every anchor, its zone and health, the connections each
+// server counts, and the calls by zone. Mid-run it adds a backend, changes one's anchors and
+// deletes one, so the chart follows etcd live; between those steps zone a's two backends
+// report NOT_SERVING, one and then both: calls leave zone a (part of them, then all) and
+// come back once both serve again. At the end
 // one backend fails every call for a moment: the pool's outlier detection ejects it, then
 // returns it once the (short, for the demo) ejection time is over. Last, that backend's key
 // may grow (maxAnchors): a burst of slow calls fills every anchor, the pool opens extra
@@ -21,7 +23,7 @@ import { ensureEtcdInstalled, etcdctl, startCluster, type EtcdCluster } from '..
 import { Backend } from '../testkit/echo/backend.js';
 import { DEMO_HELP, parseDemoArgs, UsageError, type DemoOptions } from './demo/args.js';
 import { colorPaint, plainPaint, visibleLength, type Paint } from './demo/ansi.js';
-import { Chart, summary } from './demo/chart.js';
+import { Chart, summary, zoneModeText } from './demo/chart.js';
 import { checkHealth } from './demo/health.js';
 import { Load } from './demo/load.js';
 import { Sampler, type Frame } from './demo/sampler.js';
@@ -35,6 +37,24 @@ const PREFIX = 'services/echo/';
 const HEALTH_SERVICE = 'anchorpool.test.Echo';
 /** How long the pool may take to act on a health change before the demo calls it a failure (on loopback it takes milliseconds). */
 const HEALTH_SEEN_TIMEOUT_MILLIS = 5000;
+/**
+ * Zone-aware routing: the pool's own zone, and the zone each backend registers in etcd.
+ * alpha and delta (which joins mid-run) are in the pool's zone, so they take every call
+ * while their anchors are in rotation; beta and gamma, in zones b and c, take calls only
+ * when calls leave zone a. The pool keeps the default thresholds (zoneRouting: spill
+ * below 100% of zone a's anchors in rotation, panic below 50%).
+ */
+const POOL_ZONE = 'a';
+const ZONES = { alpha: 'a', beta: 'b', gamma: 'c', delta: 'a' } as const;
+/**
+ * The zone scene: how long zone a runs with one backend NOT_SERVING, then with both (each
+ * longer than the chart's one-second rate window, so a frame then shows only that state),
+ * and how long the chart shows the calls back in zone a before the story goes on.
+ */
+const ZONE_PHASE_MILLIS = 2000;
+const ZONE_BACK_MILLIS = 1500;
+/** The zone scene's length, its few waits for the pool included; it starts at 55% of --duration. */
+const ZONE_SCENE_SECONDS = 6;
 /**
  * The pool's outlier detection: an entry is ejected after this many failed calls in a row,
  * for baseEjectionTimeMillis (short for the demo; the default is 30 s), and ejections end
@@ -54,18 +74,20 @@ const FAILING_WHILE_EJECTED_MILLIS = 1500;
  * extra ones. The demo's one pool gets it, rather than a pool of its own for that scene:
  * the chart, the servers' connection counts and the summary all read this pool, so extra
  * anchors show up among the others, as an application would see them. The other scenes
- * keep their behaviour: the steady LOOPS hold at most 32 leases, and the fewest anchors
- * any scene leaves in rotation (6 at the start, 7 while delta is ejected) carry 90, so
- * outside the burst callers never wait for a full pool (only in the first milliseconds, if
- * the load starts while some anchors still connect).
+ * keep their behaviour: the steady LOOPS hold at most 32 leases; calls stay in zone a,
+ * and the fewest anchors any scene leaves them there (alpha's 3: at the start, while delta
+ * is NOT_SERVING or ejected) carry 45, and zones b and c carry 90 when zone a has none in
+ * rotation, so outside the burst callers never wait for a full pool (only in the first
+ * milliseconds, if the load starts while some anchors still connect).
  */
 const MAX_LEASES_PER_ANCHOR = 16;
 /** The extra-anchor scene: the key keeps its N and may grow to this many anchors. */
 const MAX_ANCHORS = 4;
 /**
  * The burst: loops added to the steady ones, each call held this long by the server
- * (Echo's "sleep:"). 32 + 160 callers want more leases than the 9 anchors then in rotation
- * carry (135), and than 11 do (165, with 2 extra), so every anchor stays full.
+ * (Echo's "sleep:"). Calls stay in zone a while all its anchors are in rotation, full or
+ * not: 32 + 160 callers want more leases than its 5 anchors carry (75), and than 7 do
+ * (105, with delta's 2 extra), so every anchor of zone a stays full.
  */
 const BURST_LOOPS = 160;
 const BURST_CALL_MILLIS = 50;
@@ -92,8 +114,11 @@ const PLAIN_AFTER_CHANGE_MILLIS = 750;
 
 const count = (n: number): string => Math.round(n).toLocaleString('en-US');
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+const percent = (fraction: number): string => `${Math.round(fraction * 100)}%`;
 /** `2` or, for a key that may grow, `2-4`. */
 const anchorRange = (e: { anchors: number; maxAnchors?: number }): string => (e.maxAnchors === undefined ? String(e.anchors) : `${e.anchors}-${e.maxAnchors}`);
+/** `zone a`, or for a value without one `no zone` (the key counts as in every zone). */
+const zoneOf = (zone: string | undefined): string => (zone === undefined ? 'no zone (in every zone)' : `zone ${zone}`);
 const clock = (at = Date.now()): string => new Date(at).toTimeString().slice(0, 8) + `.${String(at % 1000).padStart(3, '0')}`;
 
 /** Block characters draw the bars unless the locale says the terminal cannot show them. */
@@ -154,7 +179,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   let code = 0;
   try {
-    const storySeconds = options.durationSeconds + EJECTION_SCENE_SECONDS + EXTRA_SCENE_SECONDS;
+    // The zone scene starts at 55% of --duration; what comes after it waits for its end (whole seconds, for the chart's clock).
+    const d = options.durationSeconds;
+    const zoneSceneShift = Math.max(0, Math.ceil(d * 0.55 + ZONE_SCENE_SECONDS - d * 0.75));
+    const storySeconds = d + zoneSceneShift + EJECTION_SCENE_SECONDS + EXTRA_SCENE_SECONDS;
     const length = interactive ? 'until Ctrl-C' : `${storySeconds} s of load`;
     screen.log(`${paint('bold', 'anchorpool demo')}: a dev etcd, grpc-js echo backends registered with etcdctl, and a lease pool under load (${length}).`);
     await ensureEtcdInstalled({ log: (line) => screen.log(`[etcd-dev] ${line}`) });
@@ -175,10 +203,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const spare = interactive ? await startBackend('delta') : undefined;
     abort.throwIfAborted();
 
-    note('register the backends under the prefix, in the three value formats anchorpool reads');
-    await etcdctlStep(['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 3 })]);
-    await etcdctlStep(['put', `${PREFIX}beta`, JSON.stringify({ Op: 0, Addr: beta.address, Metadata: { anchors: 2 } })]);
-    await etcdctlStep(['put', `${PREFIX}gamma`, `${gamma.address}#1`]);
+    note(`register the backends under the prefix, in the three value formats anchorpool reads, each with its zone (the pool will run in zone ${POOL_ZONE})`);
+    await etcdctlStep(['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 3, zone: ZONES.alpha })]);
+    await etcdctlStep(['put', `${PREFIX}beta`, JSON.stringify({ Op: 0, Addr: beta.address, Metadata: { anchors: 2, zone: ZONES.beta } })]);
+    await etcdctlStep(['put', `${PREFIX}gamma`, `${gamma.address}#1@${ZONES.gamma}`]);
     abort.throwIfAborted();
 
     const pool: AnchorPool = createPool({
@@ -186,14 +214,20 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       etcd: { hosts: cluster.hosts },
       drainTimeoutMillis: 3000,
       healthCheck: { serviceName: HEALTH_SERVICE },
+      zone: POOL_ZONE,
       outlierDetection: OUTLIER_DETECTION,
       maxStreamsPerAnchor: MAX_LEASES_PER_ANCHOR,
       extraAnchorIdleMillis: EXTRA_ANCHOR_IDLE_MILLIS,
     });
     teardown.add('pool', STOP.pool, () => pool.close());
-    pool.on('endpoint-added', (e) => screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${anchorRange(e)} anchor${e.anchors === 1 && e.maxAnchors === undefined ? '' : 's'}`));
+    pool.on('endpoint-added', (e) =>
+      screen.log(`${stamp()}  pool: + ${e.key} → ${e.addr}, ${anchorRange(e)} anchor${e.anchors === 1 && e.maxAnchors === undefined ? '' : 's'}, ${zoneOf(e.zone)}`),
+    );
     pool.on('endpoint-updated', ({ before, after }) =>
-      screen.log(`${stamp()}  pool: ~ ${after.key} → ${after.addr}, ${anchorRange(before)} → ${anchorRange(after)} anchors${before.addr === after.addr ? '' : ` (was ${before.addr})`}`),
+      screen.log(
+        `${stamp()}  pool: ~ ${after.key} → ${after.addr}, ${anchorRange(before)} → ${anchorRange(after)} anchors${before.addr === after.addr ? '' : ` (was ${before.addr})`}` +
+          `${before.zone === after.zone ? '' : `, ${zoneOf(before.zone)} → ${zoneOf(after.zone)}`}`,
+      ),
     );
     pool.on('endpoint-removed', (e) => screen.log(`${stamp()}  pool: - ${e.key} (${e.addr}): its anchors drain and close`));
     pool.on('endpoint-invalid', (r) => screen.log(paint('red', `${stamp()}  pool: ! ${r.key}: ${r.reason}${r.keptPrevious ? ' (keeps its last valid value)' : ''}`)));
@@ -229,7 +263,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     });
     pool.on('etcd-connected', ({ revision }) => screen.log(`${stamp()}  pool: etcd connected at revision ${revision}`));
     await pool.ready({ signal: abort });
-    screen.log(`${stamp()}  pool on ${TARGET} ready; ${LOOPS} loops now call Echo, one lease per call`);
+    screen.log(`${stamp()}  pool on ${TARGET} in zone ${POOL_ZONE} ready; ${LOOPS} loops now call Echo, one lease per call`);
+    screen.log(
+      `${stamp()}  zone-aware routing: calls stay in zone ${POOL_ZONE} while all its anchors are in rotation; the other zones' anchors are connected and healthy, and take calls only when calls leave zone ${POOL_ZONE}`,
+    );
 
     const startedAt = Date.now();
     loadStartedAt = startedAt;
@@ -302,23 +339,83 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       screen.log(`${stamp()}  ${paint('cyan', `backend ${backend.name}: health → ${status}`)} (grpc.health.v1 status of "${HEALTH_SERVICE}"; ${effect})`);
       await backend.setHealth(status, HEALTH_SERVICE);
     };
-    /** The backend reports NOT_SERVING until `until`, then SERVING again; says how many leases its anchors took meanwhile. */
-    const healthFlip = async (backend: Backend, until: () => Promise<void>): Promise<void> => {
-      const n = anchorsOf(backend).length;
-      await setHealth(backend, 'NOT_SERVING', 'its anchors leave the rotation');
-      await poolSees(backend, false);
-      const outAt = Date.now();
-      const [ownBefore, allBefore] = [leasesOn(backend), pool.stats().acquired];
-      soonAfterChange();
-      await until();
-      // What the chart shows just before it comes back: its anchors NOT_SERVING, without leases.
-      await frameNow();
-      const [own, all] = [leasesOn(backend) - ownBefore, pool.stats().acquired - allBefore];
-      screen.log(
-        `${stamp()}  ${paint('bold', `while out of rotation (${((Date.now() - outAt) / 1000).toFixed(1)} s), ${backend.name}'s ${plural(n, 'anchor')} took ${count(own)} leases`)}; the others took ${count(all - own)}`,
+    /** Leases granted so far in each zone (pool.stats().zones picks, the pool's zone first) and on some backends, read at one moment. */
+    type ZoneMark = { at: number; zones: Map<string, number>; on: Map<Backend, number> };
+    const zoneMark = (...on: Backend[]): ZoneMark => ({
+      at: Date.now(),
+      zones: new Map((pool.stats().zones?.zones ?? []).map((z) => [z.zone, z.picks])),
+      on: new Map(on.map((b) => [b, leasesOn(b)])),
+    });
+    /** Between two marks: the leases in all, in the pool's zone, and `a 60% (1,234<localNote>), b 13% (…)` by zone. */
+    const zoneLeases = (from: ZoneMark, to: ZoneMark, localNote: (n: number) => string = () => ''): { all: number; local: number; split: string } => {
+      const parts = [...to.zones].map(([zone, n]) => ({ zone, n: n - (from.zones.get(zone) ?? 0) }));
+      const all = parts.reduce((sum, p) => sum + p.n, 0);
+      const local = parts.find((p) => p.zone === POOL_ZONE)?.n ?? 0;
+      const split = parts.map((p) => `${p.zone} ${all > 0 ? percent(p.n / all) : '-'} (${count(p.n)}${p.zone === POOL_ZONE ? localNote(p.n) : ''})`).join(', ');
+      return { all, local, split };
+    };
+    const took = (from: ZoneMark, to: ZoneMark, backend: Backend): number => (to.on.get(backend) ?? 0) - (from.on.get(backend) ?? 0);
+    /** The pool's zone routing now: its mode, zone a's anchors in rotation, and the share it gives each zone. */
+    const zoneRouting = (): string => {
+      const zones = pool.stats().zones;
+      if (zones === undefined) return 'pool.stats().zones: the pool names no zone';
+      const local = zones.zones.find((z) => z.zone === zones.local);
+      return (
+        `pool.stats().zones: mode ${zones.mode} (${zoneModeText(zones.mode, zones.local)}); zone ${zones.local} has ${local?.healthy ?? 0} of ${local?.total ?? 0} anchors in rotation; ` +
+        `shares now ${zones.zones.map((z) => `${z.zone} ${percent(z.share)}`).join(' · ')}`
       );
-      await setHealth(backend, 'SERVING', 'its anchors rejoin the rotation');
-      await poolSees(backend, true);
+    };
+    const secondsSince = (from: ZoneMark, to: ZoneMark): string => `${((to.at - from.at) / 1000).toFixed(1)} s`;
+    /**
+     * Zone a's two backends report NOT_SERVING, `first` and then `second` too, and then both
+     * SERVING again. Each state lasts long enough for a frame that shows only it, and each
+     * ends with the leases it saw by zone, from the pool's own counters (exact, not timed):
+     * with one out, zone a keeps the other's share and the rest spills to b and c; with both
+     * out, every call leaves zone a; with both back, every call stays in it again.
+     */
+    const zoneScene = async (first: Backend, second: Backend): Promise<void> => {
+      await setHealth(first, 'NOT_SERVING', `its anchors leave the rotation: zone ${POOL_ZONE} keeps ${second.name}'s share of the calls, the rest spills to the other zones`);
+      await poolSees(first, false);
+      screen.log(`${stamp()}  ${zoneRouting()}`);
+      soonAfterChange();
+      const oneOut = zoneMark(second);
+      await sleep(ZONE_PHASE_MILLIS, undefined, { signal: abort });
+      // What the chart shows with one of zone a's backends out: part of the calls in b and c.
+      await frameNow();
+      const oneOutEnd = zoneMark(second);
+      const onSecond = took(oneOut, oneOutEnd, second);
+      const one = zoneLeases(oneOut, oneOutEnd, (n) => (onSecond === n ? `, all on ${second.name}` : `, ${count(onSecond)} on ${second.name}`));
+      screen.log(
+        `${stamp()}  ${paint('bold', `while ${first.name} was NOT_SERVING (${secondsSince(oneOut, oneOutEnd)}), zone ${POOL_ZONE} took ${one.all > 0 ? percent(one.local / one.all) : '-'} of the ${count(one.all)} leases`)}: ${one.split}`,
+      );
+
+      await setHealth(second, 'NOT_SERVING', `zone ${POOL_ZONE} has no anchor in rotation left: every call leaves it`);
+      await poolSees(second, false);
+      screen.log(`${stamp()}  ${zoneRouting()}`);
+      soonAfterChange();
+      const bothOut = zoneMark();
+      await sleep(ZONE_PHASE_MILLIS, undefined, { signal: abort });
+      // What the chart shows with zone a empty: its anchors NOT_SERVING, every call in b and c.
+      await frameNow();
+      const bothOutEnd = zoneMark();
+      const both = zoneLeases(bothOut, bothOutEnd);
+      screen.log(
+        `${stamp()}  ${paint('bold', `while ${first.name} and ${second.name} were both NOT_SERVING (${secondsSince(bothOut, bothOutEnd)}), zone ${POOL_ZONE} took ${count(both.local)} of the ${count(both.all)} leases`)}: ${both.split}`,
+      );
+
+      await setHealth(second, 'SERVING', 'its anchors rejoin the rotation');
+      await setHealth(first, 'SERVING', `its anchors rejoin the rotation: zone ${POOL_ZONE} is whole again`);
+      await Promise.all([poolSees(second, true), poolSees(first, true)]);
+      screen.log(`${stamp()}  ${zoneRouting()}`);
+      soonAfterChange();
+      const back = zoneMark();
+      await sleep(ZONE_BACK_MILLIS, undefined, { signal: abort });
+      await frameNow();
+      const backEnd = zoneMark();
+      const again = zoneLeases(back, backEnd);
+      screen.log(
+        `${stamp()}  ${paint('bold', `since both serve again (${secondsSince(back, backEnd)}), zone ${POOL_ZONE} took ${again.all > 0 ? percent(again.local / again.all) : '-'} of the ${count(again.all)} leases`)}: ${again.split}`,
+      );
       soonAfterChange();
     };
     /** Makes the backend fail every Echo call or stop that, printed first like an etcdctl command. */
@@ -359,6 +456,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         await setFailing(backend, true, `every Echo call gets UNAVAILABLE, while its health check still says SERVING`);
         await poolDoes(() => ejectedAt !== undefined && anchorsOf(backend).every((a) => a.ejected), `eject ${backend.name}`, HEALTH_SEEN_TIMEOUT_MILLIS);
         const out = ejectedAt!;
+        screen.log(`${stamp()}  ${zoneRouting()}`);
         soonAfterChange();
         await sleep(FAILING_WHILE_EJECTED_MILLIS, undefined, { signal: abort });
         // What the chart shows while it is ejected: its anchors marked ejected, without leases.
@@ -400,12 +498,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       };
       pool.on('anchor-extra', onExtra);
       try {
-        await change(['put', key, JSON.stringify({ addr: backend.address, anchors: n, maxAnchors: MAX_ANCHORS })]);
+        const zone = pool.snapshot().endpoints.get(key)?.zone;
+        await change(['put', key, JSON.stringify({ addr: backend.address, anchors: n, maxAnchors: MAX_ANCHORS, ...(zone !== undefined && { zone }) })]);
         await poolDoes(() => pool.snapshot().endpoints.get(key)?.maxAnchors === MAX_ANCHORS, `read ${backend.name}'s maxAnchors`, HEALTH_SEEN_TIMEOUT_MILLIS);
-        const inRotation = pool.stats().anchors.eligible;
+        // Calls stay in the pool's zone while all its anchors are in rotation, even when they are full.
+        const inRotation = pool.anchors().filter((a) => (a.zone ?? POOL_ZONE) === POOL_ZONE && a.state === 'READY' && a.health === 'SERVING' && !a.ejected && !a.draining).length;
         screen.log(
           `${stamp()}  ${paint('cyan', `load: a burst of ${BURST_LOOPS} more loops`)} (the server holds each of their calls ${BURST_CALL_MILLIS} ms: ` +
-            `${LOOPS + BURST_LOOPS} callers for ${inRotation} anchors of ${MAX_LEASES_PER_ANCHOR - 1} leases, maxStreamsPerAnchor ${MAX_LEASES_PER_ANCHOR} for the demo less the health stream)`,
+            `${LOOPS + BURST_LOOPS} callers for zone ${POOL_ZONE}'s ${inRotation} anchors of ${MAX_LEASES_PER_ANCHOR - 1} leases, maxStreamsPerAnchor ${MAX_LEASES_PER_ANCHOR} for the demo less the health stream; ` +
+            `calls stay in zone ${POOL_ZONE} while all its anchors are in rotation, full or not)`,
         );
         const burst = load.burst(BURST_LOOPS, BURST_CALL_MILLIS);
         const extras = () => anchorsOf(backend).filter((a) => a.extra);
@@ -443,10 +544,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     try {
       if (interactive) {
         const suggestions: [args: string[], why: string][] = [
-          [['put', `${PREFIX}delta`, JSON.stringify({ addr: spare!.address, anchors: 2 })], 'add the spare backend delta with 2 anchors'],
-          [['put', `${PREFIX}gamma`, `${gamma.address}#4`], 'gamma: 1 → 4 anchors'],
-          [['del', `${PREFIX}beta`], 'remove beta: its anchors drain and close'],
-          [['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 0 })], 'an invalid value: reported, alpha keeps 3 anchors'],
+          [['put', `${PREFIX}delta`, JSON.stringify({ addr: spare!.address, anchors: 2, zone: ZONES.delta })], `add the spare backend delta with 2 anchors, in zone ${ZONES.delta}: it shares zone ${POOL_ZONE}'s calls with alpha`],
+          [['put', `${PREFIX}gamma`, `${gamma.address}#4@${POOL_ZONE}`], `gamma: 1 → 4 anchors, and from zone ${ZONES.gamma} to zone ${POOL_ZONE}, so calls reach it`],
+          [['del', `${PREFIX}beta`], `remove beta (zone ${ZONES.beta}): its anchors drain and close`],
+          [['put', `${PREFIX}alpha`, JSON.stringify({ addr: alpha.address, anchors: 3, zone: 'eu west 1a' })], 'an invalid zone (no spaces): reported, alpha keeps its last valid value'],
           [['get', '--prefix', PREFIX], 'what is registered'],
         ];
         screen.log(paint('bold', 'Try these in another terminal; the chart follows (Ctrl-C here stops the demo and everything it started):'));
@@ -455,26 +556,28 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           screen.log(`  ${etcdctlCommandLine(cluster.endpoints, args)}`);
         }
         screen.log(
-          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows alpha going NOT_SERVING and back, delta failing its calls until outlier detection ejects it, and a burst of calls that makes the pool open extra anchors for delta.`),
+          paint('dim', `Health checks are on ("${HEALTH_SERVICE}"); a backend's health is its own, not in etcd, so etcdctl cannot flip it: the run without --interactive shows zone ${POOL_ZONE}'s backends going NOT_SERVING and back (calls leave zone ${POOL_ZONE} and return), delta failing its calls until outlier detection ejects it, and a burst of calls that makes the pool open extra anchors for delta.`),
         );
         screen.log('');
         await new Promise<void>((resolve) => abort.addEventListener('abort', () => resolve(), { once: true }));
       } else {
-        const d = options.durationSeconds;
         await at(d * 0.25);
-        note('a 4th backend, delta, starts and joins with 2 anchors');
+        note(`a 4th backend, delta, starts and joins zone ${ZONES.delta} with 2 anchors: zone ${POOL_ZONE}'s calls now go to alpha and delta`);
         const delta = await startBackend('delta');
-        await change(['put', `${PREFIX}delta`, JSON.stringify({ addr: delta.address, anchors: 2 })]);
+        await change(['put', `${PREFIX}delta`, JSON.stringify({ addr: delta.address, anchors: 2, zone: ZONES.delta })]);
         await at(d * 0.5);
-        note('gamma goes from 1 to 4 anchors: its first connection stays, 3 are added');
-        await change(['put', `${PREFIX}gamma`, `${gamma.address}#4`]);
+        note(`gamma goes from 1 to 4 anchors: its first connection stays, 3 are added (in zone ${ZONES.gamma}, they take calls only when calls leave zone ${POOL_ZONE})`);
+        await change(['put', `${PREFIX}gamma`, `${gamma.address}#4@${ZONES.gamma}`]);
         await at(d * 0.55);
-        note('alpha reports NOT_SERVING for a moment: health checks take its 3 anchors out of rotation (their connections stay), then back');
-        await healthFlip(alpha, () => at(d * 0.72));
-        await at(d * 0.75);
-        note('beta is deleted: its 2 anchors drain and their connections close (the server keeps running)');
+        note(
+          `zone ${POOL_ZONE}'s backends report NOT_SERVING, delta and then alpha too: health checks take their anchors out of rotation (their connections stay), ` +
+            `and calls leave zone ${POOL_ZONE}, part of them and then all, until both serve again (zoneRouting defaults: spill below 100% in rotation, panic below 50%)`,
+        );
+        await zoneScene(delta, alpha);
+        await at(d * 0.75 + zoneSceneShift);
+        note(`beta (zone ${ZONES.beta}) is deleted: its 2 anchors drain and their connections close (the server keeps running)`);
         await change(['del', `${PREFIX}beta`]);
-        await at(d * 0.8);
+        await at(d * 0.8 + zoneSceneShift);
         note(
           `delta fails every call for a moment: outlier detection ejects it after ${OUTLIER_DETECTION.consecutiveFailures} failures in a row, ` +
             `for ${OUTLIER_DETECTION.baseEjectionTimeMillis / 1000} s (the demo's baseEjectionTimeMillis; the default is 30 s), then returns it`,
@@ -485,7 +588,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
             `and drains them back once its load stays low for ${EXTRA_ANCHOR_IDLE_MILLIS / 1000} s (the demo's extraAnchorIdleMillis; the default is 30 s)`,
         );
         await extraAnchors(delta);
-        await at(d + EJECTION_SCENE_SECONDS + EXTRA_SCENE_SECONDS);
+        await at(storySeconds);
       }
     } catch (err) {
       if (!abort.aborted) throw err;
@@ -513,7 +616,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         return { name: b.name, calls, ...(why !== undefined && { why }) };
       }),
     };
-    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [], failed, extraSlots)) screen.log(line);
+    const zoneTotals = { local: POOL_ZONE, zones: sampler.zoneTotals() };
+    for (const line of summary(load.perAnchor(), lastFrame?.backends ?? [], failed, extraSlots, zoneTotals)) screen.log(line);
     if (load.calls === 0) throw new Error('no call succeeded');
     code = interruptedCode() ?? 0;
   } catch (err) {

@@ -46,6 +46,8 @@ export class ScheduleCursor<A extends Pickable> {
   #slots: A[] = [];
   #cursor = 0;
   #eligible = 0;
+  /** Distinct keys in the schedule: with one, a draw for another key cannot succeed. */
+  #keys = 0;
 
   get eligibleSlots(): number {
     return this.#eligible;
@@ -58,6 +60,7 @@ export class ScheduleCursor<A extends Pickable> {
     let eligible = 0;
     for (const slot of slots) if (slot.eligible) eligible += 1;
     this.#eligible = eligible;
+    this.#keys = new Set(slots.map((slot) => slot.key)).size;
   }
 
   /** Called by the owner when a scheduled anchor's eligibility flips. */
@@ -75,7 +78,7 @@ export class ScheduleCursor<A extends Pickable> {
     if (this.#eligible <= 1) return this.pick(admit);
     const first = this.#draw(random, -1, admit);
     const a = this.#slots[first]!;
-    const otherKey = distinctKeys ? this.#drawOtherKey(random, a.key, admit) : -1;
+    const otherKey = distinctKeys && this.#keys > 1 ? this.#drawOtherKey(random, a.key, admit) : -1;
     const b = this.#slots[otherKey === -1 ? this.#draw(random, first, admit) : otherKey]!;
     return cost(b) < cost(a) ? b : a;
   }

@@ -51,8 +51,8 @@ export interface BrokerHooks<A extends LeaseAnchor> {
   leaked(event: LeaseLeakEvent): void;
   /** A lease came back with how its call ended (for outlier ejection). */
   outcome?(anchor: A, outcome: CallOutcome): void;
-  /** A lease came back after `millis` (given only when set: latency-aware picks time their leases). */
-  held?(anchor: A, millis: number, outcome: ReleaseOutcome): void;
+  /** A lease came back after `millis`, at `now` (performance.now()); given only when set: latency-aware picks time their leases. */
+  held?(anchor: A, millis: number, now: number, outcome: ReleaseOutcome): void;
   /** Callers are waiting and no anchor can take them: a chance to open more (load-driven anchors). */
   starved?(): void;
 }
@@ -149,7 +149,10 @@ export class LeaseBroker<A extends LeaseAnchor> {
     }
     this.#leased -= 1;
     anchor.give();
-    if (this.#hooks.held !== undefined) this.#hooks.held(anchor as A, performance.now() - leaseTakenAt(lease), outcome);
+    if (this.#hooks.held !== undefined) {
+      const now = performance.now();
+      this.#hooks.held(anchor as A, now - leaseTakenAt(lease), now, outcome);
+    }
     if (outcome !== NO_OUTCOME) this.#hooks.outcome?.(anchor as A, outcome);
     if (this.#waiters.size > 0) this.#serve();
   }

@@ -118,7 +118,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
           if (!this.#lifecycle.closing) this.#outliers?.record(anchor, outcome);
         },
         ...(anchorOptions.pick === 'peak-ewma' && {
-          held: (anchor: LeaseAnchor, millis: number, outcome: ReleaseOutcome) => anchor.latency.observe(millis, performance.now(), isFailure(outcome)),
+          held: (anchor: LeaseAnchor, millis: number, now: number, outcome: ReleaseOutcome) => anchor.latency.observe(millis, now, isFailure(outcome)),
         }),
         leaked: (event) => {
           // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.

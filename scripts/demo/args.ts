@@ -12,23 +12,26 @@ export class UsageError extends Error {
 export const DEMO_HELP = `usage: npm run demo -- [--duration SECONDS | --quick] [--interactive]
 
 Run anchorpool end to end on this machine: a dev etcd on a free loopback port, grpc-js
-echo backends (with the grpc.health.v1 service), registered with the real etcdctl, and a
-lease pool on etcd:///services/echo/ with health checks on, under a load of real calls.
-A live chart shows the leases per second on every anchor, its state and health, and the
-connections each backend counts. Mid-run the demo adds a backend, changes one backend's
-anchors and deletes one, with etcdctl, printing every command; in between, one backend
-reports NOT_SERVING for a moment and its anchors leave the rotation and come back. Then
-one backend fails every call until the pool's outlier detection ejects it (for 2 s, a
-short ejection time for the demo), and the pool returns it afterwards. Last, that
-backend's key may grow (maxAnchors 4): a burst of slow calls fills every anchor, the
-pool opens extra anchors for it, the chart marks them extra, and they drain back 1 to 3 s
-after the burst (extraAnchorIdleMillis 1000 for the demo).
+echo backends (with the grpc.health.v1 service), registered with the real etcdctl, each
+in a zone (a, b or c), and a lease pool on etcd:///services/echo/ in zone a with health
+checks on, under a load of real calls. A live chart shows the leases per second on every
+anchor, its zone, state and health, the connections each backend counts, and the calls
+by zone: they stay in zone a. Mid-run the demo adds a backend, changes one backend's
+anchors and deletes one, with etcdctl, printing every command; in between, zone a's two
+backends report NOT_SERVING, one and then both: calls leave zone a, part of them and then
+all, and come back once both serve again. Then one backend fails every call until the
+pool's outlier detection ejects it (for 2 s, a short ejection time for the demo), and
+the pool returns it afterwards. Last, that backend's key may grow (maxAnchors 4): a burst
+of slow calls fills every anchor of zone a, the pool opens extra anchors for it, the
+chart marks them extra, and they drain back 1 to 3 s after the burst
+(extraAnchorIdleMillis 1000 for the demo).
 Everything it starts is stopped when it ends.
 
   --duration SECONDS   how long the load runs (default 20; at least 4); the ejection
-                       and the extra anchors add 7 s to that
+                       and the extra anchors add 7 s to that, and the zone scene up to
+                       6 s (2 s at the default, none from 30 s on)
   --quick              the same as --duration 8
-  --interactive        no scripted changes (no health flip, no ejection, no burst): run until
+  --interactive        no scripted changes (no zone flip, no ejection, no burst): run until
                        Ctrl-C and print the etcdctl commands to type in another terminal
   -h, --help           this help
 

@@ -1,16 +1,20 @@
-// What the chart shows, sampled about 4 times a second: per anchor its state, its health
+// What the chart shows, sampled about 4 times a second: per anchor its zone, its state, its health
 // (what the pool's grpc.health.v1 Watch last heard), whether outlier detection ejected it,
 // whether it is an extra anchor (opened above its key's N for load), and the leases per
-// second handed out on it (deltas of pool.anchors()[i].acquired), per backend
-// the connections and calls its server counts, and the totals. Rates are taken over the
+// second handed out on it (deltas of pool.anchors()[i].acquired), per backend its zone and
+// the connections and calls its server counts, per zone the pool's routing (its anchors in
+// rotation, its share now) and the leases granted in it per second (deltas of
+// pool.stats().zones picks), and the totals. Rates are taken over the
 // last second of samples, so bars move smoothly yet follow a change within a second. An
 // anchor that just closed stays one more moment as a CLOSED row, so the eye sees it go.
-import type { AnchorInfo, AnchorPool, AnchorState } from '../../lib/index.js';
+import type { AnchorInfo, AnchorPool, AnchorState, PoolStats } from '../../lib/index.js';
 import type { Backend, BackendStats } from '../../testkit/echo/backend.js';
 import type { Load } from './load.js';
 
 /** 'SERVING', 'NOT_SERVING', … (lib/index.ts exports the type only as AnchorInfo's field). */
 export type AnchorHealth = AnchorInfo['health'];
+/** 'local', 'spill', 'panic', 'no-local' or 'none' (see pool.stats().zones). */
+export type ZoneMode = NonNullable<PoolStats['zones']>['mode'];
 
 export const RATE_WINDOW_MILLIS = 1000;
 const CLOSED_ROW_MILLIS = 1500;
@@ -21,6 +25,8 @@ export interface AnchorRow {
   key: string;
   anchor: number;
   address: string;
+  /** The zone its key's value names; undefined: none (the key counts as in every zone). */
+  zone: string | undefined;
   state: AnchorState | 'CLOSED';
   health: AnchorHealth;
   /** Its key is ejected by outlier detection (no new leases until the pool returns it). */
@@ -38,6 +44,8 @@ export interface AnchorRow {
 export interface BackendRow {
   name: string;
   address: string;
+  /** The zone its anchors' key names (the last one seen, once it has no anchors); undefined: none or not registered yet. */
+  zone: string | undefined;
   pid: number | undefined;
   running: boolean;
   /** Active (not draining) anchors of the pool at this address. */
@@ -72,6 +80,28 @@ export interface Frame {
   etcd: { connected: boolean; revision: number; lastError: string | null };
   anchors: AnchorRow[];
   backends: BackendRow[];
+  /** Zone-aware routing; undefined when the pool names no zone. */
+  zones: ZoneFrame | undefined;
+}
+
+export interface ZoneRow {
+  zone: string;
+  /** Anchor slots of the zone's keys (the sum of their N), and of those the slots in rotation now. */
+  total: number;
+  healthy: number;
+  /** The share of the picks the pool gives the zone now, from 0 to 1. */
+  share: number;
+  /** Leases granted in the zone since the pool started, and per second over the last second. */
+  picks: number;
+  rate: number;
+}
+
+export interface ZoneFrame {
+  /** The pool's own zone. */
+  local: string;
+  mode: ZoneMode;
+  /** The pool's zone first, then by name; a zone whose keys are gone stays while its rate falls to 0. */
+  rows: ZoneRow[];
 }
 
 /** Counter samples over a sliding window; a counter that went down started over. */
@@ -106,6 +136,11 @@ export class Sampler {
   readonly #backendRates = new Map<string, Rate>();
   readonly #backendStats = new Map<string, BackendStats>();
   readonly #callRate = new Rate();
+  readonly #zoneRates = new Map<string, Rate>();
+  /** Every zone's leases granted so far, kept once its keys are gone (the pool then no longer reports it). */
+  readonly #zonePicks = new Map<string, number>();
+  /** Each backend's zone, by address, as its anchors last showed it. */
+  readonly #backendZones = new Map<string, string | undefined>();
   #previous = new Map<string, AnchorRow>();
   readonly #closed = new Map<string, { row: AnchorRow; since: number }>();
 
@@ -124,6 +159,7 @@ export class Sampler {
     const poolStats = this.#pool.stats();
     const anchors = this.#anchorRows(now);
     this.#callRate.add(now, this.#load.calls);
+    for (const a of anchors) if (a.state !== 'CLOSED' && !a.draining) this.#backendZones.set(a.address, a.zone);
 
     const backendRows = backends.map((b, i): BackendRow => {
       const s = stats[i];
@@ -135,6 +171,7 @@ export class Sampler {
       return {
         name: b.name,
         address: b.address,
+        zone: this.#backendZones.get(b.address),
         pid: b.pid,
         running: b.running,
         anchors: anchors.filter((a) => a.address === b.address && a.state !== 'CLOSED' && !a.draining).length,
@@ -163,7 +200,36 @@ export class Sampler {
       etcd: { connected: poolStats.source.connected, revision: poolStats.source.revision, lastError: poolStats.source.lastError },
       anchors,
       backends: backendRows,
+      zones: this.#zoneFrame(poolStats.zones, now),
     };
+  }
+
+  /** Leases granted in each zone over the whole run so far (from the last sample). */
+  zoneTotals(): { zone: string; picks: number }[] {
+    return [...this.#zonePicks].map(([zone, picks]) => ({ zone, picks }));
+  }
+
+  #zoneFrame(report: PoolStats['zones'], now: number): ZoneFrame | undefined {
+    if (report === undefined) return undefined;
+    const rows: ZoneRow[] = [];
+    const reported = new Set<string>();
+    for (const z of report.zones) {
+      reported.add(z.zone);
+      this.#zonePicks.set(z.zone, z.picks);
+      let rate = this.#zoneRates.get(z.zone);
+      if (rate === undefined) this.#zoneRates.set(z.zone, (rate = new Rate()));
+      rate.add(now, z.picks);
+      rows.push({ zone: z.zone, total: z.total, healthy: z.healthy, share: z.share, picks: z.picks, rate: rate.perSecond });
+    }
+    // A zone whose keys were deleted: no picks any more; shown until its rate is 0.
+    for (const [zone, rate] of this.#zoneRates) {
+      if (reported.has(zone)) continue;
+      rate.add(now, this.#zonePicks.get(zone) ?? 0);
+      if (rate.perSecond > 0) rows.push({ zone, total: 0, healthy: 0, share: 0, picks: this.#zonePicks.get(zone) ?? 0, rate: rate.perSecond });
+    }
+    const local = report.local;
+    rows.sort((a, b) => (a.zone === local ? -1 : b.zone === local ? 1 : a.zone.localeCompare(b.zone)));
+    return { local, mode: report.mode, rows };
   }
 
   #anchorRows(now: number): AnchorRow[] {
@@ -179,6 +245,7 @@ export class Sampler {
         key: info.key,
         anchor: info.anchor,
         address: info.address,
+        zone: info.zone,
         state: info.state,
         health: info.health,
         ejected: info.ejected,
