@@ -402,6 +402,8 @@ export class AnchorSet<A extends Anchor> {
     this.#desired = desired;
     const zonesMoved = [...desired].some(([key, entry]) => previous.has(key) && previous.get(key)!.zone !== entry.zone);
     this.#weights.setEntries(desired);
+    // A key whose N changed weighs its anchors in rotation against the new N.
+    for (const [key, entry] of desired) if (previous.has(key) && previous.get(key)!.anchors !== entry.anchors) this.#recount(key);
     // A key whose maximum age changed starts its anchors' clocks again with the new one.
     for (const anchor of this.#active.values()) {
       const age = desired.get(anchor.key)?.maxAgeMillis;

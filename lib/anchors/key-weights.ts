@@ -22,7 +22,7 @@ interface KeyWeight {
   group: string;
   /** Its own zone, as its value says. */
   zone: string | undefined;
-  /** Of its N anchors (index < N), those in rotation. */
+  /** Of its N slots, as many as it has anchors in rotation (extra ones included): min(N, in rotation). */
   healthy: number;
   /** Some anchor of it (extra ones included) is in rotation. */
   inRotation: boolean;
@@ -108,13 +108,11 @@ export class KeyWeights {
   recount(key: string, anchors: Iterable<Anchor>, now: number): boolean {
     const weight = this.#keys.get(key);
     if (weight === undefined) return false;
-    let healthy = 0;
-    let inRotation = false;
-    for (const anchor of anchors) {
-      if (!anchor.inRotation) continue;
-      inRotation = true;
-      if (anchor.index < weight.anchors) healthy += 1;
-    }
+    let count = 0;
+    for (const anchor of anchors) if (anchor.inRotation) count += 1;
+    const inRotation = count > 0;
+    // An extra anchor in rotation stands in for one of the N that is not: the key's slots are served.
+    const healthy = Math.min(weight.anchors, count);
     if (inRotation && !weight.inRotation) this.#cameIntoRotation(weight, now);
     weight.inRotation = inRotation;
     const changed = healthy !== weight.healthy;
