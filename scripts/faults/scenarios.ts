@@ -17,6 +17,8 @@ import { memberReplacementScenario } from './member-replacement.js';
 import { blackHoledHostGoScenario, blackHoledHostScenario, frozenConnectionsGoScenario, frozenConnectionsScenario } from './frozen-backends.js';
 import { pingPolicyScenario } from './ping-policy.js';
 import { slowButAliveScenario } from './slow-but-alive.js';
+import { slowStartScenario } from './slow-start.js';
+import { zoneRoutingScenario } from './zone-routing.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -45,4 +47,6 @@ export const SCENARIOS: readonly FaultScenario[] = [
   blackHoledHostGoScenario,
   pingPolicyScenario,
   slowButAliveScenario,
+  slowStartScenario,
+  zoneRoutingScenario,
 ];

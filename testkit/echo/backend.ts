@@ -25,7 +25,14 @@ export interface BackendOptions {
   /** Port to listen on; default a free one (kept across restart()). */
   port?: number;
   maxConcurrentStreams?: number;
+  /** How long each Echo call takes (a `sleep:N` request takes N instead). */
   delayMillis?: number;
+  /**
+   * A process that warms up: for the first `millis` after each server process starts
+   * listening (the first start() and every start() or restart() after), an Echo call
+   * takes `delayMillis` of this option instead; after that, the backend's own delayMillis.
+   */
+  warmUp?: { millis: number; delayMillis: number };
   /** Serve TLS only, with this certificate and key (PEM file paths). */
   tls?: { certFile: string; keyFile: string };
   /** false: no grpc.health.v1 service at all (a Watch gets UNIMPLEMENTED). Default true. */
@@ -74,6 +81,11 @@ export class Backend {
     if (this.#options.maxConcurrentStreams !== undefined) env['BACKEND_MAX_STREAMS'] = String(this.#options.maxConcurrentStreams);
     if (this.#options.delayMillis !== undefined) env['BACKEND_DELAY_MS'] = String(this.#options.delayMillis);
     if (this.#options.healthService === false) env['BACKEND_NO_HEALTH'] = '1';
+    const warmUp = this.#options.warmUp;
+    if (warmUp !== undefined) {
+      env['BACKEND_WARMUP_MS'] = String(warmUp.millis);
+      env['BACKEND_WARMUP_DELAY_MS'] = String(warmUp.delayMillis);
+    }
     const age = this.#options.maxConnectionAge;
     if (age !== undefined) {
       env['BACKEND_MAX_AGE_MS'] = String(age.millis);
