@@ -110,6 +110,22 @@ t.test('invalid values: reported with key and reason, the last good value kept, 
   t.pass('deleting an invalid key removes it from the state');
 });
 
+t.test('a zone in a value: a bad one is reported with its reason, and the key keeps its last valid zone', async (t) => {
+  await etcdctl(cluster, 'put', 'zoned/k', '{"addr":"10.0.0.7:7","anchors":2,"zone":"eu-west-1a"}');
+  const { source } = newSource(t, 'etcd:///zoned/');
+  const invalids: InvalidEndpoint[] = [];
+  source.on('invalid', (r) => invalids.push(r));
+  await source.ready();
+  t.equal(source.snapshot().endpoints.get('zoned/k')?.zone, 'eu-west-1a');
+  await etcdctl(cluster, 'put', 'zoned/k', '{"addr":"10.0.0.7:7","anchors":2,"zone":"eu west"}');
+  await waitFor(() => invalids.length === 1, { what: 'the bad zone to be reported' });
+  t.match(invalids[0], { key: 'zoned/k', keptPrevious: true, reason: /zone: must be 1 to 128 characters/ });
+  t.equal(source.snapshot().endpoints.get('zoned/k')?.zone, 'eu-west-1a', 'the last valid zone is kept');
+  await etcdctl(cluster, 'put', 'zoned/k', '10.0.0.7:7#2@eu-west-1b');
+  await waitFor(() => source.snapshot().endpoints.get('zoned/k')?.zone === 'eu-west-1b', { what: 'the text form\'s zone' });
+  t.pass('a valid text value moves it to eu-west-1b');
+});
+
 t.test('the prefix svc/echo/ does not pick up svc/echo_other/, with or without the trailing slash', async (t) => {
   await etcdctl(cluster, 'put', 'svc/echo/a', '10.0.0.1:1');
   await etcdctl(cluster, 'put', 'svc/echo_other/x', '10.0.0.9:9');
