@@ -1,6 +1,7 @@
 // What a pick weighs besides N, through the AnchorSet with fake anchors and a fake clock:
-// peak-ewma avoids a slow backend and gives a recovered one its share back; slow start
-// ramps a key that comes back; zones keep calls local, spill what is missing and panic.
+// peak-ewma avoids a slow backend, keeps shares by N and gives a recovered one its share
+// back; slow start ramps a key that comes back (not the fleet's first start); zones keep
+// calls local, spill what is missing, panic, and weigh a ramping key by its ramp.
 import t from 'tap';
 import { AnchorSet, type AnchorSetSettings } from '../lib/anchors/anchor-set.js';
 import type { DesiredEntry } from '../lib/anchors/reconcile.js';
@@ -13,11 +14,16 @@ const desired = (entries: Entries) =>
 function rig(settings: Omit<AnchorSetSettings, 'drainTimeoutMillis' | 'clock'>) {
   const fakes = fakeAnchors();
   let now = 1_000_000;
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, clock: () => now, ...settings });
-  /** Applies the entries and brings every new anchor READY. */
-  const apply = (entries: Entries) => {
+  const changes = { shares: 0 };
+  const set = new AnchorSet<FakeAnchor>(
+    fakes.factory,
+    { state: () => {}, eligible: () => {}, sharesChanged: () => void (changes.shares += 1) },
+    { drainTimeoutMillis: 0, clock: () => now, ...settings },
+  );
+  /** Applies the entries and brings every new anchor READY (but those of the keys in `down`). */
+  const apply = (entries: Entries, down: string[] = []) => {
     set.apply(desired(entries));
-    for (const anchor of fakes.open()) if (anchor.state === 'IDLE') anchor.drive('READY');
+    for (const anchor of fakes.open()) if (anchor.state === 'IDLE' && !down.includes(anchor.key)) anchor.drive('READY');
   };
   /** Picks n times (each pick released at once) and counts them by key. */
   const share = (n: number) => {
@@ -30,7 +36,7 @@ function rig(settings: Omit<AnchorSetSettings, 'drainTimeoutMillis' | 'clock'>) 
   };
   const keyDown = (key: string) => fakes.open().filter((a) => a.key === key).forEach((a) => a.drive('TRANSIENT_FAILURE'));
   const keyUp = (key: string) => fakes.open().filter((a) => a.key === key).forEach((a) => a.drive('READY'));
-  return { set, fakes, apply, share, keyDown, keyUp, advance: (ms: number) => (now += ms), now: () => now };
+  return { set, fakes, changes, apply, share, keyDown, keyUp, advance: (ms: number) => (now += ms), now: () => now };
 }
 
 t.test('peak-ewma: a 50 ms backend among two 5 ms ones gets almost nothing, at any concurrency', async (t) => {
@@ -38,7 +44,7 @@ t.test('peak-ewma: a 50 ms backend among two 5 ms ones gets almost nothing, at a
   apply({ fast1: { anchors: 2 }, fast2: { anchors: 2 }, slow: { anchors: 2 } });
   for (const anchor of fakes.open()) anchor.latency.observe(anchor.key === 'slow' ? 50 : 5, now());
   const counts = share(10_000);
-  t.ok((counts.slow ?? 0) <= 5, `slow: ${counts.slow ?? 0} of 10,000 (the second draw is another backend's; both of the slow one's anchors drawn only if 8 draws miss)`);
+  t.equal(counts.slow ?? 0, 0, `slow: ${counts.slow ?? 0} of 10,000 (three are drawn: a faster anchor is always among them)`);
   t.ok(Math.abs(counts.fast1! - counts.fast2!) < 600, `the fast two split evenly: ${counts.fast1} / ${counts.fast2}`);
 });
 
@@ -52,13 +58,23 @@ t.test('peak-ewma: one key with many anchors compares them with each other (no o
   t.equal(onSlow, 0, 'its slow anchor loses every draw against the others');
 });
 
-t.test('peak-ewma: with even latencies each key keeps its share by N', async (t) => {
+t.test('peak-ewma: with even latencies each key keeps its share by N, exact ties or noisy ones', async (t) => {
   const { fakes, apply, share, now } = rig({ pick: 'peak-ewma' });
   apply({ a: { anchors: 3 }, b: { anchors: 1 } });
   for (const anchor of fakes.open()) anchor.latency.observe(5, now());
   const counts = share(20_000);
-  const aShare = counts.a! / 20_000;
-  t.ok(Math.abs(aShare - 0.75) < 0.02, `a took ${(aShare * 100).toFixed(1)}% (its N is 3 of 4)`);
+  t.ok(Math.abs(counts.a! / 20_000 - 0.75) < 0.02, `exact ties: a took ${((counts.a! / 20_000) * 100).toFixed(1)}% (its N is 3 of 4)`);
+  // Latencies that differ by noise, as real ones do: every anchor measures 5 ± 1 ms between picks.
+  const noisy = rig({ pick: 'peak-ewma' });
+  noisy.apply({ a: { anchors: 3 }, b: { anchors: 1 } });
+  const byKey: Record<string, number> = {};
+  for (let i = 0; i < 20_000; i++) {
+    noisy.advance(10);
+    for (const anchor of noisy.fakes.open()) anchor.latency.observe(4 + 2 * Math.random(), noisy.now());
+    const key = noisy.set.pick()!.key;
+    byKey[key] = (byKey[key] ?? 0) + 1;
+  }
+  t.ok(Math.abs(byKey.a! / 20_000 - 0.75) < 0.03, `noisy: a took ${((byKey.a! / 20_000) * 100).toFixed(1)}% (its N is 3 of 4)`);
 });
 
 t.test('peak-ewma: calls in flight count (latency × (streams + 1)); a new anchor is tried once, then measured', async (t) => {
@@ -181,4 +197,59 @@ t.test('zones: a key whose value moves it to another zone is scheduled there at 
   t.same(share(10), { k1: 10 });
   set.apply(desired({ k1: { anchors: 1, zone: 'b' }, k2: { anchors: 1, zone: 'a' } }));
   t.same(share(10), { k2: 10 }, 'the zones swapped: k2 is local now');
+});
+
+t.test('slow start: a key of the first entries ramps if it comes up later than one window after them, or comes back', async (t) => {
+  const { set, apply, keyUp, advance } = rig({ slowStart: { windowMillis: 10_000, aggression: 1, minWeightPercent: 10 } });
+  apply({ a: { anchors: 1 }, late: { anchors: 1 } }, ['late']);
+  t.same(set.slowStartRamps(), [], 'a, up with the fleet, does not ramp');
+  advance(20_000);
+  keyUp('late');
+  t.same(set.slowStartRamps().map((r) => r.key), ['late'], 'late came up 20 s after the first entries: a cold process, it ramps');
+  const second = rig({ slowStart: { windowMillis: 10_000, aggression: 1, minWeightPercent: 10 } });
+  second.apply({ a: { anchors: 1 }, b: { anchors: 1 } });
+  second.advance(1000);
+  second.keyDown('b');
+  second.keyUp('b');
+  t.same(second.set.slowStartRamps().map((r) => r.key), ['b'], 'b restarted a second after the fleet came up: it ramps');
+});
+
+t.test('slow start: the first non-empty entries are the fleet (an empty first resolution does not count)', async (t) => {
+  const { set, apply } = rig({ slowStart: { windowMillis: 10_000, aggression: 1, minWeightPercent: 10 } });
+  apply({});
+  apply({ a: { anchors: 1 }, b: { anchors: 1 } });
+  t.same(set.slowStartRamps(), [], 'no ramp for the fleet of the first real entries');
+});
+
+t.test('slow start: a longer window set while a key ramps stretches its ramp', async (t) => {
+  const { set, apply, keyDown, keyUp, advance } = rig({ slowStart: { windowMillis: 10_000, aggression: 1, minWeightPercent: 10 } });
+  apply({ a: { anchors: 1 }, b: { anchors: 1 } });
+  keyDown('b');
+  keyUp('b');
+  advance(5000);
+  set.setSlowStart({ windowMillis: 40_000, aggression: 1, minWeightPercent: 10 });
+  advance(6000);
+  t.match(set.slowStartRamps(), [{ key: 'b', factor: 11_000 / 40_000 }], '11 s into a 40 s window: still ramping');
+});
+
+t.test('zones and slow start: a zone whose only key comes back ramps its zone share too', async (t) => {
+  const { set, apply, share, keyDown, keyUp, advance, changes } = rig({
+    zone: { local: 'a', spillBelowPercent: 100, panicBelowPercent: 50 },
+    slowStart: { windowMillis: 10_000, aggression: 1, minWeightPercent: 10 },
+  });
+  apply({ a1: { anchors: 1, zone: 'a' }, b1: { anchors: 1, zone: 'b' } });
+  t.same(share(100), { a1: 100 });
+  const before = changes.shares;
+  keyDown('a1');
+  t.ok(changes.shares > before, 'the owner hears that the shares changed (waiters can go to zone b now)');
+  t.same(share(100), { b1: 100 }, 'a1 down: everything in b');
+  keyUp('a1');
+  const atOnce = share(10_000);
+  t.ok(atOnce.a1! / 10_000 < 0.12, `a1 back and cold: zone a gets ${((atOnce.a1! / 10_000) * 100).toFixed(1)}% (10% of its weight: panic spreads by weight)`);
+  advance(5000);
+  const half = share(10_000);
+  t.ok(Math.abs(half.a1! / 10_000 - 0.5) < 0.03, `half way: zone a keeps ${((half.a1! / 10_000) * 100).toFixed(1)}%`);
+  advance(5000);
+  t.same(share(1000), { a1: 1000 }, 'the window over: everything in zone a again');
+  t.equal(set.zoneReport()?.mode, 'local');
 });

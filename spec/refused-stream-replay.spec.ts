@@ -72,6 +72,7 @@ function anchor(name: string): FakeAnchor {
 function placement(next: FakeAnchor[]) {
   const events: string[] = [];
   const placed: CallPlacement<FakeAnchor> = {
+    timed: false,
     started: (a) => void events.push(`started ${a.name}`),
     ended: (a, code) => void events.push(`ended ${a.name} ${grpc.status[code]}`),
     moved: (from, to) => void events.push(`moved ${from.name} -> ${to.name}`),

@@ -18,7 +18,7 @@ import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
 import { DEFAULT_CONNECT_TIMEOUT_MILLIS, DEFAULT_LIVENESS, type LivenessWatchSettings } from './liveness-watch.js';
 import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
 import { DEFAULT_SLOW_START } from './slow-start.js';
-import { DEFAULT_ZONE_THRESHOLDS } from './zone-shares.js';
+import { DEFAULT_ZONE_THRESHOLDS, type ZoneSettings } from './zone-shares.js';
 
 /** How an anchor is chosen for a lease or a call. */
 export type PickMode = 'round-robin' | 'least-loaded' | 'peak-ewma';
@@ -42,7 +42,7 @@ export interface AnchorOptions {
    * default): the schedule, each key in proportion to its N. 'least-loaded': of two
    * anchors drawn at random (each key still in proportion to its N), the one with fewer
    * streams in flight (Finagle's p2c, Envoy's least_request): a slow backend holds its
-   * streams longer and is drawn less. 'peak-ewma': the same two draws, the one of lower
+   * streams longer and is drawn less. 'peak-ewma': of three drawn, the one of lowest
    * latency × (streams + 1), the latency a peak-sensitive moving average of its calls
    * (Finagle's and go-zero's p2c): it tells a 5 ms backend from a 50 ms one even when
    * a few callers keep in-flight counts at 0 or 1 (see lib/anchors/peak-ewma.ts for the
@@ -285,7 +285,7 @@ export function anchorOptionRules(
     ctx.addIssue({
       code: 'custom',
       path: ['zoneRouting', 'panicBelowPercent'],
-      message: `must not be above spillBelowPercent (${options.zoneRouting.spillBelowPercent})`,
+      message: `must not be above spillBelowPercent (${options.zoneRouting.spillBelowPercent}); its default is ${DEFAULT_ZONE_THRESHOLDS.panicBelowPercent}, so give it with a spillBelowPercent below that`,
     });
   }
   if (options.healthCheck !== undefined && options.maxStreamsPerAnchor < 2) {
@@ -320,6 +320,6 @@ export function livenessSettingsOf(options: Pick<ResolvedAnchorOptions, 'livenes
 }
 
 /** The zone settings of the anchor set from the parsed options: undefined without a zone. */
-export function zoneSettingsOf(options: Pick<ResolvedAnchorOptions, 'zone' | 'zoneRouting'>): { local: string; spillBelowPercent: number; panicBelowPercent: number } | undefined {
+export function zoneSettingsOf(options: Pick<ResolvedAnchorOptions, 'zone' | 'zoneRouting'>): ZoneSettings | undefined {
   return options.zone === undefined ? undefined : { local: options.zone, ...options.zoneRouting };
 }

@@ -23,9 +23,9 @@
  *     a silent connection, or gave up a connection attempt at its deadline.
  *
  * What a pick weighs besides N lives beside the schedule: each anchor's latency
- * (peak-ewma.ts), each key's slow-start ramp and zone (key-weights.ts), and, for a caller
- * that names its zone, one schedule per zone drawn by the zones' shares (zone-cursors.ts,
- * zone-shares.ts).
+ * (peak-ewma.ts), each key's zone and slots in rotation (key-weights.ts), the keys whose
+ * share ramps up (slow-start-ramps.ts), and, for a caller that names its zone, one
+ * schedule per zone drawn by the zones' shares (zone-cursors.ts, zone-shares.ts).
  */
 import { Anchor, type AnchorHealth, type AnchorListener, type AnchorSpec, type AnchorState } from './anchor.js';
 import { AnchorGrowth, DEFAULT_GROWTH_SETTINGS, type GrowthSettings } from './anchor-growth.js';
@@ -33,13 +33,14 @@ import { AnchorRefresher, DEFAULT_REFRESH_SETTINGS, type RefreshSettings } from 
 import { LivenessWatch, type LivenessCounts, type LivenessWatchSettings } from './liveness-watch.js';
 import type { PickMode } from './anchor-options.js';
 import { KeyWeights } from './key-weights.js';
+import { SlowStartRamps } from './slow-start-ramps.js';
 import { Lane } from './lane.js';
 import { ScheduleCursor, type Admit } from './schedule-cursor.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
 import { buildSchedule } from './schedule.js';
 import type { SlowStartSettings } from './slow-start.js';
 import { ZoneCursors } from './zone-cursors.js';
-import { zoneShares, type ZoneMode, type ZoneThresholds } from './zone-shares.js';
+import { zoneShares, type ZoneMode, type ZoneSettings, type ZoneThresholds } from './zone-shares.js';
 
 export type AnchorFactory<A extends Anchor> = (spec: AnchorSpec, listener: AnchorListener) => A;
 
@@ -50,6 +51,8 @@ export interface AnchorSetOwner<A extends Anchor> {
   refreshed?(old: A, fresh: A, ageMillis: number): void;
   extra?(anchor: A, change: 'opened' | 'drained' | 'failed'): void;
   connectionLost?(anchor: A, reason: 'frozen' | 'connect-timeout', detail: string): void;
+  /** The zones' shares changed: a zone may take picks it could not (waiters may be served now). */
+  sharesChanged?(): void;
 }
 
 
@@ -71,10 +74,6 @@ export interface AnchorSetSettings {
   readonly clock?: () => number;
 }
 
-export interface ZoneSettings extends ZoneThresholds {
-  readonly local: string;
-}
-
 /** Where the calls go by zone, for a caller that names its zone. */
 export interface ZoneReport {
   readonly local: string;
@@ -83,6 +82,11 @@ export interface ZoneReport {
 }
 
 type Slot<A extends Anchor> = A | Lane<A>;
+
+/** Slots a peak-ewma pick draws (schedule-cursor.ts says why three). */
+const PEAK_EWMA_CHOICES = 3;
+/** While keys ramp, zone shares (which weigh the ramps) are computed again at most this often, from the picks. */
+const RAMPED_SHARES_MILLIS = 100;
 
 export interface ApplyResult {
   readonly created: number;
@@ -107,7 +111,10 @@ export class AnchorSet<A extends Anchor> {
   /** Picks made in each zone group since the set was made. */
   readonly #zonePicks = new Map<string, number>();
   readonly #weights: KeyWeights;
-  #slowStart: SlowStartSettings | undefined;
+  readonly #ramps: SlowStartRamps;
+  /** When the zone shares were last computed, and whether a ramp weighed in then. */
+  #sharesAt = 0;
+  #sharesRamped = false;
   #mode: PickMode;
   /** The clock's time of the pick under way (peak-ewma costs, slow-start gates). */
   #now = 0;
@@ -136,8 +143,8 @@ export class AnchorSet<A extends Anchor> {
     this.#drainTimeoutMillis = settings.drainTimeoutMillis;
     this.#mode = settings.pick ?? 'round-robin';
     this.#clock = settings.clock ?? (() => performance.now());
-    this.#slowStart = settings.slowStart;
-    this.#weights = new KeyWeights(settings.zone?.local, settings.slowStart);
+    this.#ramps = new SlowStartRamps(settings.slowStart);
+    this.#weights = new KeyWeights(settings.zone?.local);
     this.#configureZones(settings.zone);
     this.#refresher = new AnchorRefresher(settings.refresh ?? DEFAULT_REFRESH_SETTINGS, {
       holdsSlot: (anchor) => this.#holdsSlot(anchor),
@@ -239,8 +246,8 @@ export class AnchorSet<A extends Anchor> {
 
   /** Turns slow start on, changes it or turns it off (the native policy's config can change it). */
   setSlowStart(settings: SlowStartSettings | undefined): void {
-    this.#slowStart = settings;
-    this.#weights.setSlowStart(settings);
+    this.#ramps.configure(settings);
+    this.#updateShares();
   }
 
   /** Where picks go by zone now, or undefined when the caller names no zone. */
@@ -263,7 +270,7 @@ export class AnchorSet<A extends Anchor> {
 
   /** Keys whose share is ramping up (slow start) now, with their factor from 0 to 1. */
   slowStartRamps(): { key: string; factor: number }[] {
-    return this.#slowStart === undefined ? [] : this.#weights.ramps(this.#clock());
+    return this.#ramps.list(this.#clock());
   }
   /** How long a key's extra anchors must stay lightly loaded before one drains (the native policy's config can change it). */
   setExtraIdleMillis(idleMillis: number): void {
@@ -284,18 +291,21 @@ export class AnchorSet<A extends Anchor> {
   }
 
   /**
-   * The next eligible anchor (round robin, or the cheaper of two drawn: fewer streams, or
-   * lower latency × streams), in a zone drawn by the zones' shares when the caller names
-   * its zone; undefined when none is eligible.
+   * The next eligible anchor (round robin; the less loaded of two drawn; or the cheapest
+   * of three by latency × (streams + 1)), in a zone drawn by the zones' shares when the
+   * caller names its zone; undefined when none is eligible. `counted`: counts in the picks
+   * by zone (not for a refused stream's second placement).
    */
-  pick(): A | undefined {
-    if (this.#mode === 'peak-ewma' || this.#slowStart !== undefined) this.#now = this.#clock();
+  pick(counted = true): A | undefined {
+    const slowStart = this.#ramps.settings !== undefined;
+    if (this.#mode === 'peak-ewma' || slowStart) this.#now = this.#clock();
     let slot: Slot<A> | undefined;
     if (this.#zones === undefined) {
       slot = this.#pickIn(this.#cursor);
     } else {
+      if (slowStart && (this.#sharesRamped || this.#ramps.ramping(this.#now)) && this.#now - this.#sharesAt >= RAMPED_SHARES_MILLIS) this.#updateShares();
       const picked = this.#zones.pick(this.#pickIn);
-      if (picked !== undefined) this.#zonePicks.set(picked.zone, (this.#zonePicks.get(picked.zone) ?? 0) + 1);
+      if (picked !== undefined && counted) this.#zonePicks.set(picked.zone, (this.#zonePicks.get(picked.zone) ?? 0) + 1);
       slot = picked?.slot;
     }
     if (!(slot instanceof Lane)) return slot;
@@ -303,13 +313,13 @@ export class AnchorSet<A extends Anchor> {
   }
 
   readonly #pickIn = (cursor: ScheduleCursor<Slot<A>>): Slot<A> | undefined => {
-    const admit = this.#slowStart !== undefined && this.#weights.ramping(this.#now) ? (this.#mode === 'round-robin' ? this.#admitInTurn : this.#admitAtRandom) : undefined;
+    const admit = this.#ramps.settings !== undefined && this.#ramps.ramping(this.#now) ? (this.#mode === 'round-robin' ? this.#admitInTurn : this.#admitAtRandom) : undefined;
     if (this.#mode === 'round-robin') return cursor.pick(admit);
     if (this.#mode === 'least-loaded') return cursor.pickLeastLoaded(Math.random, admit);
-    return cursor.pickOfTwo(this.#slotCost, Math.random, admit, true);
+    return cursor.pickBest(this.#slotCost, PEAK_EWMA_CHOICES, Math.random, admit);
   };
-  readonly #admitInTurn: Admit<Slot<A>> = (slot) => this.#weights.admitInTurn(slot.key, this.#now);
-  readonly #admitAtRandom: Admit<Slot<A>> = (slot) => this.#weights.admitAtRandom(slot.key, this.#now, Math.random);
+  readonly #admitInTurn: Admit<Slot<A>> = (slot) => this.#ramps.admitInTurn(slot.key, this.#now);
+  readonly #admitAtRandom: Admit<Slot<A>> = (slot) => this.#ramps.admitAtRandom(slot.key, this.#now, Math.random);
   readonly #anchorCost = (anchor: A): number => anchor.latency.cost(anchor.streams, this.#now);
   readonly #slotCost = (slot: Slot<A>): number => (slot instanceof Lane ? slot.cost(this.#anchorCost) : this.#anchorCost(slot));
 
@@ -401,7 +411,7 @@ export class AnchorSet<A extends Anchor> {
     }
     this.#desired = desired;
     const zonesMoved = [...desired].some(([key, entry]) => previous.has(key) && previous.get(key)!.zone !== entry.zone);
-    this.#weights.setEntries(desired);
+    for (const key of this.#weights.setEntries(desired, this.#clock())) this.#ramps.forget(key);
     // A key whose N changed weighs its anchors in rotation against the new N.
     for (const [key, entry] of desired) if (previous.has(key) && previous.get(key)!.anchors !== entry.anchors) this.#recount(key);
     // A key whose maximum age changed starts its anchors' clocks again with the new one.
@@ -531,16 +541,33 @@ export class AnchorSet<A extends Anchor> {
     }
   }
 
-  /** Recounts a key's anchors in rotation (slow start, zone shares). */
+  /**
+   * Recounts a key's anchors in rotation. A key back in rotation after none of its anchors
+   * was starts its slow-start ramp, unless it is a key of the first entries coming up
+   * within one window of them (the whole fleet is new then).
+   */
   #recount(key: string): void {
     const anchors: A[] = [];
     for (let index = 0; this.#active.has(slotOf(key, index)); index++) anchors.push(this.#active.get(slotOf(key, index))!);
-    if (this.#weights.recount(key, anchors, this.#clock())) this.#updateShares();
+    const { healthyChanged, cameBack } = this.#weights.recount(key, anchors);
+    if (cameBack !== false) {
+      const now = this.#clock();
+      const window = this.#ramps.settings?.windowMillis ?? 0;
+      const withTheFleet = cameBack.first && now - (this.#weights.firstAppliedAt ?? now) < window;
+      if (!withTheFleet) this.#ramps.start(key, now);
+    }
+    if (healthyChanged || cameBack !== false) this.#updateShares();
   }
 
+  /** Zone shares from the keys in rotation, each weighed by its slow-start ramp; the owner hears when they changed. */
   #updateShares(): void {
     if (this.#zones === undefined) return;
-    this.#zones.setShares(zoneShares(this.#weights.local!, this.#weights.zoneLoads(), this.#zoneThresholds!));
+    const now = this.#clock();
+    const ramped = this.#ramps.settings !== undefined && this.#ramps.ramping(now);
+    this.#sharesAt = now;
+    this.#sharesRamped = ramped;
+    const loads = this.#weights.zoneLoads(ramped ? (key) => this.#ramps.factor(key, now) : undefined);
+    if (this.#zones.setShares(zoneShares(this.#weights.local!, loads, this.#zoneThresholds!))) this.#owner.sharesChanged?.();
   }
 
   /** A scheduled place (an anchor, or a lane) of `key` became eligible or stopped being. */

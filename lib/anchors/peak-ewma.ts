@@ -14,8 +14,9 @@
  *     (less while the others have calls in flight); a backend that is still slow sets its
  *     peak again with that one call.
  *
- * A call that failed (a failure code, as outlier ejection counts them) counts as taking
- * at least twice the estimate: a backend that fails fast must not look fast.
+ * A call that failed (one of the default failure codes of call-outcome.ts: UNAVAILABLE,
+ * DEADLINE_EXCEEDED, …) counts as taking at least twice the estimate: a backend that fails
+ * fast must not look fast. A cancelled call is not measured (the caller chose its length).
  *
  * The cost compared between two anchors is estimate × (calls in flight + 1). An anchor
  * with no call measured yet costs 0 while idle and a large penalty while busy: it gets one
@@ -27,7 +28,7 @@
  * we measured that one stall of a fast backend (a GC pause, a busy client) then keeps its
  * estimate up for τ·ln(stall / latency), tens of seconds on a loaded machine, long enough
  * for a 50 ms backend to win draws against 5 ms ones (6–9% of calls at 4 callers, against
- * ~1% with 2 s). See docs/decisions.md.
+ * ~1% with 2 s). See docs/decisions.md, 2026-12-07.
  */
 export const PEAK_EWMA_DECAY_MILLIS = 2_000;
 

@@ -6,21 +6,18 @@
  * The schedule is replaced whole when the set of anchors changes; eligibility flips
  * arrive through eligibilityChanged() and cost O(1).
  *
- * pickOfTwo() is the other pick: the power of two choices (Finagle's p2c, Envoy's
- * least_request with choice_count 2). Two distinct eligible slots drawn at random, the
- * one of lower cost wins (ties: the first drawn): fewer streams in flight for
- * 'least-loaded', latency × (streams + 1) for 'peak-ewma'. Drawn without replacement, as
+ * pickBest() is the other pick: the power of k choices (Finagle's p2c, Envoy's
+ * least_request and its choice_count). k distinct eligible slots drawn at random, the one
+ * of lowest cost wins (ties: the first drawn): for 'least-loaded' two, by streams in
+ * flight; for 'peak-ewma' three, by latency × (streams + 1). Drawn without replacement, as
  * Finagle does: with two anchors, a slow one can never win a draw against itself. Every
- * anchor is one slot of the schedule, so when costs are even a key is drawn in
- * proportion to its N: its share follows N, as with round robin.
+ * anchor is one slot, equally likely to be drawn and (when costs are even) to win, so a
+ * key's share follows its N, as with round robin.
  *
- * With `distinctKeys` (the peak-ewma pick) the second slot is drawn among the other keys'
- * slots first (DRAWS tries; then any other slot, so one key with many anchors still
- * compares them; a third of the slots on one key falls back once in ~20,000 draws): two
- * anchors of one backend tell little apart, and with two anchors per backend
- * a slow backend would otherwise win every draw that lands on it twice (1 in 15 of the
- * draws over three backends). The first slot is drawn by N and a tie goes to it, so even
- * costs still give each key its share by N.
+ * Why three for peak-ewma: a backend with 2 of 6 anchors that is slow wins a draw of two
+ * whenever both are its own (1 in 15 draws); a draw of three always holds a faster one.
+ * Drawing the second from another key instead would split shares by key, not by N, as
+ * soon as costs differ by noise.
  *
  * Both picks take an optional admission gate (slow start, slow-start.ts): a slot the gate
  * turns down is passed over for this pick. A pick that finds no admitted slot takes an
@@ -46,8 +43,6 @@ export class ScheduleCursor<A extends Pickable> {
   #slots: A[] = [];
   #cursor = 0;
   #eligible = 0;
-  /** Distinct keys in the schedule: with one, a draw for another key cannot succeed. */
-  #keys = 0;
 
   get eligibleSlots(): number {
     return this.#eligible;
@@ -60,7 +55,6 @@ export class ScheduleCursor<A extends Pickable> {
     let eligible = 0;
     for (const slot of slots) if (slot.eligible) eligible += 1;
     this.#eligible = eligible;
-    this.#keys = new Set(slots.map((slot) => slot.key)).size;
   }
 
   /** Called by the owner when a scheduled anchor's eligibility flips. */
@@ -70,49 +64,52 @@ export class ScheduleCursor<A extends Pickable> {
 
   /** Of two eligible anchors drawn at random, the one with fewer leases; undefined when none is eligible. */
   pickLeastLoaded(random: () => number = Math.random, admit?: Admit<A>): A | undefined {
-    return this.pickOfTwo(streamsOf, random, admit);
-  }
-
-  /** Of two eligible (and admitted) slots drawn at random, the one of lower cost; undefined when none is eligible. */
-  pickOfTwo(cost: (slot: A) => number, random: () => number = Math.random, admit?: Admit<A>, distinctKeys = false): A | undefined {
-    if (this.#eligible <= 1) return this.pick(admit);
-    const first = this.#draw(random, -1, admit);
-    const a = this.#slots[first]!;
-    const otherKey = distinctKeys && this.#keys > 1 ? this.#drawOtherKey(random, a.key, admit) : -1;
-    const b = this.#slots[otherKey === -1 ? this.#draw(random, first, admit) : otherKey]!;
-    return cost(b) < cost(a) ? b : a;
-  }
-
-  /** A random eligible, admitted slot of another key than `key`; -1 after 2 × DRAWS misses (one key, or few eligible elsewhere). */
-  #drawOtherKey(random: () => number, key: string, admit: Admit<A> | undefined): number {
-    const n = this.#slots.length;
-    for (let tries = 0; tries < 2 * DRAWS; tries++) {
-      const i = Math.floor(random() * n);
-      const slot = this.#slots[i]!;
-      if (slot.eligible && slot.key !== key && (admit === undefined || admit(slot))) return i;
-    }
-    return -1;
+    return this.pickBest(streamsOf, 2, random, admit);
   }
 
   /**
-   * The index of a random eligible, admitted slot other than `other`; after DRAWS misses
-   * (most slots ineligible or turned down), the next eligible one after the last miss. At
-   * least two slots are eligible.
+   * Of `choices` distinct eligible (and admitted) slots drawn at random, the one of lowest
+   * cost, ties to the first drawn; fewer when fewer are eligible; undefined when none is.
    */
-  #draw(random: () => number, other: number, admit: Admit<A> | undefined): number {
+  pickBest(cost: (slot: A) => number, choices: number, random: () => number = Math.random, admit?: Admit<A>): A | undefined {
+    if (this.#eligible <= 1) return this.pick(admit);
+    const drawn: number[] = [];
+    let best: A | undefined;
+    let bestCost = Infinity;
+    for (let c = Math.min(choices, this.#eligible); c > 0; c--) {
+      const i = this.#draw(random, drawn, admit);
+      if (i === -1) break;
+      drawn.push(i);
+      const slot = this.#slots[i]!;
+      const value = cost(slot);
+      if (best === undefined || value < bestCost) {
+        best = slot;
+        bestCost = value;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * The index of a random eligible, admitted slot not in `taken`; after DRAWS misses (most
+   * slots ineligible or turned down), the next eligible one after the last miss; -1 when
+   * every eligible slot is taken.
+   */
+  #draw(random: () => number, taken: readonly number[], admit: Admit<A> | undefined): number {
     const n = this.#slots.length;
+    const other = taken.length === 1 ? taken[0]! : -1;
     let i = 0;
     for (let tries = 0; tries < DRAWS; tries++) {
-      // Uniform over the n slots, or over the n - 1 slots other than `other`.
+      // Uniform over the n slots; with one taken, uniform over the n - 1 others (no try lost).
       i = other === -1 ? Math.floor(random() * n) : Math.floor(random() * (n - 1));
       if (other !== -1 && i >= other) i += 1;
       const slot = this.#slots[i]!;
-      if (slot.eligible && (admit === undefined || admit(slot))) return i;
+      if (slot.eligible && !taken.includes(i) && (admit === undefined || admit(slot))) return i;
     }
     for (let scanned = 0; scanned < n; scanned++, i = i + 1 === n ? 0 : i + 1) {
-      if (i !== other && this.#slots[i]!.eligible) return i;
+      if (this.#slots[i]!.eligible && !taken.includes(i)) return i;
     }
-    return other; // unreachable: two slots are eligible
+    return -1;
   }
 
   /**

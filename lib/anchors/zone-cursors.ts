@@ -63,10 +63,17 @@ export class ZoneCursors<S extends Pickable> {
     this.#byKey.get(key)?.cursor.eligibilityChanged(eligible);
   }
 
-  setShares(shares: ZoneShares): void {
+  /** Takes new shares; returns whether any zone's share changed. */
+  setShares(shares: ZoneShares): boolean {
     this.#shares = shares;
-    for (const group of this.#groups.values()) group.share = shares.shares.get(group.zone) ?? 0;
+    let changed = false;
+    for (const group of this.#groups.values()) {
+      const share = shares.shares.get(group.zone) ?? 0;
+      if (share !== group.share) changed = true;
+      group.share = share;
+    }
     this.#ranked = [...this.#groups.values()].filter((g) => g.share > 0).sort((a, b) => b.share - a.share);
+    return changed;
   }
 
   /**

@@ -32,6 +32,11 @@ export interface ZoneThresholds {
   readonly panicBelowPercent: number;
 }
 
+/** The caller's zone and its thresholds. */
+export interface ZoneSettings extends ZoneThresholds {
+  readonly local: string;
+}
+
 export const DEFAULT_ZONE_THRESHOLDS = { spillBelowPercent: 100, panicBelowPercent: 50 } as const satisfies ZoneThresholds;
 
 /** local: all calls in the caller's zone; spill: some leave it; panic/no-local: spread over every zone by health; none: nothing is healthy. */

@@ -29,7 +29,13 @@ export interface PlacedAnchor {
 export interface CallPlacement<A extends PlacedAnchor> {
   /** The call has a stream on the anchor. */
   started(anchor: A): void;
-  /** The call ended on the anchor with this status code, `millis` after its stream started (on its last anchor). */
+  /** Whether calls are timed (latency-aware picks): only then is the clock read. */
+  readonly timed: boolean;
+  /**
+   * The call ended on the anchor with this status code; `millis`: from its stream's start
+   * (on its last anchor) to its first response message, or to its status when none came
+   * (0 when not timed).
+   */
   ended(anchor: A, code: grpc.status, millis: number): void;
   /** The anchor refused the call's stream, and the call runs on another one (no outcome). */
   moved(from: A, to: A): void;
@@ -90,8 +96,9 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
   #halfClosed = false;
   #replays = 0;
   #ended = false;
-  /** performance.now() when its stream (the last one, after a replay) started. */
-  #startedAt = performance.now();
+  /** performance.now() when its stream (the last one, after a replay) started, and when its first message came; 0: not timed, or none yet. */
+  #startedAt = 0;
+  #answeredAt = 0;
 
   constructor(
     anchor: A,
@@ -103,6 +110,7 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
     // A subchannel that is not READY throws here, and grpc-js picks again (never started).
     this.#stream = this.#open(anchor);
     placement.started(anchor);
+    if (placement.timed) this.#startedAt = performance.now();
   }
 
   #open(anchor: A): SubchannelCall {
@@ -121,6 +129,7 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
         },
         onReceiveMessage: (message) => {
           if (!current()) return;
+          if (this.#startedAt !== 0 && this.#answeredAt === 0) this.#answeredAt = performance.now();
           this.#sent.commit();
           this.listener.onReceiveMessage(message);
         },
@@ -151,7 +160,7 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
     this.placement.moved(this.#anchor, next);
     this.#anchor = next;
     this.#stream = stream;
-    this.#startedAt = performance.now();
+    if (this.#startedAt !== 0) this.#startedAt = performance.now();
     for (const entry of this.#sent.messages!) stream.sendMessageWithContext(contextOf(entry.flags, entry.written), entry.message);
     if (this.#halfClosed) stream.halfClose();
     if (this.#readStarted) stream.startRead();
@@ -161,7 +170,8 @@ export class ReplayingCall<A extends PlacedAnchor> implements SubchannelCall {
     if (this.#ended) return;
     this.#ended = true;
     this.#sent.commit();
-    this.placement.ended(this.#anchor, status.code, performance.now() - this.#startedAt);
+    const millis = this.#startedAt === 0 ? 0 : (this.#answeredAt || performance.now()) - this.#startedAt;
+    this.placement.ended(this.#anchor, status.code, millis);
     this.listener.onReceiveStatus(status);
   }
 

@@ -135,6 +135,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
           if (!anchor.draining) this.#update();
         },
         eligible: () => this.#roomWait.roomFreed(),
+        // Another zone may take calls now: a latched picker must give way to a new one.
+        sharesChanged: () => this.#roomWait.roomFreed(),
         connectionLost: (anchor, reason, detail) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): ${detail}`);
           this.#logger()?.warn({ key: anchor.key, index: anchor.index, address: anchor.address, reason }, `anchored_round_robin: ${anchor.key}#${anchor.index}: ${describeLoss(reason, detail)}`);
@@ -152,8 +154,9 @@ export class AnchoredRoundRobin implements LoadBalancer {
       // Two picks at most: the schedule's next anchor may be the refused one, if it is still READY.
       another: (refused) => {
         if (this.#destroyed) return undefined;
-        const first = this.#anchors.pick();
-        return first !== refused ? first : this.#anchors.pick();
+        // Not counted as picks by zone: the call was counted where it was first placed.
+        const first = this.#anchors.pick(false);
+        return first !== refused ? first : this.#anchors.pick(false);
       },
       trace: log,
     });

@@ -11,7 +11,7 @@
  * back on the next turn; a stream that starts after that (slow call credentials) counts
  * from its start.
  */
-import type { status as Status } from '@grpc/grpc-js';
+import { status as grpcStatus, type status as Status } from '@grpc/grpc-js';
 import type { Anchor } from '../anchors/anchor.js';
 import type { CallPlacement, PlacedAnchor } from '../grpc-js/refused-stream-replay.js';
 
@@ -35,6 +35,10 @@ export class CallCounts<A extends Anchor & PlacedAnchor> implements CallPlacemen
     this.#settings = settings;
   }
 
+  get timed(): boolean {
+    return this.#settings.latency !== undefined;
+  }
+
   /** A pick chose the anchor: the call counts on it from now on. */
   picked(anchor: A): void {
     anchor.take();
@@ -51,7 +55,8 @@ export class CallCounts<A extends Anchor & PlacedAnchor> implements CallPlacemen
 
   ended(anchor: A, code: Status, millis: number): void {
     anchor.give();
-    this.#settings.latency?.(anchor, code, millis);
+    // A call the client cancelled took as long as the client chose: it says nothing of the backend.
+    if (code !== grpcStatus.CANCELLED) this.#settings.latency?.(anchor, code, millis);
     this.#settings.outcome?.(anchor, code);
   }
 

@@ -55,7 +55,7 @@ export interface MetricsSource {
     refreshes: { done: number };
     liveness: { pings: number; frozen: number; connectTimeouts: number };
     zones: { zones: readonly { zone: string; healthy: number; share: number; picks: number }[] } | undefined;
-    slowStart: readonly unknown[];
+    slowStart: readonly { key: string; factor: number }[];
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */

@@ -11,6 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './channel-anchor.js';
@@ -18,7 +19,7 @@ import { AnchorSet, type AnchorFactory } from '../anchors/anchor-set.js';
 import { DEFAULT_GROWTH_SETTINGS } from '../anchors/anchor-growth.js';
 import { livenessSettingsOf, zoneSettingsOf } from '../anchors/anchor-options.js';
 import { describeLoss } from '../anchors/liveness-watch.js';
-import { isFailure, NO_OUTCOME, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
+import { isFailure, NO_OUTCOME, outcomeCode, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { createSource } from '../discovery/create-source.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
 import { emitSafely } from '../core/emit-safely.js';
@@ -86,6 +87,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         state: (anchor, state, previous) => this.#anchorState(anchor, state, previous),
         health: (anchor, health, previous) => this.#anchorHealth(anchor, health, previous),
         eligible: () => this.#broker.wake(),
+        sharesChanged: () => this.#broker.wake(),
         extra: (anchor, change) => {
           this.#logger.debug({ key: anchor.key, anchor: anchor.index, address: anchor.address, change }, `extra anchor ${change}`);
           this.#emit('anchor-extra', { key: anchor.key, anchor: anchor.index, address: anchor.address, change });
@@ -118,7 +120,10 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
           if (!this.#lifecycle.closing) this.#outliers?.record(anchor, outcome);
         },
         ...(anchorOptions.pick === 'peak-ewma' && {
-          held: (anchor: LeaseAnchor, millis: number, now: number, outcome: ReleaseOutcome) => anchor.latency.observe(millis, now, isFailure(outcome)),
+          held: (anchor: LeaseAnchor, millis: number, now: number, outcome: ReleaseOutcome) => {
+            // A cancelled call took as long as the caller chose: it says nothing of the backend.
+            if (outcome === NO_OUTCOME || outcomeCode(outcome) !== grpcStatus.CANCELLED) anchor.latency.observe(millis, now, isFailure(outcome));
+          },
         }),
         leaked: (event) => {
           // A lease still out when close() finished was reclaimed: not a leak of the caller's any more.
