@@ -250,3 +250,22 @@ t.test('ready({ signal }) aborted once the source is ready but no anchor is: Acq
   t.ok(timeouts() <= before, 'no timer left');
   await t.rejects(pool.ready({ signal: controller.signal }), AcquireAbortedError, 'an aborted signal rejects a new ready() at once');
 });
+
+t.test('zones: a waiter for a full local zone is served by another zone as soon as the local one goes out of rotation', async (t) => {
+  const fakes = fakeAnchors({ startState: 'READY', maxLeases: 1 });
+  const pool = createPoolWithAnchors({ target: 'pass:///10.0.0.1:1@a,10.0.0.2:1@b', logger: silentLogger, zone: 'a', acquireTimeoutMillis: 2000 }, fakes.factory);
+  t.teardown(() => pool.close());
+  await fakes.whenCreated(2);
+  await pool.ready();
+  const [local] = fakes.created as [FakeAnchor];
+  const held = await pool.acquire();
+  t.equal(held.address, '10.0.0.1:1', 'the lease is in zone a');
+  const waiting = outcome(pool.acquire());
+  await sleep(20);
+  t.notOk(waiting.settled, 'zone a is full and serves: the next caller waits there, zone b gets nothing');
+  local.drive('TRANSIENT_FAILURE');
+  await sleep(20);
+  t.ok(waiting.settled && waiting.value?.address === '10.0.0.2:1', 'zone a out of rotation: the waiter gets zone b at once, not when a lease comes back');
+  waiting.value?.release();
+  held.release();
+});
