@@ -55,6 +55,10 @@ const samples: Record<string, Samples> = {
   zoneRouting: { accepted: [{}, { spillBelowPercent: 80 }], refused: ['on', { bogus: 1 }], default: { spillBelowPercent: 100, panicBelowPercent: 50 } },
   'zoneRouting.spillBelowPercent': { accepted: [50, 70.5, 100], refused: [-1, 101, '100'], default: 100 },
   'zoneRouting.panicBelowPercent': { accepted: [0, 25, 50], refused: [-1, 101, null], default: 50 },
+  subset: { accepted: [{}, { size: 20 }], refused: [true, 10, { bogus: 1 }], default: undefined },
+  'subset.size': { accepted: [1, 10, 10_000], refused: [0, -1, 1.5, 10_001, '10'], default: 10 },
+  'subset.mode': { accepted: ['rendezvous'], refused: ['coordinated-later', '', 1], default: 'rendezvous' },
+  'subset.clientId': { accepted: ['a', 'pod-7f9c', 'x'.repeat(256)], refused: ['', 'x'.repeat(257), 7, null], default: undefined },
 };
 
 // The caller's zone falls back to ANCHORPOOL_ZONE; the defaults above are for a process without it.

@@ -19,6 +19,12 @@ import { DEFAULT_CONNECT_TIMEOUT_MILLIS, DEFAULT_LIVENESS, type LivenessWatchSet
 import { DEFAULT_OUTLIER_DETECTION } from './outlier-detector.js';
 import { DEFAULT_SLOW_START } from './slow-start.js';
 import { DEFAULT_ZONE_THRESHOLDS, type ZoneSettings } from './zone-shares.js';
+import type { SubsetSettings } from './subset-filter.js';
+import { randomUUID } from 'node:crypto';
+
+/** The default subset size, and the largest one allowed. */
+export const DEFAULT_SUBSET_SIZE = 10;
+export const MAX_SUBSET_SIZE = 10_000;
 
 /** How an anchor is chosen for a lease or a call. */
 export type PickMode = 'round-robin' | 'least-loaded' | 'peak-ewma';
@@ -119,6 +125,26 @@ export interface AnchorOptions {
   zone?: string;
   /** When calls leave the caller's zone (used only with a zone). */
   zoneRouting?: ZoneRoutingOptions;
+  /**
+   * Keep anchors to a subset of the prefix's keys only, so a backend's connections do not
+   * grow with the number of clients (gRFC A68's random subsetting): the `size` keys of
+   * highest rendezvous rank for this client (all of them when there are fewer), each
+   * key's share inside the subset still by its N. A key that failed (its connections in
+   * TRANSIENT_FAILURE, NOT_SERVING, ejected) does not count: the subset widens by one key
+   * and narrows back when it serves again; a key leaving the subset stays until its
+   * replacement serves. A client is one pool or one channel's policy. Default: off; `{}`
+   * turns it on with the defaults below.
+   */
+  subset?: SubsetOptions;
+}
+
+export interface SubsetOptions {
+  /** Keys that can serve kept in the subset. Default 10, from 1 to 10,000. */
+  size?: number;
+  /** How the subset is chosen: 'rendezvous' (each client ranks keys by a hash of its id and the key; no coordination). Default 'rendezvous'. */
+  mode?: 'rendezvous';
+  /** This client's id in the ranking. Default: a random UUID per pool or channel; two clients with one id get the same subset. 1 to 256 characters. */
+  clientId?: string;
 }
 
 export interface SlowStartOptions {
@@ -230,6 +256,14 @@ const zoneRoutingSchema = z
   })
   .strict();
 
+const subsetSchema = z
+  .object({
+    size: z.number().int().min(1).max(MAX_SUBSET_SIZE).default(DEFAULT_SUBSET_SIZE),
+    mode: z.enum(['rendezvous']).default('rendezvous'),
+    clientId: z.string().min(1).max(256).optional(),
+  })
+  .strict();
+
 /** The caller's zone: the option, else ANCHORPOOL_ZONE (checked by the same rule), else none. */
 const zoneSchema = zoneNameSchema.optional().transform((zone, ctx) => {
   if (zone !== undefined) return zone;
@@ -256,6 +290,7 @@ export const anchorOptionsShape = {
   slowStart: slowStartSchema.optional(),
   zone: zoneSchema,
   zoneRouting: zoneRoutingSchema.default(DEFAULT_ZONE_THRESHOLDS),
+  subset: subsetSchema.optional(),
 };
 
 /** The parsed form: every default filled in; health checks and outlier ejection undefined when off, liveness false. */
@@ -271,6 +306,7 @@ export interface ResolvedAnchorOptions {
   readonly slowStart?: Required<SlowStartOptions> | undefined;
   readonly zone?: string | undefined;
   readonly zoneRouting: Required<ZoneRoutingOptions>;
+  readonly subset?: (Required<Omit<SubsetOptions, 'clientId'>> & Pick<SubsetOptions, 'clientId'>) | undefined;
 }
 
 /**
@@ -307,6 +343,7 @@ true satisfies OptionsAgree<OutlierDetectionOptions, z.input<typeof outlierDetec
 true satisfies OptionsAgree<LivenessOptions, z.input<typeof livenessSchema>>;
 true satisfies OptionsAgree<SlowStartOptions, z.input<typeof slowStartSchema>>;
 true satisfies OptionsAgree<ZoneRoutingOptions, z.input<typeof zoneRoutingSchema>>;
+true satisfies OptionsAgree<SubsetOptions, z.input<typeof subsetSchema>>;
 true satisfies OptionsAgree<ResolvedAnchorOptions, z.output<typeof anchorOptionsSchema>>;
 
 /** The anchor options out of a parsed options object of either path (the names come from the shape). */
@@ -322,4 +359,10 @@ export function livenessSettingsOf(options: Pick<ResolvedAnchorOptions, 'livenes
 /** The zone settings of the anchor set from the parsed options: undefined without a zone. */
 export function zoneSettingsOf(options: Pick<ResolvedAnchorOptions, 'zone' | 'zoneRouting'>): ZoneSettings | undefined {
   return options.zone === undefined ? undefined : { local: options.zone, ...options.zoneRouting };
+}
+
+/** The anchor set's subset settings from the parsed options (a client id made here when none is given); undefined when off. */
+export function subsetSettingsOf(options: Pick<ResolvedAnchorOptions, 'subset'>): SubsetSettings | undefined {
+  const subset = options.subset;
+  return subset === undefined ? undefined : { size: subset.size, clientId: subset.clientId ?? randomUUID() };
 }

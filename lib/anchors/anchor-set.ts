@@ -34,6 +34,7 @@ import { LivenessWatch, type LivenessCounts, type LivenessWatchSettings } from '
 import type { PickMode } from './anchor-options.js';
 import { KeyWeights } from './key-weights.js';
 import { SlowStartRamps } from './slow-start-ramps.js';
+import { SubsetFilter, type SubsetReport, type SubsetSettings } from './subset-filter.js';
 import { Lane } from './lane.js';
 import { ScheduleCursor, type Admit } from './schedule-cursor.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
@@ -72,6 +73,8 @@ export interface AnchorSetSettings {
   readonly slowStart?: SlowStartSettings | undefined;
   /** The clock of latency estimates and ramps; default performance.now (specs pass their own). */
   readonly clock?: () => number;
+  /** Keep anchors to a subset of the keys only (subset-filter.ts); absent: every key. */
+  readonly subset?: SubsetSettings | undefined;
 }
 
 /** Where the calls go by zone, for a caller that names its zone. */
@@ -119,6 +122,10 @@ export class AnchorSet<A extends Anchor> {
   /** The clock's time of the pick under way (peak-ewma costs, slow-start gates). */
   #now = 0;
   readonly #clock: () => number;
+  /** The client's subset of the keys, when subsetting is on. */
+  #subset: SubsetFilter | undefined;
+  /** An evaluation of the subset is queued (one per microtask). */
+  #subsetQueued = false;
   /** The lanes of the keys that may grow past their N (maxAnchors): N per key, anchor i in lane i mod N. */
   readonly #lanes = new Map<string, Lane<A>[]>();
   readonly #listener: AnchorListener;
@@ -127,8 +134,10 @@ export class AnchorSet<A extends Anchor> {
   #drained: Promise<void> | undefined;
   /** Keys whose anchors are ejected (outlier ejection); new anchors of such a key start ejected. */
   readonly #ejectedKeys = new Set<string>();
-  /** The entries last applied (the schedule and the refresh ages come from them). */
+  /** The entries last applied (the schedule and the refresh ages come from them): the subset of those offered, with subsetting. */
   #desired: ReadonlyMap<string, DesiredEntry> = new Map();
+  /** The entries the owner applied last (every key), for subsetting. */
+  #offered: ReadonlyMap<string, DesiredEntry> | undefined;
   /** Each anchor's generation: a refresh's replacement counts on, so its connection is distinct from the one it replaces. */
   readonly #generations = new WeakMap<A, number>();
   readonly #refresher: AnchorRefresher<A>;
@@ -146,6 +155,7 @@ export class AnchorSet<A extends Anchor> {
     this.#ramps = new SlowStartRamps(settings.slowStart);
     this.#weights = new KeyWeights(settings.zone?.local);
     this.#configureZones(settings.zone);
+    this.#subset = settings.subset === undefined ? undefined : this.#newSubset(settings.subset);
     this.#refresher = new AnchorRefresher(settings.refresh ?? DEFAULT_REFRESH_SETTINGS, {
       holdsSlot: (anchor) => this.#holdsSlot(anchor),
       replacement: (old) => this.#create(old.key, old.index, old.address, (this.#generations.get(old) ?? 0) + 1),
@@ -170,9 +180,11 @@ export class AnchorSet<A extends Anchor> {
     this.#listener = {
       state: (anchor, state, previous) => {
         if (state === 'TRANSIENT_FAILURE' && this.#growth.isPending(anchor as A)) return this.#growth.failed(anchor as A);
+        if (state === 'TRANSIENT_FAILURE' && this.#holdsSlot(anchor as A)) this.#subsetFailed(anchor.key);
         if (this.#tracks(anchor as A)) this.#owner.state(anchor as A, state, previous);
       },
       health: (anchor, health, previous) => {
+        if ((health === 'NOT_SERVING' || health === 'SERVICE_UNKNOWN') && this.#holdsSlot(anchor as A)) this.#subsetFailed(anchor.key);
         if (this.#tracks(anchor as A)) this.#owner.health?.(anchor as A, health, previous);
       },
       eligibility: (anchor, eligible) => {
@@ -368,6 +380,19 @@ export class AnchorSet<A extends Anchor> {
     if (ejected) this.#ejectedKeys.add(key);
     else this.#ejectedKeys.delete(key);
     for (const anchor of this.#active.values()) if (anchor.key === key) anchor.setEjected(ejected);
+    if (ejected) this.#subsetFailed(key);
+  }
+
+  /** Turns subsetting on, changes it or turns it off (the native policy's config can change it): the keys offered last are applied again. */
+  setSubset(settings: SubsetSettings | undefined): void {
+    const offered = this.#offered;
+    this.#subset = settings === undefined ? undefined : this.#newSubset(settings);
+    if (!this.#stopped && offered !== undefined) this.apply(offered);
+  }
+
+  /** The client's subset now, or undefined when subsetting is off. */
+  subsetReport(): SubsetReport | undefined {
+    return this.#subset?.report();
   }
 
   /** Active anchors by health. */
@@ -383,6 +408,11 @@ export class AnchorSet<A extends Anchor> {
    * first state changes find them scheduled).
    */
   apply(desired: ReadonlyMap<string, DesiredEntry>): ApplyResult {
+    this.#offered = desired;
+    return this.#applyEntries(this.#subset === undefined ? desired : this.#subset.offer(desired));
+  }
+
+  #applyEntries(desired: ReadonlyMap<string, DesiredEntry>): ApplyResult {
     // Its timer runs from the first entries on (a set never applied holds nothing to watch).
     if (!this.#stopped) this.#liveness.start();
     let wanted = 0;
@@ -550,6 +580,10 @@ export class AnchorSet<A extends Anchor> {
     const anchors: A[] = [];
     for (let index = 0; this.#active.has(slotOf(key, index)); index++) anchors.push(this.#active.get(slotOf(key, index))!);
     const { healthyChanged, cameBack } = this.#weights.recount(key, anchors);
+    if (this.#subset !== undefined) {
+      if (cameBack !== false) this.#subset.served(key);
+      this.#queueSubset();
+    }
     if (cameBack !== false) {
       const now = this.#clock();
       const window = this.#ramps.settings?.windowMillis ?? 0;
@@ -557,6 +591,29 @@ export class AnchorSet<A extends Anchor> {
       if (!withTheFleet) this.#ramps.start(key, now);
     }
     if (healthyChanged || cameBack !== false) this.#updateShares();
+  }
+
+  #newSubset(settings: SubsetSettings): SubsetFilter {
+    return new SubsetFilter(settings, (key) => this.#weights.inRotation(key));
+  }
+
+  /** A key of the subset failed: it stops counting toward the subset's size (evaluated on the next microtask). */
+  #subsetFailed(key: string): void {
+    if (this.#subset === undefined) return;
+    this.#subset.failed(key);
+    this.#queueSubset();
+  }
+
+  /** Evaluates the subset once, after the events of this turn: never from inside an anchor's own state change. */
+  #queueSubset(): void {
+    if (this.#subsetQueued || this.#stopped) return;
+    this.#subsetQueued = true;
+    queueMicrotask(() => {
+      this.#subsetQueued = false;
+      if (this.#stopped || this.#subset === undefined) return;
+      const next = this.#subset.reevaluate();
+      if (next !== undefined) this.#applyEntries(next);
+    });
   }
 
   /** Zone shares from the keys in rotation, each weighed by its slow-start ramp; the owner hears when they changed. */

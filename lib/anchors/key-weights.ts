@@ -62,6 +62,11 @@ export class KeyWeights {
     return this.#keys.get(key)?.zone;
   }
 
+  /** Some anchor of `key` is in rotation. */
+  inRotation(key: string): boolean {
+    return this.#keys.get(key)?.inRotation === true;
+  }
+
   setLocal(local: string | undefined): void {
     this.#local = local;
     for (const weight of this.#keys.values()) weight.group = this.#groupFor(weight.zone);

@@ -17,7 +17,7 @@
  */
 import { connectivityState as State, type ChannelOptions } from '@grpc/grpc-js';
 import type { AnchorState } from '../anchors/anchor.js';
-import { livenessSettingsOf, zoneSettingsOf, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
+import { livenessSettingsOf, subsetSettingsOf, zoneSettingsOf, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
 import { describeLoss, sameLivenessSettings } from '../anchors/liveness-watch.js';
 import { AnchorSet } from '../anchors/anchor-set.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
@@ -234,6 +234,7 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#anchors.setZone(zoneSettingsOf(settings));
     }
     if (JSON.stringify(previous.slowStart) !== JSON.stringify(settings.slowStart)) this.#anchors.setSlowStart(settings.slowStart);
+    if (JSON.stringify(previous.subset) !== JSON.stringify(settings.subset)) this.#anchors.setSubset(subsetSettingsOf(settings));
     this.#settings = settings;
   }
 

@@ -56,6 +56,7 @@ export interface MetricsSource {
     liveness: { pings: number; frozen: number; connectTimeouts: number };
     zones: { zones: readonly { zone: string; healthy: number; share: number; picks: number }[] } | undefined;
     slowStart: readonly { key: string; factor: number }[];
+    subset: { keys: readonly unknown[]; offered: number } | undefined;
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
@@ -169,6 +170,7 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
       for (const { zone, share } of stats().zones?.zones ?? []) this.set({ zone }, share);
     },
   });
+  gauge(prom, registry, 'anchorpool_subset_keys', "Keys this pool keeps anchors to (subset on; every key's count otherwise: anchorpool_endpoints).", () => stats().subset?.keys.length ?? stats().endpoints);
   gauge(prom, registry, 'anchorpool_slow_start_keys', 'Keys whose share is ramping up now (slowStart).', () => stats().slowStart.length);
   followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
   gauge(prom, registry, 'anchorpool_etcd_connected', '1 while connected to etcd, 0 while not.', () => (stats().source.connected ? 1 : 0));

@@ -4,6 +4,7 @@
  */
 import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
 import type { ZoneReport } from '../anchors/anchor-set.js';
+import type { SubsetReport } from '../anchors/subset-filter.js';
 import type { InvalidEndpoint } from '../discovery/desired-state.js';
 import type { EndpointEntry } from '../discovery/endpoint-entry.js';
 import type { AnchorPoolError } from '../core/errors.js';
@@ -116,6 +117,8 @@ export interface PoolStats {
    * the picks now, and the leases granted in it since the pool started. Undefined without a zone.
    */
   readonly zones: ZoneReport | undefined;
+  /** The pool's subset of the keys, when `subset` is on: its size, client id, the keys offered, and the keys it keeps anchors to with why. */
+  readonly subset: SubsetReport | undefined;
   /** Keys whose share is ramping up now (slowStart), with the factor of their full share they get. */
   readonly slowStart: readonly { readonly key: string; readonly factor: number }[];
   readonly source: SourceStatus;

@@ -17,7 +17,7 @@ import type { AnchorHealth, AnchorState } from '../anchors/anchor.js';
 import { ChannelAnchor, type ChannelAnchorSettings, type ClientConstructor } from './channel-anchor.js';
 import { AnchorSet, type AnchorFactory } from '../anchors/anchor-set.js';
 import { DEFAULT_GROWTH_SETTINGS } from '../anchors/anchor-growth.js';
-import { livenessSettingsOf, zoneSettingsOf } from '../anchors/anchor-options.js';
+import { livenessSettingsOf, subsetSettingsOf, zoneSettingsOf } from '../anchors/anchor-options.js';
 import { describeLoss } from '../anchors/liveness-watch.js';
 import { isFailure, NO_OUTCOME, outcomeCode, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { createSource } from '../discovery/create-source.js';
@@ -108,6 +108,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         liveness: livenessSettingsOf(anchorOptions),
         zone: zoneSettingsOf(anchorOptions),
         slowStart: anchorOptions.slowStart,
+        subset: subsetSettingsOf(anchorOptions),
       },
     );
     this.#broker = new LeaseBroker<LeaseAnchor>(
@@ -313,6 +314,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
       extraAnchors: this.#anchors.extraCounts(),
       liveness: this.#anchors.livenessCounts(),
       zones: this.#anchors.zoneReport(),
+      subset: this.#anchors.subsetReport(),
       slowStart: this.#anchors.slowStartRamps(),
       source: this.#source.status(),
     };

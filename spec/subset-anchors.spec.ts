@@ -1,0 +1,88 @@
+// Subsetting in the anchor set, with fake anchors: anchors only for the client's subset;
+// a failed key widens it and its return narrows it back; keys that outrank the subset
+// replace old ones make before break; turning it off brings every key back.
+import t from 'tap';
+import { setImmediate as turn } from 'node:timers/promises';
+import { AnchorSet } from '../lib/anchors/anchor-set.js';
+import type { DesiredEntry } from '../lib/anchors/reconcile.js';
+import { rendezvousOrder } from '../lib/anchors/subset.js';
+import { fakeAnchors, type FakeAnchor } from './fakes/fake-anchor.js';
+
+const CLIENT = 'client-1';
+const entries = (keys: string[]) => new Map<string, DesiredEntry>(keys.map((key, i) => [key, { addr: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:1`, anchors: 2 }]));
+const all = Array.from({ length: 20 }, (_, i) => `svc/k${i}`);
+
+function rig(size: number) {
+  const fakes = fakeAnchors({ startState: 'READY' });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size, clientId: CLIENT } });
+  const keysWithAnchors = () => [...new Set([...set.active()].map((a) => a.key))].sort();
+  const anchorsOf = (key: string) => [...set.active()].filter((a) => a.key === key);
+  return { set, fakes, keysWithAnchors, anchorsOf };
+}
+
+t.test('anchors only for the subset: the 5 keys of highest rank for this client, 2 anchors each', async (t) => {
+  const { set, keysWithAnchors } = rig(5);
+  set.apply(entries(all));
+  const expected = rendezvousOrder(CLIENT, all).slice(0, 5).sort();
+  t.same(keysWithAnchors(), expected);
+  t.equal(set.activeCount, 10);
+  t.equal(set.wanted, 10, 'wanted counts the subset');
+  t.match(set.subsetReport(), { size: 5, clientId: CLIENT, offered: 20 });
+  t.same(set.subsetReport()!.keys.map((k) => k.why), ['chosen', 'chosen', 'chosen', 'chosen', 'chosen']);
+});
+
+t.test('a key that fails widens the subset by one; when it serves again the extra key drains', async (t) => {
+  const { set, keysWithAnchors, anchorsOf } = rig(5);
+  set.apply(entries(all));
+  const order = rendezvousOrder(CLIENT, all);
+  const victim = order[1]!;
+  for (const anchor of anchorsOf(victim)) anchor.drive('TRANSIENT_FAILURE');
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 6).sort(), 'the 6th key joins; the failed one stays to be watched');
+  t.match(set.subsetReport()!.keys.find((k) => k.key === victim), { why: 'failed, kept to see it return' });
+  for (const anchor of anchorsOf(victim)) anchor.drive('CONNECTING');
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 6).sort(), 'retrying its connection does not make it count again');
+  for (const anchor of anchorsOf(victim)) anchor.drive('READY');
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 5).sort(), 'it serves again: the subset narrows back to 5');
+});
+
+t.test('a new key that outranks the subset replaces its last key, and only that one', async (t) => {
+  const { set, fakes, keysWithAnchors } = rig(3);
+  const base = all.slice(0, 10);
+  set.apply(entries(base));
+  const order = rendezvousOrder(CLIENT, base);
+  const newcomer = Array.from({ length: 200 }, (_, i) => `svc/new${i}`).find((k) => rendezvousOrder(CLIENT, [k, ...base]).indexOf(k) < 2)!;
+  const made = fakes.created.length;
+  set.apply(entries([...base, newcomer]));
+  t.same(fakes.created.slice(made).map((a) => a.key), [newcomer, newcomer], 'only the newcomer gets anchors');
+  await turn();
+  t.same(keysWithAnchors(), [...order.slice(0, 2), newcomer].sort(), `once it serves, ${order[2]} (the last of the subset) has drained`);
+});
+
+t.test('a leaving key stays while its replacement connects', async (t) => {
+  const fakes = fakeAnchors({ startState: 'CONNECTING' });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size: 3, clientId: CLIENT } });
+  const base = all.slice(0, 10);
+  set.apply(entries(base));
+  for (const anchor of [...set.active()]) anchor.drive('READY');
+  await turn();
+  const order = rendezvousOrder(CLIENT, base);
+  const newcomer = Array.from({ length: 200 }, (_, i) => `svc/new${i}`).find((k) => rendezvousOrder(CLIENT, [k, ...base]).indexOf(k) < 2)!;
+  set.apply(entries([...base, newcomer]));
+  const keys = () => [...new Set([...set.active()].map((a) => a.key))].sort();
+  t.same(keys(), [...order.slice(0, 3), newcomer].sort(), `${order[2]} stays while ${newcomer} connects`);
+  t.match(set.subsetReport()!.keys.find((k) => k.key === order[2]), { why: 'leaving, until its replacement serves' });
+  for (const anchor of [...set.active()].filter((a) => a.key === newcomer)) anchor.drive('READY');
+  await turn();
+  t.same(keys(), [...order.slice(0, 2), newcomer].sort(), `${newcomer} serves: ${order[2]} drains`);
+});
+
+t.test('subsetting turned off (a new policy config) brings every key back', async (t) => {
+  const { set, keysWithAnchors } = rig(5);
+  set.apply(entries(all));
+  set.setSubset(undefined);
+  t.equal(keysWithAnchors().length, 20);
+  t.equal(set.subsetReport(), undefined);
+});
