@@ -42,7 +42,7 @@ async function run(t: Test, path: 'pool' | 'native'): Promise<void> {
   await backends[chosen[0]!]!.kill();
   const after = await waitFor(async () => {
     const c = await connectionsPerBackend(backends);
-    return c.filter((n) => n > 0).length === 2 && c[chosen[0]!] === 0 ? c : false;
+    return c.filter((n) => n > 0).length === 2 && c[chosen[0]!] === 0 && c.reduce((a, b) => a + b, 0) === 4 ? c : false;
   }, { what: `${path}: a third backend connected after one of the two died`, timeoutMs: 15_000 });
   t.equal(after[chosen[1]!], 2, `${path}: the surviving backend keeps its 2 connections`);
   t.equal(after.filter((n) => n === 2).length, 2, `${path}: another backend took the dead one's place (${after.join(' ')})`);
