@@ -17,9 +17,10 @@ import { scaleScenario } from './scale.js';
 import { slowBackendScenario } from './slow-backend.js';
 import { l4RefreshScenario } from './l4-refresh.js';
 import { fleetScenario } from './fleet.js';
+import { subsettingScenario } from './subsetting.js';
 import type { Scenario, ScenarioResult } from './scenario.js';
 
-const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, slowBackendScenario, l4RefreshScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario, fleetScenario];
+const SCENARIOS: Scenario[] = [leasesScenario, rpcScenario, cappedScenario, slowBackendScenario, l4RefreshScenario, multiProcessScenario, discoveryScenario, propagationScenario, scaleScenario, fleetScenario, subsettingScenario];
 
 /** Adds, per row, the ratio of its primary median to the baseline's in the same group. */
 function withRatios(result: ScenarioResult) {
