@@ -64,3 +64,24 @@ export function keepLeaving(chosen: readonly string[], current: ReadonlySet<stri
   }
   return kept;
 }
+
+/**
+ * The coordinated choice (not wired to an option yet: the clients' registrations in etcd
+ * come next). Keys are placed on a ring in the order of their hash; client `rank` of
+ * `clients` (ranks from the sorted client ids) takes `size` consecutive keys starting at
+ * position ⌊rank × K / clients⌋. The starts are evenly spaced, so every key is in
+ * ⌊C·S/K⌋ or ⌈C·S/K⌉ subsets; keys and clients that come or go keep every other key near
+ * its place on the ring and every client near its place among the clients, so subsets
+ * move little.
+ */
+export function coordinatedSubset(rank: number, clients: number, ring: readonly string[], size: number): string[] {
+  const k = ring.length;
+  if (size >= k) return [...ring];
+  const start = Math.floor((rank * k) / clients);
+  return Array.from({ length: size }, (_, i) => ring[(start + i) % k]!);
+}
+
+/** The keys in ring order for the coordinated choice: by a hash of the key alone, the same for every client. */
+export function ringOrder(keys: Iterable<string>): string[] {
+  return rendezvousOrder('', keys);
+}
