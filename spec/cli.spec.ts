@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
 import { renderReport, withAnchorStates, type StatusReport } from '../lib/cli/report.js';
+import { chooseSubset, rendezvousOrder } from '../lib/anchors/subset.js';
 import type { AnchorInfo, PoolStats } from '../lib/index.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startBackend } from '../testkit/tap-backend.js';
@@ -38,6 +39,29 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   const code = await main(argv, io(env, Promise.resolve(), out, err));
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
+
+t.test('status --subset-size shows which keys a client keeps and why, from its rendezvous ranking; with --connect, status\'s own pool keeps them', async (t) => {
+  const keys = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6'];
+  for (const key of keys) await etcdctl(cluster, 'put', `cli/subset/${key}`, `${backend.address}#1`);
+  const expected = chooseSubset(rendezvousOrder('client-7', keys.map((k) => `cli/subset/${k}`)), 2, () => 'unknown');
+  const json = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '2', '--client-id', 'client-7', '--json']);
+  t.equal(json.code, 0);
+  const report = JSON.parse(json.out) as StatusReport;
+  t.same(report.subset, { size: 2, clientId: 'client-7', keys: 2 });
+  t.same(report.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), [...expected].sort(), 'the two keys of highest rank for client-7');
+  t.equal(report.endpoints.filter((e) => e.subset === '-').length, 4);
+  const table = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '2', '--client-id', 'client-7']);
+  t.match(table.out, /subset: 2 of 6 keys for client client-7 \(size 2, rendezvous\)/);
+  t.match(table.out, /KEY\s+ADDRESS\s+ANCHORS\s+FORMAT\s+SUBSET/);
+  const connected = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '2', '--client-id', 'client-7', '--connect', '--json', '--timeout', '5000']);
+  t.equal(connected.code, 0, 'the keys outside the subset are not reported unreachable');
+  const dialled = JSON.parse(connected.out) as StatusReport;
+  t.same(dialled.endpoints.filter((e) => e.states!.READY > 0).map((e) => e.key).sort(), [...expected].sort(), 'status dialled only its subset');
+  const usage = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '2']);
+  t.equal(usage.code, 2);
+  t.match(usage.err, /--subset-size without --connect needs --client-id/);
+  t.equal((await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '0', '--client-id', 'x'])).code, 2, 'a size of 0 is a usage error');
+});
 
 t.test('status --json lists valid, Go-format and invalid keys; exit 1 until the invalid key is fixed', async (t) => {
   const first = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/echo/', '--json']);

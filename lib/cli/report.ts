@@ -25,6 +25,8 @@ export interface KeyReport {
   extra?: number;
   /** Its READY anchors by health, when health was checked (--health). */
   health?: { SERVING: number; NOT_SERVING: number; SERVICE_UNKNOWN: number; UNKNOWN: number; UNCHECKED: number };
+  /** With --subset-size: whether this client keeps anchors to it, and why ('-': not in its subset). */
+  subset?: string;
 }
 
 export interface StatusReport {
@@ -45,6 +47,8 @@ export interface StatusReport {
   unreachable: string[];
   /** Keys with READY anchors of which none is healthy (SERVING, or without a health service), when health was checked. */
   unhealthy: string[];
+  /** With --subset-size: the client's subset size and id, and how many keys it keeps. */
+  subset?: { size: number; clientId: string; keys: number };
 }
 
 export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceStatus): StatusReport {
@@ -72,6 +76,16 @@ export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceSta
   };
 }
 
+/** Marks each key with why it is in the client's subset (`why` of each key in it; '-' for the others). */
+export function withSubset(report: StatusReport, subset: { size: number; clientId: string; keys: readonly { key: string; why: string }[] }): StatusReport {
+  const why = new Map(subset.keys.map((k) => [k.key, k.why]));
+  return {
+    ...report,
+    endpoints: report.endpoints.map((e) => ({ ...e, subset: why.get(e.key) ?? '-' })),
+    subset: { size: subset.size, clientId: subset.clientId, keys: subset.keys.length },
+  };
+}
+
 /** Adds anchor states (and, when `healthChecked`, the READY anchors' health) from a pool to a snapshot report. */
 export function withAnchorStates(report: StatusReport, anchors: readonly AnchorInfo[], stats: PoolStats, healthChecked = false): StatusReport {
   const endpoints = report.endpoints.map((entry) => {
@@ -91,7 +105,8 @@ export function withAnchorStates(report: StatusReport, anchors: readonly AnchorI
     ...report,
     revision: stats.source.revision,
     endpoints,
-    unreachable: endpoints.filter((e) => e.states.READY === 0).map((e) => e.key),
+    // With a subset, only the keys in it have anchors to reach.
+    unreachable: endpoints.filter((e) => e.states.READY === 0 && (e.subset === undefined || e.subset !== '-')).map((e) => e.key),
     unhealthy: endpoints.filter((e) => e.health !== undefined && e.states.READY > 0 && e.health.SERVING + e.health.UNCHECKED === 0).map((e) => e.key),
   };
 }
@@ -114,6 +129,7 @@ export function renderReport(report: StatusReport): string[] {
   const growable = dialled && report.endpoints.some((e) => e.maxAnchors !== undefined);
   // Likewise the ZONE column, when any key names a zone ('-' for the keys that do not).
   const zoned = report.endpoints.some((e) => e.zone !== undefined);
+  const subsetted = report.subset !== undefined;
   const header = [
     'KEY',
     'ADDRESS',
@@ -123,6 +139,7 @@ export function renderReport(report: StatusReport): string[] {
     ...(dialled ? ['READY', 'CONNECTING', 'FAILED', 'DRAINING'] : []),
     ...(growable ? ['EXTRA'] : []),
     ...(checked ? ['SERVING', 'NOT_SERVING', 'UNKNOWN', 'NO_HEALTH_SVC'] : []),
+    ...(subsetted ? ['SUBSET'] : []),
   ];
   const rows = report.endpoints.map((e) => [
     e.key,
@@ -133,10 +150,12 @@ export function renderReport(report: StatusReport): string[] {
     ...(e.states ? [String(e.states.READY), String(e.states.CONNECTING + e.states.IDLE), String(e.states.TRANSIENT_FAILURE), String(e.states.DRAINING)] : []),
     ...(growable ? [e.maxAnchors === undefined ? '-' : String(e.extra ?? 0)] : []),
     ...(e.health ? [String(e.health.SERVING), String(e.health.NOT_SERVING + e.health.SERVICE_UNKNOWN), String(e.health.UNKNOWN), String(e.health.UNCHECKED)] : []),
+    ...(subsetted ? [e.subset ?? '-'] : []),
   ]);
   lines.push(
     `${report.endpoints.length} endpoint(s), ${report.invalid.length} invalid${dialled ? `, ${report.unreachable.length} unreachable` : ''}${checked ? `, ${report.unhealthy.length} unhealthy` : ''}`,
   );
+  if (report.subset) lines.push(`subset: ${report.subset.keys} of ${report.endpoints.length} keys for client ${report.subset.clientId} (size ${report.subset.size}, rendezvous)`);
   if (rows.length > 0) lines.push(...table([header, ...rows]));
   for (const r of report.invalid) lines.push(`INVALID ${r.key}: ${r.reason}${r.keptPrevious ? ' (serving its last valid value)' : ''}`);
   for (const key of report.unreachable) lines.push(`UNREACHABLE ${key}: no anchor is READY`);

@@ -17,10 +17,12 @@ import { serveMetrics } from '../pool/metrics.js';
 import { createPool } from '../pool/pool.js';
 import type { CommandIo } from './command-io.js';
 import { ETCD_FLAGS_HELP, etcdFlags, sourceOptionsFromFlags } from './etcd-flags.js';
-import { renderReport, reportFromSnapshot, withAnchorStates, type StatusReport } from './report.js';
+import { renderReport, reportFromSnapshot, withAnchorStates, withSubset, type StatusReport } from './report.js';
+import { chooseSubset, rendezvousOrder } from '../anchors/subset.js';
+import { MAX_SUBSET_SIZE } from '../anchors/anchor-options.js';
 import { UsageError } from './usage-error.js';
 
-export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--health | --health-service NAME] [--timeout MS] [--metrics-port PORT]
+export const STATUS_HELP = `usage: anchorpool status --prefix P [--etcd HOSTS] [--json] [--connect] [--health | --health-service NAME] [--subset-size S [--client-id ID]] [--timeout MS] [--metrics-port PORT]
 
 Print what anchorpool sees under an etcd prefix (or a pass:/// target): every key with
 its address and anchors (N, or N-M for a key with maxAnchors M), its zone (a ZONE
@@ -35,6 +37,11 @@ and the etcd revision.
   --health-service NAME  the service name the check asks for (default '': the whole server)
   --timeout MS           how long to wait for etcd and for anchors to connect (default 5000)
   --metrics-port PORT    keep running and serve Prometheus metrics at :PORT/metrics (implies --connect)
+  --subset-size S        show the subset a client keeps (rendezvous, as the subset option): a SUBSET
+                         column says why each key is in it ('chosen'; with --connect also 'failed, kept
+                         to see it return' and 'leaving, until its replacement serves') or '-'
+  --client-id ID         the client whose subset to show (the subset option's clientId); required
+                         without --connect, else status's own pool gets a random one
   --verbose              log discovery and connection events to stderr
 
 ${ETCD_FLAGS_HELP}
@@ -72,6 +79,12 @@ export function asUsage<T>(build: () => T): T {
   }
 }
 
+function parseSubsetSize(text: string): number {
+  const size = Number(text);
+  if (!Number.isInteger(size) || size < 1 || size > MAX_SUBSET_SIZE) throw new UsageError(`--subset-size must be an integer from 1 to ${MAX_SUBSET_SIZE}, got ${text}`);
+  return size;
+}
+
 function print(report: StatusReport, json: boolean | undefined, io: CommandIo): void {
   if (json) io.out(JSON.stringify(report, null, 2));
   else for (const line of renderReport(report)) io.out(line);
@@ -80,7 +93,15 @@ function print(report: StatusReport, json: boolean | undefined, io: CommandIo): 
 export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...statusFlags, connect: { type: 'boolean' }, health: { type: 'boolean' }, 'health-service': { type: 'string' }, 'metrics-port': { type: 'string' } },
+    options: {
+      ...statusFlags,
+      connect: { type: 'boolean' },
+      health: { type: 'boolean' },
+      'health-service': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'subset-size': { type: 'string' },
+      'client-id': { type: 'string' },
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -93,11 +114,20 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   const logger = consoleLogger(values.verbose ? 'info' : 'error', io.err);
   const options = { ...sourceOptionsFromFlags(values, io.env), logger };
   const healthService = values['health-service'] ?? (values.health ? '' : undefined);
+  const subsetSize = values['subset-size'] === undefined ? undefined : parseSubsetSize(values['subset-size']);
+  const clientId = values['client-id'];
+  if (clientId !== undefined && subsetSize === undefined) throw new UsageError('--client-id needs --subset-size');
   if (!values.connect && metricsPort === undefined && healthService === undefined) {
+    if (subsetSize !== undefined && clientId === undefined) throw new UsageError('--subset-size without --connect needs --client-id (whose subset to show)');
     const source = asUsage(() => createSource(options));
     try {
       const snapshot = await source.ready({ timeoutMillis });
-      const report = reportFromSnapshot(snapshot, source.status());
+      let report = reportFromSnapshot(snapshot, source.status());
+      if (subsetSize !== undefined && clientId !== undefined) {
+        // Not dialled: no key has failed yet, so the subset is the first keys of the client's ranking.
+        const chosen = chooseSubset(rendezvousOrder(clientId, snapshot.endpoints.keys()), subsetSize, () => 'unknown');
+        report = withSubset(report, { size: subsetSize, clientId, keys: chosen.map((key) => ({ key, why: 'chosen' })) });
+      }
       print(report, values.json, io);
       return report.invalid.length > 0 ? 1 : 0;
     } catch (err) {
@@ -109,7 +139,12 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   }
 
   const pool = asUsage(() =>
-    createPool({ ...options, readyTimeoutMillis: timeoutMillis, ...(healthService !== undefined && { healthCheck: { serviceName: healthService } }) }),
+    createPool({
+      ...options,
+      readyTimeoutMillis: timeoutMillis,
+      ...(healthService !== undefined && { healthCheck: { serviceName: healthService } }),
+      ...(subsetSize !== undefined && { subset: { size: subsetSize, ...(clientId !== undefined && { clientId }) } }),
+    }),
   );
   try {
     const deadline = Date.now() + timeoutMillis;
@@ -120,7 +155,9 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     // Wait while anchors connect, and while connected ones still wait for their first health status.
     const settling = (): boolean => pool.anchors().some((a) => a.state === 'CONNECTING' || a.state === 'IDLE' || (a.state === 'READY' && a.health === 'UNKNOWN'));
     while (Date.now() < deadline && settling()) await sleep(50);
-    const report = withAnchorStates(reportFromSnapshot(pool.snapshot(), pool.stats().source), pool.anchors(), pool.stats(), healthService !== undefined);
+    const subset = pool.stats().subset;
+    const base = reportFromSnapshot(pool.snapshot(), pool.stats().source);
+    const report = withAnchorStates(subset === undefined ? base : withSubset(base, subset), pool.anchors(), pool.stats(), healthService !== undefined);
     print(report, values.json, io);
     if (metricsPort !== undefined) {
       const server = await serveMetrics(pool.metrics(), metricsPort);
