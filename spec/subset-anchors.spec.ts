@@ -79,10 +79,68 @@ t.test('a leaving key stays while its replacement connects', async (t) => {
   t.same(keys(), [...order.slice(0, 2), newcomer].sort(), `${newcomer} serves: ${order[2]} drains`);
 });
 
-t.test('subsetting turned off (a new policy config) brings every key back', async (t) => {
+t.test('a new config: off brings every key back with the next apply; a larger size adds keys and keeps the client id and the subset', async (t) => {
   const { set, keysWithAnchors } = rig(5);
   set.apply(entries(all));
+  const five = keysWithAnchors();
+  set.setSubset({ size: 7, clientId: CLIENT });
+  set.apply(entries(all));
+  const seven = keysWithAnchors();
+  t.equal(seven.length, 7);
+  t.ok(five.every((key) => seven.includes(key)), 'size 5 → 7: the 5 stay, 2 join');
   set.setSubset(undefined);
+  set.apply(entries(all));
   t.equal(keysWithAnchors().length, 20);
   t.equal(set.subsetReport(), undefined);
+});
+
+t.test('a key ejected, or out of rotation after serving for any reason, stops counting; it counts again once it serves', async (t) => {
+  const { set, keysWithAnchors, anchorsOf } = rig(3);
+  set.apply(entries(all));
+  const order = rendezvousOrder(CLIENT, all);
+  set.setEjected(order[0]!, true);
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 4).sort(), 'ejected: the 4th key joins');
+  set.setEjected(order[0]!, false);
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 3).sort(), 'returned: back to 3');
+  for (const anchor of anchorsOf(order[1]!)) anchor.drive('IDLE'); // a disconnect: READY → IDLE, out of rotation
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 4).sort(), 'disconnected after serving: the 4th key joins');
+});
+
+t.test('widening stops at twice the size: when most keys fail at once the fault is likely the client\'s', async (t) => {
+  const { set, keysWithAnchors, fakes } = rig(3);
+  set.apply(entries(all));
+  for (let round = 0; round < 5; round++) {
+    for (const anchor of fakes.open()) if (anchor.state !== 'TRANSIENT_FAILURE') anchor.drive('TRANSIENT_FAILURE');
+    await turn();
+  }
+  t.equal(keysWithAnchors().length, 6, 'every key failing: 6 keys (2 × 3), not all 20');
+});
+
+t.test('a failed key that leaves the subset forgets its failure; a key removed from etcd while failed goes', async (t) => {
+  const { set, keysWithAnchors, anchorsOf } = rig(2);
+  const order = rendezvousOrder(CLIENT, all);
+  set.apply(entries(all));
+  for (const anchor of anchorsOf(order[1]!)) anchor.drive('TRANSIENT_FAILURE');
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 3).sort(), 'widened past the failed key');
+  set.apply(entries(all.filter((k) => k !== order[1])));
+  await turn();
+  t.same(keysWithAnchors(), [order[0]!, order[2]!].sort(), 'removed from etcd: it goes, the subset is the next two');
+  set.apply(entries(all));
+  await turn();
+  t.same(keysWithAnchors(), order.slice(0, 2).sort(), 'back in etcd: it counts afresh (its failure was not kept), and once it serves the third key goes');
+});
+
+t.test('drainAll while an evaluation is queued: nothing opens afterwards', async (t) => {
+  const { set, fakes, anchorsOf } = rig(2);
+  set.apply(entries(all));
+  const order = rendezvousOrder(CLIENT, all);
+  const made = fakes.created.length;
+  for (const anchor of anchorsOf(order[0]!)) anchor.drive('TRANSIENT_FAILURE');
+  void set.drainAll();
+  await turn();
+  t.equal(fakes.created.length, made, 'no anchor made after drainAll');
 });

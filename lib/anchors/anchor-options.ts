@@ -143,7 +143,12 @@ export interface SubsetOptions {
   size?: number;
   /** How the subset is chosen: 'rendezvous' (each client ranks keys by a hash of its id and the key; no coordination). Default 'rendezvous'. */
   mode?: 'rendezvous';
-  /** This client's id in the ranking. Default: a random UUID per pool or channel; two clients with one id get the same subset. 1 to 256 characters. */
+  /**
+   * This client's id in the ranking. Default: a random UUID per pool, or per policy
+   * instance on a channel (grpc-js makes a new instance when an idle channel wakes, so
+   * set it for a subset that stays); two clients with one id get the same subset. 1 to 256
+   * characters.
+   */
   clientId?: string;
 }
 
@@ -361,8 +366,12 @@ export function zoneSettingsOf(options: Pick<ResolvedAnchorOptions, 'zone' | 'zo
   return options.zone === undefined ? undefined : { local: options.zone, ...options.zoneRouting };
 }
 
-/** The anchor set's subset settings from the parsed options (a client id made here when none is given); undefined when off. */
-export function subsetSettingsOf(options: Pick<ResolvedAnchorOptions, 'subset'>): SubsetSettings | undefined {
+/**
+ * The anchor set's subset settings from the parsed options; undefined when off. Without a
+ * client id in the options, `current` (the id in use: a config change keeps it) or a new
+ * random one.
+ */
+export function subsetSettingsOf(options: Pick<ResolvedAnchorOptions, 'subset'>, current?: string): SubsetSettings | undefined {
   const subset = options.subset;
-  return subset === undefined ? undefined : { size: subset.size, clientId: subset.clientId ?? randomUUID() };
+  return subset === undefined ? undefined : { size: subset.size, clientId: subset.clientId ?? current ?? randomUUID() };
 }

@@ -126,6 +126,7 @@ export class AnchorSet<A extends Anchor> {
   #subset: SubsetFilter | undefined;
   /** An evaluation of the subset is queued (one per microtask). */
   #subsetQueued = false;
+  #subsetFrozen = false;
   /** The lanes of the keys that may grow past their N (maxAnchors): N per key, anchor i in lane i mod N. */
   readonly #lanes = new Map<string, Lane<A>[]>();
   readonly #listener: AnchorListener;
@@ -136,8 +137,6 @@ export class AnchorSet<A extends Anchor> {
   readonly #ejectedKeys = new Set<string>();
   /** The entries last applied (the schedule and the refresh ages come from them): the subset of those offered, with subsetting. */
   #desired: ReadonlyMap<string, DesiredEntry> = new Map();
-  /** The entries the owner applied last (every key), for subsetting. */
-  #offered: ReadonlyMap<string, DesiredEntry> | undefined;
   /** Each anchor's generation: a refresh's replacement counts on, so its connection is distinct from the one it replaces. */
   readonly #generations = new WeakMap<A, number>();
   readonly #refresher: AnchorRefresher<A>;
@@ -383,11 +382,20 @@ export class AnchorSet<A extends Anchor> {
     if (ejected) this.#subsetFailed(key);
   }
 
-  /** Turns subsetting on, changes it or turns it off (the native policy's config can change it): the keys offered last are applied again. */
+  /**
+   * Turns subsetting on, changes it or turns it off (the native policy's config can change
+   * it); it takes effect with the next apply(). A change keeps what the subset applied and
+   * which keys failed, so the next apply moves only what the change moves.
+   */
   setSubset(settings: SubsetSettings | undefined): void {
-    const offered = this.#offered;
-    this.#subset = settings === undefined ? undefined : this.#newSubset(settings);
-    if (!this.#stopped && offered !== undefined) this.apply(offered);
+    if (settings === undefined) this.#subset = undefined;
+    else if (this.#subset === undefined) this.#subset = this.#newSubset(settings);
+    else this.#subset.reconfigure(settings);
+  }
+
+  /** No more subset changes (the owner is shutting down): a key failing now must not open anchors to another. */
+  freezeSubset(): void {
+    this.#subsetFrozen = true;
   }
 
   /** The client's subset now, or undefined when subsetting is off. */
@@ -408,7 +416,6 @@ export class AnchorSet<A extends Anchor> {
    * first state changes find them scheduled).
    */
   apply(desired: ReadonlyMap<string, DesiredEntry>): ApplyResult {
-    this.#offered = desired;
     return this.#applyEntries(this.#subset === undefined ? desired : this.#subset.offer(desired));
   }
 
@@ -579,9 +586,11 @@ export class AnchorSet<A extends Anchor> {
   #recount(key: string): void {
     const anchors: A[] = [];
     for (let index = 0; this.#active.has(slotOf(key, index)); index++) anchors.push(this.#active.get(slotOf(key, index))!);
-    const { healthyChanged, cameBack } = this.#weights.recount(key, anchors);
+    const { healthyChanged, cameBack, wentOut } = this.#weights.recount(key, anchors);
     if (this.#subset !== undefined) {
       if (cameBack !== false) this.#subset.served(key);
+      // Out of rotation after serving, whatever the reason (unhealthy, ejected, held out by a parent policy, disconnected).
+      if (wentOut) this.#subset.failed(key);
       this.#queueSubset();
     }
     if (cameBack !== false) {
@@ -606,11 +615,11 @@ export class AnchorSet<A extends Anchor> {
 
   /** Evaluates the subset once, after the events of this turn: never from inside an anchor's own state change. */
   #queueSubset(): void {
-    if (this.#subsetQueued || this.#stopped) return;
+    if (this.#subsetQueued || this.#stopped || this.#subsetFrozen) return;
     this.#subsetQueued = true;
     queueMicrotask(() => {
       this.#subsetQueued = false;
-      if (this.#stopped || this.#subset === undefined) return;
+      if (this.#stopped || this.#subsetFrozen || this.#subset === undefined) return;
       const next = this.#subset.reevaluate();
       if (next !== undefined) this.#applyEntries(next);
     });

@@ -28,9 +28,11 @@ export interface Recount {
   readonly healthyChanged: boolean;
   /** It came into rotation after none of its anchors was; `first`: it is a key of the first entries. */
   readonly cameBack: false | { readonly first: boolean };
+  /** Its last anchor in rotation left it. */
+  readonly wentOut: boolean;
 }
 
-const UNCHANGED: Recount = { healthyChanged: false, cameBack: false };
+const UNCHANGED: Recount = { healthyChanged: false, cameBack: false, wentOut: false };
 
 export class KeyWeights {
   readonly #keys = new Map<string, KeyWeight>();
@@ -106,10 +108,11 @@ export class KeyWeights {
     const healthy = Math.min(weight.anchors, count);
     const cameBack = inRotation && !weight.inRotation ? { first: weight.first } : false;
     if (cameBack !== false) weight.first = false;
+    const wentOut = weight.inRotation && !inRotation;
     weight.inRotation = inRotation;
     const healthyChanged = healthy !== weight.healthy;
     weight.healthy = healthy;
-    return { healthyChanged, cameBack };
+    return { healthyChanged, cameBack, wentOut };
   }
 
   /** Each zone group's slots and healthy slots, each key's healthy slots weighed by `factor` (its slow-start ramp). */

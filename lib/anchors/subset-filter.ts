@@ -6,10 +6,12 @@
  *
  *   offered entries ──► rendezvous order ──► chooseSubset ──► keepLeaving ──► reconcile
  *
- * It remembers which keys failed (a connection in TRANSIENT_FAILURE, a health check not
- * SERVING, an ejection) until they serve again, so a key retrying its connection does not
- * flap between failed and unknown; the anchor set tells it, and asks it again after every
- * change of standing (coalesced to one evaluation per microtask by the anchor set).
+ * It remembers which keys of the subset failed (a first connection in TRANSIENT_FAILURE, or
+ * out of rotation after serving: unhealthy, ejected, held out, disconnected) until they
+ * serve again, so a key retrying its connection does not flap between failed and unknown;
+ * the mark goes with the key when it leaves the subset or moves to another address. The
+ * anchor set tells it, and asks it again after every change of standing (coalesced to one
+ * evaluation per microtask by the anchor set).
  */
 import type { DesiredEntry } from './reconcile.js';
 import { chooseSubset, keepLeaving, rendezvousRank, type SubsetStanding } from './subset.js';
@@ -31,7 +33,7 @@ export interface SubsetReport {
 }
 
 export class SubsetFilter {
-  readonly #settings: SubsetSettings;
+  #settings: SubsetSettings;
   readonly #serving: (key: string) => boolean;
   /** Each offered key's rank, computed once per key. */
   readonly #ranks = new Map<string, number>();
@@ -51,11 +53,19 @@ export class SubsetFilter {
     return this.#settings;
   }
 
+  /** New settings (a policy config changed); what it applied and what failed stay, so the next offer moves only what the change moves. */
+  reconfigure(settings: SubsetSettings): void {
+    if (settings.clientId !== this.#settings.clientId) this.#ranks.clear();
+    this.#settings = settings;
+  }
+
   /** New entries offered: the subset of them to apply. */
   offer(offered: ReadonlyMap<string, DesiredEntry>): Map<string, DesiredEntry> {
+    const previous = this.#offered;
     this.#offered = offered;
     for (const key of this.#ranks.keys()) if (!offered.has(key)) this.#ranks.delete(key);
-    for (const key of this.#failed) if (!offered.has(key)) this.#failed.delete(key);
+    // A key gone, or moved to another address, is not the key that failed.
+    for (const key of this.#failed) if (offered.get(key)?.addr !== previous.get(key)?.addr) this.#failed.delete(key);
     for (const key of offered.keys()) if (!this.#ranks.has(key)) this.#ranks.set(key, rendezvousRank(this.#settings.clientId, key));
     this.#order = [...offered.keys()].sort((a, b) => this.#ranks.get(b)! - this.#ranks.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
     return this.#choose();
@@ -69,9 +79,9 @@ export class SubsetFilter {
     return next;
   }
 
-  /** A key of the subset failed (it is not serving): it no longer counts until it serves again. */
+  /** A key of the subset failed (it is not serving): it no longer counts until it serves again. Keys outside the subset are not watched: ignored. */
   failed(key: string): void {
-    if (this.#offered.has(key) && !this.#serving(key)) this.#failed.add(key);
+    if (this.#applied.has(key) && !this.#serving(key)) this.#failed.add(key);
   }
 
   /** A key came into rotation. */
@@ -96,6 +106,8 @@ export class SubsetFilter {
     const kept = keepLeaving(chosen, this.#applied, this.#order, this.#settings.size, this.#standing);
     this.#chosen = new Set(chosen);
     this.#applied = new Set(kept);
+    // A key that left the subset has no anchors to see it return: it starts afresh if it comes back.
+    for (const key of this.#failed) if (!this.#applied.has(key)) this.#failed.delete(key);
     return new Map(kept.map((key) => [key, this.#offered.get(key)!]));
   }
 }

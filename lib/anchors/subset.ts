@@ -12,7 +12,10 @@
  * because it failed (its anchors in TRANSIENT_FAILURE, NOT_SERVING, ejected) is kept (its
  * anchors watch for its return) but does not count, and the walk goes on until `size` keys
  * count. A key not connected yet counts (it has not failed). So the subset widens by one
- * key for each failed one and narrows back when it returns.
+ * key for each failed one and narrows back when it returns; it widens by `size` keys at
+ * most (2 × size in all): when that many fail at once the fault is more likely the
+ * client's own (its network, its credentials), and dialling every backend from every
+ * client would bring the load subsetting exists to prevent.
  */
 import { createHash } from 'node:crypto';
 
@@ -34,13 +37,13 @@ export function rendezvousOrder(clientId: string, keys: Iterable<string>): strin
 
 /**
  * The subset: keys in `order` until `size` of them are not failed; the failed ones on the
- * way are in it too. All keys when there are not enough.
+ * way are in it too; 2 × size keys at most. All keys when there are not enough.
  */
 export function chooseSubset(order: readonly string[], size: number, standing: (key: string) => SubsetStanding): string[] {
   const chosen: string[] = [];
   let counted = 0;
   for (const key of order) {
-    if (counted >= size) break;
+    if (counted >= size || chosen.length >= 2 * size) break;
     chosen.push(key);
     if (standing(key) !== 'failed') counted += 1;
   }

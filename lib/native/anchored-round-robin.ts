@@ -234,7 +234,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
       this.#anchors.setZone(zoneSettingsOf(settings));
     }
     if (JSON.stringify(previous.slowStart) !== JSON.stringify(settings.slowStart)) this.#anchors.setSlowStart(settings.slowStart);
-    if (JSON.stringify(previous.subset) !== JSON.stringify(settings.subset)) this.#anchors.setSubset(subsetSettingsOf(settings));
+    // Applied by the #apply that follows; a config without a clientId keeps the one in use.
+    if (JSON.stringify(previous.subset) !== JSON.stringify(settings.subset)) this.#anchors.setSubset(subsetSettingsOf(settings, this.#anchors.subsetReport()?.clientId));
     this.#settings = settings;
   }
 

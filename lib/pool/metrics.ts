@@ -114,7 +114,7 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
   };
   gauge(prom, registry, 'anchorpool_endpoints', 'Endpoint entries (valid keys) under the watched prefix.', () => stats().endpoints);
   gauge(prom, registry, 'anchorpool_invalid_keys', 'Keys under the prefix whose value is invalid.', () => stats().invalid.length);
-  gauge(prom, registry, 'anchorpool_anchors_wanted', 'Sum of the anchor counts of all entries.', () => stats().anchors.wanted);
+  gauge(prom, registry, 'anchorpool_anchors_wanted', 'Sum of the anchor counts of the entries the pool keeps anchors to (its subset, with subset on).', () => stats().anchors.wanted);
   new prom.Gauge({
     name: 'anchorpool_anchors',
     help: 'Anchored connections by state; state="DRAINING" counts anchors being drained.',

@@ -88,7 +88,7 @@ export interface PoolStats {
   readonly endpoints: number;
   readonly invalid: readonly { key: string; reason: string }[];
   readonly anchors: {
-    /** Sum of N over all endpoints. */
+    /** Sum of N over the endpoints it keeps anchors to (all of them, or its subset with `subset` on). */
     readonly wanted: number;
     readonly active: number;
     readonly draining: number;

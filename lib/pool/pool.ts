@@ -421,6 +421,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
 
   async #shutdown(): Promise<void> {
     this.#outliers?.close();
+    this.#anchors.freezeSubset();
     // Waiters (acquire and ready) were rejected by the lifecycle before this runs;
     // pool.client() routing channels watching for a state change now see SHUTDOWN.
     for (const watcher of [...this.#stateWatchers]) watcher();
