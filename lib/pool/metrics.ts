@@ -10,7 +10,7 @@
  *   anchorpool_anchors_health{health}    active anchors by health (UNCHECKED, UNKNOWN,
  *                                        SERVING, NOT_SERVING, SERVICE_UNKNOWN)
  *   anchorpool_anchors_eligible          active anchors that can take a lease now
- *   anchorpool_anchors_wanted            sum of N over all entries
+ *   anchorpool_anchors_wanted            sum of N over the entries with anchors (the subset, with subset on)
  *   anchorpool_leases_held               leases currently held
  *   anchorpool_leases_acquired_total     leases handed out
  *   anchorpool_acquire_wait_seconds      time from acquire() to a lease (histogram)
