@@ -1,0 +1,162 @@
+// One process of the subsetting benchmark's clients (subsetting.ts): many pools in one
+// process on the same prefix, sharing one etcd client as pools of one process do. Each
+// pool is one simulated client, with its own subset (or none). Controlled over IPC:
+//   open     more pools, with the given client ids and subset option
+//   census   what the pools hold: per key, how many pools keep it in their subset as
+//            chosen; keys leaving or failed; anchors READY and draining
+//   load     from now on, every pool calls Echo through pool.client() at a steady rate
+//   calls    the calls finished so far, ok and failed (with the first errors' messages)
+//   close    stops the load and closes every pool
+// It exits when its parent goes away.
+//
+//   fork(build/scripts/bench/subsetting-clients.js, [etcd host,…, prefix])
+import type * as grpc from '@grpc/grpc-js';
+import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
+import type { SubsetOptions } from '../../lib/anchors/anchor-options.js';
+import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
+
+export interface Census {
+  readonly pools: number;
+  /** Per key: the pools that keep anchors to it as part of their subset (every pool without subsetting). */
+  readonly keys: Record<string, number>;
+  /** Keys kept only until their replacement serves, and keys kept while failed, summed over the pools. */
+  readonly leaving: number;
+  readonly failed: number;
+  /** Pools whose subset does not have exactly `size` chosen keys (or every key, with fewer). */
+  readonly offSize: number;
+  readonly ready: number;
+  readonly draining: number;
+  /** 'error' events the pools emitted. */
+  readonly errors: number;
+  /** Connections the pools' liveness check dropped (silent) or gave up connecting, since they started. */
+  readonly dropped: number;
+  readonly rss: number;
+}
+
+export interface CallCounts {
+  readonly ok: number;
+  readonly failed: number;
+  /** The first errors' messages, with how often each was seen. */
+  readonly errors: Record<string, number>;
+}
+
+export type ClientsRequest =
+  | { type: 'open'; id: number; clientIds: string[]; subset: SubsetOptions | null }
+  | { type: 'census'; id: number }
+  | { type: 'load'; id: number; callsPerSecond: number; deadlineMillis: number }
+  | { type: 'calls'; id: number }
+  | { type: 'close'; id: number };
+
+const [hosts, prefix] = process.argv.slice(2) as [string, string];
+
+interface Client {
+  readonly pool: AnchorPool;
+  readonly echo: grpc.Client;
+  timer?: NodeJS.Timeout;
+}
+
+const clients: Client[] = [];
+let load: { callsPerSecond: number; deadlineMillis: number } | undefined;
+let poolErrors = 0;
+const calls = { ok: 0, failed: 0, errors: {} as Record<string, number> };
+
+function startLoad(client: Client): void {
+  if (load === undefined || client.timer !== undefined) return;
+  const { callsPerSecond, deadlineMillis } = load;
+  const period = 1000 / callsPerSecond;
+  const call = () =>
+    void callEcho(client.echo, deadlineMillis).then(
+      () => void (calls.ok += 1),
+      (err: unknown) => {
+        calls.failed += 1;
+        const message = err instanceof Error ? err.message : String(err);
+        if (message in calls.errors || Object.keys(calls.errors).length < 5) calls.errors[message] = (calls.errors[message] ?? 0) + 1;
+      },
+    );
+  // A random phase, so the pools' calls spread over the period instead of coming together.
+  client.timer = setTimeout(() => {
+    call();
+    client.timer = setInterval(call, period);
+  }, Math.random() * period);
+}
+
+function open(clientIds: readonly string[], subset: SubsetOptions | null): void {
+  for (const clientId of clientIds) {
+    const pool = createPool({
+      target: `etcd:///${prefix}`,
+      etcd: { hosts: hosts.split(',') },
+      logger: silentLogger,
+      ...(subset !== null && { subset: { ...subset, clientId } }),
+    });
+    pool.on('error', () => void (poolErrors += 1));
+    const client: Client = { pool, echo: pool.client(EchoClient) };
+    clients.push(client);
+    startLoad(client);
+  }
+}
+
+function census(): Census {
+  const keys: Record<string, number> = {};
+  let leaving = 0;
+  let failed = 0;
+  let offSize = 0;
+  let ready = 0;
+  let draining = 0;
+  let dropped = 0;
+  for (const { pool } of clients) {
+    const stats = pool.stats();
+    dropped += stats.liveness.frozen + stats.liveness.connectTimeouts;
+    ready += stats.anchors.byState.READY;
+    draining += stats.anchors.draining;
+    const subset = stats.subset;
+    if (subset === undefined) {
+      for (const key of pool.snapshot().endpoints.keys()) keys[key] = (keys[key] ?? 0) + 1;
+      continue;
+    }
+    let chosen = 0;
+    for (const { key, why } of subset.keys) {
+      if (why === 'chosen') {
+        chosen += 1;
+        keys[key] = (keys[key] ?? 0) + 1;
+      } else if (why === 'failed, kept to see it return') failed += 1;
+      else leaving += 1;
+    }
+    if (chosen !== Math.min(subset.size, subset.offered)) offSize += 1;
+  }
+  return { pools: clients.length, keys, leaving, failed, offSize, ready, draining, errors: poolErrors, dropped, rss: process.memoryUsage().rss };
+}
+
+const send = (message: object): void => void process.send?.(message);
+
+process.on('message', (message: ClientsRequest) => {
+  switch (message.type) {
+    case 'open':
+      open(message.clientIds, message.subset);
+      send({ type: 'open', id: message.id });
+      break;
+    case 'census':
+      send({ type: 'census', id: message.id, census: census() });
+      break;
+    case 'load':
+      load = { callsPerSecond: message.callsPerSecond, deadlineMillis: message.deadlineMillis };
+      for (const client of clients) startLoad(client);
+      send({ type: 'load', id: message.id });
+      break;
+    case 'calls':
+      send({ type: 'calls', id: message.id, calls: { ok: calls.ok, failed: calls.failed, errors: { ...calls.errors } } satisfies CallCounts });
+      break;
+    case 'close':
+      load = undefined;
+      for (const client of clients) {
+        clearTimeout(client.timer);
+        clearInterval(client.timer);
+      }
+      void Promise.all(clients.map((c) => c.pool.close())).then(() => {
+        // The calls still running when the load stopped have finished by now.
+        send({ type: 'close', id: message.id, calls: { ok: calls.ok, failed: calls.failed, errors: { ...calls.errors } } });
+      });
+      break;
+  }
+});
+process.on('disconnect', () => process.exit(0));
+send({ type: 'started' });

@@ -1,0 +1,646 @@
+// Subsetting (issue 23): C simulated clients on one prefix of K backend keys, N = 2
+// anchors per key, each client keeping anchors to S = 10 keys (or to every key, without
+// subsetting). Per contender (a subset mode, or none):
+//   - connections per backend, counted on the server side, once every client's subset is
+//     connected: min / median / max and their distance from the mean;
+//   - calls per backend over a steady load (every client calls Echo through
+//     pool.client() at a fixed rate; the whole fleet makes the same number of calls per
+//     second in every contender): min / mean / max;
+//   - connections moved when 10% more keys are registered (K → K + 10%), then 10% of the
+//     original keys deleted, then 10% more clients join (C → C + 10%): the connections
+//     the backends closed plus those they opened, as a % of the connections held before;
+//   - failed calls: the load runs through every change, each change is counted apart.
+// After each change the bench waits until the fleet has settled: every pool holds exactly
+// its subset (no key leaving or failed, none draining), every anchor is READY, and every
+// backend holds exactly the connections the pools say they keep to it, twice in a row.
+//
+// The backends are cheap grpc-js Echo servers, many per process (subsetting-backends.ts),
+// that count connections and calls on the server side. The clients are pools, many per
+// process (subsetting-clients.ts), each with its own client id, sharing their process's
+// etcd client. A process may hold 20,000 file descriptors here (ulimit -n, hard), so
+// 1,000 clients × 10 keys × 2 anchors, plus 10% joining, do not fit in one process: the
+// clients are spread over as many processes as needed for at most SHARD_CONNECTIONS each.
+//
+// Without subsetting every client connects to every key: 1,000 × 100 × 2 = 200,000
+// connections do not fit on this machine. That contender runs with as many clients as
+// NONE_CONNECTIONS holds (at K + 10% keys) and the figures for C clients follow by
+// arithmetic (each backend holds exactly C × N connections without subsetting).
+//
+//   npm run bench -- --only subsetting [--quick | --tiny]
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import type { SubsetOptions } from '../../lib/anchors/anchor-options.js';
+import { rendezvousOrder } from '../../lib/anchors/subset.js';
+import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
+import { killOnExit } from '../../testkit/echo/backend.js';
+import { putAll } from './etcd-writes.js';
+import { quantile, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
+import type { BackendCounts } from './subsetting-backends.js';
+import type { CallCounts, Census } from './subsetting-clients.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BACKENDS_CHILD = path.join(HERE, 'subsetting-backends.js');
+const CLIENTS_CHILD = path.join(HERE, 'subsetting-clients.js');
+const PREFIX = 'bench/subsetting/';
+/** Anchors per key (N) and keys per subset (S), as the issue sets them. */
+const N = 2;
+const S = 10;
+/** Keys added and removed, and clients joining, as a fraction of K and of C. */
+const CHANGE = 0.1;
+/** Connections one client process holds at most (its file descriptors are 20,000). */
+const SHARD_CONNECTIONS = 12_000;
+/** The connections the contender without subsetting may open in all: as many as 1,000 subsetting clients hold. */
+const NONE_CONNECTIONS = 20_000;
+const BACKEND_PROCESSES = 4;
+const CALL_DEADLINE_MILLIS = 10_000;
+const POLL_MILLIS = 500;
+const SETTLE_TIMEOUT_MILLIS = 180_000;
+const BAR_MOVED_PERCENT = 20;
+const BAR_BALANCE_PERCENT = 10;
+
+interface Profile {
+  readonly clients: number;
+  readonly keys: number;
+  /** Calls per second of the whole fleet (each client makes its share). */
+  readonly callsPerSecond: number;
+  /** The window over which calls per backend are counted. */
+  readonly steadyMillis: number;
+}
+
+/**
+ * One way of choosing a client's keys. Adding the coordinated mode is one more entry in
+ * CONTENDERS, once the option exists:
+ *   { name: 'coordinated', subset: { size: S, mode: 'coordinated' }, clients: (p) => p.clients, balanced: true, moveBar: true,
+ *     subsets: (ids, keys) => { const ring = ringOrder(keys); const sorted = [...ids].sort();
+ *       return new Map(sorted.map((id, rank) => [id, coordinatedSubset(rank, sorted.length, ring, S)])); } }
+ * (coordinatedSubset and ringOrder from lib/anchors/subset.ts, if the wired mode ranks clients that way).
+ */
+interface Contender {
+  readonly name: string;
+  /** The subset option each client gets (with its own clientId), or null: every key. */
+  readonly subset: SubsetOptions | null;
+  /** The clients it runs with, given the profile's C. */
+  clients(profile: Profile): number;
+  /** Held to the issue's balance bars: every backend within ±10% of the mean connections and calls. */
+  readonly balanced: boolean;
+  /** Held to "adding or removing 10% of backends moves ≤ 20% of connections". */
+  readonly moveBar: boolean;
+  /**
+   * The keys each client should keep, given every client's id and the keys: the moves the
+   * algorithm itself implies are computed from it, and the pools' subsets checked against
+   * it. Absent: neither.
+   */
+  readonly subsets?: (clientIds: readonly string[], keys: readonly string[]) => ReadonlyMap<string, readonly string[]>;
+}
+
+const added = (profile: Profile): number => Math.max(1, Math.round(profile.keys * CHANGE));
+const joining = (clients: number): number => Math.max(1, Math.round(clients * CHANGE));
+
+const CONTENDERS: readonly Contender[] = [
+  { name: 'rendezvous', subset: { size: S, mode: 'rendezvous' }, clients: (p) => p.clients, balanced: false, moveBar: true, subsets: (ids, keys) => new Map(ids.map((id) => [id, rendezvousOrder(id, keys).slice(0, S)])) },
+  // The coordinated mode (clients registered in etcd, balanced subsets) goes here, with balanced: true.
+  {
+    name: 'none',
+    subset: null,
+    // As many as NONE_CONNECTIONS holds with every key at K + 10% keys (C + 10% clients on K keys hold about as many).
+    clients: (p) => Math.min(p.clients, Math.floor(NONE_CONNECTIONS / ((p.keys + added(p)) * N))),
+    balanced: false,
+    moveBar: false,
+    subsets: (ids, keys) => new Map(ids.map((id) => [id, keys])),
+  },
+];
+
+const keyOf = (i: number): string => `${PREFIX}b${String(i).padStart(4, '0')}`;
+const clientIds = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `client-${from + i}`);
+
+// ── child processes ───────────────────────────────────────────────────────────
+
+/** A child process answering `{ type, id, … }` requests with a message of the same type and id. */
+class Child {
+  readonly #child: ChildProcess;
+  readonly #name: string;
+  #nextId = 0;
+  readonly started: Promise<Record<string, unknown>>;
+
+  constructor(script: string, args: string[], name: string, startedType: string) {
+    this.#name = name;
+    this.#child = fork(script, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    killOnExit(this.#child);
+    this.started = new Promise((resolve, reject) => {
+      this.#child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it started`)));
+      this.#child.on('message', (m: { type: string }) => {
+        if (m.type === startedType) resolve(m as Record<string, unknown>);
+      });
+    });
+  }
+
+  ask<T>(type: string, fields: Record<string, unknown> = {}, timeoutMillis = SETTLE_TIMEOUT_MILLIS): Promise<T> {
+    const id = ++this.#nextId;
+    const child = this.#child;
+    return new Promise<T>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+      };
+      const onMessage = (m: { type: string; id?: number }) => {
+        if (m.type !== type || m.id !== id) return;
+        done();
+        resolve(m as T);
+      };
+      const onExit = (code: number | null) => {
+        done();
+        reject(new Error(`${this.#name} exited (${code}) before answering ${type}`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`${this.#name} did not answer ${type} within ${timeoutMillis} ms`));
+      }, timeoutMillis);
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+      child.send({ ...fields, type, id });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** The K + 10% backends, in BACKEND_PROCESSES processes; backend i is key i's. */
+class Backends {
+  readonly #hosts: Child[] = [];
+  addresses: string[] = [];
+
+  async start(count: number): Promise<void> {
+    const per = Math.ceil(count / BACKEND_PROCESSES);
+    for (let first = 0; first < count; first += per) this.#hosts.push(new Child(BACKENDS_CHILD, [String(first), String(Math.min(per, count - first))], `backends ${first}+`, 'listening'));
+    const started = await Promise.all(this.#hosts.map((h) => h.started));
+    this.addresses = started.flatMap((m) => (m['ports'] as number[]).map((port) => `127.0.0.1:${port}`));
+  }
+
+  async counts(): Promise<{ backends: BackendCounts[]; rss: number }> {
+    const replies = await Promise.all(this.#hosts.map((h) => h.ask<{ backends: BackendCounts[]; rss: number }>('stats')));
+    return { backends: replies.flatMap((r) => r.backends), rss: replies.reduce((sum, r) => sum + r.rss, 0) };
+  }
+
+  async resetCalls(): Promise<void> {
+    await Promise.all(this.#hosts.map((h) => h.ask('reset-calls')));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#hosts.map((h) => h.stop()));
+  }
+}
+
+/** The clients, in as many processes as their connections need; client i lives in process i mod P. */
+class Clients {
+  readonly #shards: Child[];
+  #count = 0;
+
+  constructor(shards: number, hosts: readonly string[]) {
+    this.#shards = Array.from({ length: shards }, (_, i) => new Child(CLIENTS_CHILD, [hosts.join(','), PREFIX], `clients ${i}`, 'started'));
+  }
+
+  get shards(): number {
+    return this.#shards.length;
+  }
+
+  async open(ids: readonly string[], subset: SubsetOptions | null): Promise<void> {
+    await Promise.all(this.#shards.map((s) => s.started));
+    const per: string[][] = this.#shards.map(() => []);
+    for (const id of ids) per[this.#count++ % this.#shards.length]!.push(id);
+    await Promise.all(this.#shards.map((s, i) => s.ask('open', { clientIds: per[i], subset })));
+  }
+
+  async census(): Promise<Census> {
+    const all = (await Promise.all(this.#shards.map((s) => s.ask<{ census: Census }>('census')))).map((r) => r.census);
+    const keys: Record<string, number> = {};
+    for (const c of all) for (const [key, n] of Object.entries(c.keys)) keys[key] = (keys[key] ?? 0) + n;
+    const sum = (f: (c: Census) => number) => all.reduce((s, c) => s + f(c), 0);
+    return { pools: sum((c) => c.pools), keys, leaving: sum((c) => c.leaving), failed: sum((c) => c.failed), offSize: sum((c) => c.offSize), ready: sum((c) => c.ready), draining: sum((c) => c.draining), errors: sum((c) => c.errors), dropped: sum((c) => c.dropped), rss: sum((c) => c.rss) };
+  }
+
+  async load(callsPerSecond: number): Promise<void> {
+    await Promise.all(this.#shards.map((s) => s.ask('load', { callsPerSecond, deadlineMillis: CALL_DEADLINE_MILLIS })));
+  }
+
+  async calls(type: 'calls' | 'close' = 'calls'): Promise<CallCounts> {
+    const all = (await Promise.all(this.#shards.map((s) => s.ask<{ calls: CallCounts }>(type)))).map((r) => r.calls);
+    const errors: Record<string, number> = {};
+    for (const c of all) for (const [message, n] of Object.entries(c.errors)) errors[message] = (errors[message] ?? 0) + n;
+    return { ok: all.reduce((s, c) => s + c.ok, 0), failed: all.reduce((s, c) => s + c.failed, 0), errors };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#shards.map((s) => s.stop()));
+  }
+}
+
+// ── one contender ─────────────────────────────────────────────────────────────
+
+interface Settled {
+  readonly settled: boolean;
+  /** Why not, when it did not settle in time. */
+  readonly detail: string;
+  readonly millis: number;
+  readonly census: Census;
+  readonly counts: BackendCounts[];
+  readonly backendRss: number;
+}
+
+interface Change {
+  readonly name: string;
+  readonly opened: number;
+  readonly closed: number;
+  readonly before: number;
+  readonly after: number;
+  readonly movedPercent: number;
+  /** Connections opened and closed again on one backend within the change (a key taken and dropped again): none in a clean change. */
+  readonly churn: number;
+  /** The connections opened + closed that the algorithm implies (from the contender's subsets), when it can be computed. */
+  readonly ideal: number | undefined;
+  readonly failed: number;
+  readonly settle: Settled;
+}
+
+interface ContenderRun {
+  readonly contender: Contender;
+  readonly clients: number;
+  readonly shards: number;
+  readonly initial: Settled;
+  /** Open connections of each registered backend once settled. */
+  readonly connections: number[];
+  /** Echo calls each registered backend served in the steady window. */
+  readonly calls: number[];
+  readonly steadyCalls: CallCounts;
+  readonly changes: Change[];
+  readonly total: CallCounts;
+  /** Keys whose count of pools keeping them differs from the contender's subsets, once settled at the start; undefined when not computed. */
+  readonly offIdeal: number | undefined;
+}
+
+/**
+ * Polls until the fleet holds exactly what its pools say, twice in a row with no
+ * connection opened or closed in between: every registered key's backend holds the
+ * pools keeping it × N connections, every other backend none; no key leaving, failed
+ * or draining; every anchor READY.
+ */
+async function settle(clients: Clients, backends: Backends, registered: ReadonlySet<number>, subset: boolean): Promise<Settled> {
+  const started = performance.now();
+  let previous: { opened: number; closed: number } | undefined;
+  let detail = '';
+  for (;;) {
+    const census = await clients.census();
+    const { backends: counts, rss } = await backends.counts();
+    const opened = counts.reduce((s, c) => s + c.opened, 0);
+    const closed = counts.reduce((s, c) => s + c.closed, 0);
+    const wrong = counts.flatMap((c, i) => {
+      const want = registered.has(i) ? (census.keys[keyOf(i)] ?? 0) * N : 0;
+      return c.open === want ? [] : [`${keyOf(i).slice(PREFIX.length)} holds ${c.open}, the pools keep ${want}`];
+    });
+    const kept = Object.values(census.keys).reduce((s, n) => s + n, 0) * N;
+    const problems = [
+      ...(wrong.length > 0 ? [`${wrong.length} backends off (${wrong.slice(0, 3).join('; ')})`] : []),
+      ...(census.leaving > 0 ? [`${census.leaving} keys leaving`] : []),
+      ...(census.failed > 0 ? [`${census.failed} keys failed`] : []),
+      ...(subset && census.offSize > 0 ? [`${census.offSize} pools without ${S} chosen keys`] : []),
+      ...(census.draining > 0 ? [`${census.draining} anchors draining`] : []),
+      ...(census.ready !== kept ? [`${census.ready} of ${kept} anchors READY`] : []),
+    ];
+    const steady = previous !== undefined && previous.opened === opened && previous.closed === closed;
+    if (problems.length === 0 && steady) return { settled: true, detail: '', millis: performance.now() - started, census, counts, backendRss: rss };
+    detail = problems.join(', ') || 'connections still opening or closing';
+    if (performance.now() - started > SETTLE_TIMEOUT_MILLIS) return { settled: false, detail, millis: performance.now() - started, census, counts, backendRss: rss };
+    previous = problems.length === 0 ? { opened, closed } : undefined;
+    await sleep(POLL_MILLIS);
+  }
+}
+
+/** Puts and deletes in one transaction: one revision, so every pool sees the change as one watch response. */
+async function atomically(writer: Etcd3, puts: readonly (readonly [string, string])[], deletes: readonly string[]): Promise<void> {
+  const ops = [...puts.map(([key, value]) => writer.put(key).value(value)), ...deletes.map((key) => writer.delete().key(key))];
+  if (ops.length > 128) throw new Error(`subsetting: ${ops.length} operations in one transaction, etcd takes 128`);
+  // `Version > -1` holds for any key, so the operations always run.
+  const committed = await writer.if(puts[0]?.[0] ?? deletes[0]!, 'Version', '>', -1).then(...ops).commit();
+  if (!committed.succeeded) throw new Error('subsetting: the transaction did not apply');
+}
+
+/** The connections opened + closed if every client went from its ideal subset of `before` to that of `after` (absent clients keep none). */
+function idealMoves(subsets: NonNullable<Contender['subsets']>, before: { ids: readonly string[]; keys: readonly string[] }, after: { ids: readonly string[]; keys: readonly string[] }): number {
+  const [from, to] = [subsets(before.ids, before.keys), subsets(after.ids, after.keys)];
+  let moved = 0;
+  for (const id of new Set([...before.ids, ...after.ids])) {
+    const was = new Set(from.get(id) ?? []);
+    const is = new Set(to.get(id) ?? []);
+    for (const key of was) if (!is.has(key)) moved += N;
+    for (const key of is) if (!was.has(key)) moved += N;
+  }
+  return moved;
+}
+
+async function resetKeys(writer: Etcd3, addresses: readonly string[], keys: number): Promise<void> {
+  await writer.delete().prefix(PREFIX).exec();
+  await putAll(writer, Array.from({ length: keys }, (_, i) => [keyOf(i), JSON.stringify({ addr: addresses[i], anchors: N })] as const), 32);
+}
+
+async function runContender(context: BenchContext, contender: Contender, profile: Profile, hosts: readonly string[], writer: Etcd3, backends: Backends): Promise<ContenderRun> {
+  const C = contender.clients(profile);
+  const K = profile.keys;
+  const addedKeys = added(profile);
+  const joiners = joining(C);
+  const perClient = contender.subset === null ? K + addedKeys : S;
+  const peak = Math.max(C * perClient, (C + joiners) * (contender.subset === null ? K : S)) * N;
+  const log = (line: string) => context.log(`subsetting: ${contender.name}: ${line}`);
+  await resetKeys(writer, backends.addresses, K);
+  const registered = new Set(Array.from({ length: K }, (_, i) => i));
+  const clients = new Clients(Math.max(1, Math.ceil(peak / SHARD_CONNECTIONS)), hosts);
+  try {
+    const subset = contender.subset !== null;
+    await clients.open(clientIds(0, C), contender.subset);
+    const initial = await settle(clients, backends, registered, subset);
+    log(`${C} clients in ${clients.shards} process(es): ${initial.settled ? 'settled' : `NOT settled (${initial.detail})`} in ${(initial.millis / 1000).toFixed(1)} s, ${initial.counts.reduce((s, c) => s + c.open, 0)} connections`);
+    const connections = [...registered].map((i) => initial.counts[i]!.open);
+    const subsets = contender.subsets;
+    const keysNow = () => [...registered].sort((a, b) => a - b).map(keyOf);
+    let ids = clientIds(0, C);
+    let offIdeal: number | undefined;
+    if (subsets !== undefined) {
+      const want = new Map<string, number>();
+      for (const keys of subsets(ids, keysNow()).values()) for (const key of keys) want.set(key, (want.get(key) ?? 0) + 1);
+      offIdeal = keysNow().filter((key) => (want.get(key) ?? 0) !== (initial.census.keys[key] ?? 0)).length;
+    }
+
+    // The steady load: the fleet's calls per second shared by its clients; it runs through every change below.
+    await clients.load(profile.callsPerSecond / C);
+    await sleep(Math.min(2000, (1000 * C) / profile.callsPerSecond) + 500); // every client has started calling
+    await backends.resetCalls();
+    const before = await clients.calls();
+    await sleep(profile.steadyMillis);
+    const { backends: afterLoad } = await backends.counts();
+    const after = await clients.calls();
+    const calls = [...registered].map((i) => afterLoad[i]!.calls);
+    const steadyCalls = { ok: after.ok - before.ok, failed: after.failed - before.failed, errors: after.errors };
+    log(`steady load: ${steadyCalls.ok} calls ok, ${steadyCalls.failed} failed in ${profile.steadyMillis / 1000} s`);
+
+    const changes: Change[] = [];
+    const change = async (name: string, apply: () => Promise<void>): Promise<void> => {
+      const { backends: countsBefore } = await backends.counts();
+      const callsBefore = await clients.calls();
+      const was = { ids, keys: keysNow() };
+      await apply();
+      const ideal = subsets === undefined ? undefined : idealMoves(subsets, was, { ids, keys: keysNow() });
+      const settled = await settle(clients, backends, registered, subset);
+      const callsAfter = await clients.calls();
+      const sum = (counts: readonly BackendCounts[], f: (c: BackendCounts) => number) => counts.reduce((s, c) => s + f(c), 0);
+      const opened = sum(settled.counts, (c) => c.opened) - sum(countsBefore, (c) => c.opened);
+      const closed = sum(settled.counts, (c) => c.closed) - sum(countsBefore, (c) => c.closed);
+      const held = sum(countsBefore, (c) => c.open);
+      const churn = settled.counts.reduce((s, c, i) => s + Math.min(c.opened - countsBefore[i]!.opened, c.closed - countsBefore[i]!.closed), 0);
+      const result = { name, opened, closed, before: held, after: sum(settled.counts, (c) => c.open), movedPercent: (100 * (opened + closed)) / held, churn, ideal, failed: callsAfter.failed - callsBefore.failed, settle: settled };
+      changes.push(result);
+      log(`${name}: ${opened} opened + ${closed} closed = ${result.movedPercent.toFixed(1)}% of ${held}${ideal === undefined ? '' : ` (the algorithm alone: ${ideal})`}, ${churn} opened and closed again; ${result.failed} calls failed; ${settled.settled ? 'settled' : `NOT settled (${settled.detail})`} in ${(settled.millis / 1000).toFixed(1)} s`);
+    };
+    // Each change is one etcd revision (one transaction): the change the algorithm answers
+    // to, not a series of them (one key at a time, a client may take a new key and drop it
+    // again for the next one).
+    await change(`+${addedKeys} keys (${K} → ${K + addedKeys})`, async () => {
+      await atomically(writer, Array.from({ length: addedKeys }, (_, j) => [keyOf(K + j), JSON.stringify({ addr: backends.addresses[K + j], anchors: N })] as const), []);
+      for (let j = 0; j < addedKeys; j++) registered.add(K + j);
+    });
+    // Original keys spread over the range (0, 10, 20, … for K = 100); their backends keep running.
+    const removed = Array.from({ length: addedKeys }, (_, j) => Math.floor((j * K) / addedKeys));
+    await change(`−${addedKeys} original keys (${K + addedKeys} → ${K})`, async () => {
+      await atomically(writer, [], removed.map(keyOf));
+      for (const i of removed) registered.delete(i);
+    });
+    await change(`+${joiners} clients (${C} → ${C + joiners})`, async () => {
+      await clients.open(clientIds(C, C + joiners), contender.subset);
+      ids = clientIds(0, C + joiners);
+    });
+    const total = await clients.calls('close');
+    log(`${total.ok} calls ok, ${total.failed} failed in all${total.failed > 0 ? `: ${JSON.stringify(total.errors)}` : ''}`);
+    return { contender, clients: C, shards: clients.shards, initial, connections, calls, steadyCalls, changes, total, offIdeal };
+  } finally {
+    await clients.stop();
+    // The next contender starts on backends that hold nothing.
+    const deadline = Date.now() + SETTLE_TIMEOUT_MILLIS;
+    while ((await backends.counts()).backends.some((c) => c.open > 0) && Date.now() < deadline) await sleep(POLL_MILLIS);
+  }
+}
+
+// ── the report ────────────────────────────────────────────────────────────────
+
+const mean = (values: readonly number[]): number => values.reduce((s, v) => s + v, 0) / values.length;
+const one = (value: number) => summarize([value]);
+const pct = (value: number, of: number): string => `${value >= of ? '+' : '−'}${Math.abs((100 * (value - of)) / of).toFixed(1)}%`;
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+function distributionRow(name: string, run: ContenderRun, scale = 1): ScenarioRow {
+  const connections = run.connections.map((c) => c * scale);
+  const m = mean(connections);
+  return {
+    contender: name,
+    values: {
+      clients: one(run.clients * scale),
+      connections: one(connections.reduce((s, c) => s + c, 0)),
+      connMin: one(Math.min(...connections)),
+      connMedian: one(quantile(connections, 0.5)),
+      connMax: one(Math.max(...connections)),
+      connMean: one(m),
+      connLowPct: one((100 * (Math.min(...connections) - m)) / m),
+      connHighPct: one((100 * (Math.max(...connections) - m)) / m),
+    },
+  };
+}
+
+function callsRow(run: ContenderRun): ScenarioRow {
+  const m = mean(run.calls);
+  return {
+    contender: run.contender.name,
+    values: {
+      callsMaxOverMean: one(Math.max(...run.calls) / m),
+      callsMinOverMean: one(Math.min(...run.calls) / m),
+      callsMin: one(Math.min(...run.calls)),
+      callsMean: one(m),
+      callsMax: one(Math.max(...run.calls)),
+      failed: one(run.steadyCalls.failed),
+    },
+  };
+}
+
+function changeRow(name: string, change: Change, scale = 1): ScenarioRow {
+  return {
+    contender: name,
+    values: {
+      movedPct: one(change.movedPercent),
+      ...(change.ideal !== undefined && { idealPct: one((100 * change.ideal) / change.before) }),
+      opened: one(change.opened * scale),
+      closed: one(change.closed * scale),
+      heldBefore: one(change.before * scale),
+      ...(scale === 1 && { churn: one(change.churn), settleMs: one(change.settle.millis), failed: one(change.failed) }),
+    },
+  };
+}
+
+async function run(context: BenchContext): Promise<ScenarioResult> {
+  const profile: Profile = context.tiny
+    ? { clients: 20, keys: 20, callsPerSecond: 200, steadyMillis: 2000 }
+    : context.quick
+      ? { clients: 200, keys: 100, callsPerSecond: 1000, steadyMillis: 5000 }
+      : { clients: 1000, keys: 100, callsPerSecond: 2000, steadyMillis: 10_000 };
+  const addedKeys = added(profile);
+  await ensureEtcdInstalled({ log: context.log });
+  const cluster = await startCluster({ members: 1 });
+  const backends = new Backends();
+  const writer = new Etcd3({ hosts: cluster.hosts });
+  const runs: ContenderRun[] = [];
+  try {
+    await backends.start(profile.keys + addedKeys);
+    for (const contender of CONTENDERS) runs.push(await runContender(context, contender, profile, cluster.hosts, writer, backends));
+  } finally {
+    writer.close();
+    await backends.stop();
+    await cluster.stop();
+  }
+
+  // Without subsetting, C clients by arithmetic from the clients it held: every client
+  // connects to every key, so each figure of connections scales with the clients.
+  const extrapolated = runs.filter((r) => r.contender.subset === null && r.clients < profile.clients);
+  const arithmetic = (r: ContenderRun) => `${r.contender.name} (${int(profile.clients)} clients, by arithmetic)`;
+  const measured = (r: ContenderRun) => (r.clients < profile.clients ? `${r.contender.name} (${int(r.clients)} clients)` : r.contender.name);
+  const changeNames = runs[0]!.changes.map((c, i) => ({ i, name: c.name.replace(/\(\d+ → \d+\)/, '').trim() }));
+
+  const bars: Bar[] = [];
+  for (const r of runs) {
+    const m = mean(r.connections);
+    const cm = mean(r.calls);
+    if (r.contender.balanced) {
+      const low = Math.min(...r.connections);
+      const high = Math.max(...r.connections);
+      bars.push({
+        label: `${r.contender.name}: every backend within ±${BAR_BALANCE_PERCENT}% of the mean connection count`,
+        pass: Math.max(m - low, high - m) <= (BAR_BALANCE_PERCENT / 100) * m,
+        detail: `${int(low)} / ${int(high)} connections against a mean of ${m.toFixed(1)} (${pct(low, m)} / ${pct(high, m)})`,
+      });
+      bars.push({
+        label: `${r.contender.name}: every backend within ±${BAR_BALANCE_PERCENT}% of the mean call rate`,
+        pass: Math.max(cm - Math.min(...r.calls), Math.max(...r.calls) - cm) <= (BAR_BALANCE_PERCENT / 100) * cm,
+        detail: `${int(Math.min(...r.calls))} / ${int(Math.max(...r.calls))} calls against a mean of ${cm.toFixed(1)} over ${profile.steadyMillis / 1000} s`,
+      });
+    }
+    if (r.contender.moveBar) {
+      for (const c of r.changes.slice(0, 2)) {
+        bars.push({
+          label: `${r.contender.name}: ${c.name} moves ≤ ${BAR_MOVED_PERCENT}% of connections`,
+          pass: c.movedPercent <= BAR_MOVED_PERCENT && c.settle.settled,
+          detail: `${int(c.closed)} closed + ${int(c.opened)} opened = ${c.movedPercent.toFixed(1)}% of ${int(c.before)}${c.ideal === undefined ? '' : ` (the ranking alone implies ${((100 * c.ideal) / c.before).toFixed(1)}%)`}; counting a re-homed connection once (closed, and replaced), ${((100 * c.closed) / c.before).toFixed(1)}%${c.settle.settled ? '' : `; did not settle: ${c.settle.detail}`}`,
+        });
+      }
+    }
+    const failedByPhase = [`steady ${r.steadyCalls.failed}`, ...r.changes.map((c) => `${c.name} ${c.failed}`)].join(', ');
+    const last = r.changes.at(-1)?.settle.census ?? r.initial.census;
+    bars.push({
+      label: `${measured(r)}: 0 failed calls throughout`,
+      pass: r.total.failed === 0 && last.errors === 0,
+      detail: `${int(r.total.ok)} ok, ${r.total.failed} failed (${failedByPhase}; the rest before the steady window or while closing); ${last.errors} pool 'error' events; ${last.dropped} connections dropped by the liveness check${r.total.failed > 0 ? `; errors: ${JSON.stringify(r.total.errors)}` : ''}`,
+    });
+  }
+
+  const notes: string[] = [];
+  for (const r of runs) {
+    const m = mean(r.connections);
+    const cm = mean(r.calls);
+    if (r.contender.subset !== null && !r.contender.balanced) {
+      const p = Math.min(1, S / profile.keys);
+      notes.push(
+        `${r.contender.name} spread (no bar): connections per backend ${int(Math.min(...r.connections))} / ${int(quantile(r.connections, 0.5))} / ${int(Math.max(...r.connections))} (min / median / max), mean ${m.toFixed(1)}, so ${pct(Math.min(...r.connections), m)} / ${pct(Math.max(...r.connections), m)}; ` +
+          `calls per backend max / mean ${(Math.max(...r.calls) / cm).toFixed(2)}, min / mean ${(Math.min(...r.calls) / cm).toFixed(2)}. ` +
+          `Independent random subsets put each backend in Binomial(C = ${r.clients}, S/K = ${p.toFixed(2)}) subsets: a standard deviation of ${((100 * Math.sqrt(r.clients * p * (1 - p))) / (r.clients * p)).toFixed(1)}% of the mean, so over ${profile.keys} backends the extremes sit about ±2.5 of them from it.`,
+      );
+    }
+    if (r.offIdeal !== undefined && r.contender.subset !== null) notes.push(`${r.contender.name}: ${r.offIdeal === 0 ? 'every' : `${r.offIdeal} of ${profile.keys}`} key${r.offIdeal === 0 ? "'s" : 's\''} count of clients keeping it ${r.offIdeal === 0 ? 'matches' : 'differ from'} the subsets computed from the client ids alone, once settled at the start.`);
+    const unsettled = [r.initial, ...r.changes.map((c) => c.settle)].filter((s) => !s.settled);
+    if (unsettled.length > 0) notes.push(`${r.contender.name}: ${unsettled.length} phase(s) did not settle within ${SETTLE_TIMEOUT_MILLIS / 1000} s: ${unsettled.map((s) => s.detail).join(' | ')}`);
+    notes.push(
+      `${measured(r)}: ${r.shards} client process(es); ${int(r.connections.reduce((s, c) => s + c, 0))} connections up and settled ${(r.initial.millis / 1000).toFixed(1)} s after the pools were created; client RSS ${(r.initial.census.rss / 2 ** 20).toFixed(0)} MiB in all (${(r.initial.census.rss / 1024 / r.connections.reduce((s, c) => s + c, 0)).toFixed(1)} KiB per connection, with the processes' own), backends' RSS ${(r.initial.backendRss / 2 ** 20).toFixed(0)} MiB in all.`,
+    );
+  }
+  for (const r of extrapolated) {
+    const scale = profile.clients / r.clients;
+    notes.push(
+      `${r.contender.name}: ${int(profile.clients)} clients × ${profile.keys} keys × ${N} = ${int(profile.clients * profile.keys * N)} connections do not fit here; it ran with ${int(r.clients)} clients (${int(r.clients * (profile.keys + addedKeys) * N)} connections at ${profile.keys + addedKeys} keys, about what ${int(NONE_CONNECTIONS / (S * N))} subsetting clients hold). ` +
+        `Without subsetting each backend holds exactly clients × N connections, so the "${arithmetic(r)}" rows are the measured ones × ${scale.toFixed(2)}; the moved percentages do not depend on the clients. The fleet's call rate is the same in every contender, so calls per backend do not scale.`,
+    );
+  }
+  notes.push(
+    `Connections moved = connections the backends closed + connections they opened, over the change until the fleet settled, as a % of the connections held before it; a connection re-homed counts twice. idealPct is what the algorithm alone implies for these client ids and keys (computed here from the ranking), so movedPct above it is churn of the pools' own. Expected for independent random subsets: adding ${addedKeys} keys to ${profile.keys} gives the new keys ${((100 * addedKeys) / (profile.keys + addedKeys)).toFixed(1)}% of the subsets' places, so ${((200 * addedKeys) / (profile.keys + addedKeys)).toFixed(1)}% moved; removing ${addedKeys} of ${profile.keys + addedKeys} the same. A client joining opens its own connections and moves nobody's.`,
+    `The load: ${int(profile.callsPerSecond)} Echo calls per second from the whole fleet (each client its share, at a random phase) through pool.client(), deadline ${CALL_DEADLINE_MILLIS / 1000} s, from the steady window through every change; calls per backend counted by the servers over ${profile.steadyMillis / 1000} s. Pools use the default pick.`,
+    `Backends: ${profile.keys + addedKeys} grpc-js Echo servers in ${BACKEND_PROCESSES} processes; keys ${PREFIX}b0000… with anchors ${N}; etcd single node on loopback. Each contender runs once: the client ids are fixed (client-0, client-1, …), so the subsets, and every connection figure, are the same in every run; only the calls vary.`,
+  );
+
+  const groups: ScenarioResult['groups'] = [
+    {
+      name: `connections per backend, once settled (K = ${profile.keys}, N = ${N}, S = ${S})`,
+      rows: [...runs.map((r) => distributionRow(measured(r), r)), ...extrapolated.map((r) => distributionRow(arithmetic(r), r, profile.clients / r.clients))],
+    },
+    { name: `calls per backend over ${profile.steadyMillis / 1000} s of steady load (${int(profile.callsPerSecond)} calls/s in all)`, rows: runs.map(callsRow) },
+    ...changeNames.map(({ i, name }) => ({
+      name: `connections moved: ${name}`,
+      rows: [...runs.map((r) => changeRow(`${measured(r)}: ${r.changes[i]!.name}`, r.changes[i]!)), ...extrapolated.map((r) => changeRow(arithmetic(r), r.changes[i]!, profile.clients / r.clients))],
+    })),
+  ];
+  return {
+    id: 'subsetting',
+    title: 'Subsetting: connections and calls per backend, and connections moved, for C clients on K keys',
+    settings: {
+      clients: profile.clients,
+      keys: profile.keys,
+      anchorsPerKey: N,
+      subsetSize: S,
+      keysAddedAndRemoved: addedKeys,
+      clientsJoining: joining(profile.clients),
+      noneClients: runs.find((r) => r.contender.subset === null)?.clients ?? '-',
+      callsPerSecond: profile.callsPerSecond,
+      steadyMillis: profile.steadyMillis,
+      contenders: CONTENDERS.map((c) => c.name).join(', '),
+    },
+    metrics: [
+      { name: 'connMedian', unit: 'connections', higherIsBetter: false },
+      { name: 'clients', unit: 'clients', higherIsBetter: true },
+      { name: 'connections', unit: 'in all', higherIsBetter: false },
+      { name: 'connMin', unit: 'connections', higherIsBetter: false },
+      { name: 'connMax', unit: 'connections', higherIsBetter: false },
+      { name: 'connMean', unit: 'connections', higherIsBetter: false },
+      { name: 'connLowPct', unit: '% vs mean', higherIsBetter: true },
+      { name: 'connHighPct', unit: '% vs mean', higherIsBetter: false },
+      { name: 'callsMaxOverMean', unit: 'x', higherIsBetter: false },
+      { name: 'callsMinOverMean', unit: 'x', higherIsBetter: true },
+      { name: 'callsMin', unit: 'calls', higherIsBetter: true },
+      { name: 'callsMean', unit: 'calls', higherIsBetter: true },
+      { name: 'callsMax', unit: 'calls', higherIsBetter: false },
+      { name: 'movedPct', unit: '% of connections', higherIsBetter: false },
+      { name: 'idealPct', unit: '% by the algorithm alone', higherIsBetter: false },
+      { name: 'opened', unit: 'connections', higherIsBetter: false },
+      { name: 'closed', unit: 'connections', higherIsBetter: false },
+      { name: 'heldBefore', unit: 'connections', higherIsBetter: false },
+      { name: 'churn', unit: 'opened and closed again', higherIsBetter: false },
+      { name: 'settleMs', unit: 'ms', higherIsBetter: false },
+      { name: 'failed', unit: 'calls', higherIsBetter: false },
+    ],
+    primary: 'connMedian',
+    ...(extrapolated[0] !== undefined && { baseline: arithmetic(extrapolated[0]) }),
+    groups,
+    bars,
+    notes,
+  };
+}
+
+export const subsettingScenario: Scenario = { id: 'subsetting', title: 'Subsetting: C clients, K backends, N = 2, S = 10', run };
