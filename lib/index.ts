@@ -18,7 +18,9 @@ export {
 } from './core/errors.js';
 export { AnchorPool, createPool, type AcquireOptions, type AnchorInfo, type AnchorStateEvent, type AnchorHealthEvent, type LeaseLeakEvent, type PoolEvents, type PoolStats, type ReadyWaitOptions } from './pool/pool.js';
 export type { PoolOptions } from './pool/pool-options.js';
-export type { AnchorOptions, HealthCheckOptions, LivenessOptions, OutlierDetectionOptions, PickMode } from './anchors/anchor-options.js';
+export type { AnchorOptions, HealthCheckOptions, LivenessOptions, OutlierDetectionOptions, PickMode, SlowStartOptions, SubsetOptions, ZoneRoutingOptions } from './anchors/anchor-options.js';
+export type { ZoneReport } from './anchors/anchor-set.js';
+export type { SubsetReport } from './anchors/subset-filter.js';
 export { Lease } from './pool/lease.js';
 export type { AnchorState, AnchorHealth } from './anchors/anchor.js';
 export type { CallOutcome } from './core/call-outcome.js';

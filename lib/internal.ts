@@ -7,3 +7,4 @@
 export { createEtcdClient, type EtcdConnection } from './etcd/etcd-client.js';
 export { DesiredState, type KeyValue } from './discovery/desired-state.js';
 export { etcdOptionsSchema } from './discovery/source-options.js';
+export { chooseSubset, coordinatedSubset, rendezvousOrder, ringOrder } from './anchors/subset.js';

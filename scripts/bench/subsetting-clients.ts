@@ -12,7 +12,7 @@
 //   fork(build/scripts/bench/subsetting-clients.js, [etcd host,…, prefix])
 import type * as grpc from '@grpc/grpc-js';
 import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
-import type { SubsetOptions } from '../../lib/anchors/anchor-options.js';
+import type { SubsetOptions } from '../../lib/index.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 
 export interface Census {

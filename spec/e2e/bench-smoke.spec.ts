@@ -34,7 +34,7 @@ t.test('npm run bench -- --tiny --json runs every scenario and reports figures, 
   t.match(report, { machine: /cores/, date: /^\d{4}-/ });
   t.same(
     report.results.map((r) => r.id),
-    ['leases', 'rpc', 'capped', 'slow-backend', 'l4-refresh', 'multi-process', 'discovery', 'propagation', 'scale', 'fleet'],
+    ['leases', 'rpc', 'capped', 'slow-backend', 'l4-refresh', 'multi-process', 'discovery', 'propagation', 'scale', 'fleet', 'subsetting'],
     'every scenario ran',
   );
   for (const result of report.results) {
