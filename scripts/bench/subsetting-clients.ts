@@ -4,6 +4,8 @@
 //   open     more pools, with the given client ids and subset option
 //   census   what the pools hold: per key, how many pools keep it in their subset as
 //            chosen; keys leaving or failed; anchors READY and draining
+//   round    every pool makes exactly `calls` Echo calls through pool.client(), paced
+//            over `millis` from a random phase; answers when all have finished
 //   load     from now on, every pool calls Echo through pool.client() at a steady rate
 //   calls    the calls finished so far, ok and failed (with the first errors' messages)
 //   close    stops the load and closes every pool
@@ -28,8 +30,9 @@ export interface Census {
   readonly draining: number;
   /** 'error' events the pools emitted. */
   readonly errors: number;
-  /** Connections the pools' liveness check dropped (silent) or gave up connecting, since they started. */
-  readonly dropped: number;
+  /** Since the pools started: connections their liveness check dropped as silent, and connection attempts given up at connectTimeoutMillis. */
+  readonly frozen: number;
+  readonly connectTimeouts: number;
   readonly rss: number;
 }
 
@@ -43,6 +46,7 @@ export interface CallCounts {
 export type ClientsRequest =
   | { type: 'open'; id: number; clientIds: string[]; subset: SubsetOptions | null }
   | { type: 'census'; id: number }
+  | { type: 'round'; id: number; calls: number; millis: number; deadlineMillis: number }
   | { type: 'load'; id: number; callsPerSecond: number; deadlineMillis: number }
   | { type: 'calls'; id: number }
   | { type: 'close'; id: number };
@@ -60,23 +64,48 @@ let load: { callsPerSecond: number; deadlineMillis: number } | undefined;
 let poolErrors = 0;
 const calls = { ok: 0, failed: 0, errors: {} as Record<string, number> };
 
+/** One Echo call, counted. */
+function call(client: Client, deadlineMillis: number): Promise<void> {
+  return callEcho(client.echo, deadlineMillis).then(
+    () => void (calls.ok += 1),
+    (err: unknown) => {
+      calls.failed += 1;
+      const message = err instanceof Error ? err.message : String(err);
+      if (message in calls.errors || Object.keys(calls.errors).length < 5) calls.errors[message] = (calls.errors[message] ?? 0) + 1;
+    },
+  );
+}
+
+/**
+ * `count` calls per pool, the i-th at phase + i × millis / count (a random phase per
+ * pool): a pool's pick goes round its anchors, so a round of as many calls as it has
+ * anchors puts exactly one on each, however late the timers run.
+ */
+async function round(count: number, millis: number, deadlineMillis: number): Promise<void> {
+  const gap = millis / count;
+  await Promise.all(
+    clients.map(async (client) => {
+      const started = performance.now() + Math.random() * gap;
+      const running: Promise<void>[] = [];
+      for (let i = 0; i < count; i++) {
+        const wait = started + i * gap - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        running.push(call(client, deadlineMillis));
+      }
+      await Promise.all(running);
+    }),
+  );
+}
+
 function startLoad(client: Client): void {
   if (load === undefined || client.timer !== undefined) return;
   const { callsPerSecond, deadlineMillis } = load;
   const period = 1000 / callsPerSecond;
-  const call = () =>
-    void callEcho(client.echo, deadlineMillis).then(
-      () => void (calls.ok += 1),
-      (err: unknown) => {
-        calls.failed += 1;
-        const message = err instanceof Error ? err.message : String(err);
-        if (message in calls.errors || Object.keys(calls.errors).length < 5) calls.errors[message] = (calls.errors[message] ?? 0) + 1;
-      },
-    );
+  const once = () => void call(client, deadlineMillis);
   // A random phase, so the pools' calls spread over the period instead of coming together.
   client.timer = setTimeout(() => {
-    call();
-    client.timer = setInterval(call, period);
+    once();
+    client.timer = setInterval(once, period);
   }, Math.random() * period);
 }
 
@@ -102,10 +131,12 @@ function census(): Census {
   let offSize = 0;
   let ready = 0;
   let draining = 0;
-  let dropped = 0;
+  let frozen = 0;
+  let connectTimeouts = 0;
   for (const { pool } of clients) {
     const stats = pool.stats();
-    dropped += stats.liveness.frozen + stats.liveness.connectTimeouts;
+    frozen += stats.liveness.frozen;
+    connectTimeouts += stats.liveness.connectTimeouts;
     ready += stats.anchors.byState.READY;
     draining += stats.anchors.draining;
     const subset = stats.subset;
@@ -123,7 +154,7 @@ function census(): Census {
     }
     if (chosen !== Math.min(subset.size, subset.offered)) offSize += 1;
   }
-  return { pools: clients.length, keys, leaving, failed, offSize, ready, draining, errors: poolErrors, dropped, rss: process.memoryUsage().rss };
+  return { pools: clients.length, keys, leaving, failed, offSize, ready, draining, errors: poolErrors, frozen, connectTimeouts, rss: process.memoryUsage().rss };
 }
 
 const send = (message: object): void => void process.send?.(message);
@@ -136,6 +167,9 @@ process.on('message', (message: ClientsRequest) => {
       break;
     case 'census':
       send({ type: 'census', id: message.id, census: census() });
+      break;
+    case 'round':
+      void round(message.calls, message.millis, message.deadlineMillis).then(() => send({ type: 'round', id: message.id }));
       break;
     case 'load':
       load = { callsPerSecond: message.callsPerSecond, deadlineMillis: message.deadlineMillis };

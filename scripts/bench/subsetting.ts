@@ -3,9 +3,9 @@
 // subsetting). Per contender (a subset mode, or none):
 //   - connections per backend, counted on the server side, once every client's subset is
 //     connected: min / median / max and their distance from the mean;
-//   - calls per backend over a steady load (every client calls Echo through
-//     pool.client() at a fixed rate; the whole fleet makes the same number of calls per
-//     second in every contender): min / mean / max;
+//   - calls per backend over a steady load (every client makes one round of Echo calls
+//     through pool.client(), one per anchor it holds, paced over 10 s from a random
+//     phase): min / mean / max;
 //   - connections moved when 10% more keys are registered (K → K + 10%), then 10% of the
 //     original keys deleted, then 10% more clients join (C → C + 10%): the connections
 //     the backends closed plus those they opened, as a % of the connections held before;
@@ -28,6 +28,7 @@
 //
 //   npm run bench -- --only subsetting [--quick | --tiny]
 import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -64,9 +65,13 @@ const BAR_BALANCE_PERCENT = 10;
 interface Profile {
   readonly clients: number;
   readonly keys: number;
-  /** Calls per second of the whole fleet (each client makes its share). */
-  readonly callsPerSecond: number;
-  /** The window over which calls per backend are counted. */
+  /**
+   * The time over which each client makes one round of calls, one per anchor it holds,
+   * for the calls per backend; the load through the changes runs at the same rate. A
+   * client's pick goes round its anchors in turn, with every client's turn on the same
+   * key order, so calls counted over a fixed time (rounds cut short where the timers ran
+   * late) measure where the rounds were, not how the load is spread: a whole round does not.
+   */
   readonly steadyMillis: number;
 }
 
@@ -225,7 +230,12 @@ class Clients {
     const keys: Record<string, number> = {};
     for (const c of all) for (const [key, n] of Object.entries(c.keys)) keys[key] = (keys[key] ?? 0) + n;
     const sum = (f: (c: Census) => number) => all.reduce((s, c) => s + f(c), 0);
-    return { pools: sum((c) => c.pools), keys, leaving: sum((c) => c.leaving), failed: sum((c) => c.failed), offSize: sum((c) => c.offSize), ready: sum((c) => c.ready), draining: sum((c) => c.draining), errors: sum((c) => c.errors), dropped: sum((c) => c.dropped), rss: sum((c) => c.rss) };
+    return { pools: sum((c) => c.pools), keys, leaving: sum((c) => c.leaving), failed: sum((c) => c.failed), offSize: sum((c) => c.offSize), ready: sum((c) => c.ready), draining: sum((c) => c.draining), errors: sum((c) => c.errors), frozen: sum((c) => c.frozen), connectTimeouts: sum((c) => c.connectTimeouts), rss: sum((c) => c.rss) };
+  }
+
+  /** Every client makes `calls` calls paced over `millis`; resolves when all have finished. */
+  async round(calls: number, millis: number): Promise<void> {
+    await Promise.all(this.#shards.map((s) => s.ask('round', { calls, millis, deadlineMillis: CALL_DEADLINE_MILLIS }, SETTLE_TIMEOUT_MILLIS + millis)));
   }
 
   async load(callsPerSecond: number): Promise<void> {
@@ -278,9 +288,11 @@ interface ContenderRun {
   readonly initial: Settled;
   /** Open connections of each registered backend once settled. */
   readonly connections: number[];
-  /** Echo calls each registered backend served in the steady window. */
+  /** Echo calls each registered backend served in the round. */
   readonly calls: number[];
   readonly steadyCalls: CallCounts;
+  /** The whole fleet's calls per second over the round (its calls over the time it took). */
+  readonly fleetCallsPerSecond: number;
   readonly changes: Change[];
   readonly total: CallCounts;
   /** Keys whose count of pools keeping them differs from the contender's subsets, once settled at the start; undefined when not computed. */
@@ -378,17 +390,20 @@ async function runContender(context: BenchContext, contender: Contender, profile
       offIdeal = keysNow().filter((key) => (want.get(key) ?? 0) !== (initial.census.keys[key] ?? 0)).length;
     }
 
-    // The steady load: the fleet's calls per second shared by its clients; it runs through every change below.
-    await clients.load(profile.callsPerSecond / C);
-    await sleep(Math.min(2000, (1000 * C) / profile.callsPerSecond) + 500); // every client has started calling
+    // Calls per backend: one round per client, one call per anchor it holds, paced over steadyMillis.
+    const perClient = (contender.subset === null ? K : Math.min(S, K)) * N;
     await backends.resetCalls();
-    const before = await clients.calls();
-    await sleep(profile.steadyMillis);
-    const { backends: afterLoad } = await backends.counts();
-    const after = await clients.calls();
-    const calls = [...registered].map((i) => afterLoad[i]!.calls);
-    const steadyCalls = { ok: after.ok - before.ok, failed: after.failed - before.failed, errors: after.errors };
-    log(`steady load: ${steadyCalls.ok} calls ok, ${steadyCalls.failed} failed in ${profile.steadyMillis / 1000} s`);
+    const roundStarted = performance.now();
+    await clients.round(perClient, profile.steadyMillis);
+    const roundMillis = performance.now() - roundStarted;
+    const { backends: afterRound } = await backends.counts();
+    const steadyCalls = await clients.calls();
+    const calls = [...registered].map((i) => afterRound[i]!.calls);
+    log(`steady load: a round of ${perClient} calls per client in ${(roundMillis / 1000).toFixed(1)} s; ${steadyCalls.ok} calls ok, ${steadyCalls.failed} failed`);
+    // Then the same rate, from now on, through every change below.
+    const callsPerSecond = (perClient * 1000) / profile.steadyMillis;
+    await clients.load(callsPerSecond);
+    await sleep(1000 / callsPerSecond + 500); // every client has started calling
 
     const changes: Change[] = [];
     const change = async (name: string, apply: () => Promise<void>): Promise<void> => {
@@ -427,7 +442,7 @@ async function runContender(context: BenchContext, contender: Contender, profile
     });
     const total = await clients.calls('close');
     log(`${total.ok} calls ok, ${total.failed} failed in all${total.failed > 0 ? `: ${JSON.stringify(total.errors)}` : ''}`);
-    return { contender, clients: C, shards: clients.shards, initial, connections, calls, steadyCalls, changes, total, offIdeal };
+    return { contender, clients: C, shards: clients.shards, initial, connections, calls, steadyCalls, fleetCallsPerSecond: (C * perClient * 1000) / roundMillis, changes, total, offIdeal };
   } finally {
     await clients.stop();
     // The next contender starts on backends that hold nothing.
@@ -438,6 +453,7 @@ async function runContender(context: BenchContext, contender: Contender, profile
 
 // ── the report ────────────────────────────────────────────────────────────────
 
+const held = (r: ContenderRun): number => r.connections.reduce((s, c) => s + c, 0);
 const mean = (values: readonly number[]): number => values.reduce((s, v) => s + v, 0) / values.length;
 const one = (value: number) => summarize([value]);
 const pct = (value: number, of: number): string => `${value >= of ? '+' : '−'}${Math.abs((100 * (value - of)) / of).toFixed(1)}%`;
@@ -461,17 +477,18 @@ function distributionRow(name: string, run: ContenderRun, scale = 1): ScenarioRo
   };
 }
 
-function callsRow(run: ContenderRun): ScenarioRow {
-  const m = mean(run.calls);
+function callsRow(name: string, run: ContenderRun, scale = 1): ScenarioRow {
+  const calls = run.calls.map((c) => c * scale);
+  const m = mean(calls);
   return {
-    contender: run.contender.name,
+    contender: name,
     values: {
-      callsMaxOverMean: one(Math.max(...run.calls) / m),
-      callsMinOverMean: one(Math.min(...run.calls) / m),
-      callsMin: one(Math.min(...run.calls)),
+      callsMaxOverMean: one(Math.max(...calls) / m),
+      callsMinOverMean: one(Math.min(...calls) / m),
+      callsMin: one(Math.min(...calls)),
       callsMean: one(m),
-      callsMax: one(Math.max(...run.calls)),
-      failed: one(run.steadyCalls.failed),
+      callsMax: one(Math.max(...calls)),
+      ...(scale === 1 && { fleetCallsPerSecond: one(run.fleetCallsPerSecond), failed: one(run.steadyCalls.failed) }),
     },
   };
 }
@@ -492,10 +509,10 @@ function changeRow(name: string, change: Change, scale = 1): ScenarioRow {
 
 async function run(context: BenchContext): Promise<ScenarioResult> {
   const profile: Profile = context.tiny
-    ? { clients: 20, keys: 20, callsPerSecond: 200, steadyMillis: 2000 }
+    ? { clients: 20, keys: 20, steadyMillis: 2000 }
     : context.quick
-      ? { clients: 200, keys: 100, callsPerSecond: 1000, steadyMillis: 5000 }
-      : { clients: 1000, keys: 100, callsPerSecond: 2000, steadyMillis: 10_000 };
+      ? { clients: 200, keys: 100, steadyMillis: 10_000 }
+      : { clients: 1000, keys: 100, steadyMillis: 10_000 };
   const addedKeys = added(profile);
   await ensureEtcdInstalled({ log: context.log });
   const cluster = await startCluster({ members: 1 });
@@ -545,12 +562,12 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
         });
       }
     }
-    const failedByPhase = [`steady ${r.steadyCalls.failed}`, ...r.changes.map((c) => `${c.name} ${c.failed}`)].join(', ');
+    const failedByPhase = [`round ${r.steadyCalls.failed}`, ...r.changes.map((c) => `${c.name} ${c.failed}`)].join(', ');
     const last = r.changes.at(-1)?.settle.census ?? r.initial.census;
     bars.push({
       label: `${measured(r)}: 0 failed calls throughout`,
       pass: r.total.failed === 0 && last.errors === 0,
-      detail: `${int(r.total.ok)} ok, ${r.total.failed} failed (${failedByPhase}; the rest before the steady window or while closing); ${last.errors} pool 'error' events; ${last.dropped} connections dropped by the liveness check${r.total.failed > 0 ? `; errors: ${JSON.stringify(r.total.errors)}` : ''}`,
+      detail: `${int(r.total.ok)} ok, ${r.total.failed} failed (${failedByPhase}; the rest between changes or while closing); ${last.errors} pool 'error' events${r.total.failed > 0 ? `; errors: ${JSON.stringify(r.total.errors)}` : ''}`,
     });
   }
 
@@ -569,6 +586,10 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
     if (r.offIdeal !== undefined && r.contender.subset !== null) notes.push(`${r.contender.name}: ${r.offIdeal === 0 ? 'every' : `${r.offIdeal} of ${profile.keys}`} key${r.offIdeal === 0 ? "'s" : 's\''} count of clients keeping it ${r.offIdeal === 0 ? 'matches' : 'differ from'} the subsets computed from the client ids alone, once settled at the start.`);
     const unsettled = [r.initial, ...r.changes.map((c) => c.settle)].filter((s) => !s.settled);
     if (unsettled.length > 0) notes.push(`${r.contender.name}: ${unsettled.length} phase(s) did not settle within ${SETTLE_TIMEOUT_MILLIS / 1000} s: ${unsettled.map((s) => s.detail).join(' | ')}`);
+    const end = r.changes.at(-1)?.settle.census ?? r.initial.census;
+    notes.push(
+      `${measured(r)}: the pools' liveness check gave up ${int(r.initial.census.connectTimeouts)} connection attempts at connectTimeoutMillis (default 3 s) and dropped ${int(r.initial.census.frozen)} silent connections while the first ${int(r.connections.reduce((s, c) => s + c, 0))} came up (each then connected again), and ${int(end.connectTimeouts - r.initial.census.connectTimeouts)} / ${int(end.frozen - r.initial.census.frozen)} after that.`,
+    );
     notes.push(
       `${measured(r)}: ${r.shards} client process(es); ${int(r.connections.reduce((s, c) => s + c, 0))} connections up and settled ${(r.initial.millis / 1000).toFixed(1)} s after the pools were created; client RSS ${(r.initial.census.rss / 2 ** 20).toFixed(0)} MiB in all (${(r.initial.census.rss / 1024 / r.connections.reduce((s, c) => s + c, 0)).toFixed(1)} KiB per connection, with the processes' own), backends' RSS ${(r.initial.backendRss / 2 ** 20).toFixed(0)} MiB in all.`,
     );
@@ -576,13 +597,13 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
   for (const r of extrapolated) {
     const scale = profile.clients / r.clients;
     notes.push(
-      `${r.contender.name}: ${int(profile.clients)} clients × ${profile.keys} keys × ${N} = ${int(profile.clients * profile.keys * N)} connections do not fit here; it ran with ${int(r.clients)} clients (${int(r.clients * (profile.keys + addedKeys) * N)} connections at ${profile.keys + addedKeys} keys, about what ${int(NONE_CONNECTIONS / (S * N))} subsetting clients hold). ` +
-        `Without subsetting each backend holds exactly clients × N connections, so the "${arithmetic(r)}" rows are the measured ones × ${scale.toFixed(2)}; the moved percentages do not depend on the clients. The fleet's call rate is the same in every contender, so calls per backend do not scale.`,
+      `${r.contender.name}: ${int(profile.clients)} clients × ${profile.keys} keys × ${N} = ${int(profile.clients * profile.keys * N)} connections were not run here: at the RSS measured with ${int(held(r))} (clients ${((r.initial.census.rss / 1024) / held(r)).toFixed(0)} + backends ${((r.initial.backendRss / 1024) / held(r)).toFixed(0)} KiB per connection, processes' own included) they take about ${(((r.initial.census.rss + r.initial.backendRss) / held(r)) * profile.clients * profile.keys * N / 2 ** 30).toFixed(1)} GiB of this machine's ${Math.round(os.totalmem() / 2 ** 30)}, and ${Math.ceil((profile.clients * profile.keys * N) / SHARD_CONNECTIONS)} client processes for their file descriptors; it ran with ${int(r.clients)} clients (${int(r.clients * (profile.keys + addedKeys) * N)} connections at ${profile.keys + addedKeys} keys, about what ${int(NONE_CONNECTIONS / (S * N))} subsetting clients hold). ` +
+        `Without subsetting each backend holds exactly clients × N connections, so the "${arithmetic(r)}" rows are the measured ones × ${scale.toFixed(2)}; the moved percentages do not depend on the clients; a round puts one call on each connection, so calls per backend scale the same way.`,
     );
   }
   notes.push(
     `Connections moved = connections the backends closed + connections they opened, over the change until the fleet settled, as a % of the connections held before it; a connection re-homed counts twice. idealPct is what the algorithm alone implies for these client ids and keys (computed here from the ranking), so movedPct above it is churn of the pools' own. Expected for independent random subsets: adding ${addedKeys} keys to ${profile.keys} gives the new keys ${((100 * addedKeys) / (profile.keys + addedKeys)).toFixed(1)}% of the subsets' places, so ${((200 * addedKeys) / (profile.keys + addedKeys)).toFixed(1)}% moved; removing ${addedKeys} of ${profile.keys + addedKeys} the same. A client joining opens its own connections and moves nobody's.`,
-    `The load: ${int(profile.callsPerSecond)} Echo calls per second from the whole fleet (each client its share, at a random phase) through pool.client(), deadline ${CALL_DEADLINE_MILLIS / 1000} s, from the steady window through every change; calls per backend counted by the servers over ${profile.steadyMillis / 1000} s. Pools use the default pick.`,
+    `The load: each client makes one round of Echo calls through pool.client(), one per anchor it holds, paced over ${profile.steadyMillis / 1000} s from a random phase (the default pick goes round the anchors, so each gets one), deadline ${CALL_DEADLINE_MILLIS / 1000} s; the servers count the calls per backend over the round (fleetCallsPerSecond: its calls over the time it took, timers running late included). Then the same rate per client runs through every change, where failed calls are counted.`,
     `Backends: ${profile.keys + addedKeys} grpc-js Echo servers in ${BACKEND_PROCESSES} processes; keys ${PREFIX}b0000… with anchors ${N}; etcd single node on loopback. Each contender runs once: the client ids are fixed (client-0, client-1, …), so the subsets, and every connection figure, are the same in every run; only the calls vary.`,
   );
 
@@ -591,7 +612,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       name: `connections per backend, once settled (K = ${profile.keys}, N = ${N}, S = ${S})`,
       rows: [...runs.map((r) => distributionRow(measured(r), r)), ...extrapolated.map((r) => distributionRow(arithmetic(r), r, profile.clients / r.clients))],
     },
-    { name: `calls per backend over ${profile.steadyMillis / 1000} s of steady load (${int(profile.callsPerSecond)} calls/s in all)`, rows: runs.map(callsRow) },
+    { name: `calls per backend over one round of steady load (each client one call per anchor it holds, over ${profile.steadyMillis / 1000} s)`, rows: [...runs.map((r) => callsRow(measured(r), r)), ...extrapolated.map((r) => callsRow(arithmetic(r), r, profile.clients / r.clients))] },
     ...changeNames.map(({ i, name }) => ({
       name: `connections moved: ${name}`,
       rows: [...runs.map((r) => changeRow(`${measured(r)}: ${r.changes[i]!.name}`, r.changes[i]!)), ...extrapolated.map((r) => changeRow(arithmetic(r), r.changes[i]!, profile.clients / r.clients))],
@@ -608,7 +629,6 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       keysAddedAndRemoved: addedKeys,
       clientsJoining: joining(profile.clients),
       noneClients: runs.find((r) => r.contender.subset === null)?.clients ?? '-',
-      callsPerSecond: profile.callsPerSecond,
       steadyMillis: profile.steadyMillis,
       contenders: CONTENDERS.map((c) => c.name).join(', '),
     },
@@ -626,6 +646,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       { name: 'callsMin', unit: 'calls', higherIsBetter: true },
       { name: 'callsMean', unit: 'calls', higherIsBetter: true },
       { name: 'callsMax', unit: 'calls', higherIsBetter: false },
+      { name: 'fleetCallsPerSecond', unit: 'calls/s in all', higherIsBetter: true },
       { name: 'movedPct', unit: '% of connections', higherIsBetter: false },
       { name: 'idealPct', unit: '% by the algorithm alone', higherIsBetter: false },
       { name: 'opened', unit: 'connections', higherIsBetter: false },
