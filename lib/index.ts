@@ -13,6 +13,7 @@ export {
   InvalidTargetError,
   EtcdUnavailableError,
   EtcdAuthError,
+  ClientIdTakenError,
   PoolClosedError,
   isAnchorPoolError,
 } from './core/errors.js';

@@ -17,6 +17,8 @@ interface Samples {
   refused: unknown[];
   /** What every path applies when the option is not given. */
   default: unknown;
+  /** Fields of the same parent the option needs beside it (e.g. mode: 'coordinated'). */
+  siblings?: Record<string, unknown>;
 }
 
 /** Top-level options, and `parent.child` for the fields of the nested ones. */
@@ -57,8 +59,10 @@ const samples: Record<string, Samples> = {
   'zoneRouting.panicBelowPercent': { accepted: [0, 25, 50], refused: [-1, 101, null], default: 50 },
   subset: { accepted: [{}, { size: 20 }], refused: [true, 10, { bogus: 1 }], default: undefined },
   'subset.size': { accepted: [1, 10, 10_000], refused: [0, -1, 1.5, 10_001, '10'], default: 10 },
-  'subset.mode': { accepted: ['rendezvous'], refused: ['coordinated-later', '', 1], default: 'rendezvous' },
-  'subset.clientId': { accepted: ['a', 'pod-7f9c', 'x'.repeat(256)], refused: ['', 'x'.repeat(257), 7, null], default: undefined },
+  'subset.mode': { accepted: ['rendezvous', 'coordinated'], refused: ['random', '', 1], default: 'rendezvous' },
+  'subset.clientId': { accepted: ['a', 'pod-7f9c.1:a_b', 'x'.repeat(256)], refused: ['', 'x'.repeat(257), 'a/b', 'a b', 7, null], default: undefined },
+  'subset.clientsPrefix': { accepted: ['clients/echo/'], refused: ['', 7], default: undefined, siblings: { mode: 'coordinated' } },
+  'subset.ttlSeconds': { accepted: [2, 10, 2_147_483], refused: [1, 1.5, 2_147_484, '10'], default: undefined, siblings: { mode: 'coordinated' } },
 };
 
 // The caller's zone falls back to ANCHORPOOL_ZONE; the defaults above are for a process without it.
@@ -81,7 +85,7 @@ const names = Object.entries(anchorOptionsShape).flatMap(([name, field]) => name
 /** `{a: v}` for `a`, `{a: {b: v}}` for `a.b`. */
 function given(name: string, value: unknown): Record<string, unknown> {
   const [parent, child] = name.split('.') as [string, string | undefined];
-  return child === undefined ? { [parent]: value } : { [parent]: { [child]: value } };
+  return child === undefined ? { [parent]: value } : { [parent]: { ...samples[name]?.siblings, [child]: value } };
 }
 
 /** The resolved value of `name` in a path's resolved options (undefined when its parent is off). */
@@ -91,7 +95,8 @@ function read(resolved: ResolvedAnchorOptions, name: string): unknown {
   return child === undefined ? value : (value as Record<string, unknown> | undefined)?.[child];
 }
 
-const target = 'pass:///127.0.0.1:1';
+// An etcd target: coordinated subsets need one (nothing connects: refused options throw first).
+const target = 'etcd:///parity/';
 /** Each path: how it resolves options, and how a user's call with them fails. */
 const paths = {
   'createPool()': {

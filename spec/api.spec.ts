@@ -20,6 +20,7 @@ const EXPECTED_EXPORTS: Record<string, Record<string, Kind> | 'file'> = {
     ConfigError: 'class',
     DEFAULT_LIMITS: 'object',
     EtcdAuthError: 'class',
+    ClientIdTakenError: 'class',
     EtcdUnavailableError: 'class',
     ForeignLeaseError: 'class',
     InvalidTargetError: 'class',
@@ -74,6 +75,7 @@ const EXPECTED_CLASSES: Record<string, { extends: 'EventEmitter' | 'Error' | 'Ob
     [
       'AcquireAbortedError',
       'AcquireTimeoutError',
+      'ClientIdTakenError',
       'ConfigError',
       'EtcdAuthError',
       'EtcdUnavailableError',

@@ -14,7 +14,7 @@ const all = Array.from({ length: 20 }, (_, i) => `svc/k${i}`);
 
 function rig(size: number) {
   const fakes = fakeAnchors({ startState: 'READY' });
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size, clientId: CLIENT } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size, mode: 'rendezvous', clientId: CLIENT } });
   const keysWithAnchors = () => [...new Set([...set.active()].map((a) => a.key))].sort();
   const anchorsOf = (key: string) => [...set.active()].filter((a) => a.key === key);
   return { set, fakes, keysWithAnchors, anchorsOf };
@@ -63,7 +63,7 @@ t.test('a new key that outranks the subset replaces its last key, and only that 
 
 t.test('a leaving key stays while its replacement connects', async (t) => {
   const fakes = fakeAnchors({ startState: 'CONNECTING' });
-  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size: 3, clientId: CLIENT } });
+  const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size: 3, mode: 'rendezvous', clientId: CLIENT } });
   const base = all.slice(0, 10);
   set.apply(entries(base));
   for (const anchor of [...set.active()]) anchor.drive('READY');
@@ -83,7 +83,7 @@ t.test('a new config: off brings every key back with the next apply; a larger si
   const { set, keysWithAnchors } = rig(5);
   set.apply(entries(all));
   const five = keysWithAnchors();
-  set.setSubset({ size: 7, clientId: CLIENT });
+  set.setSubset({ size: 7, mode: 'rendezvous', clientId: CLIENT });
   set.apply(entries(all));
   const seven = keysWithAnchors();
   t.equal(seven.length, 7);

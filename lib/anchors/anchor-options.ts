@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { DEFAULT_FAILURE_CODES } from '../core/call-outcome.js';
 import { millis, type OptionsAgree } from '../core/option-schema.js';
+import { MAX_TIMER_SECONDS } from '../core/timer-limit.js';
 import { isZoneName, ZONE_ENVIRONMENT_VARIABLE, ZONE_RULE, zoneNameSchema } from '../core/zone-name.js';
 import { DEFAULT_GROWTH_SETTINGS } from './anchor-growth.js';
 import { DEFAULT_CONNECT_TIMEOUT_MILLIS, DEFAULT_LIVENESS, type LivenessWatchSettings } from './liveness-watch.js';
@@ -141,15 +142,36 @@ export interface AnchorOptions {
 export interface SubsetOptions {
   /** Keys that can serve kept in the subset. Default 10, from 1 to 10,000. */
   size?: number;
-  /** How the subset is chosen: 'rendezvous' (each client ranks keys by a hash of its id and the key; no coordination). Default 'rendezvous'. */
-  mode?: 'rendezvous';
+  /**
+   * How the subset is chosen. Default 'rendezvous'.
+   * - 'rendezvous': each client ranks the keys by a hash of its id and the key (gRFC A68);
+   *   no coordination, and a backend's share of the clients varies (about ±1/√(C·S/K)).
+   * - 'coordinated': each client registers under `clientsPrefix` in etcd on a lease, learns
+   *   its rank among the clients and their number, and takes `size` consecutive keys of a
+   *   ring every client shares, from its evenly spaced place: every key is in the same
+   *   number of subsets ±1. Needs an etcd target.
+   */
+  mode?: 'rendezvous' | 'coordinated';
   /**
    * This client's id in the ranking. Default: a random UUID per pool, or per policy
    * instance on a channel (grpc-js makes a new instance when an idle channel wakes, so
-   * set it for a subset that stays); two clients with one id get the same subset. 1 to 256
-   * characters.
+   * set it for a subset that stays); two clients with one id get the same subset (in
+   * coordinated mode etcd reports it as a conflict). 1 to 256 characters of
+   * A-Z a-z 0-9 . _ : -.
    */
   clientId?: string;
+  /**
+   * Coordinated mode: the etcd prefix the clients register under. Default
+   * `anchorpool.clients/` + the backends' prefix (`anchorpool.clients/services/echo/`),
+   * outside the backends' prefix and every prefix above it. Must not overlap the backends'
+   * prefix. A missing trailing `/` is added.
+   */
+  clientsPrefix?: string;
+  /**
+   * Coordinated mode: the TTL of the client's registration lease, in seconds: how soon the
+   * others take over a dead client's keys. Default 10, from 2 to 2,147,483.
+   */
+  ttlSeconds?: number;
 }
 
 export interface SlowStartOptions {
@@ -264,10 +286,23 @@ const zoneRoutingSchema = z
 const subsetSchema = z
   .object({
     size: z.number().int().min(1).max(MAX_SUBSET_SIZE).default(DEFAULT_SUBSET_SIZE),
-    mode: z.enum(['rendezvous']).default('rendezvous'),
-    clientId: z.string().min(1).max(256).optional(),
+    mode: z.enum(['rendezvous', 'coordinated']).default('rendezvous'),
+    // The id is an etcd key's last segment in coordinated mode: no '/', nothing a shell or a log would mangle.
+    clientId: z.string().regex(/^[A-Za-z0-9._:-]{1,256}$/, { error: 'must be 1 to 256 characters of A-Z a-z 0-9 . _ : -' }).optional(),
+    clientsPrefix: z
+      .string()
+      .min(1, { error: 'must not be empty' })
+      .transform((prefix) => (prefix.endsWith('/') ? prefix : `${prefix}/`))
+      .optional(),
+    ttlSeconds: z.number().int().min(2).max(MAX_TIMER_SECONDS).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((subset, ctx) => {
+    if (subset.mode === 'coordinated') return;
+    for (const field of ['clientsPrefix', 'ttlSeconds'] as const) {
+      if (subset[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: "is used only with mode 'coordinated'" });
+    }
+  });
 
 /** The caller's zone: the option, else ANCHORPOOL_ZONE (checked by the same rule), else none. */
 const zoneSchema = zoneNameSchema.optional().transform((zone, ctx) => {
@@ -311,7 +346,7 @@ export interface ResolvedAnchorOptions {
   readonly slowStart?: Required<SlowStartOptions> | undefined;
   readonly zone?: string | undefined;
   readonly zoneRouting: Required<ZoneRoutingOptions>;
-  readonly subset?: (Required<Omit<SubsetOptions, 'clientId'>> & Pick<SubsetOptions, 'clientId'>) | undefined;
+  readonly subset?: (Required<Pick<SubsetOptions, 'size' | 'mode'>> & Pick<SubsetOptions, 'clientId' | 'clientsPrefix' | 'ttlSeconds'>) | undefined;
 }
 
 /**
@@ -373,5 +408,5 @@ export function zoneSettingsOf(options: Pick<ResolvedAnchorOptions, 'zone' | 'zo
  */
 export function subsetSettingsOf(options: Pick<ResolvedAnchorOptions, 'subset'>, current?: string): SubsetSettings | undefined {
   const subset = options.subset;
-  return subset === undefined ? undefined : { size: subset.size, clientId: subset.clientId ?? current ?? randomUUID() };
+  return subset === undefined ? undefined : { size: subset.size, mode: subset.mode, clientId: subset.clientId ?? current ?? randomUUID() };
 }

@@ -34,7 +34,7 @@ import { LivenessWatch, type LivenessCounts, type LivenessWatchSettings } from '
 import type { PickMode } from './anchor-options.js';
 import { KeyWeights } from './key-weights.js';
 import { SlowStartRamps } from './slow-start-ramps.js';
-import { SubsetFilter, type SubsetReport, type SubsetSettings } from './subset-filter.js';
+import { type CoordinationReport, SubsetFilter, type SubsetReport, type SubsetSettings } from './subset-filter.js';
 import { Lane } from './lane.js';
 import { ScheduleCursor, type Admit } from './schedule-cursor.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
@@ -393,9 +393,25 @@ export class AnchorSet<A extends Anchor> {
     else this.#subset.reconfigure(settings);
   }
 
+  /**
+   * A coordinated client's place among the clients changed (the owner follows it in
+   * etcd): the subset moves to its new place at once, make before break. Undefined: the
+   * place could not be learnt in time; the subset starts from the rendezvous order.
+   */
+  placeSubset(place: CoordinationReport | undefined): void {
+    if (this.#stopped || this.#subsetFrozen || this.#subset === undefined) return;
+    const next = this.#subset.place(place);
+    if (next !== undefined) this.#applyEntries(next);
+  }
+
   /** No more subset changes (the owner is shutting down): a key failing now must not open anchors to another. */
   freezeSubset(): void {
     this.#subsetFrozen = true;
+  }
+
+  /** A coordinated subset waits to hear the client's place: no anchors yet, and none failed. */
+  subsetAwaitingPlace(): boolean {
+    return this.#subset?.awaitingPlace === true;
   }
 
   /** The client's subset now, or undefined when subsetting is off. */

@@ -1,10 +1,16 @@
 /**
  * SubsetFilter: between the entries an owner applies and the anchor set's reconcile. Of
- * the keys offered it passes on the client's subset (subset.ts): the keys of highest
- * rendezvous rank until `size` of them can serve, the failed ones on the way kept, and
+ * the keys offered it passes on the client's subset (subset.ts): the first keys of the
+ * client's order until `size` of them can serve, the failed ones on the way kept, and
  * keys it drops kept while their replacements connect (make before break).
  *
- *   offered entries ──► rendezvous order ──► chooseSubset ──► keepLeaving ──► reconcile
+ *   offered entries ──► order ──► chooseSubset ──► keepLeaving ──► reconcile
+ *
+ * The order: rendezvous, by the client's own hash of each key; or coordinated, the ring
+ * read from the client's place among the clients. A coordinated client passes on nothing
+ * until the owner tells it its place (one etcd listing after start), so it does not
+ * connect to one subset only to move to another a moment later; when etcd does not tell
+ * in time the owner says so (place undefined) and it starts from the rendezvous order.
  *
  * It remembers which keys of the subset failed (a first connection in TRANSIENT_FAILURE, or
  * out of rotation after serving: unhealthy, ejected, held out, disconnected) until they
@@ -14,18 +20,36 @@
  * evaluation per microtask by the anchor set).
  */
 import type { DesiredEntry } from './reconcile.js';
-import { chooseSubset, keepLeaving, rendezvousRank, type SubsetStanding } from './subset.js';
+import { chooseSubset, coordinatedOrder, keepLeaving, rendezvousRank, type SubsetStanding } from './subset.js';
 
 export interface SubsetSettings {
   /** Keys that can serve the client keeps anchors to. */
   readonly size: number;
+  readonly mode: 'rendezvous' | 'coordinated';
   /** The client's id in the ranking: unique per pool or channel unless given. */
   readonly clientId: string;
 }
 
+/** A coordinated client's place among the clients (from etcd). */
+export interface SubsetPlace {
+  readonly rank: number;
+  readonly clients: number;
+}
+
+/** What the owner reports of a coordinated client's registration. */
+export interface CoordinationReport extends SubsetPlace {
+  /** The client's own key is in etcd. */
+  readonly registered: boolean;
+  /** Another live client holds this client's id. */
+  readonly conflict?: string | undefined;
+}
+
 export interface SubsetReport {
   readonly size: number;
+  readonly mode: 'rendezvous' | 'coordinated';
   readonly clientId: string;
+  /** Coordinated mode: the client's place among the clients, as last heard from etcd; absent until then (the order is rendezvous meanwhile). */
+  readonly coordination?: CoordinationReport | undefined;
   /** Keys offered (the whole prefix). */
   readonly offered: number;
   /** Keys in the subset now, in rendezvous order, each with why it is there. */
@@ -35,8 +59,12 @@ export interface SubsetReport {
 export class SubsetFilter {
   #settings: SubsetSettings;
   readonly #serving: (key: string) => boolean;
-  /** Each offered key's rank, computed once per key. */
+  /** Each offered key's rank, computed once per key: by the client id (rendezvous), or on the ring shared by every client (coordinated). */
   readonly #ranks = new Map<string, number>();
+  readonly #ringRanks = new Map<string, number>();
+  #place: CoordinationReport | undefined;
+  /** Coordinated and its place not heard of yet: nothing is passed on. */
+  #awaitingPlace: boolean;
   #offered: ReadonlyMap<string, DesiredEntry> = new Map();
   #order: string[] = [];
   readonly #failed = new Set<string>();
@@ -47,6 +75,12 @@ export class SubsetFilter {
   constructor(settings: SubsetSettings, serving: (key: string) => boolean) {
     this.#settings = settings;
     this.#serving = serving;
+    this.#awaitingPlace = settings.mode === 'coordinated';
+  }
+
+  /** Coordinated, and waiting to hear its place: it has passed nothing on yet. */
+  get awaitingPlace(): boolean {
+    return this.#awaitingPlace;
   }
 
   get settings(): SubsetSettings {
@@ -56,18 +90,31 @@ export class SubsetFilter {
   /** New settings (a policy config changed); what it applied and what failed stay, so the next offer moves only what the change moves. */
   reconfigure(settings: SubsetSettings): void {
     if (settings.clientId !== this.#settings.clientId) this.#ranks.clear();
+    if (settings.mode !== 'coordinated') this.#place = undefined;
+    this.#awaitingPlace = settings.mode === 'coordinated' && this.#place === undefined && this.#applied.size === 0;
     this.#settings = settings;
+  }
+
+  /**
+   * A coordinated client's place changed, or (undefined) it could not be learnt in time:
+   * the subset to apply, or undefined when it is the same.
+   */
+  place(place: CoordinationReport | undefined): Map<string, DesiredEntry> | undefined {
+    if (this.#settings.mode !== 'coordinated') return undefined;
+    this.#awaitingPlace = false;
+    this.#place = place ?? this.#place;
+    this.#order = this.#ordered();
+    return this.reevaluate();
   }
 
   /** New entries offered: the subset of them to apply. */
   offer(offered: ReadonlyMap<string, DesiredEntry>): Map<string, DesiredEntry> {
     const previous = this.#offered;
     this.#offered = offered;
-    for (const key of this.#ranks.keys()) if (!offered.has(key)) this.#ranks.delete(key);
+    for (const ranks of [this.#ranks, this.#ringRanks]) for (const key of ranks.keys()) if (!offered.has(key)) ranks.delete(key);
     // A key gone, or moved to another address, is not the key that failed.
     for (const key of this.#failed) if (offered.get(key)?.addr !== previous.get(key)?.addr) this.#failed.delete(key);
-    for (const key of offered.keys()) if (!this.#ranks.has(key)) this.#ranks.set(key, rendezvousRank(this.#settings.clientId, key));
-    this.#order = [...offered.keys()].sort((a, b) => this.#ranks.get(b)! - this.#ranks.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
+    this.#order = this.#ordered();
     return this.#choose();
   }
 
@@ -96,12 +143,26 @@ export class SubsetFilter {
         key,
         why: !this.#chosen.has(key) ? ('leaving, until its replacement serves' as const) : this.#failed.has(key) ? ('failed, kept to see it return' as const) : ('chosen' as const),
       }));
-    return { size: this.#settings.size, clientId: this.#settings.clientId, offered: this.#offered.size, keys };
+    const { size, mode, clientId } = this.#settings;
+    return { size, mode, clientId, ...(this.#place !== undefined && { coordination: this.#place }), offered: this.#offered.size, keys };
+  }
+
+  /** The offered keys in the client's order: rendezvous, or the ring from the client's place once it is known. */
+  #ordered(): string[] {
+    const place = this.#place;
+    if (place === undefined) return this.#byRank(this.#ranks, this.#settings.clientId);
+    return coordinatedOrder(place.rank, place.clients, this.#byRank(this.#ringRanks, ''));
+  }
+
+  #byRank(ranks: Map<string, number>, id: string): string[] {
+    for (const key of this.#offered.keys()) if (!ranks.has(key)) ranks.set(key, rendezvousRank(id, key));
+    return [...this.#offered.keys()].sort((a, b) => ranks.get(b)! - ranks.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
   }
 
   #standing = (key: string): SubsetStanding => (this.#serving(key) ? 'serving' : this.#failed.has(key) ? 'failed' : 'unknown');
 
   #choose(): Map<string, DesiredEntry> {
+    if (this.#awaitingPlace) return new Map();
     const chosen = chooseSubset(this.#order, this.#settings.size, this.#standing);
     const kept = keepLeaving(chosen, this.#applied, this.#order, this.#settings.size, this.#standing);
     this.#chosen = new Set(chosen);

@@ -69,22 +69,24 @@ export function keepLeaving(chosen: readonly string[], current: ReadonlySet<stri
 }
 
 /**
- * The coordinated choice (not wired to an option yet: the clients' registrations in etcd
- * come next). Keys are placed on a ring in the order of their hash; client `rank` of
- * `clients` (ranks from the sorted client ids) takes `size` consecutive keys starting at
- * position ⌊rank × K / clients⌋. The starts are evenly spaced, so every key is in
- * ⌊C·S/K⌋ or ⌈C·S/K⌉ subsets; keys and clients that come or go keep every other key near
- * its place on the ring and every client near its place among the clients, so subsets
- * move little.
+ * The coordinated order: keys on a ring in the order of their hash (the same ring for
+ * every client), read from position ⌊rank × K / clients⌋ on (ranks from the sorted client
+ * ids). The client's subset is the first `size` keys of it (with failed ones skipped as in
+ * chooseSubset). The starts are evenly spaced, so every key is in ⌊C·S/K⌋ or ⌈C·S/K⌉
+ * subsets; keys and clients that come or go keep every other key near its place on the
+ * ring and every client near its place among the clients, so subsets move little.
  */
-export function coordinatedSubset(rank: number, clients: number, ring: readonly string[], size: number): string[] {
-  const k = ring.length;
-  if (size >= k) return [...ring];
-  const start = Math.floor((rank * k) / clients);
-  return Array.from({ length: size }, (_, i) => ring[(start + i) % k]!);
+export function coordinatedOrder(rank: number, clients: number, ring: readonly string[]): string[] {
+  const start = Math.floor((rank * ring.length) / Math.max(1, clients)) % Math.max(1, ring.length);
+  return [...ring.slice(start), ...ring.slice(0, start)];
 }
 
-/** The keys in ring order for the coordinated choice: by a hash of the key alone, the same for every client. */
+/** The coordinated subset when every key serves: `size` consecutive keys of the ring from the client's start. */
+export function coordinatedSubset(rank: number, clients: number, ring: readonly string[], size: number): string[] {
+  return coordinatedOrder(rank, clients, ring).slice(0, size);
+}
+
+/** The ring for the coordinated order: keys by a hash of the key alone, the same for every client. */
 export function ringOrder(keys: Iterable<string>): string[] {
   return rendezvousOrder('', keys);
 }

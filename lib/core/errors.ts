@@ -57,6 +57,15 @@ export class ConfigError extends AnchorPoolError {
   readonly retryable = false;
 }
 
+/**
+ * A subsetting client's id is held in etcd by another live client (coordinated subsets):
+ * two clients with one id would take the same subset. Retried until the other's lease ends.
+ */
+export class ClientIdTakenError extends AnchorPoolError {
+  readonly code = 'ANCHORPOOL_CLIENT_ID_TAKEN';
+  readonly retryable = true;
+}
+
 /** A target URI (`etcd:///…`, `pass:///…`) cannot be parsed. */
 export class InvalidTargetError extends AnchorPoolError {
   readonly code = 'ANCHORPOOL_INVALID_TARGET';

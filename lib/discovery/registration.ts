@@ -23,7 +23,7 @@ import { etcdOptionsSchema, sourceOptionsSchema, type EtcdOptions } from './sour
 import { formatZodError, type OptionsAgree } from '../core/option-schema.js';
 import { emitSafely } from '../core/emit-safely.js';
 import { DEFAULT_LIMITS, parseEndpointValue, zoneSchema } from './endpoint-entry.js';
-import { AnchorPoolError, ConfigError, EtcdAuthError, EtcdUnavailableError } from '../core/errors.js';
+import { AnchorPoolError, ClientIdTakenError, ConfigError, EtcdAuthError, EtcdUnavailableError } from '../core/errors.js';
 import { createEtcdClient, isAuthRefusal, plaintextHint, type EtcdConnection } from '../etcd/etcd-client.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -165,10 +165,24 @@ export interface Registration extends EventEmitter<RegistrationEvents> {
 
 type ResolvedEtcd = EtcdConnection;
 
+/** The etcd client a registration uses: its own (register()), or the process's shared one. */
+export interface RegistrationEtcd {
+  current(): Etcd3;
+  /** The registration is done with it. */
+  release(): void;
+}
+
 interface ResolvedRegistration {
   readonly etcd: ResolvedEtcd;
   readonly key: string;
   readonly value: string;
+  /**
+   * 'put' writes the key whatever holds it (a backend's own name). 'claim' writes it only
+   * while no one else holds it: a key held on another lease is taken (ClientIdTakenError,
+   * retried until that lease ends); a key this registration wrote on an earlier lease is
+   * its own (`value` is unique to it).
+   */
+  readonly write: 'put' | 'claim';
   readonly ttlSeconds: number;
   readonly timeoutMillis: number;
   readonly drainMillis: number;
@@ -225,6 +239,7 @@ export function resolveRegistrationOptions(input: RegistrationOptions): Resolved
     etcd: { ...etcd, hosts: [...(etcd.hosts ?? ['127.0.0.1:2379'])] },
     key,
     value,
+    write: 'put',
     ttlSeconds: o.ttlSeconds,
     timeoutMillis: o.timeoutMillis,
     drainMillis: o.drainMillis,
@@ -258,13 +273,13 @@ async function settleBy<T>(promise: Promise<T>, deadline: number): Promise<Outco
   }
 }
 
-class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Registration {
+export class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Registration {
   readonly key: string;
   readonly value: string;
   readonly ttlSeconds: number;
   readonly #options: ResolvedRegistration;
   readonly #logger: Logger;
-  readonly #client: Etcd3;
+  readonly #etcd: RegistrationEtcd;
   readonly #abort = new AbortController();
   readonly #backoffs: ExponentialBackoff<unknown>;
   /** The lease the key is on, set only once the put succeeded. */
@@ -279,14 +294,19 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
   #started = false;
   readonly #lifecycle = new Lifecycle();
 
-  constructor(options: ResolvedRegistration) {
+  /** `etcd`: the client to use (default: one of its own, closed with the registration). */
+  constructor(options: ResolvedRegistration, etcd?: RegistrationEtcd) {
     super();
     this.#options = options;
     this.key = options.key;
     this.value = options.value;
     this.ttlSeconds = options.ttlSeconds;
     this.#logger = options.logger;
-    this.#client = createEtcdClient(options.etcd, { latestDeadline: () => this.#callsEndBy });
+    if (etcd !== undefined) this.#etcd = etcd;
+    else {
+      const own = createEtcdClient(options.etcd, { latestDeadline: () => this.#callsEndBy });
+      this.#etcd = { current: () => own, release: () => own.close() };
+    }
     this.#backoffs = new ExponentialBackoff({ initialDelay: options.etcd.retryInitialMillis, maxDelay: options.etcd.retryMaxMillis });
   }
 
@@ -312,6 +332,18 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Registers in the background, retrying until it works or close() is called; failures are 'error' events. */
+  keep(): void {
+    this.#started = true;
+    this.#work = this.#registerAgain('registered in etcd');
+  }
+
+  /** The lease's connection is gone (its client was replaced): register again on the current client. */
+  renewed(): void {
+    const lease = this.#lease;
+    if (lease !== undefined) this.#leaseLost(lease, new EtcdUnavailableError('the etcd client was replaced'));
   }
 
   /** Every call returns the same promise, settled once the key is removed (or given up on), the drain is over and the client closed. */
@@ -347,14 +379,14 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     }
   }
 
-  async #registerAgain(): Promise<void> {
+  async #registerAgain(message = 'registered in etcd again'): Promise<void> {
     const startedAt = performance.now();
     let backoff = this.#backoffs.next();
     for (let attempt = 1; !this.#closing; attempt++) {
       try {
         await this.#attempt(Date.now() + this.#options.etcd.dialTimeoutMillis);
         if (this.#closing) return;
-        this.#registered('registered in etcd again', { attempts: attempt, millis: Math.round(performance.now() - startedAt) });
+        this.#registered(message, { attempts: attempt, millis: Math.round(performance.now() - startedAt) });
         return;
       } catch (err) {
         if (this.#closing) return;
@@ -372,12 +404,14 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
 
   /** One try: a new lease, the key put on it. On success the lease becomes the current one. */
   async #attempt(deadline: number): Promise<void> {
-    const lease = this.#client.lease(this.ttlSeconds, { deadline });
+    const client = this.#etcd.current();
+    const lease = client.lease(this.ttlSeconds, { deadline });
     lease.on('lost', (err: Error) => this.#leaseLost(lease, err));
     let id: string;
     try {
       id = await lease.grant();
-      await lease.put(this.key).value(this.value).options({ deadline }).exec();
+      if (this.#options.write === 'put') await lease.put(this.key).value(this.value).options({ deadline }).exec();
+      else await this.#claim(client, id, deadline);
       if (lease.revoked()) throw new EtcdUnavailableError('the lease was lost while the key was being put');
     } catch (err) {
       // Abandon this lease: stop its keepalives and give it back, best effort. Revoking it
@@ -387,6 +421,21 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     }
     this.#lease = lease;
     this.#leaseId = id;
+  }
+
+  /** Puts the key on lease `id` if no one holds it, or if what holds it is this registration's own earlier write. */
+  async #claim(client: Etcd3, id: string, deadline: number): Promise<void> {
+    const put = () => client.put(this.key).value(this.value).lease(id);
+    const created = await client.if(this.key, 'Create', '==', 0).then(put()).options({ deadline }).commit();
+    if (created.succeeded) return;
+    const held = await client.get(this.key).options({ deadline }).exec();
+    const kv = held.kvs[0];
+    if (kv === undefined) throw new EtcdUnavailableError('the key was deleted while being claimed; trying again');
+    if (kv.value.toString('utf8') !== this.value) {
+      throw new ClientIdTakenError(`${JSON.stringify(this.key)} is held by another live client (lease ${hexLease(kv.lease)}, value ${kv.value.toString('utf8').slice(0, 200)})`);
+    }
+    const moved = await client.if(this.key, 'Mod', '==', kv.mod_revision).then(put()).options({ deadline }).commit();
+    if (!moved.succeeded) throw new EtcdUnavailableError('the key changed while being claimed; trying again');
   }
 
   #registered(message: string, fields: Record<string, unknown>): void {
@@ -449,7 +498,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
     const fields = { key: this.key, lease: hexLease(leaseId) };
     if (lease !== undefined && leaseId !== undefined) {
       // Only while the key is still on our lease: another process may have taken the name over.
-      const removal = this.#client.if(this.key, 'Lease', '==', leaseId).then(this.#client.delete().key(this.key)).commit();
+      const removal = this.#etcd.current().if(this.key, 'Lease', '==', leaseId).then(this.#etcd.current().delete().key(this.key)).commit();
       const outcome = await settleBy(removal, deadline);
       if (outcome.state === 'resolved') {
         revoke = true;
@@ -477,7 +526,7 @@ class LeaseRegistration extends EventEmitter<RegistrationEvents> implements Regi
         this.#logger.warn({ ...fields, error }, `could not revoke the lease; it expires within ${this.ttlSeconds} s`);
       }
     }
-    this.#client.close();
+    this.#etcd.release();
   }
 
   /**

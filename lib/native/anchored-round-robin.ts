@@ -21,7 +21,7 @@ import { livenessSettingsOf, subsetSettingsOf, zoneSettingsOf, type ResolvedAnch
 import { describeLoss, sameLivenessSettings } from '../anchors/liveness-watch.js';
 import { AnchorSet } from '../anchors/anchor-set.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
-import type { Logger } from '../core/logger.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import type { DesiredEntry } from '../anchors/reconcile.js';
 import { SubchannelAnchor, type SubchannelHealthCheck } from './subchannel-anchor.js';
 import { CallRouting } from './call-routing.js';
@@ -43,7 +43,10 @@ import {
 import { AnchoredRoundRobinConfig, POLICY_NAME, parsePolicyOptions } from './policy-config.js';
 import { entriesFromEndpoints } from './policy-entries.js';
 import { censusOf, policyStateOf } from './policy-state.js';
-import { CHANNEL_ATTRIBUTE, ENTRIES_ATTRIBUTE, type ChannelContext, type ResolvedEntry } from './resolver.js';
+import { CHANNEL_ATTRIBUTE, ENTRIES_ATTRIBUTE, ETCD_SITE_ATTRIBUTE, type ChannelContext, type ResolvedEntry } from './resolver.js';
+import { ClientMembership, coordinationSettings, type MembershipOptions, type MembershipView } from '../discovery/client-membership.js';
+import type { ResolvedEtcdOptions } from '../discovery/source-options.js';
+import { optionsKey } from '../core/options-key.js';
 import { RoomWait } from './room-wait.js';
 
 const QUEUE: PickResult = { pickResultType: PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
@@ -118,6 +121,10 @@ export class AnchoredRoundRobin implements LoadBalancer {
    * reconnection attempt.
    */
   readonly #failing = new Set<SubchannelAnchor>();
+  /** Coordinated subsets: this instance's registration among the clients, what it was made from, and why there is none. */
+  #membership: ClientMembership | undefined;
+  #membershipKey: string | undefined;
+  #coordinationError: string | undefined;
 
   constructor(helper: ChannelControlHelper) {
     this.#helper = helper;
@@ -200,6 +207,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
 
   destroy(): void {
     this.#destroyed = true;
+    void this.#membership?.close();
+    this.#membership = undefined;
     this.#connectionLoss.destroy();
     this.#roomWait.destroy();
     log(`destroy: closing ${this.#anchors.activeCount} subchannel(s)`);
@@ -236,7 +245,46 @@ export class AnchoredRoundRobin implements LoadBalancer {
     if (JSON.stringify(previous.slowStart) !== JSON.stringify(settings.slowStart)) this.#anchors.setSlowStart(settings.slowStart);
     // Applied by the #apply that follows; a config without a clientId keeps the one in use.
     if (JSON.stringify(previous.subset) !== JSON.stringify(settings.subset)) this.#anchors.setSubset(subsetSettingsOf(settings, this.#anchors.subsetReport()?.clientId));
+    this.#coordinate(settings, options);
     this.#settings = settings;
+  }
+
+  /**
+   * Coordinated subsets: this policy instance registers as a client at the target's etcd
+   * and follows its place among the clients. A config that cannot coordinate (a pass:///
+   * target, a clients prefix overlapping the backends') fails the channel's calls with
+   * the reason, as an invalid config does: never a silent fallback.
+   */
+  #coordinate(settings: ResolvedAnchorOptions, options: ChannelOptions): void {
+    const subset = settings.subset;
+    const clientId = this.#anchors.subsetReport()?.clientId;
+    let wanted: MembershipOptions | undefined;
+    this.#coordinationError = undefined;
+    if (subset?.mode === 'coordinated' && clientId !== undefined) {
+      const coordination = coordinationSettings(options[ETCD_SITE_ATTRIBUTE] as ResolvedEtcdOptions | undefined, subset);
+      if ('error' in coordination) {
+        this.#coordinationError = `anchored_round_robin: invalid config: ${coordination.error}`;
+      } else {
+        wanted = { ...coordination, clientId, logger: this.#logger() ?? silentLogger };
+      }
+    }
+    const key = wanted === undefined ? this.#coordinationError : optionsKey({ ...wanted, logger: undefined });
+    if (key === this.#membershipKey) return;
+    this.#membershipKey = key;
+    if (this.#coordinationError !== undefined) this.#logger()?.error({}, this.#coordinationError);
+    void this.#membership?.close();
+    this.#membership = undefined;
+    if (wanted === undefined) return;
+    const membership = new ClientMembership(wanted);
+    const place = (view: MembershipView | undefined): void => {
+      if (this.#membership !== membership || this.#destroyed) return;
+      this.#anchors.placeSubset(view);
+      this.#update();
+    };
+    membership.on('view', place);
+    membership.on('late', () => place(undefined));
+    this.#membership = membership;
+    membership.start();
   }
 
   /**
@@ -293,6 +341,15 @@ export class AnchoredRoundRobin implements LoadBalancer {
   #update(): void {
     if (this.#updatesPaused || this.#connectionLoss.settling || this.#destroyed) return;
     const census = censusOf(this.#anchors.active(), this.#anchors.eligibleSlots, this.#failing);
+    if (this.#coordinationError !== undefined) {
+      this.#report(State.TRANSIENT_FAILURE, new UnavailablePicker({ details: this.#coordinationError }), this.#coordinationError);
+      return;
+    }
+    // A coordinated subset learning its place among the clients (one etcd listing): calls wait.
+    if (this.#anchors.subsetAwaitingPlace()) {
+      this.#report(State.CONNECTING, new QueuePicker(this), null);
+      return;
+    }
     const next = policyStateOf(census, POLICY_NAME, this.#lastError);
     if (next.state === 'READY') this.#report(State.READY, this.#picker(), null);
     else if (next.state === 'CONNECTING') this.#report(State.CONNECTING, new QueuePicker(this), null);

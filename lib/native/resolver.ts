@@ -14,7 +14,7 @@ import { status as Status, Metadata } from '@grpc/grpc-js';
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { parseAddress } from '../discovery/address.js';
 import type { AnchorOptions } from '../anchors/anchor-options.js';
-import type { SourceOptions } from '../discovery/source-options.js';
+import { resolveSourceOptions, type ResolvedEtcdOptions, type SourceOptions } from '../discovery/source-options.js';
 import { createSource } from '../discovery/create-source.js';
 import type { Logger } from '../core/logger.js';
 import { optionsKey } from '../core/options-key.js';
@@ -34,6 +34,8 @@ import { POLICY_NAME, parsePolicyOptions } from './policy-config.js';
 
 /** Attribute carrying the entries to the policy; the prefix keeps it out of subchannel args. */
 export const ENTRIES_ATTRIBUTE = `${SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.anchorpool.entries`;
+/** Attribute carrying the etcd site of the target (ResolvedEtcdOptions; absent for pass:///) to the policy: coordinated subsets register there. */
+export const ETCD_SITE_ATTRIBUTE = `${SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.anchorpool.etcd-site`;
 /** Attribute carrying the channel's settings (ChannelContext) to the policy. */
 export const CHANNEL_ATTRIBUTE = `${SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.anchorpool.channel`;
 
@@ -81,7 +83,7 @@ export function setChannelSettings(next: ChannelSettings): void {
 // ── shared sources ─────────────────────────────────────────────────────────
 
 /** Sources by target and settings: channels share one etcd watch only when both are equal. */
-const shared = new Map<string, { source: EndpointSource; refs: number }>();
+const shared = new Map<string, { source: EndpointSource; site: ResolvedEtcdOptions | undefined; refs: number }>();
 
 /** How many sources the channels of this process share now (for specs). */
 export function sharedSourceCount(): number {
@@ -96,7 +98,7 @@ function sourceId(target: GrpcUri, settings: ChannelSettings): string {
   return `${targetString(target)} ${optionsKey(settings.source)}`;
 }
 
-function acquireSource(target: GrpcUri, settings: ChannelSettings): EndpointSource {
+function acquireSource(target: GrpcUri, settings: ChannelSettings): { source: EndpointSource; site: ResolvedEtcdOptions | undefined } {
   const id = sourceId(target, settings);
   let entry = shared.get(id);
   if (entry === undefined) {
@@ -107,12 +109,12 @@ function acquireSource(target: GrpcUri, settings: ChannelSettings): EndpointSour
       const { hosts, ...etcd } = registeredEtcd ?? {};
       options.etcd = target.authority || hosts === undefined ? etcd : { ...etcd, hosts };
     }
-    entry = { source: createSource(options), refs: 0 };
+    entry = { source: createSource(options), site: resolveSourceOptions(options).etcd, refs: 0 };
     shared.set(id, entry);
     entry.source.start();
   }
   entry.refs += 1;
-  return entry.source;
+  return entry;
 }
 
 function releaseSource(target: GrpcUri, settings: ChannelSettings): void {
@@ -175,6 +177,7 @@ export class AnchorResolver implements Resolver {
   readonly #settings = registered;
   readonly #attributes: { [CHANNEL_ATTRIBUTE]: ChannelContext };
   #source: EndpointSource | undefined;
+  #site: ResolvedEtcdOptions | undefined;
   #scheduled: NodeJS.Immediate | undefined;
   #waitingForReady = false;
   readonly #onChange = (): void => this.#schedule();
@@ -194,7 +197,9 @@ export class AnchorResolver implements Resolver {
 
   updateResolution(): void {
     if (this.#source === undefined) {
-      this.#source = acquireSource(this.#target, this.#settings);
+      const acquired = acquireSource(this.#target, this.#settings);
+      this.#source = acquired.source;
+      this.#site = acquired.site;
       this.#source.on('change', this.#onChange);
     }
     const source = this.#source;
@@ -251,7 +256,7 @@ export class AnchorResolver implements Resolver {
       ...(e.zone !== undefined && { zone: e.zone }),
       address: toSubchannelAddress(e.addr),
     }));
-    const attributes = { ...this.#attributes, [ENTRIES_ATTRIBUTE]: entries };
+    const attributes = { ...this.#attributes, [ENTRIES_ATTRIBUTE]: entries, [ETCD_SITE_ATTRIBUTE]: this.#site };
     if (entries.length === 0) {
       const details = `anchorpool: no valid endpoints under ${targetString(this.#target)}${invalid.size > 0 ? ` (${invalid.size} invalid)` : ''}`;
       this.#listener(statusOrFromError({ code: Status.UNAVAILABLE, details, metadata: new Metadata() }), attributes, this.#serviceConfig, details);

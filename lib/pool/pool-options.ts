@@ -6,7 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { z } from 'zod';
 import { anchorOptionRules, anchorOptionsShape, pickAnchorOptions, type AnchorOptions, type ResolvedAnchorOptions } from '../anchors/anchor-options.js';
 import { ConfigError } from '../core/errors.js';
-import { readyTimeoutMillisSchema, sourceOptionsSchema, type SourceOptions } from '../discovery/source-options.js';
+import { readyTimeoutMillisSchema, resolveSourceOptions, sourceOptionsSchema, type SourceOptions } from '../discovery/source-options.js';
+import { coordinationSettings, type CoordinationSettings } from '../discovery/client-membership.js';
 import { formatZodError, millis, type OptionsAgree } from '../core/option-schema.js';
 
 /**
@@ -87,6 +88,8 @@ true satisfies OptionsAgree<PoolOptions, z.input<typeof poolOptionsSchema>>;
 
 export interface ResolvedPoolOptions {
   readonly source: SourceOptions;
+  /** Coordinated subsets: where this pool registers among the clients. */
+  readonly coordination: CoordinationSettings | undefined;
   readonly anchors: ResolvedAnchorOptions;
   readonly credentials: grpc.ChannelCredentials;
   readonly channelOptions: grpc.ChannelOptions;
@@ -105,9 +108,17 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   // The discovery part is validated again (and resolved) by createSource.
   const sourceKeys = new Set(Object.keys(sourceOptionsSchema.shape));
   const source = Object.fromEntries(Object.entries(input).filter(([key]) => sourceKeys.has(key))) as SourceOptions;
+  const anchors = pickAnchorOptions(options);
+  let coordination: CoordinationSettings | undefined;
+  if (anchors.subset?.mode === 'coordinated') {
+    const settings = coordinationSettings(resolveSourceOptions(source).etcd, anchors.subset);
+    if ('error' in settings) throw new ConfigError(`invalid pool options: ${settings.error}`);
+    coordination = settings;
+  }
   return {
     source,
-    anchors: pickAnchorOptions(options),
+    coordination,
+    anchors,
     credentials: options.credentials ?? grpc.credentials.createInsecure(),
     channelOptions: (options.channelOptions ?? {}) as grpc.ChannelOptions,
     acquireTimeoutMillis: options.acquireTimeoutMillis,

@@ -21,6 +21,7 @@ import { livenessSettingsOf, subsetSettingsOf, zoneSettingsOf } from '../anchors
 import { describeLoss } from '../anchors/liveness-watch.js';
 import { isFailure, NO_OUTCOME, outcomeCode, type CallOutcome, type ReleaseOutcome } from '../core/call-outcome.js';
 import { createSource } from '../discovery/create-source.js';
+import { ClientMembership } from '../discovery/client-membership.js';
 import { warnOncePerAddress } from '../anchors/health-watch.js';
 import { emitSafely } from '../core/emit-safely.js';
 import { deadlineWait } from '../core/deadline-wait.js';
@@ -62,6 +63,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
   #ownRegistry: Registry | undefined;
   readonly #provider: LeaseProvider;
   readonly #outliers: OutlierEjection<LeaseAnchor> | undefined;
+  /** Coordinated subsets: this pool's registration among the clients, and its place there. */
+  readonly #membership: ClientMembership | undefined;
 
   constructor(options: PoolOptions);
   /** @internal The specs' seam (createPoolWithAnchors): anchors from `factory` instead of grpc-js channels. */
@@ -73,6 +76,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     this.#logger = options.logger ?? silentLogger;
     poolCount += 1;
     const anchorOptions = this.#options.anchors;
+    const subset = subsetSettingsOf(anchorOptions);
     const healthCheck = anchorOptions.healthCheck;
     const settings: ChannelAnchorSettings = {
       credentials: this.#options.credentials,
@@ -108,9 +112,17 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         liveness: livenessSettingsOf(anchorOptions),
         zone: zoneSettingsOf(anchorOptions),
         slowStart: anchorOptions.slowStart,
-        subset: subsetSettingsOf(anchorOptions),
+        subset,
       },
     );
+    const coordination = this.#options.coordination;
+    if (coordination !== undefined && subset !== undefined) {
+      const membership = new ClientMembership({ ...coordination, clientId: subset.clientId, logger: this.#logger });
+      membership.on('view', (view) => this.#anchors.placeSubset(view));
+      membership.on('late', () => this.#anchors.placeSubset(undefined));
+      membership.on('conflict', (error) => this.#emit('error', error));
+      this.#membership = membership;
+    }
     this.#broker = new LeaseBroker<LeaseAnchor>(
       this.#options,
       {
@@ -160,6 +172,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     source.on('disconnected', (info) => this.#emit('etcd-disconnected', info));
     source.on('error', (error) => this.#emit('error', error));
     source.start();
+    this.#membership?.start();
   }
 
   // ── leases ────────────────────────────────────────────────────────────────
@@ -425,7 +438,7 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
     // Waiters (acquire and ready) were rejected by the lifecycle before this runs;
     // pool.client() routing channels watching for a state change now see SHUTDOWN.
     for (const watcher of [...this.#stateWatchers]) watcher();
-    await this.#source.close();
+    await Promise.all([this.#source.close(), this.#membership?.close()]);
     // Ref'd while close() is awaited: leases still held get drainTimeoutMillis.
     const keepAlive = setTimeout(() => undefined, timerDelay(this.#options.drainTimeoutMillis + 1000));
     await this.#anchors.drainAll();

@@ -1,0 +1,286 @@
+/**
+ * ClientMembership: one subsetting client's place among its peers, for coordinated
+ * subsets. The client claims `clientsPrefix + clientId` on an etcd lease (the
+ * registration loop of registration.ts, in its 'claim' mode) and watches the prefix; the
+ * ids there, sorted, give the client's rank and the number of clients.
+ *
+ *   claim prefix+id on a lease ──► keepalive ──► (lost, client replaced) ──► claim again
+ *   list prefix at R ──► watch from R+1 ──► (any break, client replaced) ──► list again
+ *
+ * While etcd cannot be reached the last view stays, so subsets stay as they were. A
+ * client that died leaves the view when its lease ends (one TTL), and the others' ranks
+ * close up. An id held by another live client is a conflict: reported (the 'conflict'
+ * event, the view's `conflict`), and claimed again until the other's lease ends.
+ *
+ * It uses the process's shared etcd client (etcd-client-share.ts): the endpoint source
+ * on the same connection watches it for half-open connections and renews it; the
+ * membership then lists again on the new client.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Range, type Etcd3, type IKeyValue } from 'etcd3';
+import { ExponentialBackoff } from 'cockatiel';
+import { acquireEtcdClient, type SharedEtcdClient } from '../etcd/etcd-client-share.js';
+import type { EtcdConnection } from '../etcd/etcd-client.js';
+import { type AnchorPoolError, ClientIdTakenError } from '../core/errors.js';
+import { emitSafely } from '../core/emit-safely.js';
+import type { Logger } from '../core/logger.js';
+import { LeaseRegistration } from './registration.js';
+import type { ResolvedEtcdOptions } from './source-options.js';
+
+/** Where a client stands among the clients registered under the prefix. */
+export interface MembershipView {
+  /** This client's place among the sorted ids, from 0 (its place to be while it is not registered yet). */
+  readonly rank: number;
+  /** Clients registered, this one counted even while its own registration is pending. */
+  readonly clients: number;
+  /** This client's own key is in etcd on its lease. */
+  readonly registered: boolean;
+  /** Why its id is not its own: another live client holds it. */
+  readonly conflict?: string | undefined;
+}
+
+export interface MembershipEvents {
+  /** The rank or the client count changed (and the first listing). */
+  view: [MembershipView];
+  /** Another live client holds this client's id. */
+  conflict: [ClientIdTakenError];
+  /** The first listing did not come within the etcd dial timeout (the owner stops waiting for a place). */
+  late: [];
+}
+
+export interface MembershipOptions extends CoordinationSettings {
+  readonly clientId: string;
+  readonly logger: Logger;
+}
+
+/** Changes of the view after the first are emitted this long after the first of a burst. */
+const VIEW_SETTLE_MILLIS = 500;
+
+export class ClientMembership extends EventEmitter<MembershipEvents> {
+  readonly #options: MembershipOptions;
+  readonly #shared: SharedEtcdClient;
+  readonly #registration: LeaseRegistration;
+  readonly #abort = new AbortController();
+  readonly #ids = new Set<string>();
+  #listed = false;
+  #registered = false;
+  #conflict: string | undefined;
+  #last: MembershipView | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #lateTimer: NodeJS.Timeout | undefined;
+  /** The view last emitted, and the timer that emits the latest one after a burst of changes. */
+  #told: MembershipView | undefined;
+  #viewTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: MembershipOptions) {
+    super();
+    this.#options = options;
+    this.#shared = acquireEtcdClient(options.etcd, options.logger);
+    const shared = this.#shared;
+    // The value names the process and is unique to this instance: a key with it is this client's own.
+    const value = JSON.stringify({ clientId: options.clientId, host: hostname(), pid: process.pid, instance: randomUUID(), since: new Date().toISOString() });
+    this.#registration = new LeaseRegistration(
+      {
+        etcd: options.etcd,
+        key: options.clientsPrefix + options.clientId,
+        value,
+        write: 'claim',
+        ttlSeconds: options.ttlSeconds,
+        timeoutMillis: options.etcd.dialTimeoutMillis,
+        drainMillis: 0,
+        logger: options.logger,
+      },
+      // The shared client stays the process's: the registration lets go of its own reference only.
+      { current: () => shared.current(), release: () => undefined },
+    );
+    this.#registration.on('registered', () => {
+      this.#registered = true;
+      this.#conflict = undefined;
+      this.#publish();
+    });
+    this.#registration.on('lost', () => {
+      this.#registered = false;
+      this.#publish();
+    });
+    this.#registration.on('error', (error: AnchorPoolError) => {
+      if (!(error instanceof ClientIdTakenError)) return;
+      const first = this.#conflict === undefined;
+      this.#conflict = error.message;
+      if (first) {
+        options.logger.error({ clientId: options.clientId, error: error.message }, `subset client id ${JSON.stringify(options.clientId)} is taken: ${error.message}; this client shares that subset until the other's lease ends`);
+        emitSafely(this, 'conflict', error);
+        this.#publish();
+      }
+    });
+  }
+
+  get clientId(): string {
+    return this.#options.clientId;
+  }
+
+  /** The view now; undefined until the first listing. */
+  view(): MembershipView | undefined {
+    return this.#last;
+  }
+
+  start(): void {
+    this.#registration.keep();
+    this.#loop = this.#run();
+    this.#lateTimer = setTimeout(() => {
+      if (!this.#listed) emitSafely(this, 'late');
+    }, this.#options.etcd.dialTimeoutMillis).unref();
+  }
+
+  /** Deletes the client's key (while it is on its lease), revokes the lease, stops watching. */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    clearTimeout(this.#lateTimer);
+    clearTimeout(this.#viewTimer);
+    await this.#registration.close();
+    await this.#loop;
+    this.#shared.release();
+  }
+
+  /** The view from the ids now: this client counted in its place even when its key is not there yet. */
+  #publish(): void {
+    if (!this.#listed) return;
+    const own = this.#options.clientId;
+    let rank = 0;
+    for (const id of this.#ids) if (id < own) rank += 1;
+    const view: MembershipView = {
+      rank,
+      clients: this.#ids.size + (this.#ids.has(own) ? 0 : 1),
+      registered: this.#registered,
+      ...(this.#conflict !== undefined && { conflict: this.#conflict }),
+    };
+    const first = this.#last === undefined;
+    this.#last = view;
+    if (first) return this.#emitView();
+    // Clients come and go in bursts (a fleet starting, a zone failing): one move per burst, not one per client.
+    this.#viewTimer ??= setTimeout(() => this.#emitView(), VIEW_SETTLE_MILLIS).unref();
+  }
+
+  #emitView(): void {
+    this.#viewTimer = undefined;
+    const view = this.#last!;
+    const told = this.#told;
+    if (told !== undefined && told.rank === view.rank && told.clients === view.clients && told.registered === view.registered && told.conflict === view.conflict) return;
+    this.#told = view;
+    emitSafely(this, 'view', view);
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    const { retryInitialMillis, retryMaxMillis } = this.#options.etcd;
+    let backoff = new ExponentialBackoff({ initialDelay: retryInitialMillis, maxDelay: retryMaxMillis }).next();
+    while (!signal.aborted) {
+      const client = this.#shared.current();
+      const startedAt = Date.now();
+      try {
+        const revision = await this.#list(client);
+        await this.#watch(client, revision);
+      } catch (err) {
+        if (signal.aborted) return;
+        // A replaced client is not an outage: list again at once on the new one.
+        if (this.#shared.retired(client) !== undefined) continue;
+        this.#options.logger.debug({ error: String(err) }, 'listing the subset clients failed; keeping the last view');
+      }
+      if (signal.aborted) return;
+      if (Date.now() - startedAt < 1000) {
+        await sleep(backoff.duration, undefined, { signal, ref: false }).catch(() => undefined);
+        backoff = backoff.next(undefined);
+      }
+    }
+  }
+
+  async #list(client: Etcd3): Promise<number> {
+    const response = await client
+      .getAll()
+      .prefix(this.#options.clientsPrefix)
+      .options({ deadline: Date.now() + this.#options.etcd.dialTimeoutMillis })
+      .exec();
+    this.#ids.clear();
+    for (const kv of response.kvs) this.#ids.add(this.#idOf(kv));
+    this.#listed = true;
+    this.#publish();
+    return Number(response.header.revision);
+  }
+
+  /** Watches from revision+1 until the stream breaks or the shared client is replaced. */
+  #watch(client: Etcd3, revision: number): Promise<void> {
+    const signal = this.#abort.signal;
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const watcher = client.watch().inRange(Range.prefix(this.#options.clientsPrefix)).startRevision(String(revision + 1)).watcher();
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', finish);
+        stopHearing();
+        watcher.cancel().catch(() => undefined);
+        resolve();
+      };
+      const stopHearing = this.#shared.onRenewed((old) => {
+        if (old !== client) return;
+        // The registration's lease was kept alive on the old connection: claim again on the new one.
+        this.#registration.renewed();
+        finish();
+      });
+      watcher.on('put', (kv: IKeyValue) => {
+        const id = this.#idOf(kv);
+        if (this.#ids.has(id)) return;
+        this.#ids.add(id);
+        this.#publish();
+      });
+      watcher.on('delete', (kv: IKeyValue) => {
+        if (this.#ids.delete(this.#idOf(kv))) this.#publish();
+      });
+      watcher.on('disconnected', finish);
+      watcher.on('error', finish);
+      watcher.on('end', finish);
+      signal.addEventListener('abort', finish, { once: true });
+    });
+  }
+
+  #idOf(kv: IKeyValue): string {
+    return kv.key.toString('utf8').slice(this.#options.clientsPrefix.length);
+  }
+}
+
+/** The TTL of a client's registration lease when none is given, in seconds. */
+export const DEFAULT_CLIENT_TTL_SECONDS = 10;
+
+/** Every default clients prefix starts here: outside the backends' prefix and every prefix above it but the root. */
+export const CLIENTS_ROOT = 'anchorpool.clients/';
+
+/** Where the clients of one backends' prefix register, and for how long they outlive their process. */
+export interface CoordinationSettings {
+  readonly etcd: EtcdConnection;
+  readonly clientsPrefix: string;
+  readonly ttlSeconds: number;
+}
+
+/**
+ * The coordination settings of a coordinated subset whose backends are discovered at
+ * `site` (the resolved etcd options of the source; undefined for a pass:/// target), or
+ * what is wrong, with the option's path.
+ */
+export function coordinationSettings(
+  site: ResolvedEtcdOptions | undefined,
+  subset: { readonly clientsPrefix?: string | undefined; readonly ttlSeconds?: number | undefined },
+): CoordinationSettings | { readonly error: string } {
+  if (site === undefined) return { error: "subset.mode: 'coordinated' needs an etcd target (the clients register in etcd); pass:/// has none" };
+  const { prefix: backendsPrefix, ...etcd } = site;
+  const clientsPrefix = subset.clientsPrefix ?? `${CLIENTS_ROOT}${backendsPrefix}`;
+  if (clientsPrefix.startsWith(backendsPrefix)) {
+    return { error: `subset.clientsPrefix: ${JSON.stringify(clientsPrefix)} is inside the backends' prefix ${JSON.stringify(backendsPrefix)}: discovery would read the clients as backends` };
+  }
+  if (backendsPrefix.startsWith(clientsPrefix)) {
+    return { error: `subset.clientsPrefix: ${JSON.stringify(clientsPrefix)} contains the backends' prefix ${JSON.stringify(backendsPrefix)}: the backends would count as clients` };
+  }
+  return { etcd, clientsPrefix, ttlSeconds: subset.ttlSeconds ?? DEFAULT_CLIENT_TTL_SECONDS };
+}
