@@ -5,6 +5,7 @@
  * the never-sent mark in its status metadata. grpc-js knows such a call never left the
  * client but drops that knowledge from the status it reports; the mark keeps it, so
  * pool.client() can run the call again on another anchor (lib/pool/resumable-call.ts).
+ * And it connects nothing once its anchor has closed the channel (AnchorHook.closed).
  */
 import { connectivityState, type ChannelOptions } from '@grpc/grpc-js';
 import { markNeverSent } from '../core/never-sent.js';
@@ -28,12 +29,21 @@ import { isLoadBalancerNameRegistered, registerLoadBalancerType } from './experi
 export const PINNED_POLICY_NAME = 'anchorpool_pinned';
 
 /**
- * The channel arg that hands the anchor its channel's subchannel, for the liveness watch:
- * a function, called with each subchannel pick_first makes. grpc-js compares args by
- * identity and passes them through to the policy; it never serializes them.
+ * The channel arg that links the policy to its anchor (an AnchorHook). grpc-js compares
+ * args by identity and passes them through to the policy; it never serializes them.
  */
-export const SUBCHANNEL_HOOK_ARG = 'anchorpool.internal.subchannel_hook';
-export type SubchannelHook = (subchannel: SubchannelInterface) => void;
+export const ANCHOR_HOOK_ARG = 'anchorpool.internal.anchor_hook';
+export interface AnchorHook {
+  /** Called with each subchannel pick_first makes: the anchor's liveness watch follows it. */
+  subchannel(subchannel: SubchannelInterface): void;
+  /**
+   * Whether the anchor has closed its channel. A resolution can still land after
+   * channel.close(): grpc-js's ipv4:/ipv6: resolver answers on a tick that its destroy()
+   * does not cancel, and the closed channel then makes a fresh policy for it. Its
+   * pick_first would connect, and nothing would ever close that connection.
+   */
+  closed(): boolean;
+}
 
 class PinnedConfig implements TypedLoadBalancingConfig {
   getLoadBalancerName(): string {
@@ -66,8 +76,7 @@ class PinnedLoadBalancer implements LoadBalancer {
       createChildChannelControlHelper(helper, {
         createSubchannel: (address, args) => {
           const subchannel = helper.createSubchannel(address, args);
-          const hook = args[SUBCHANNEL_HOOK_ARG] as SubchannelHook | undefined;
-          if (typeof hook === 'function') hook(subchannel);
+          (args[ANCHOR_HOOK_ARG] as AnchorHook | undefined)?.subchannel(subchannel);
           return subchannel;
         },
         updateState: (state, picker, errorMessage) =>
@@ -77,6 +86,8 @@ class PinnedLoadBalancer implements LoadBalancer {
   }
 
   updateAddressList(endpoints: StatusOr<Endpoint[]>, _config: TypedLoadBalancingConfig, options: ChannelOptions, resolutionNote: string): boolean {
+    // A late resolution on a closed anchor's channel (see AnchorHook.closed): nothing to connect.
+    if ((options[ANCHOR_HOOK_ARG] as AnchorHook | undefined)?.closed() === true) return false;
     return this.#child.updateAddressList(endpoints, this.#pickFirst, options, resolutionNote);
   }
   exitIdle(): void {

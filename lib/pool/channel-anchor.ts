@@ -11,7 +11,7 @@ import { connectivityState } from '@grpc/grpc-js';
 import { parseAddress } from '../discovery/address.js';
 import { ANCHOR_ARG, Anchor, anchorArg, anchorStateOf, type AnchorListener, type AnchorSpec } from '../anchors/anchor.js';
 import { HealthWatch, type HealthWatchSettings } from '../anchors/health-watch.js';
-import { pinnedServiceConfig, registerPinnedPolicy, SUBCHANNEL_HOOK_ARG, type SubchannelHook } from '../grpc-js/pinned-policy.js';
+import { ANCHOR_HOOK_ARG, pinnedServiceConfig, registerPinnedPolicy, type AnchorHook } from '../grpc-js/pinned-policy.js';
 import type { SubchannelInterface } from '../grpc-js/experimental.js';
 import { abortConnectAttempt, subchannelConnection, trackConnectAttempts, type SubchannelConnection } from '../grpc-js/subchannel-connection.js';
 import { MAX_TIMER_MILLIS } from '../core/timer-limit.js';
@@ -69,7 +69,7 @@ export class ChannelAnchor extends Anchor {
       'grpc.service_config': pinnedServiceConfig(settings.channelOptions['grpc.service_config'] as string | undefined),
       [ANCHOR_ARG]: `${settings.tag}/${anchorArg(spec)}`,
       'grpc.use_local_subchannel_pool': 1,
-      [SUBCHANNEL_HOOK_ARG]: ((subchannel) => this.#adopt(subchannel)) satisfies SubchannelHook,
+      [ANCHOR_HOOK_ARG]: { subchannel: (subchannel) => this.#adopt(subchannel), closed: () => this.closed } satisfies AnchorHook,
     });
     const check = settings.healthCheck;
     if (check !== undefined) {
