@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
 import { renderReport, withAnchorStates, type StatusReport } from '../lib/cli/report.js';
-import { chooseSubset, rendezvousOrder } from '../lib/anchors/subset.js';
-import type { AnchorInfo, PoolStats } from '../lib/index.js';
+import { chooseSubset, coordinatedSubset, rendezvousOrder, ringOrder } from '../lib/anchors/subset.js';
+import { createPool, silentLogger, type AnchorInfo, type PoolStats } from '../lib/index.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startBackend } from '../testkit/tap-backend.js';
 import { freePort } from '../etcd-dev/etcd-dev.mjs';
@@ -47,7 +47,7 @@ t.test('status --subset-size shows which keys a client keeps and why, from its r
   const json = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '2', '--client-id', 'client-7', '--json']);
   t.equal(json.code, 0);
   const report = JSON.parse(json.out) as StatusReport;
-  t.same(report.subset, { size: 2, clientId: 'client-7', keys: 2 });
+  t.same(report.subset, { size: 2, mode: 'rendezvous', clientId: 'client-7', keys: 2 });
   t.same(report.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), [...expected].sort(), 'the two keys of highest rank for client-7');
   t.equal(report.endpoints.filter((e) => e.subset === '-').length, 4);
   const table = await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '2', '--client-id', 'client-7']);
@@ -61,6 +61,146 @@ t.test('status --subset-size shows which keys a client keeps and why, from its r
   t.equal(usage.code, 2);
   t.match(usage.err, /--subset-size without --connect needs --client-id/);
   t.equal((await run(['status', '--etcd', etcdFlag, '--prefix', 'cli/subset/', '--subset-size', '0', '--client-id', 'x'])).code, 2, 'a size of 0 is a usage error');
+});
+
+/** A coordinated client's registration as the library writes it, put by etcdctl: no lease, it stays until deleted. */
+async function putClient(prefix: string, id: string, pid: number): Promise<void> {
+  const value = JSON.stringify({ clientId: id, host: `host-${id}`, pid, instance: `instance-${id}`, since: '2025-01-02T03:04:05.000Z' });
+  await etcdctl(cluster, 'put', `${prefix}${id}`, value);
+}
+
+async function clientKeys(prefix: string): Promise<string[]> {
+  const { stdout } = await etcdctl(cluster, 'get', '--prefix', prefix, '--keys-only');
+  return stdout.split('\n').filter((line) => line.length > 0);
+}
+
+t.test('status --subset-mode coordinated reads the registered clients, registers nothing: per key how many clients keep it, and the clients', async (t) => {
+  const keys = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8'].map((k) => `cli/coord/${k}`);
+  for (const key of keys) await etcdctl(cluster, 'put', key, `${backend.address}#1`);
+  const clientsPrefix = 'anchorpool.clients/cli/coord/';
+  const ids = ['c1', 'c2', 'c3', 'c4'];
+  for (const [i, id] of ids.entries()) await putClient(clientsPrefix, id, 100 + i);
+  const ring = ringOrder(keys);
+  const base = ['status', '--etcd', etcdFlag, '--prefix', 'cli/coord/', '--subset-size', '2', '--subset-mode', 'coordinated'];
+
+  const json = await run([...base, '--json']);
+  t.equal(json.code, 0, json.err);
+  const fleet = JSON.parse(json.out) as StatusReport;
+  t.same(fleet.subset, { size: 2, mode: 'coordinated', clientsPrefix, clients: 4 }, 'the default clients prefix, as the library derives it');
+  t.same(
+    fleet.endpoints.map((e) => [e.key, e.clients]),
+    keys.map((key) => [key, 1]),
+    '4 clients × 2 keys over 8 keys: every key in exactly one subset',
+  );
+  t.ok(fleet.endpoints.every((e) => e.subset === undefined), 'no SUBSET: no client named');
+  t.same(
+    fleet.clients,
+    ids.map((id, rank) => ({ clientId: id, host: `host-${id}`, pid: 100 + rank, since: '2025-01-02T03:04:05.000Z', rank, keys: coordinatedSubset(rank, 4, ring, 2) })),
+    'the clients by rank, each with its subset as the library computes it',
+  );
+  t.same(await clientKeys('anchorpool.clients/'), ids.map((id) => `${clientsPrefix}${id}`), 'status registered nothing');
+
+  const table = await run(base);
+  t.equal(table.code, 0);
+  t.match(table.out, /subset: size 2, coordinated among 4 client\(s\) under anchorpool\.clients\/cli\/coord\/; each key in 1 of their subsets/);
+  t.match(table.out, /KEY\s+ADDRESS\s+ANCHORS\s+FORMAT\s+CLIENTS\n/);
+  t.notMatch(table.out, /SUBSET/);
+  t.match(table.out, /cli\/coord\/k1\s+\S+\s+1\s+text\s+1\n/);
+  t.match(table.out, /CLIENT\s+HOST\s+PID\s+SINCE\n/);
+  t.match(table.out, /c3\s+host-c3\s+102\s+2025-01-02T03:04:05\.000Z/);
+
+  // One registered client: its rank among the sorted ids, and its subset.
+  for (const [rank, id] of ids.entries()) {
+    const one = JSON.parse((await run([...base, '--client-id', id, '--json'])).out) as StatusReport;
+    t.same(one.subset, { size: 2, mode: 'coordinated', clientId: id, keys: 2, clientsPrefix, rank, clients: 4, registered: true }, `${id}'s place`);
+    t.same(one.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), coordinatedSubset(rank, 4, ring, 2).sort(), `${id}'s subset`);
+    t.equal(one.endpoints.filter((e) => e.subset === '-').length, 6);
+    t.equal(one.clients, undefined, 'no client list for one client');
+  }
+  const c2 = await run([...base, '--client-id', 'c2']);
+  t.match(c2.out, /subset: 2 of 8 keys for client c2 \(size 2, coordinated: rank 1 of 4 client\(s\) under anchorpool\.clients\/cli\/coord\/\)/);
+  t.match(c2.out, /KEY\s+ADDRESS\s+ANCHORS\s+FORMAT\s+SUBSET\n/);
+
+  // A client not registered counts at its sorted place: c0 first of 5, c9 last of 5.
+  for (const [id, rank] of [['c0', 0], ['c9', 4]] as const) {
+    const absent = JSON.parse((await run([...base, '--client-id', id, '--json'])).out) as StatusReport;
+    t.same(absent.subset, { size: 2, mode: 'coordinated', clientId: id, keys: 2, clientsPrefix, rank, clients: 5, registered: false }, `${id} counted at its place`);
+    t.same(absent.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), coordinatedSubset(rank, 5, ring, 2).sort(), `${id}'s subset among 5`);
+  }
+  t.match((await run([...base, '--client-id', 'c0'])).out, /rank 0 of 5 client\(s\) under anchorpool\.clients\/cli\/coord\/, counting c0 there although it is not registered\)/);
+  t.same(await clientKeys('anchorpool.clients/'), ids.map((id) => `${clientsPrefix}${id}`), 'still nothing registered by status');
+
+  // --clients-prefix (a trailing / added, as the option does); 3 clients × 3 keys over 8: each key in 1 or 2 subsets.
+  for (const [i, id] of ['a', 'b', 'c'].entries()) await putClient('fleets/coord-clients/', id, 200 + i);
+  const custom = JSON.parse((await run([...base.slice(0, -3), '3', '--subset-mode', 'coordinated', '--clients-prefix', 'fleets/coord-clients', '--json'])).out) as StatusReport;
+  t.same(custom.subset, { size: 3, mode: 'coordinated', clientsPrefix: 'fleets/coord-clients/', clients: 3 });
+  const counts = custom.endpoints.map((e) => e.clients!);
+  t.equal(counts.reduce((a, b) => a + b, 0), 9, 'every client keeps 3 keys');
+  t.ok(counts.every((c) => c === 1 || c === 2), `each key in 1 or 2 subsets: ${counts.join(',')}`);
+  t.same(custom.clients!.map((c) => c.keys), [0, 1, 2].map((rank) => coordinatedSubset(rank, 3, ring, 3)));
+  t.match((await run([...base.slice(0, -3), '3', '--subset-mode', 'coordinated', '--clients-prefix', 'fleets/coord-clients'])).out, /each key in 1 to 2 of their subsets/);
+
+  // No client registered: every key in none.
+  const empty = JSON.parse((await run([...base, '--clients-prefix', 'fleets/nobody/', '--json'])).out) as StatusReport;
+  t.same(empty.subset, { size: 2, mode: 'coordinated', clientsPrefix: 'fleets/nobody/', clients: 0 });
+  t.ok(empty.endpoints.every((e) => e.clients === 0));
+  t.same(empty.clients, []);
+});
+
+t.test('status --subset-mode coordinated shows the subsets live coordinated pools keep', async (t) => {
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map((k) => `cli/live/${k}`);
+  for (const key of keys) await etcdctl(cluster, 'put', key, `${backend.address}#1`);
+  // Two real clients, and a third registered by etcdctl (a client elsewhere) between them.
+  await putClient('anchorpool.clients/cli/live/', 'p2', 300);
+  const pools = ['p1', 'p3'].map((clientId) => {
+    const pool = createPool({ target: 'etcd:///cli/live/', etcd: { hosts: cluster.hosts }, logger: silentLogger, subset: { size: 2, mode: 'coordinated', clientId, ttlSeconds: 2 } });
+    t.teardown(() => pool.close());
+    return pool;
+  });
+  const kept = await waitFor(
+    () => {
+      const subsets = pools.map((pool) => pool.stats().subset);
+      const settled = subsets.every((s) => s?.coordination?.clients === 3 && s.keys.length === 2 && s.keys.every((k) => k.why === 'chosen'));
+      return settled ? subsets.map((s) => s!.keys.map((k) => k.key).sort()) : false;
+    },
+    { what: 'both pools placed among 3 clients, their subsets settled' },
+  );
+  const base = ['status', '--etcd', etcdFlag, '--prefix', 'cli/live/', '--subset-size', '2', '--subset-mode', 'coordinated', '--json'];
+  const fleet = JSON.parse((await run(base)).out) as StatusReport;
+  t.same(fleet.clients!.map((c) => c.clientId), ['p1', 'p2', 'p3']);
+  t.same([fleet.clients![0]!.keys.sort(), fleet.clients![2]!.keys.sort()], kept, 'the subsets status computes are the ones the pools keep');
+  t.same(fleet.endpoints.map((e) => e.clients), [1, 1, 1, 1, 1, 1], '3 × 2 over 6 keys');
+  t.match(fleet.clients![0], { host: String, pid: process.pid, since: String }, 'a pool\'s value names its process');
+  for (const [i, clientId] of ['p1', 'p3'].entries()) {
+    const one = JSON.parse((await run([...base, '--client-id', clientId])).out) as StatusReport;
+    t.same(one.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), kept[i], `status --client-id ${clientId} shows what ${clientId} keeps`);
+    t.match(one.subset, { rank: i * 2, clients: 3, registered: true });
+  }
+});
+
+t.test('status --subset-mode coordinated refuses --connect (it would join the fleet), overlapping clients prefixes and pass:///', async (t) => {
+  const base = ['status', '--etcd', etcdFlag, '--prefix', 'cli/coord/', '--subset-size', '2', '--subset-mode', 'coordinated'];
+  const before = await clientKeys('anchorpool.clients/');
+  const cases: [string[], RegExp][] = [
+    [[...base, '--connect'], /--subset-mode coordinated with --connect would register this command as a client and move every other client's subset; drop --connect/],
+    [[...base, '--client-id', 'c1', '--connect'], /would register this command as a client .*; drop --connect/],
+    [[...base, '--health'], /with --health \(which dials, as --connect does\) would register this command as a client .*; drop --health/],
+    [[...base, '--metrics-port', '0'], /drop --metrics-port/],
+    [[...base, '--clients-prefix', 'cli/coord/clients/'], /--clients-prefix "cli\/coord\/clients\/" is inside the backends' prefix "cli\/coord\/"/],
+    [[...base, '--clients-prefix', 'cli/'], /--clients-prefix "cli\/" contains the backends' prefix "cli\/coord\/"/],
+    [[...base, '--clients-prefix', ''], /--clients-prefix must not be empty/],
+    [['status', '--target', `pass:///${backend.address}`, '--subset-size', '2', '--subset-mode', 'coordinated'], /--subset-mode coordinated needs an etcd target/],
+    [[...base.slice(0, -1), 'aperture'], /--subset-mode must be rendezvous or coordinated, got aperture/],
+    [['status', '--etcd', etcdFlag, '--prefix', 'cli/coord/', '--subset-mode', 'coordinated'], /--subset-mode needs --subset-size/],
+    [['status', '--etcd', etcdFlag, '--prefix', 'cli/coord/', '--subset-size', '2', '--clients-prefix', 'x/'], /--clients-prefix is used only with --subset-mode coordinated/],
+    [[...base, '--client-id', 'a/b'], /--client-id must be 1 to 256 characters of A-Z a-z 0-9 \. _ : -, got "a\/b"/],
+  ];
+  for (const [argv, message] of cases) {
+    const { code, err } = await run(argv);
+    t.equal(code, 2, `${argv.slice(3).join(' ')} exits 2`);
+    t.match(err, message, argv.slice(3).join(' '));
+  }
+  t.same(await clientKeys('anchorpool.clients/'), before, 'nothing registered by a refused command either');
 });
 
 t.test('status --json lists valid, Go-format and invalid keys; exit 1 until the invalid key is fixed', async (t) => {

@@ -4,8 +4,9 @@
  * any key has one) and (when the anchors were dialled)
  * how many are in each state, how many of the active ones are extra (above N) and, with
  * health checks, what their health checks said; the invalid keys with their reason;
- * the etcd revision and connection. Built from a source snapshot or a pool, rendered as
- * a table or as JSON.
+ * the etcd revision and connection; with a subset, why each key is in one client's
+ * subset (SUBSET), or how many coordinated clients keep it (CLIENTS) and the clients.
+ * Built from a source snapshot or a pool, rendered as a table or as JSON.
  */
 import type { AnchorInfo, PoolStats } from '../pool/pool.js';
 import type { EndpointSnapshot, SourceStatus } from '../discovery/source.js';
@@ -25,8 +26,42 @@ export interface KeyReport {
   extra?: number;
   /** Its READY anchors by health, when health was checked (--health). */
   health?: { SERVING: number; NOT_SERVING: number; SERVICE_UNKNOWN: number; UNKNOWN: number; UNCHECKED: number };
-  /** With --subset-size: whether this client keeps anchors to it, and why ('-': not in its subset). */
+  /** With --subset-size --client-id: whether this client keeps anchors to it, and why ('-': not in its subset). */
   subset?: string;
+  /** With --subset-mode coordinated and no --client-id: how many of the registered clients keep it in their subset. */
+  clients?: number;
+}
+
+/** A client registered under the clients prefix (coordinated subsets), with its place and its subset. */
+export interface ClientReport {
+  clientId: string;
+  /** What its value says (null when it does not say). */
+  host: string | null;
+  pid: number | null;
+  since: string | null;
+  /** Its place among the sorted ids, from 0. */
+  rank: number;
+  /** The keys of its subset, every key counted as serving (status dials nothing). */
+  keys: string[];
+}
+
+/**
+ * With --subset-size: the subset shown. Rendezvous, or coordinated for one client:
+ * `clientId` and `keys` (how many keys it keeps; the SUBSET column says which).
+ * Coordinated: `clientsPrefix` and `clients` (the count the ring is divided by), and for
+ * one client its `rank` and whether it is `registered` (counted at its sorted place when
+ * not). Coordinated without a client: no `clientId`, a CLIENTS column, and the report's
+ * `clients` lists them.
+ */
+export interface SubsetSummary {
+  size: number;
+  mode: 'rendezvous' | 'coordinated';
+  clientId?: string;
+  keys?: number;
+  clientsPrefix?: string;
+  rank?: number;
+  clients?: number;
+  registered?: boolean;
 }
 
 export interface StatusReport {
@@ -47,8 +82,10 @@ export interface StatusReport {
   unreachable: string[];
   /** Keys with READY anchors of which none is healthy (SERVING, or without a health service), when health was checked. */
   unhealthy: string[];
-  /** With --subset-size: the client's subset size and id, and how many keys it keeps. */
-  subset?: { size: number; clientId: string; keys: number };
+  /** With --subset-size: which subset is shown (see SubsetSummary). */
+  subset?: SubsetSummary;
+  /** With --subset-mode coordinated and no --client-id: the registered clients, by rank. */
+  clients?: ClientReport[];
 }
 
 export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceStatus): StatusReport {
@@ -76,13 +113,30 @@ export function reportFromSnapshot(snapshot: EndpointSnapshot, status: SourceSta
   };
 }
 
-/** Marks each key with why it is in the client's subset (`why` of each key in it; '-' for the others). */
-export function withSubset(report: StatusReport, subset: { size: number; clientId: string; keys: readonly { key: string; why: string }[] }): StatusReport {
+/**
+ * Marks each key with why it is in the client's subset (`why` of each key in it; '-' for
+ * the others). `coordination`: a coordinated client's place among the clients.
+ */
+export function withSubset(
+  report: StatusReport,
+  subset: { size: number; mode: 'rendezvous' | 'coordinated'; clientId: string; keys: readonly { key: string; why: string }[] },
+  coordination?: { clientsPrefix: string; rank: number; clients: number; registered: boolean },
+): StatusReport {
   const why = new Map(subset.keys.map((k) => [k.key, k.why]));
   return {
     ...report,
     endpoints: report.endpoints.map((e) => ({ ...e, subset: why.get(e.key) ?? '-' })),
-    subset: { size: subset.size, clientId: subset.clientId, keys: subset.keys.length },
+    subset: { size: subset.size, mode: subset.mode, clientId: subset.clientId, keys: subset.keys.length, ...coordination },
+  };
+}
+
+/** Coordinated, no client named: per key how many registered clients keep it (`counts`), and the clients. */
+export function withFleet(report: StatusReport, subset: { size: number; clientsPrefix: string }, counts: ReadonlyMap<string, number>, clients: ClientReport[]): StatusReport {
+  return {
+    ...report,
+    endpoints: report.endpoints.map((e) => ({ ...e, clients: counts.get(e.key) ?? 0 })),
+    subset: { size: subset.size, mode: 'coordinated', clientsPrefix: subset.clientsPrefix, clients: clients.length },
+    clients,
   };
 }
 
@@ -116,6 +170,22 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
 }
 
+/** The line above the table that says which subset the SUBSET (or CLIENTS) column shows. */
+function subsetLine(subset: SubsetSummary, endpoints: readonly KeyReport[]): string {
+  const where = `${subset.clients} client(s) under ${subset.clientsPrefix}`;
+  if (subset.clientId === undefined) {
+    const counts = endpoints.map((e) => e.clients ?? 0);
+    const low = Math.min(...counts);
+    const high = Math.max(...counts);
+    const spread = counts.length === 0 ? '' : `; each key in ${low === high ? low : `${low} to ${high}`} of their subsets`;
+    return `subset: size ${subset.size}, coordinated among ${where}${spread} (CLIENTS column; --client-id ID for one client's keys)`;
+  }
+  const head = `subset: ${subset.keys} of ${endpoints.length} keys for client ${subset.clientId} (size ${subset.size}, ${subset.mode}`;
+  if (subset.mode !== 'coordinated') return `${head})`;
+  const absent = subset.registered ? '' : `, counting ${subset.clientId} there although it is not registered`;
+  return `${head}: rank ${subset.rank} of ${where}${absent})`;
+}
+
 export function renderReport(report: StatusReport): string[] {
   const etcd = report.etcd.connected ? 'connected' : `DISCONNECTED${report.etcd.disconnectedSince ? ` since ${report.etcd.disconnectedSince}` : ''}`;
   const lines = [`${report.target}  revision ${report.revision}  (${etcd})`];
@@ -129,7 +199,8 @@ export function renderReport(report: StatusReport): string[] {
   const growable = dialled && report.endpoints.some((e) => e.maxAnchors !== undefined);
   // Likewise the ZONE column, when any key names a zone ('-' for the keys that do not).
   const zoned = report.endpoints.some((e) => e.zone !== undefined);
-  const subsetted = report.subset !== undefined;
+  const subsetted = report.subset?.clientId !== undefined;
+  const fleet = report.clients !== undefined;
   const header = [
     'KEY',
     'ADDRESS',
@@ -140,6 +211,7 @@ export function renderReport(report: StatusReport): string[] {
     ...(growable ? ['EXTRA'] : []),
     ...(checked ? ['SERVING', 'NOT_SERVING', 'UNKNOWN', 'NO_HEALTH_SVC'] : []),
     ...(subsetted ? ['SUBSET'] : []),
+    ...(fleet ? ['CLIENTS'] : []),
   ];
   const rows = report.endpoints.map((e) => [
     e.key,
@@ -151,14 +223,18 @@ export function renderReport(report: StatusReport): string[] {
     ...(growable ? [e.maxAnchors === undefined ? '-' : String(e.extra ?? 0)] : []),
     ...(e.health ? [String(e.health.SERVING), String(e.health.NOT_SERVING + e.health.SERVICE_UNKNOWN), String(e.health.UNKNOWN), String(e.health.UNCHECKED)] : []),
     ...(subsetted ? [e.subset ?? '-'] : []),
+    ...(fleet ? [String(e.clients ?? 0)] : []),
   ]);
   lines.push(
     `${report.endpoints.length} endpoint(s), ${report.invalid.length} invalid${dialled ? `, ${report.unreachable.length} unreachable` : ''}${checked ? `, ${report.unhealthy.length} unhealthy` : ''}`,
   );
-  if (report.subset) lines.push(`subset: ${report.subset.keys} of ${report.endpoints.length} keys for client ${report.subset.clientId} (size ${report.subset.size}, rendezvous)`);
+  if (report.subset) lines.push(subsetLine(report.subset, report.endpoints));
   if (rows.length > 0) lines.push(...table([header, ...rows]));
   for (const r of report.invalid) lines.push(`INVALID ${r.key}: ${r.reason}${r.keptPrevious ? ' (serving its last valid value)' : ''}`);
   for (const key of report.unreachable) lines.push(`UNREACHABLE ${key}: no anchor is READY`);
   for (const key of report.unhealthy) lines.push(`UNHEALTHY ${key}: no READY anchor reports SERVING`);
+  if (report.clients !== undefined && report.clients.length > 0) {
+    lines.push(...table([['CLIENT', 'HOST', 'PID', 'SINCE'], ...report.clients.map((c) => [c.clientId, c.host ?? '-', c.pid === null ? '-' : String(c.pid), c.since ?? '-'])]));
+  }
   return lines;
 }
