@@ -68,6 +68,9 @@ t.test('four clients, two paths, eight backends, subsets of 2: every backend in 
   const report = pools[1]!.stats().subset!;
   t.match(report, { mode: 'coordinated', clientId: 'c2', coordination: { rank: 2, clients: 4, registered: true } }, 'c2 knows its rank among the 4');
   t.equal(report.keys.length, 2);
+  const metrics = await pools[1]!.metrics().metrics();
+  t.match(metrics, /\nanchorpool_subset_clients 4\n/, 'the metric counts the 4 clients');
+  t.match(metrics, /\nanchorpool_subset_keys 2\n/);
 
   await pools[0]!.close();
   t.same(await waitFor(async () => ((await clientsIn(prefix)).length === 3 ? clientsIn(prefix) : false), { what: 'c0 gone' }), [

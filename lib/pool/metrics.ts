@@ -56,7 +56,7 @@ export interface MetricsSource {
     liveness: { pings: number; frozen: number; connectTimeouts: number };
     zones: { zones: readonly { zone: string; healthy: number; share: number; picks: number }[] } | undefined;
     slowStart: readonly { key: string; factor: number }[];
-    subset: { keys: readonly unknown[]; offered: number } | undefined;
+    subset: { keys: readonly unknown[]; offered: number; coordination?: { clients: number } | undefined } | undefined;
     source: { connected: boolean; resyncs: number };
   };
   /** Calls `observer` with the wait of every granted lease, in seconds; returns the unsubscribe function. */
@@ -170,6 +170,7 @@ export function registerPoolMetrics(pool: MetricsSource, given?: Registry): Regi
       for (const { zone, share } of stats().zones?.zones ?? []) this.set({ zone }, share);
     },
   });
+  gauge(prom, registry, 'anchorpool_subset_clients', 'Coordinated subsets: the clients this pool counts under its clients prefix in etcd, itself included (0 otherwise).', () => stats().subset?.coordination?.clients ?? 0);
   gauge(prom, registry, 'anchorpool_subset_keys', "Keys this pool keeps anchors to (subset on; every key's count otherwise: anchorpool_endpoints).", () => stats().subset?.keys.length ?? stats().endpoints);
   gauge(prom, registry, 'anchorpool_slow_start_keys', 'Keys whose share is ramping up now (slowStart).', () => stats().slowStart.length);
   followingCounter(prom, registry, 'anchorpool_resyncs_total', 'Re-listings of the etcd prefix after a watch break.', () => stats().source.resyncs);
