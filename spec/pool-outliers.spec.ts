@@ -136,3 +136,27 @@ t.test('pool.use(): a gRPC error thrown by the function is its outcome; other er
   }
   t.equal(scoped.stats().ejections, 1, 'failure, scope end, failure: ejected (2 in a row), since a scope end counts as nothing');
 });
+
+t.test('with subsetting, maxEjectionPercent is a share of the subset, not of every key offered', async (t) => {
+  // 20 keys offered, a subset of 2; 50% of the keys offered would allow 10 ejections, the whole subset many times over.
+  const target = `pass:///${Array.from({ length: 20 }, (_, i) => `10.0.1.${i + 1}:1#1`).join(',')}`;
+  const fakes = fakeAnchors({ startState: 'READY' });
+  const pool = createPoolWithAnchors({ target, logger: silentLogger, outlierDetection: { ...QUICK, baseEjectionTimeMillis: 60_000 }, subset: { size: 2, clientId: 'outliers' } }, fakes.factory);
+  t.teardown(() => pool.close());
+  await fakes.whenCreated(2);
+  const ejected: string[] = [];
+  pool.on('endpoint-ejected', (e) => ejected.push(e.key));
+  // Every call fails, on whatever the subset holds, for a while: each ejection widens the subset by one key.
+  const until = Date.now() + 1500;
+  while (Date.now() < until) {
+    const lease = await pool.acquire({ timeoutMillis: 500 }).catch(() => undefined);
+    if (lease === undefined) break;
+    lease.release(grpc.status.UNAVAILABLE);
+    await sleep(1);
+  }
+  const subset = pool.stats().subset!;
+  const inRotation = subset.keys.filter((k) => !ejected.includes(k.key)).length;
+  t.ok(ejected.length >= 1, `an ejection happened (${ejected.length})`);
+  t.ok(ejected.length * 100 <= 50 * subset.keys.length || ejected.length === 1, `at most half of the ${subset.keys.length} keys of the subset are ejected (${ejected.length}), not half of the 20 offered`);
+  t.ok(inRotation >= 1, `the subset keeps keys in rotation (${inRotation})`);
+});

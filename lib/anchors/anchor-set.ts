@@ -54,6 +54,12 @@ export interface AnchorSetOwner<A extends Anchor> {
   connectionLost?(anchor: A, reason: 'frozen' | 'connect-timeout', detail: string): void;
   /** The zones' shares changed: a zone may take picks it could not (waiters may be served now). */
   sharesChanged?(): void;
+  /**
+   * The entries about to have anchors, before they are reconciled: every entry offered, or
+   * the client's subset of them (which also changes without an apply, as keys fail and
+   * return). Outlier ejection counts its share of ejected keys over these.
+   */
+  applying?(entries: ReadonlyMap<string, DesiredEntry>): void;
 }
 
 
@@ -436,6 +442,7 @@ export class AnchorSet<A extends Anchor> {
   }
 
   #applyEntries(desired: ReadonlyMap<string, DesiredEntry>): ApplyResult {
+    this.#owner.applying?.(desired);
     // Its timer runs from the first entries on (a set never applied holds nothing to watch).
     if (!this.#stopped) this.#liveness.start();
     let wanted = 0;

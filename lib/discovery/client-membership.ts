@@ -197,11 +197,9 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
   }
 
   async #list(client: Etcd3): Promise<number> {
-    const response = await client
-      .getAll()
-      .prefix(this.#options.clientsPrefix)
-      .options({ deadline: Date.now() + this.#options.etcd.dialTimeoutMillis })
-      .exec();
+    // Keys only: with thousands of clients each listing is read by each of them, and the ids are in the keys.
+    const range = Range.prefix(this.#options.clientsPrefix);
+    const response = await client.kv.range({ key: range.start, range_end: range.end, keys_only: true }, { deadline: Date.now() + this.#options.etcd.dialTimeoutMillis });
     this.#ids.clear();
     for (const kv of response.kvs) this.#ids.add(this.#idOf(kv));
     this.#listed = true;

@@ -144,6 +144,8 @@ export class AnchoredRoundRobin implements LoadBalancer {
         eligible: () => this.#roomWait.roomFreed(),
         // Another zone may take calls now: a latched picker must give way to a new one.
         sharesChanged: () => this.#roomWait.roomFreed(),
+        // Over the keys with anchors (the subset, with subsetting): maxEjectionPercent is a share of those.
+        applying: (entries) => this.#routing.setEntries(new Map([...entries].map(([key, entry]) => [key, entry.addr]))),
         connectionLost: (anchor, reason, detail) => {
           log(`${anchor.key}#${anchor.index} (${anchor.address}): ${detail}`);
           this.#logger()?.warn({ key: anchor.key, index: anchor.index, address: anchor.address, reason }, `anchored_round_robin: ${anchor.key}#${anchor.index}: ${describeLoss(reason, detail)}`);
@@ -321,7 +323,6 @@ export class AnchoredRoundRobin implements LoadBalancer {
       }),
     );
     const { created, drained } = this.#anchors.apply(desired);
-    this.#routing.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));
     log(`${entries.length} entries, ${this.#anchors.wanted} anchors wanted: created ${created}, closed ${drained}`);
   }
 

@@ -92,6 +92,8 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         health: (anchor, health, previous) => this.#anchorHealth(anchor, health, previous),
         eligible: () => this.#broker.wake(),
         sharesChanged: () => this.#broker.wake(),
+        // Over the keys with anchors (the subset, with subsetting): maxEjectionPercent is a share of those.
+        applying: (entries) => this.#outliers?.setEntries(new Map([...entries].map(([key, entry]) => [key, entry.addr]))),
         extra: (anchor, change) => {
           this.#logger.debug({ key: anchor.key, anchor: anchor.index, address: anchor.address, change }, `extra anchor ${change}`);
           this.#emit('anchor-extra', { key: anchor.key, anchor: anchor.index, address: anchor.address, change });
@@ -395,7 +397,6 @@ export class AnchorPool extends EventEmitter<PoolEvents> {
         ...(endpoint.zone !== undefined && { zone: endpoint.zone }),
       });
     }
-    this.#outliers?.setEntries(new Map([...desired].map(([key, entry]) => [key, entry.addr])));
     const { created, drained } = this.#anchors.apply(desired);
     if (created > 0 || drained > 0) this.#logger.debug({ created, drained, anchors: this.#anchors.activeCount }, 'reconciled anchors');
   }
