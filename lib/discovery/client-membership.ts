@@ -175,7 +175,9 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
   async #run(): Promise<void> {
     const signal = this.#abort.signal;
     const { retryInitialMillis, retryMaxMillis } = this.#options.etcd;
-    let backoff = new ExponentialBackoff({ initialDelay: retryInitialMillis, maxDelay: retryMaxMillis }).next();
+    // Back within a third of a TTL of etcd's return: the claim retries when this lists (see #list).
+    const maxDelay = Math.min(retryMaxMillis, (this.#options.ttlSeconds * 1000) / 3);
+    let backoff = new ExponentialBackoff({ initialDelay: Math.min(retryInitialMillis, maxDelay), maxDelay }).next();
     while (!signal.aborted) {
       const client = this.#shared.current();
       const startedAt = Date.now();
@@ -203,6 +205,8 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     this.#ids.clear();
     for (const kv of response.kvs) this.#ids.add(this.#idOf(kv));
     this.#listed = true;
+    // etcd answers: a claim waiting out its backoff (the lease was lost in an outage) goes now, before the old lease ends.
+    if (!this.#registered) this.#registration.retryNow();
     this.#publish();
     return Number(response.header.revision);
   }

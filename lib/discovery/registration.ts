@@ -281,6 +281,8 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
   readonly #logger: Logger;
   readonly #etcd: RegistrationEtcd;
   readonly #abort = new AbortController();
+  /** Cuts a retry's wait short (retryNow). */
+  #wake = new AbortController();
   readonly #backoffs: ExponentialBackoff<unknown>;
   /** The lease the key is on, set only once the put succeeded. */
   #lease: Lease | undefined;
@@ -307,7 +309,9 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
       const own = createEtcdClient(options.etcd, { latestDeadline: () => this.#callsEndBy });
       this.#etcd = { current: () => own, release: () => own.close() };
     }
-    this.#backoffs = new ExponentialBackoff({ initialDelay: options.etcd.retryInitialMillis, maxDelay: options.etcd.retryMaxMillis });
+    // A claimed key must be back on a lease before its old lease ends, about a TTL after etcd returns: retry at least every TTL/3.
+    const maxDelay = options.write === 'claim' ? Math.min(options.etcd.retryMaxMillis, (options.ttlSeconds * 1000) / 3) : options.etcd.retryMaxMillis;
+    this.#backoffs = new ExponentialBackoff({ initialDelay: Math.min(options.etcd.retryInitialMillis, maxDelay), maxDelay });
   }
 
   leaseId(): string | undefined {
@@ -338,6 +342,12 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
   keep(): void {
     this.#started = true;
     this.#work = this.#registerAgain('registered in etcd');
+  }
+
+  /** etcd answers again (the owner saw it): a registration waiting to retry tries now. */
+  retryNow(): void {
+    this.#wake.abort();
+    this.#wake = new AbortController();
   }
 
   /** The lease's connection is gone (its client was replaced): register again on the current client. */
@@ -396,7 +406,7 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
           'registering again failed; retrying',
         );
         this.#emitSafely('error', error);
-        await sleep(backoff.duration, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        await sleep(backoff.duration, undefined, { signal: AbortSignal.any([this.#abort.signal, this.#wake.signal]) }).catch(() => undefined);
         backoff = backoff.next(undefined);
       }
     }

@@ -19,6 +19,7 @@ import { pingPolicyScenario } from './ping-policy.js';
 import { slowButAliveScenario } from './slow-but-alive.js';
 import { slowStartScenario } from './slow-start.js';
 import { zoneRoutingScenario } from './zone-routing.js';
+import { subsetCoordinatedScenario } from './subset-coordinated.js';
 import { connectionAgeScenario, gracefulShutdownScenario, rollingRestartHealthScenario, rollingRestartScenario } from './restarts.js';
 
 export const SCENARIOS: readonly FaultScenario[] = [
@@ -49,4 +50,5 @@ export const SCENARIOS: readonly FaultScenario[] = [
   slowButAliveScenario,
   slowStartScenario,
   zoneRoutingScenario,
+  subsetCoordinatedScenario,
 ];
