@@ -3,7 +3,9 @@
 // pool is one simulated client, with its own subset (or none). Controlled over IPC:
 //   open     more pools, with the given client ids and subset option
 //   census   what the pools hold: per key, how many pools keep it in their subset as
-//            chosen; keys leaving or failed; anchors READY and draining
+//            chosen; keys leaving or failed; anchors READY and draining; coordinated
+//            pools' places among the clients
+//   subsets  per pool: the keys it keeps as chosen, and its place among the clients
 //   round    every pool makes exactly `calls` Echo calls through pool.client(), paced
 //            over `millis` from a random phase; answers when all have finished
 //   load     from now on, every pool calls Echo through pool.client() at a steady rate
@@ -13,7 +15,8 @@
 //
 //   fork(build/scripts/bench/subsetting-clients.js, [etcd host,…, prefix])
 import type * as grpc from '@grpc/grpc-js';
-import { type AnchorPool, createPool, silentLogger } from '../../lib/index.js';
+import fs from 'node:fs';
+import { type AnchorPool, createPool, type LogFields, type Logger } from '../../lib/index.js';
 import type { SubsetOptions } from '../../lib/index.js';
 import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
 
@@ -33,7 +36,24 @@ export interface Census {
   /** Since the pools started: connections their liveness check dropped as silent, and connection attempts given up at connectTimeoutMillis. */
   readonly frozen: number;
   readonly connectTimeouts: number;
+  /** Pools by the number of keys discovery offers them (a fleet that agrees has one entry: every key registered). */
+  readonly offered: Record<string, number>;
+  /** Coordinated pools without a place yet, not registered in etcd, or in conflict over their id. */
+  readonly unplaced: number;
+  /** Coordinated pools by the client count their place says (a fleet that agrees has one entry). */
+  readonly views: Record<string, number>;
+  /** The pools' warnings and errors logged since they started, by message: how often, and the first one's error field. */
+  readonly logged: Record<string, { count: number; example: string }>;
+  /** The most file descriptors this process had open at any census so far (its limit is 20,000). */
+  readonly peakDescriptors: number;
   readonly rss: number;
+}
+
+/** One pool's subset as it stands: the keys it keeps as chosen (every key without subsetting), and its place when coordinated. */
+export interface PoolSubset {
+  readonly keys: string[];
+  readonly rank?: number;
+  readonly clients?: number;
 }
 
 export interface CallCounts {
@@ -46,6 +66,7 @@ export interface CallCounts {
 export type ClientsRequest =
   | { type: 'open'; id: number; clientIds: string[]; subset: SubsetOptions | null }
   | { type: 'census'; id: number }
+  | { type: 'subsets'; id: number }
   | { type: 'round'; id: number; calls: number; millis: number; deadlineMillis: number }
   | { type: 'load'; id: number; callsPerSecond: number; deadlineMillis: number }
   | { type: 'calls'; id: number }
@@ -54,6 +75,7 @@ export type ClientsRequest =
 const [hosts, prefix] = process.argv.slice(2) as [string, string];
 
 interface Client {
+  readonly id: string;
   readonly pool: AnchorPool;
   readonly echo: grpc.Client;
   timer?: NodeJS.Timeout;
@@ -62,7 +84,19 @@ interface Client {
 const clients: Client[] = [];
 let load: { callsPerSecond: number; deadlineMillis: number } | undefined;
 let poolErrors = 0;
+let peakDescriptors = 0;
 const calls = { ok: 0, failed: 0, errors: {} as Record<string, number> };
+const logged: Record<string, { count: number; example: string }> = {};
+
+/** Counts the pools' warnings and errors (a registration retried, a lease lost), which the fleet's figures alone would not show. */
+function count(fields: LogFields, raw: string): void {
+  // One entry per kind of message: the anchor and the address it names vary.
+  const message = raw.replace(/anchor \S+#\d+/g, 'anchor KEY#i').replace(/\d+\.\d+\.\d+\.\d+:\d+/g, 'ADDRESS');
+  const seen = logged[message];
+  if (seen !== undefined) seen.count += 1;
+  else if (Object.keys(logged).length < 20) logged[message] = { count: 1, example: String(fields['error'] ?? '').slice(0, 200) };
+}
+const logger: Logger = { debug: () => undefined, info: () => undefined, warn: count, error: count };
 
 /** One Echo call, counted. */
 function call(client: Client, deadlineMillis: number): Promise<void> {
@@ -114,17 +148,18 @@ function open(clientIds: readonly string[], subset: SubsetOptions | null): void 
     const pool = createPool({
       target: `etcd:///${prefix}`,
       etcd: { hosts: hosts.split(',') },
-      logger: silentLogger,
+      logger,
       ...(subset !== null && { subset: { ...subset, clientId } }),
     });
     pool.on('error', () => void (poolErrors += 1));
-    const client: Client = { pool, echo: pool.client(EchoClient) };
+    const client: Client = { id: clientId, pool, echo: pool.client(EchoClient) };
     clients.push(client);
     startLoad(client);
   }
 }
 
 function census(): Census {
+  peakDescriptors = Math.max(peakDescriptors, fs.readdirSync('/proc/self/fd').length);
   const keys: Record<string, number> = {};
   let leaving = 0;
   let failed = 0;
@@ -133,8 +168,13 @@ function census(): Census {
   let draining = 0;
   let frozen = 0;
   let connectTimeouts = 0;
+  let unplaced = 0;
+  const views: Record<string, number> = {};
+  const offered: Record<string, number> = {};
   for (const { pool } of clients) {
     const stats = pool.stats();
+    const endpoints = pool.snapshot().endpoints.size;
+    offered[endpoints] = (offered[endpoints] ?? 0) + 1;
     frozen += stats.liveness.frozen;
     connectTimeouts += stats.liveness.connectTimeouts;
     ready += stats.anchors.byState.READY;
@@ -153,8 +193,26 @@ function census(): Census {
       else leaving += 1;
     }
     if (chosen !== Math.min(subset.size, subset.offered)) offSize += 1;
+    if (subset.mode !== 'coordinated') continue;
+    const place = subset.coordination;
+    if (place === undefined || !place.registered || place.conflict !== undefined) unplaced += 1;
+    else views[place.clients] = (views[place.clients] ?? 0) + 1;
   }
-  return { pools: clients.length, keys, leaving, failed, offSize, ready, draining, errors: poolErrors, frozen, connectTimeouts, rss: process.memoryUsage().rss };
+  return { pools: clients.length, keys, leaving, failed, offSize, ready, draining, errors: poolErrors, frozen, connectTimeouts, offered, unplaced, views, logged, peakDescriptors, rss: process.memoryUsage().rss };
+}
+
+function subsets(): Record<string, PoolSubset> {
+  const all: Record<string, PoolSubset> = {};
+  for (const { id, pool } of clients) {
+    const subset = pool.stats().subset;
+    if (subset === undefined) {
+      all[id] = { keys: [...pool.snapshot().endpoints.keys()] };
+      continue;
+    }
+    const place = subset.coordination;
+    all[id] = { keys: subset.keys.filter((k) => k.why === 'chosen').map((k) => k.key), ...(place !== undefined && { rank: place.rank, clients: place.clients }) };
+  }
+  return all;
 }
 
 const send = (message: object): void => void process.send?.(message);
@@ -167,6 +225,9 @@ process.on('message', (message: ClientsRequest) => {
       break;
     case 'census':
       send({ type: 'census', id: message.id, census: census() });
+      break;
+    case 'subsets':
+      send({ type: 'subsets', id: message.id, subsets: subsets() });
       break;
     case 'round':
       void round(message.calls, message.millis, message.deadlineMillis).then(() => send({ type: 'round', id: message.id }));

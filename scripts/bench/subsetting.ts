@@ -9,10 +9,16 @@
 //   - connections moved when 10% more keys are registered (K → K + 10%), then 10% of the
 //     original keys deleted, then 10% more clients join (C → C + 10%): the connections
 //     the backends closed plus those they opened, as a % of the connections held before;
-//   - failed calls: the load runs through every change, each change is counted apart.
+//   - failed calls: the load runs through every change, each change is counted apart;
+//   - etcd's load (its /metrics and CPU time): the coordinated mode registers every client
+//     on its own lease, kept alive by etcd3 on a stream of its own, and watches the clients.
 // After each change the bench waits until the fleet has settled: every pool holds exactly
 // its subset (no key leaving or failed, none draining), every anchor is READY, and every
 // backend holds exactly the connections the pools say they keep to it, twice in a row.
+//
+// Each client's subset is checked against the contender's algorithm, computed here: for
+// the coordinated mode from the client ids etcd lists under its clients prefix (what the
+// pools rank themselves by), not from the bench's own list of ids.
 //
 // The backends are cheap grpc-js Echo servers, many per process (subsetting-backends.ts),
 // that count connections and calls on the server side. The clients are pools, many per
@@ -28,24 +34,28 @@
 //
 //   npm run bench -- --only subsetting [--quick | --tiny]
 import { fork, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import type { SubsetOptions } from '../../lib/index.js';
-import { rendezvousOrder } from '../../lib/internal.js';
+import { coordinatedSubset, DEFAULT_CLIENT_TTL_SECONDS, rendezvousOrder, ringOrder } from '../../lib/internal.js';
 import { ensureEtcdInstalled, startCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { killOnExit } from '../../testkit/echo/backend.js';
 import { putAll } from './etcd-writes.js';
 import { quantile, summarize, type Bar, type BenchContext, type Scenario, type ScenarioResult, type ScenarioRow } from './scenario.js';
 import type { BackendCounts } from './subsetting-backends.js';
-import type { CallCounts, Census } from './subsetting-clients.js';
+import type { CallCounts, Census, PoolSubset } from './subsetting-clients.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BACKENDS_CHILD = path.join(HERE, 'subsetting-backends.js');
 const CLIENTS_CHILD = path.join(HERE, 'subsetting-clients.js');
 const PREFIX = 'bench/subsetting/';
+/** Where the coordinated contender's pools register: its own, so no other run's clients count among its clients. */
+const COORDINATED_CLIENTS = 'anchorpool.clients/bench/subsetting/coordinated/';
 /** Anchors per key (N) and keys per subset (S), as the issue sets them. */
 const N = 2;
 const S = 10;
@@ -53,12 +63,16 @@ const S = 10;
 const CHANGE = 0.1;
 /** Connections one client process holds at most (its file descriptors are 20,000). */
 const SHARD_CONNECTIONS = 12_000;
+/** The file descriptors a process may hold here (ulimit -n, hard). */
+const FD_LIMIT = 20_000;
 /** The connections the contender without subsetting may open in all: as many as 1,000 subsetting clients hold. */
 const NONE_CONNECTIONS = 20_000;
 const BACKEND_PROCESSES = 4;
 const CALL_DEADLINE_MILLIS = 10_000;
 const POLL_MILLIS = 500;
 const SETTLE_TIMEOUT_MILLIS = 180_000;
+/** /proc/<pid>/stat counts CPU time in clock ticks of 1/100 s on Linux. */
+const CLK_TCK = 100;
 const BAR_MOVED_PERCENT = 20;
 const BAR_BALANCE_PERCENT = 10;
 
@@ -75,14 +89,7 @@ interface Profile {
   readonly steadyMillis: number;
 }
 
-/**
- * One way of choosing a client's keys. Adding the coordinated mode is one more entry in
- * CONTENDERS, once the option exists:
- *   { name: 'coordinated', subset: { size: S, mode: 'coordinated' }, clients: (p) => p.clients, balanced: true, moveBar: true,
- *     subsets: (ids, keys) => { const ring = ringOrder(keys); const sorted = [...ids].sort();
- *       return new Map(sorted.map((id, rank) => [id, coordinatedSubset(rank, sorted.length, ring, S)])); } }
- * (coordinatedSubset and ringOrder from lib/anchors/subset.ts, if the wired mode ranks clients that way).
- */
+/** One way of choosing a client's keys: a subset mode, or none. */
 interface Contender {
   readonly name: string;
   /** The subset option each client gets (with its own clientId), or null: every key. */
@@ -99,6 +106,11 @@ interface Contender {
    * it. Absent: neither.
    */
   readonly subsets?: (clientIds: readonly string[], keys: readonly string[]) => ReadonlyMap<string, readonly string[]>;
+  /**
+   * Where its pools register (coordinated): the client ids given to `subsets` are then
+   * those etcd lists there, as the pools see them. Absent: the ids the bench opened.
+   */
+  readonly clientsPrefix?: string;
 }
 
 const added = (profile: Profile): number => Math.max(1, Math.round(profile.keys * CHANGE));
@@ -106,7 +118,20 @@ const joining = (clients: number): number => Math.max(1, Math.round(clients * CH
 
 const CONTENDERS: readonly Contender[] = [
   { name: 'rendezvous', subset: { size: S, mode: 'rendezvous' }, clients: (p) => p.clients, balanced: false, moveBar: true, subsets: (ids, keys) => new Map(ids.map((id) => [id, rendezvousOrder(id, keys).slice(0, S)])) },
-  // The coordinated mode (clients registered in etcd, balanced subsets) goes here, with balanced: true.
+  {
+    name: 'coordinated',
+    subset: { size: S, mode: 'coordinated', clientsPrefix: COORDINATED_CLIENTS },
+    clientsPrefix: COORDINATED_CLIENTS,
+    clients: (p) => p.clients,
+    balanced: true,
+    moveBar: true,
+    // Ranks among the ids in string order (as each pool counts the ids below its own), on the ring of the keys alone.
+    subsets: (ids, keys) => {
+      const ring = ringOrder(keys);
+      const sorted = [...ids].sort();
+      return new Map(sorted.map((id, rank) => [id, coordinatedSubset(rank, sorted.length, ring, S)]));
+    },
+  },
   {
     name: 'none',
     subset: null,
@@ -229,8 +254,20 @@ class Clients {
     const all = (await Promise.all(this.#shards.map((s) => s.ask<{ census: Census }>('census')))).map((r) => r.census);
     const keys: Record<string, number> = {};
     for (const c of all) for (const [key, n] of Object.entries(c.keys)) keys[key] = (keys[key] ?? 0) + n;
+    const views: Record<string, number> = {};
+    for (const c of all) for (const [clients, n] of Object.entries(c.views)) views[clients] = (views[clients] ?? 0) + n;
+    const offered: Record<string, number> = {};
+    for (const c of all) for (const [keys, n] of Object.entries(c.offered)) offered[keys] = (offered[keys] ?? 0) + n;
+    const logged: Census['logged'] = {};
+    for (const c of all) for (const [message, { count, example }] of Object.entries(c.logged)) logged[message] = { count: (logged[message]?.count ?? 0) + count, example: logged[message]?.example ?? example };
     const sum = (f: (c: Census) => number) => all.reduce((s, c) => s + f(c), 0);
-    return { pools: sum((c) => c.pools), keys, leaving: sum((c) => c.leaving), failed: sum((c) => c.failed), offSize: sum((c) => c.offSize), ready: sum((c) => c.ready), draining: sum((c) => c.draining), errors: sum((c) => c.errors), frozen: sum((c) => c.frozen), connectTimeouts: sum((c) => c.connectTimeouts), rss: sum((c) => c.rss) };
+    return { pools: sum((c) => c.pools), keys, leaving: sum((c) => c.leaving), failed: sum((c) => c.failed), offSize: sum((c) => c.offSize), ready: sum((c) => c.ready), draining: sum((c) => c.draining), errors: sum((c) => c.errors), frozen: sum((c) => c.frozen), connectTimeouts: sum((c) => c.connectTimeouts), offered, unplaced: sum((c) => c.unplaced), views, logged, peakDescriptors: Math.max(...all.map((c) => c.peakDescriptors)), rss: sum((c) => c.rss) };
+  }
+
+  /** Every pool's chosen keys and place, by client id. */
+  async subsets(): Promise<Map<string, PoolSubset>> {
+    const all = await Promise.all(this.#shards.map((s) => s.ask<{ subsets: Record<string, PoolSubset> }>('subsets')));
+    return new Map(all.flatMap((r) => Object.entries(r.subsets)));
   }
 
   /** Every client makes `calls` calls paced over `millis`; resolves when all have finished. */
@@ -273,12 +310,77 @@ interface Change {
   readonly before: number;
   readonly after: number;
   readonly movedPercent: number;
-  /** Connections opened and closed again on one backend within the change (a key taken and dropped again): none in a clean change. */
+  /**
+   * Connections opened + closed beyond what the pools' own subsets account for (N per key a
+   * client dropped or took, between the settled states): a key taken and dropped again
+   * within the change, a connection lost and made again. None in a clean change. Counted
+   * per client, not per backend: in the coordinated mode one backend leaves some clients'
+   * windows as it enters others' in the same change.
+   */
   readonly churn: number;
   /** The connections opened + closed that the algorithm implies (from the contender's subsets), when it can be computed. */
   readonly ideal: number | undefined;
+  /** For clients joining: what the algorithm implies had the ids sorted at random among the others (as random UUIDs, the default ids, do). */
+  readonly idealRandomIds: number | undefined;
   readonly failed: number;
   readonly settle: Settled;
+  /** What moved, client by client, from the pools' own subsets before and after. */
+  readonly moved: Moved;
+  readonly check: SubsetCheck;
+  /** etcd's CPU time over the change. */
+  readonly etcdCpuMillis: number;
+}
+
+/** The clients whose subsets moved in a change, from the pools' own reports before and after it. */
+interface Moved {
+  /** Clients there before and after, and those of them whose chosen keys changed. */
+  readonly stayed: number;
+  readonly changed: number;
+  /** Keys those clients dropped + took (each N connections). */
+  readonly keysSwapped: number;
+  /** Of those, keys that came or went in the change (a key taken that came, a key dropped that went): each traded for another key, so 2 swaps apiece at least. */
+  readonly changedKeys: number;
+  /** Keys the clients that joined took. */
+  readonly joinerKeys: number;
+  /** Coordinated: clients there before and after whose rank changed, and the largest change; undefined otherwise. */
+  readonly ranksShifted: number | undefined;
+  readonly maxRankShift: number | undefined;
+}
+
+/** Once settled: pools whose chosen keys, or place among the clients, differ from the contender's algorithm for the ids and keys etcd holds. */
+interface SubsetCheck {
+  readonly clients: number;
+  readonly offSubset: number;
+  readonly offPlace: number;
+  /** Ids etcd lists with no pool of this run, and pools etcd does not list. */
+  readonly strangers: number;
+}
+
+/** etcd's counters at one moment (its /metrics, and its CPU time from /proc). */
+interface EtcdSample {
+  readonly at: number;
+  readonly cpuMillis: number;
+  readonly leasesRenewed: number;
+  readonly leasesGranted: number;
+  /** Leases etcd holds: granted less revoked (etcd counts a lease that expired as revoked too); a failed registration attempt leaves its lease until revoked or expired. */
+  readonly leasesLive: number;
+  readonly keepaliveStreams: number;
+  readonly watchers: number;
+  readonly watchStreams: number;
+  readonly rss: number;
+}
+
+interface EtcdSite {
+  readonly hosts: readonly string[];
+  readonly clientUrl: string;
+  readonly pid: number;
+}
+
+/** etcd's load while a contender's fleet stands still (the round) and while it starts. */
+interface EtcdLoad {
+  readonly steady: { readonly seconds: number; readonly cpuMillisPerSecond: number; readonly renewalsPerSecond: number; readonly leasesLive: number; readonly keepaliveStreams: number; readonly watchers: number; readonly watchStreams: number; readonly rss: number };
+  /** From the pools' creation until they settled. */
+  readonly start: { readonly cpuMillis: number; readonly leasesGranted: number };
 }
 
 interface ContenderRun {
@@ -297,13 +399,48 @@ interface ContenderRun {
   readonly total: CallCounts;
   /** Keys whose count of pools keeping them differs from the contender's subsets, once settled at the start; undefined when not computed. */
   readonly offIdeal: number | undefined;
+  readonly check: SubsetCheck;
+  /** Connections the backends opened and closed from the pools' creation until they settled at the start. */
+  readonly startOpened: number;
+  readonly startClosed: number;
+  readonly etcd: EtcdLoad;
+  /** Keys left under the contender's clients prefix once its pools were closed (each close deletes its own). */
+  readonly leftRegistered: number | undefined;
+}
+
+/** User + system CPU time of a process so far, in ms (Linux). */
+function cpuMillis(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+async function sampleEtcd(site: EtcdSite): Promise<EtcdSample> {
+  const lines = (await (await fetch(`${site.clientUrl}/metrics`)).text()).split('\n');
+  // The sum of a metric's series whose labels hold every part given; NaN when etcd has none, so a figure built on it shows as such.
+  const metric = (name: string, ...labels: string[]): number => {
+    const series = lines.filter((l) => (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && labels.every((part) => l.includes(part)));
+    return series.length === 0 ? Number.NaN : series.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  };
+  const keepalive = 'grpc_method="LeaseKeepAlive"';
+  return {
+    at: performance.now(),
+    cpuMillis: cpuMillis(site.pid),
+    leasesRenewed: metric('etcd_debugging_lease_renewed_total'),
+    leasesGranted: metric('etcd_debugging_lease_granted_total'),
+    leasesLive: metric('etcd_debugging_lease_granted_total') - metric('etcd_debugging_lease_revoked_total'),
+    keepaliveStreams: metric('grpc_server_started_total', keepalive) - metric('grpc_server_handled_total', keepalive),
+    watchers: metric('etcd_debugging_mvcc_watcher_total'),
+    watchStreams: metric('etcd_debugging_mvcc_watch_stream_total'),
+    rss: metric('process_resident_memory_bytes'),
+  };
 }
 
 /**
  * Polls until the fleet holds exactly what its pools say, twice in a row with no
- * connection opened or closed in between: every registered key's backend holds the
- * pools keeping it × N connections, every other backend none; no key leaving, failed
- * or draining; every anchor READY.
+ * connection opened or closed in between: every pool offered every registered key;
+ * every registered key's backend holds the pools keeping it × N connections, every
+ * other backend none; no key leaving, failed or draining; every anchor READY; every
+ * coordinated pool registered and placed among all of them.
  */
 async function settle(clients: Clients, backends: Backends, registered: ReadonlySet<number>, subset: boolean): Promise<Settled> {
   const started = performance.now();
@@ -321,11 +458,16 @@ async function settle(clients: Clients, backends: Backends, registered: Readonly
     const kept = Object.values(census.keys).reduce((s, n) => s + n, 0) * N;
     const problems = [
       ...(wrong.length > 0 ? [`${wrong.length} backends off (${wrong.slice(0, 3).join('; ')})`] : []),
+      // Every pool offered every registered key: a pool whose discovery has not delivered holds nothing, which the counts above would not show.
+      ...(Object.keys(census.offered).some((keys) => Number(keys) !== registered.size) ? [`pools offered ${Object.entries(census.offered).map(([keys, n]) => `${n} × ${keys}`).join(', ')} keys of ${registered.size}`] : []),
       ...(census.leaving > 0 ? [`${census.leaving} keys leaving`] : []),
       ...(census.failed > 0 ? [`${census.failed} keys failed`] : []),
       ...(subset && census.offSize > 0 ? [`${census.offSize} pools without ${S} chosen keys`] : []),
       ...(census.draining > 0 ? [`${census.draining} anchors draining`] : []),
       ...(census.ready !== kept ? [`${census.ready} of ${kept} anchors READY`] : []),
+      // Coordinated: every pool registered and placed among as many clients as there are pools (a view lags its burst by 500 ms).
+      ...(census.unplaced > 0 ? [`${census.unplaced} pools not placed or not registered`] : []),
+      ...(Object.keys(census.views).some((clients) => Number(clients) !== census.pools) ? [`pools see ${Object.entries(census.views).map(([clients, n]) => `${n} × ${clients}`).join(', ')} clients of ${census.pools}`] : []),
     ];
     const steady = previous !== undefined && previous.opened === opened && previous.closed === closed;
     if (problems.length === 0 && steady) return { settled: true, detail: '', millis: performance.now() - started, census, counts, backendRss: rss };
@@ -363,43 +505,140 @@ async function resetKeys(writer: Etcd3, addresses: readonly string[], keys: numb
   await putAll(writer, Array.from({ length: keys }, (_, i) => [keyOf(i), JSON.stringify({ addr: addresses[i], anchors: N })] as const), 32);
 }
 
-async function runContender(context: BenchContext, contender: Contender, profile: Profile, hosts: readonly string[], writer: Etcd3, backends: Backends): Promise<ContenderRun> {
+/** The pools' warnings and errors so far, the most frequent kinds first: for the progress lines, so a run that dies still says what the pools saw. */
+function loggedSoFar(census: Census): string {
+  const kinds = Object.entries(census.logged).sort((x, y) => y[1].count - x[1].count);
+  return kinds.length === 0 ? '' : `; pools logged ${kinds.slice(0, 3).map(([message, { count }]) => `${count} × "${message.slice(0, 80)}"`).join(', ')}${kinds.length > 3 ? ', …' : ''}`;
+}
+
+/** Ids that sort at random among each other (as random UUIDs, the default client ids, do), one per id, the same in every run. */
+const randomlySorted = (ids: readonly string[]): string[] => ids.map((id) => createHash('sha256').update(id).digest('hex').slice(0, 16));
+
+/** The pools' subsets against the contender's algorithm for `ids` (as etcd lists them, for the coordinated mode) and `keys`. */
+function checkSubsets(subsets: NonNullable<Contender['subsets']>, ranked: boolean, ids: readonly string[], keys: readonly string[], pools: ReadonlyMap<string, PoolSubset>): SubsetCheck {
+  const want = subsets(ids, keys);
+  const sorted = [...ids].sort();
+  const rank = new Map(sorted.map((id, i) => [id, i]));
+  let offSubset = 0;
+  let offPlace = 0;
+  let strangers = ids.filter((id) => !pools.has(id)).length;
+  for (const [id, pool] of pools) {
+    const expected = want.get(id);
+    if (expected === undefined) {
+      strangers += 1;
+      continue;
+    }
+    const chosen = new Set(pool.keys);
+    if (chosen.size !== expected.length || expected.some((key) => !chosen.has(key))) offSubset += 1;
+    if (ranked && (pool.rank !== rank.get(id) || pool.clients !== ids.length)) offPlace += 1;
+  }
+  return { clients: pools.size, offSubset, offPlace, strangers };
+}
+
+/** What moved from one census of the pools' subsets to the next. */
+function movedBetween(before: ReadonlyMap<string, PoolSubset>, after: ReadonlyMap<string, PoolSubset>, cameOrWent: ReadonlySet<string>, ranked: boolean): Moved {
+  let stayed = 0;
+  let changed = 0;
+  let keysSwapped = 0;
+  let changedKeys = 0;
+  let joinerKeys = 0;
+  let ranksShifted = 0;
+  let maxRankShift = 0;
+  for (const [id, now] of after) {
+    const was = before.get(id);
+    if (was === undefined) {
+      joinerKeys += now.keys.length;
+      continue;
+    }
+    stayed += 1;
+    const [a, b] = [new Set(was.keys), new Set(now.keys)];
+    const swapped = [...a].filter((key) => !b.has(key)).length + [...b].filter((key) => !a.has(key)).length;
+    changedKeys += [...a, ...b].filter((key) => cameOrWent.has(key)).length;
+    if (swapped > 0) changed += 1;
+    keysSwapped += swapped;
+    const shift = Math.abs((now.rank ?? 0) - (was.rank ?? 0));
+    if (shift > 0) ranksShifted += 1;
+    maxRankShift = Math.max(maxRankShift, shift);
+  }
+  return { stayed, changed, keysSwapped, changedKeys, joinerKeys, ranksShifted: ranked ? ranksShifted : undefined, maxRankShift: ranked ? maxRankShift : undefined };
+}
+
+async function runContender(context: BenchContext, contender: Contender, profile: Profile, etcd: EtcdSite, writer: Etcd3, backends: Backends): Promise<ContenderRun> {
   const C = contender.clients(profile);
   const K = profile.keys;
   const addedKeys = added(profile);
   const joiners = joining(C);
   const perClient = contender.subset === null ? K + addedKeys : S;
-  const peak = Math.max(C * perClient, (C + joiners) * (contender.subset === null ? K : S)) * N;
+  const clientsPrefix = contender.clientsPrefix;
+  // A coordinated pool's place moves many times while the fleet registers, and each move keeps
+  // the keys it leaves until their replacements serve and drains the anchors it drops: at
+  // C = 1,000 a process of 250 such pools passed its 20,000 descriptors. They get 4 × the room.
+  const peak = Math.max(C * perClient, (C + joiners) * (contender.subset === null ? K : S)) * N * (clientsPrefix === undefined ? 1 : 4);
   const log = (line: string) => context.log(`subsetting: ${contender.name}: ${line}`);
+  const registeredClients = async (): Promise<string[]> => (clientsPrefix === undefined ? [] : (await writer.getAll().prefix(clientsPrefix).keys()).map((key) => key.slice(clientsPrefix.length)));
+  // Another run's clients in the prefix would count among this one's.
+  if ((await registeredClients()).length > 0) throw new Error(`subsetting: ${contender.name}: clients already registered under ${clientsPrefix}`);
   await resetKeys(writer, backends.addresses, K);
   const registered = new Set(Array.from({ length: K }, (_, i) => i));
-  const clients = new Clients(Math.max(1, Math.ceil(peak / SHARD_CONNECTIONS)), hosts);
+  const clients = new Clients(Math.max(1, Math.ceil(peak / SHARD_CONNECTIONS)), etcd.hosts);
   try {
     const subset = contender.subset !== null;
-    await clients.open(clientIds(0, C), contender.subset);
-    const initial = await settle(clients, backends, registered, subset);
-    log(`${C} clients in ${clients.shards} process(es): ${initial.settled ? 'settled' : `NOT settled (${initial.detail})`} in ${(initial.millis / 1000).toFixed(1)} s, ${initial.counts.reduce((s, c) => s + c.open, 0)} connections`);
-    const connections = [...registered].map((i) => initial.counts[i]!.open);
+    const ranked = clientsPrefix !== undefined;
     const subsets = contender.subsets;
     const keysNow = () => [...registered].sort((a, b) => a - b).map(keyOf);
     let ids = clientIds(0, C);
+    // The ids the algorithm ranks: for a coordinated contender those etcd lists, as its pools see them.
+    const idsNow = async (): Promise<string[]> => (ranked ? await registeredClients() : ids);
+    const check = async (pools: ReadonlyMap<string, PoolSubset>): Promise<SubsetCheck> =>
+      subsets === undefined ? { clients: pools.size, offSubset: 0, offPlace: 0, strangers: 0 } : checkSubsets(subsets, ranked, await idsNow(), keysNow(), pools);
+
+    const { backends: countsBeforeStart } = await backends.counts();
+    const etcdBeforeStart = await sampleEtcd(etcd);
+    await clients.open(clientIds(0, C), contender.subset);
+    const initial = await settle(clients, backends, registered, subset);
+    const etcdStarted = await sampleEtcd(etcd);
+    const sum = (counts: readonly BackendCounts[], f: (c: BackendCounts) => number) => counts.reduce((s, c) => s + f(c), 0);
+    const startOpened = sum(initial.counts, (c) => c.opened) - sum(countsBeforeStart, (c) => c.opened);
+    const startClosed = sum(initial.counts, (c) => c.closed) - sum(countsBeforeStart, (c) => c.closed);
+    log(`${C} clients in ${clients.shards} process(es): ${initial.settled ? 'settled' : `NOT settled (${initial.detail})`} in ${(initial.millis / 1000).toFixed(1)} s, ${initial.counts.reduce((s, c) => s + c.open, 0)} connections (${startOpened} opened, ${startClosed} closed on the way); etcd CPU ${(etcdStarted.cpuMillis - etcdBeforeStart.cpuMillis).toFixed(0)} ms${loggedSoFar(initial.census)}`);
+    const connections = [...registered].map((i) => initial.counts[i]!.open);
+    let pools = await clients.subsets();
+    const initialCheck = await check(pools);
+    if (subsets !== undefined) log(`subsets against the algorithm for ${ranked ? "etcd's client list" : 'the client ids'}: ${initialCheck.offSubset} of ${initialCheck.clients} clients off${ranked ? `, ${initialCheck.offPlace} placed otherwise` : ''}, ${initialCheck.strangers} strangers`);
     let offIdeal: number | undefined;
     if (subsets !== undefined) {
       const want = new Map<string, number>();
-      for (const keys of subsets(ids, keysNow()).values()) for (const key of keys) want.set(key, (want.get(key) ?? 0) + 1);
+      for (const keys of subsets(await idsNow(), keysNow()).values()) for (const key of keys) want.set(key, (want.get(key) ?? 0) + 1);
       offIdeal = keysNow().filter((key) => (want.get(key) ?? 0) !== (initial.census.keys[key] ?? 0)).length;
     }
 
     // Calls per backend: one round per client, one call per anchor it holds, paced over steadyMillis.
     const perClient = (contender.subset === null ? K : Math.min(S, K)) * N;
     await backends.resetCalls();
+    // etcd over the round: the fleet stands still, so its load is the pools' keepalives and watches alone.
+    const etcdBeforeRound = await sampleEtcd(etcd);
     const roundStarted = performance.now();
     await clients.round(perClient, profile.steadyMillis);
     const roundMillis = performance.now() - roundStarted;
+    const etcdAfterRound = await sampleEtcd(etcd);
     const { backends: afterRound } = await backends.counts();
     const steadyCalls = await clients.calls();
     const calls = [...registered].map((i) => afterRound[i]!.calls);
-    log(`steady load: a round of ${perClient} calls per client in ${(roundMillis / 1000).toFixed(1)} s; ${steadyCalls.ok} calls ok, ${steadyCalls.failed} failed`);
+    const seconds = (etcdAfterRound.at - etcdBeforeRound.at) / 1000;
+    const etcdLoad: EtcdLoad = {
+      steady: {
+        seconds,
+        cpuMillisPerSecond: (etcdAfterRound.cpuMillis - etcdBeforeRound.cpuMillis) / seconds,
+        renewalsPerSecond: (etcdAfterRound.leasesRenewed - etcdBeforeRound.leasesRenewed) / seconds,
+        leasesLive: etcdAfterRound.leasesLive,
+        keepaliveStreams: etcdAfterRound.keepaliveStreams,
+        watchers: etcdAfterRound.watchers,
+        watchStreams: etcdAfterRound.watchStreams,
+        rss: etcdAfterRound.rss,
+      },
+      start: { cpuMillis: etcdStarted.cpuMillis - etcdBeforeStart.cpuMillis, leasesGranted: etcdStarted.leasesGranted - etcdBeforeStart.leasesGranted },
+    };
+    log(`steady load: a round of ${perClient} calls per client in ${(roundMillis / 1000).toFixed(1)} s; ${steadyCalls.ok} calls ok, ${steadyCalls.failed} failed; etcd meanwhile ${etcdLoad.steady.cpuMillisPerSecond.toFixed(1)} ms CPU/s, ${etcdLoad.steady.renewalsPerSecond.toFixed(0)} lease renewals/s, ${etcdLoad.steady.keepaliveStreams} keepalive streams, ${etcdLoad.steady.watchers} watchers`);
     // Then the same rate, from now on, through every change below.
     const callsPerSecond = (perClient * 1000) / profile.steadyMillis;
     await clients.load(callsPerSecond);
@@ -409,19 +648,32 @@ async function runContender(context: BenchContext, contender: Contender, profile
     const change = async (name: string, apply: () => Promise<void>): Promise<void> => {
       const { backends: countsBefore } = await backends.counts();
       const callsBefore = await clients.calls();
-      const was = { ids, keys: keysNow() };
+      const etcdBefore = await sampleEtcd(etcd);
+      const was = { ids: await idsNow(), keys: keysNow() };
+      const idsBefore = ids.length;
       await apply();
-      const ideal = subsets === undefined ? undefined : idealMoves(subsets, was, { ids, keys: keysNow() });
       const settled = await settle(clients, backends, registered, subset);
+      const etcdAfter = await sampleEtcd(etcd);
       const callsAfter = await clients.calls();
-      const sum = (counts: readonly BackendCounts[], f: (c: BackendCounts) => number) => counts.reduce((s, c) => s + f(c), 0);
+      // The ideal from the ids etcd lists once the change has settled (clients joining register meanwhile).
+      const is = { ids: await idsNow(), keys: keysNow() };
+      const ideal = subsets === undefined ? undefined : idealMoves(subsets, was, is);
+      const idealRandomIds = subsets === undefined || !ranked || ids.length === idsBefore ? undefined : idealMoves(subsets, { ...was, ids: randomlySorted(was.ids) }, { ...is, ids: randomlySorted(is.ids) });
+      const poolsAfter = await clients.subsets();
+      const cameOrWent = new Set([...was.keys.filter((key) => !is.keys.includes(key)), ...is.keys.filter((key) => !was.keys.includes(key))]);
+      const moved = movedBetween(pools, poolsAfter, cameOrWent, ranked);
+      pools = poolsAfter;
       const opened = sum(settled.counts, (c) => c.opened) - sum(countsBefore, (c) => c.opened);
       const closed = sum(settled.counts, (c) => c.closed) - sum(countsBefore, (c) => c.closed);
       const held = sum(countsBefore, (c) => c.open);
-      const churn = settled.counts.reduce((s, c, i) => s + Math.min(c.opened - countsBefore[i]!.opened, c.closed - countsBefore[i]!.closed), 0);
-      const result = { name, opened, closed, before: held, after: sum(settled.counts, (c) => c.open), movedPercent: (100 * (opened + closed)) / held, churn, ideal, failed: callsAfter.failed - callsBefore.failed, settle: settled };
+      const churn = opened + closed - N * (moved.keysSwapped + moved.joinerKeys);
+      const result: Change = { name, opened, closed, before: held, after: sum(settled.counts, (c) => c.open), movedPercent: (100 * (opened + closed)) / held, churn, ideal, idealRandomIds, failed: callsAfter.failed - callsBefore.failed, settle: settled, moved, check: await check(poolsAfter), etcdCpuMillis: etcdAfter.cpuMillis - etcdBefore.cpuMillis };
       changes.push(result);
-      log(`${name}: ${opened} opened + ${closed} closed = ${result.movedPercent.toFixed(1)}% of ${held}${ideal === undefined ? '' : ` (the algorithm alone: ${ideal})`}, ${churn} opened and closed again; ${result.failed} calls failed; ${settled.settled ? 'settled' : `NOT settled (${settled.detail})`} in ${(settled.millis / 1000).toFixed(1)} s`);
+      log(
+        `${name}: ${opened} opened + ${closed} closed = ${result.movedPercent.toFixed(1)}% of ${held}${ideal === undefined ? '' : ` (the algorithm alone: ${ideal})`}, ${churn} opened or closed beyond the subsets' changes; ` +
+          `${moved.changed} of ${moved.stayed} clients changed subset (${moved.keysSwapped} keys), joiners took ${moved.joinerKeys}${moved.ranksShifted === undefined ? '' : `; ${moved.ranksShifted} ranks shifted (by ${moved.maxRankShift} at most)`}; ` +
+          `${result.check.offSubset} subsets off the algorithm; ${result.failed} calls failed; ${settled.settled ? 'settled' : `NOT settled (${settled.detail})`} in ${(settled.millis / 1000).toFixed(1)} s${loggedSoFar(settled.census)}`,
+      );
     };
     // Each change is one etcd revision (one transaction): the change the algorithm answers
     // to, not a series of them (one key at a time, a client may take a new key and drop it
@@ -441,13 +693,16 @@ async function runContender(context: BenchContext, contender: Contender, profile
       ids = clientIds(0, C + joiners);
     });
     const total = await clients.calls('close');
-    log(`${total.ok} calls ok, ${total.failed} failed in all${total.failed > 0 ? `: ${JSON.stringify(total.errors)}` : ''}`);
-    return { contender, clients: C, shards: clients.shards, initial, connections, calls, steadyCalls, fleetCallsPerSecond: (C * perClient * 1000) / roundMillis, changes, total, offIdeal };
+    // Each pool's close deletes its own key and revokes its lease.
+    const leftRegistered = ranked ? (await registeredClients()).length : undefined;
+    log(`${total.ok} calls ok, ${total.failed} failed in all${total.failed > 0 ? `: ${JSON.stringify(total.errors)}` : ''}${leftRegistered === undefined ? '' : `; ${leftRegistered} clients left registered once closed`}`);
+    return { contender, clients: C, shards: clients.shards, initial, connections, calls, steadyCalls, fleetCallsPerSecond: (C * perClient * 1000) / roundMillis, changes, total, offIdeal, check: initialCheck, startOpened, startClosed, etcd: etcdLoad, leftRegistered };
   } finally {
     await clients.stop();
-    // The next contender starts on backends that hold nothing.
+    // The next contender starts on backends that hold nothing, and with no client of this one registered (killed pools' keys go with their leases).
     const deadline = Date.now() + SETTLE_TIMEOUT_MILLIS;
     while ((await backends.counts()).backends.some((c) => c.open > 0) && Date.now() < deadline) await sleep(POLL_MILLIS);
+    while ((await registeredClients()).length > 0 && Date.now() < deadline) await sleep(POLL_MILLIS);
   }
 }
 
@@ -502,7 +757,32 @@ function changeRow(name: string, change: Change, scale = 1): ScenarioRow {
       opened: one(change.opened * scale),
       closed: one(change.closed * scale),
       heldBefore: one(change.before * scale),
-      ...(scale === 1 && { churn: one(change.churn), settleMs: one(change.settle.millis), failed: one(change.failed) }),
+      ...(scale === 1 && {
+        subsetsChanged: one(change.moved.changed),
+        ...(change.moved.ranksShifted !== undefined && { ranksShifted: one(change.moved.ranksShifted) }),
+        churn: one(change.churn),
+        settleMs: one(change.settle.millis),
+        etcdCpuMs: one(change.etcdCpuMillis),
+        failed: one(change.failed),
+      }),
+    },
+  };
+}
+
+function etcdRow(name: string, run: ContenderRun): ScenarioRow {
+  const { steady, start } = run.etcd;
+  return {
+    contender: name,
+    values: {
+      etcdCpuMsPerS: one(steady.cpuMillisPerSecond),
+      renewalsPerS: one(steady.renewalsPerSecond),
+      leasesLive: one(steady.leasesLive),
+      keepaliveStreams: one(steady.keepaliveStreams),
+      watchers: one(steady.watchers),
+      watchStreams: one(steady.watchStreams),
+      etcdRssMiB: one(steady.rss / 2 ** 20),
+      startEtcdCpuMs: one(start.cpuMillis),
+      leasesGranted: one(start.leasesGranted),
     },
   };
 }
@@ -518,10 +798,11 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
   const cluster = await startCluster({ members: 1 });
   const backends = new Backends();
   const writer = new Etcd3({ hosts: cluster.hosts });
+  const etcd: EtcdSite = { hosts: cluster.hosts, clientUrl: cluster.endpoints[0]!, pid: cluster.members[0]!.pid };
   const runs: ContenderRun[] = [];
   try {
     await backends.start(profile.keys + addedKeys);
-    for (const contender of CONTENDERS) runs.push(await runContender(context, contender, profile, cluster.hosts, writer, backends));
+    for (const contender of CONTENDERS) runs.push(await runContender(context, contender, profile, etcd, writer, backends));
   } finally {
     writer.close();
     await backends.stop();
@@ -583,7 +864,27 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
           `Independent random subsets put each backend in Binomial(C = ${r.clients}, S/K = ${p.toFixed(2)}) subsets: a standard deviation of ${((100 * Math.sqrt(r.clients * p * (1 - p))) / (r.clients * p)).toFixed(1)}% of the mean, so over ${profile.keys} backends the extremes sit about ±2.5 of them from it.`,
       );
     }
-    if (r.offIdeal !== undefined && r.contender.subset !== null) notes.push(`${r.contender.name}: ${r.offIdeal === 0 ? 'every' : `${r.offIdeal} of ${profile.keys}`} key${r.offIdeal === 0 ? "'s" : 's\''} count of clients keeping it ${r.offIdeal === 0 ? 'matches' : 'differ from'} the subsets computed from the client ids alone, once settled at the start.`);
+    if (r.offIdeal !== undefined && r.contender.subset !== null) notes.push(`${r.contender.name}: ${r.offIdeal === 0 ? 'every' : `${r.offIdeal} of ${profile.keys}`} key${r.offIdeal === 0 ? "'s" : 's\''} count of clients keeping it ${r.offIdeal === 0 ? 'matches' : 'differ from'} the subsets computed from ${r.contender.clientsPrefix === undefined ? 'the client ids alone' : 'the client ids etcd listed'}, once settled at the start.`);
+    if (r.contender.subsets !== undefined) {
+      const checks = [r.check, ...r.changes.map((c) => c.check)];
+      const off = checks.reduce((s, c) => s + c.offSubset + c.offPlace + c.strangers, 0);
+      notes.push(
+        `${r.contender.name}: client by client, ${off === 0 ? 'every' : 'NOT every'} pool's chosen keys${r.contender.clientsPrefix === undefined ? '' : ' and place (rank, clients)'} matched the algorithm for ${r.contender.clientsPrefix === undefined ? 'its client ids' : `the client ids etcd listed under ${r.contender.clientsPrefix}`} and the keys, once settled at the start and after each change` +
+          (off === 0 ? '.' : `: ${checks.map((c, i) => `${i === 0 ? 'start' : r.changes[i - 1]!.name} ${c.offSubset} subsets${r.contender.clientsPrefix === undefined ? '' : ` / ${c.offPlace} places`} of ${c.clients} off, ${c.strangers} strangers`).join('; ')}.`),
+      );
+    }
+    if (r.startOpened !== held(r) || r.startClosed > 0) {
+      notes.push(`${measured(r)}: to reach ${int(held(r))} connections at the start the backends saw ${int(r.startOpened)} opened and ${int(r.startClosed)} closed${r.contender.clientsPrefix === undefined ? '' : ' (a coordinated pool takes its place from its first listing, while the clients are still registering; its place moves as they do, one move per 500 ms burst)'}.`);
+    }
+    // Warnings and errors say what the fleet's figures do not (a registration retried, a connection attempt given up).
+    const logged = Object.entries((r.changes.at(-1)?.settle.census ?? r.initial.census).logged).sort((x, y) => y[1].count - x[1].count);
+    const loggedCount = (census: Census) => Object.values(census.logged).reduce((sum, l) => sum + l.count, 0);
+    notes.push(
+      logged.length === 0
+        ? `${measured(r)}: the pools logged no warning or error.`
+        : `${measured(r)}: the pools logged ${int(loggedCount(r.changes.at(-1)?.settle.census ?? r.initial.census))} warnings and errors (${int(loggedCount(r.initial.census))} of them by the time they first settled)${logged.length > 5 ? `; the 5 most frequent of ${logged.length} kinds` : ''}: ` +
+            `${logged.slice(0, 5).map(([message, { count, example }]) => `${int(count)} × "${message}"${example === '' ? '' : ` (the first: ${example})`}`).join('; ')}.`,
+    );
     const unsettled = [r.initial, ...r.changes.map((c) => c.settle)].filter((s) => !s.settled);
     if (unsettled.length > 0) notes.push(`${r.contender.name}: ${unsettled.length} phase(s) did not settle within ${SETTLE_TIMEOUT_MILLIS / 1000} s: ${unsettled.map((s) => s.detail).join(' | ')}`);
     const end = r.changes.at(-1)?.settle.census ?? r.initial.census;
@@ -591,8 +892,44 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       `${measured(r)}: the pools' liveness check gave up ${int(r.initial.census.connectTimeouts)} connection attempts at connectTimeoutMillis (default 3 s) and dropped ${int(r.initial.census.frozen)} silent connections while the first ${int(r.connections.reduce((s, c) => s + c, 0))} came up (each then connected again), and ${int(end.connectTimeouts - r.initial.census.connectTimeouts)} / ${int(end.frozen - r.initial.census.frozen)} after that.`,
     );
     notes.push(
-      `${measured(r)}: ${r.shards} client process(es); ${int(r.connections.reduce((s, c) => s + c, 0))} connections up and settled ${(r.initial.millis / 1000).toFixed(1)} s after the pools were created; client RSS ${(r.initial.census.rss / 2 ** 20).toFixed(0)} MiB in all (${(r.initial.census.rss / 1024 / r.connections.reduce((s, c) => s + c, 0)).toFixed(1)} KiB per connection, with the processes' own), backends' RSS ${(r.initial.backendRss / 2 ** 20).toFixed(0)} MiB in all.`,
+      `${measured(r)}: ${r.shards} client process(es) (at most ${int((r.changes.at(-1)?.settle.census ?? r.initial.census).peakDescriptors)} file descriptors open in one at a census, of ${int(FD_LIMIT)}); ${int(r.connections.reduce((s, c) => s + c, 0))} connections up and settled ${(r.initial.millis / 1000).toFixed(1)} s after the pools were created; client RSS ${(r.initial.census.rss / 2 ** 20).toFixed(0)} MiB in all (${(r.initial.census.rss / 1024 / r.connections.reduce((s, c) => s + c, 0)).toFixed(1)} KiB per connection, with the processes' own), backends' RSS ${(r.initial.backendRss / 2 ** 20).toFixed(0)} MiB in all.`,
     );
+  }
+  // etcd's cost of the coordination: one lease per client kept alive on a stream of its own (etcd3's Lease), and one more watcher per client.
+  const plain = runs.find((r) => r.contender.subset !== null && r.contender.clientsPrefix === undefined);
+  for (const r of runs.filter((r) => r.contender.clientsPrefix !== undefined)) {
+    const ttl = r.contender.subset?.ttlSeconds ?? DEFAULT_CLIENT_TTL_SECONDS;
+    const { steady, start } = r.etcd;
+    notes.push(
+      `${r.contender.name}, etcd's load: ${int(r.clients)} clients registered on ${int(start.leasesGranted)} leases granted while they started (etcd CPU ${int(start.cpuMillis)} ms from the pools' creation until settled${plain === undefined ? '' : `, against ${int(plain.etcd.start.cpuMillis)} ms for ${plain.contender.name}`}); ` +
+        `etcd3 keeps each lease alive on its own LeaseKeepAlive stream, one renewal every TTL/3 = ${(ttl / 3).toFixed(1)} s, so ${(r.clients / (ttl / 3)).toFixed(0)}/s expected: over the ${steady.seconds.toFixed(1)} s round etcd counted ${steady.renewalsPerSecond.toFixed(0)} renewals/s on ${int(steady.keepaliveStreams)} keepalive streams, holding ${int(steady.leasesLive)} leases, with ${int(steady.watchers)} watchers on ${int(steady.watchStreams)} watch streams, ` +
+        `and used ${steady.cpuMillisPerSecond.toFixed(1)} ms of CPU per second (${(steady.cpuMillisPerSecond / 10).toFixed(1)}% of a core)${plain === undefined ? '' : ` against ${plain.etcd.steady.cpuMillisPerSecond.toFixed(1)} ms/s with ${int(plain.etcd.steady.watchers)} watchers for ${plain.contender.name} (no registrations)`}; RSS ${(steady.rss / 2 ** 20).toFixed(0)} MiB. ` +
+        `${r.leftRegistered === 0 ? 'Once its pools closed, no client was left registered.' : `${r.leftRegistered} clients were left registered once its pools closed.`}`,
+    );
+    // Keys coming or going: what the keys' own places force, and what the windows sliding along the ring add.
+    for (const c of r.changes.slice(0, 2)) {
+      const m = c.moved;
+      notes.push(
+        `${r.contender.name}, ${c.name}: ${int(m.changed)} of ${int(m.stayed)} clients changed subset, swapping ${int(m.keysSwapped)} keys; the keys that came or went account for ${int(2 * m.changedKeys)} of those swaps (each place one takes or leaves trades it for another key: ${((100 * 2 * N * m.changedKeys) / c.before).toFixed(1)}% of the connections), ` +
+          `the other ${int(m.keysSwapped - 2 * m.changedKeys)} (${((100 * N * (m.keysSwapped - 2 * m.changedKeys)) / c.before).toFixed(1)}%) are windows sliding: every start ⌊rank·K/C⌋ rescales with K while the keys that came or went sit at their hash's places on the ring, not evenly spread, so windows shift against the keys they held` +
+          (m.ranksShifted ? `; and ${int(m.ranksShifted)} clients' ranks shifted meanwhile (by ${m.maxRankShift} at most), which no key change implies: registrations lapsed and came back (the pools' warnings above), and every client's place moved with them.` : '.'),
+      );
+    }
+    const join = r.changes.at(-1);
+    if (join !== undefined && join.moved.ranksShifted !== undefined) {
+      const m = join.moved;
+      // Where the joiners' ids fall among the others, in the string order the ranks follow.
+      const sorted = clientIds(0, r.clients + joining(r.clients)).sort();
+      const first = sorted.findIndex((id) => Number(id.slice('client-'.length)) >= r.clients);
+      const last = sorted.findLastIndex((id) => Number(id.slice('client-'.length)) >= r.clients);
+      const together = last - first + 1 === joining(r.clients);
+      notes.push(
+        `${r.contender.name}, ${join.name}: ${int(m.stayed - m.ranksShifted!)} clients kept their rank and ${int(m.ranksShifted!)} moved (by ${m.maxRankShift} ranks at most), and every start ⌊rank·K/C⌋ was rescaled for C + ${joining(r.clients)}; ` +
+          `${int(m.changed)} of ${int(m.stayed)} clients there before changed subset, swapping ${int(m.keysSwapped)} keys (${int(m.keysSwapped * N)} connections closed and opened), besides the joiners' own ${int(m.joinerKeys)} keys (${int(m.joinerKeys * N)} opened). ` +
+          `The ids are client-0…client-${r.clients + joining(r.clients) - 1}, ranked in string order, so the joiners' ids ${together ? `sort together, between ${sorted[first - 1] ?? '(none)'} and ${sorted[last + 1] ?? '(none)'}, and push every client after them along` : `fall at ranks ${first}…${last}`}: the ranking alone implies ${((100 * join.ideal!) / join.before).toFixed(1)}%` +
+          `${join.idealRandomIds === undefined ? '' : `; ids that sort at random among the others (random UUIDs, the default client ids) would keep each client near its relative place, and the ranking alone would imply ${((100 * join.idealRandomIds) / join.before).toFixed(1)}% for the same join`}.`,
+      );
+    }
   }
   for (const r of extrapolated) {
     const scale = profile.clients / r.clients;
@@ -613,6 +950,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       rows: [...runs.map((r) => distributionRow(measured(r), r)), ...extrapolated.map((r) => distributionRow(arithmetic(r), r, profile.clients / r.clients))],
     },
     { name: `calls per backend over one round of steady load (each client one call per anchor it holds, over ${profile.steadyMillis / 1000} s)`, rows: [...runs.map((r) => callsRow(measured(r), r)), ...extrapolated.map((r) => callsRow(arithmetic(r), r, profile.clients / r.clients))] },
+    { name: "etcd's load: over the steady round (per second, and what it holds) and from the pools' creation until settled (start)", rows: runs.map((r) => etcdRow(measured(r), r)) },
     ...changeNames.map(({ i, name }) => ({
       name: `connections moved: ${name}`,
       rows: [...runs.map((r) => changeRow(`${measured(r)}: ${r.changes[i]!.name}`, r.changes[i]!)), ...extrapolated.map((r) => changeRow(arithmetic(r), r.changes[i]!, profile.clients / r.clients))],
@@ -652,8 +990,20 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       { name: 'opened', unit: 'connections', higherIsBetter: false },
       { name: 'closed', unit: 'connections', higherIsBetter: false },
       { name: 'heldBefore', unit: 'connections', higherIsBetter: false },
-      { name: 'churn', unit: 'opened and closed again', higherIsBetter: false },
+      { name: 'subsetsChanged', unit: 'clients there before', higherIsBetter: false },
+      { name: 'ranksShifted', unit: 'clients there before', higherIsBetter: false },
+      { name: 'churn', unit: "beyond the subsets' changes", higherIsBetter: false },
       { name: 'settleMs', unit: 'ms', higherIsBetter: false },
+      { name: 'etcdCpuMs', unit: 'ms of etcd CPU', higherIsBetter: false },
+      { name: 'etcdCpuMsPerS', unit: 'ms of etcd CPU per s', higherIsBetter: false },
+      { name: 'renewalsPerS', unit: 'lease renewals/s', higherIsBetter: false },
+      { name: 'leasesLive', unit: 'leases at etcd', higherIsBetter: false },
+      { name: 'keepaliveStreams', unit: 'streams at etcd', higherIsBetter: false },
+      { name: 'watchers', unit: 'at etcd', higherIsBetter: false },
+      { name: 'watchStreams', unit: 'at etcd', higherIsBetter: false },
+      { name: 'etcdRssMiB', unit: 'MiB', higherIsBetter: false },
+      { name: 'startEtcdCpuMs', unit: 'ms of etcd CPU', higherIsBetter: false },
+      { name: 'leasesGranted', unit: 'at the start', higherIsBetter: false },
       { name: 'failed', unit: 'calls', higherIsBetter: false },
     ],
     primary: 'connMedian',
