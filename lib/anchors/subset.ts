@@ -73,8 +73,10 @@ export function keepLeaving(chosen: readonly string[], current: ReadonlySet<stri
  * every client), read from position ⌊rank × K / clients⌋ on (ranks from the sorted client
  * ids). The client's subset is the first `size` keys of it (with failed ones skipped as in
  * chooseSubset). The starts are evenly spaced, so every key is in ⌊C·S/K⌋ or ⌈C·S/K⌉
- * subsets; keys and clients that come or go keep every other key near its place on the
- * ring and every client near its place among the clients, so subsets move little.
+ * subsets. Clients that come or go keep the others near their places (with random ids,
+ * r/C barely moves); keys that come or go slide the windows, since every start rescales
+ * with K while the keys sit at their hash's places (more moves than rendezvous: see
+ * docs/fleets.md).
  */
 export function coordinatedOrder(rank: number, clients: number, ring: readonly string[]): string[] {
   const start = Math.floor((rank * ring.length) / Math.max(1, clients)) % Math.max(1, ring.length);
