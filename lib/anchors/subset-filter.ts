@@ -48,7 +48,7 @@ export interface SubsetReport {
   readonly size: number;
   readonly mode: 'rendezvous' | 'coordinated';
   readonly clientId: string;
-  /** Coordinated mode: the client's place among the clients, as last heard from etcd; absent until then (the order is rendezvous meanwhile). */
+  /** Coordinated mode: the client's place among the clients, as last heard from etcd; absent until then (no keys meanwhile, or the rendezvous order once etcd was too slow to tell). */
   readonly coordination?: CoordinationReport | undefined;
   /** Keys offered (the whole prefix). */
   readonly offered: number;
