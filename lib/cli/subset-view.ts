@@ -10,7 +10,7 @@
 import type { IKeyValue } from 'etcd3';
 import { anchorOptionsShape } from '../anchors/anchor-options.js';
 import { chooseSubset, coordinatedOrder, ringOrder } from '../anchors/subset.js';
-import { coordinationSettings, type CoordinationSettings } from '../discovery/client-membership.js';
+import { coordinationSettings, placeAmong, type CoordinationSettings } from '../discovery/client-membership.js';
 import type { ResolvedEtcdOptions } from '../discovery/source-options.js';
 import { acquireEtcdClient } from '../etcd/etcd-client-share.js';
 import type { Logger } from '../core/logger.js';
@@ -106,10 +106,9 @@ export async function listClients(settings: CoordinationSettings, deadline: numb
   }
 }
 
-/** A client's place among the registered ids: as a client computes it, counting itself at its sorted place when it is not registered. */
+/** A client's place among the registered ids, by the clients' own rule (placeAmong), and whether it is one of them. */
 export function placeOf(clientId: string, ids: readonly string[]): { rank: number; clients: number; registered: boolean } {
-  const registered = ids.includes(clientId);
-  return { rank: ids.filter((id) => id < clientId).length, clients: ids.length + (registered ? 0 : 1), registered };
+  return { ...placeAmong(clientId, ids), registered: ids.includes(clientId) };
 }
 
 /** The subset of the client at `rank` of `clients` over `keys`, no key failed (standing 'unknown'). */

@@ -117,15 +117,6 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     });
   }
 
-  get clientId(): string {
-    return this.#options.clientId;
-  }
-
-  /** The view now; undefined until the first listing. */
-  view(): MembershipView | undefined {
-    return this.#last;
-  }
-
   start(): void {
     this.#registration.keep();
     this.#loop = this.#run();
@@ -147,12 +138,8 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
   /** The view from the ids now: this client counted in its place even when its key is not there yet. */
   #publish(): void {
     if (!this.#listed) return;
-    const own = this.#options.clientId;
-    let rank = 0;
-    for (const id of this.#ids) if (id < own) rank += 1;
     const view: MembershipView = {
-      rank,
-      clients: this.#ids.size + (this.#ids.has(own) ? 0 : 1),
+      ...placeAmong(this.#options.clientId, this.#ids),
       registered: this.#registered,
       ...(this.#conflict !== undefined && { conflict: this.#conflict }),
     };
@@ -251,6 +238,20 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
   #idOf(kv: IKeyValue): string {
     return kv.key.toString('utf8').slice(this.#options.clientsPrefix.length);
   }
+}
+
+/**
+ * A client's place among the registered ids: its rank among them sorted, and their
+ * number, counting itself at its sorted place when its own key is not there (yet).
+ */
+export function placeAmong(clientId: string, ids: Iterable<string>): { rank: number; clients: number } {
+  let rank = 0;
+  let clients = 1;
+  for (const id of ids) {
+    if (id < clientId) rank += 1;
+    if (id !== clientId) clients += 1;
+  }
+  return { rank, clients };
 }
 
 /** The TTL of a client's registration lease when none is given, in seconds. */
