@@ -7,5 +7,6 @@
 export { createEtcdClient, type EtcdConnection } from './etcd/etcd-client.js';
 export { DesiredState, type KeyValue } from './discovery/desired-state.js';
 export { etcdOptionsSchema } from './discovery/source-options.js';
-export { chooseSubset, coordinatedSubset, rendezvousOrder, ringOrder } from './anchors/subset.js';
+export { chooseSubset, rendezvousOrder } from './anchors/subset.js';
+export { assignSubsets } from './anchors/coordinated-assignment.js';
 export { DEFAULT_CLIENT_TTL_SECONDS } from './discovery/client-membership.js';

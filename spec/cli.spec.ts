@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../lib/cli/main.js';
 import type { CommandIo } from '../lib/cli/command-io.js';
 import { renderReport, withAnchorStates, type StatusReport } from '../lib/cli/report.js';
-import { chooseSubset, coordinatedSubset, rendezvousOrder, ringOrder } from '../lib/anchors/subset.js';
+import { chooseSubset, rendezvousOrder } from '../lib/anchors/subset.js';
+import { assignSubsets } from '../lib/anchors/coordinated-assignment.js';
 import { createPool, silentLogger, type AnchorInfo, type PoolStats } from '../lib/index.js';
 import { etcdctl, startEtcd, waitFor } from '../testkit/tap-etcd.js';
 import { startBackend } from '../testkit/tap-backend.js';
@@ -80,7 +81,7 @@ t.test('status --subset-mode coordinated reads the registered clients, registers
   const clientsPrefix = 'anchorpool.clients/cli/coord/';
   const ids = ['c1', 'c2', 'c3', 'c4'];
   for (const [i, id] of ids.entries()) await putClient(clientsPrefix, id, 100 + i);
-  const ring = ringOrder(keys);
+  const assignment = assignSubsets(ids, keys, 2);
   const base = ['status', '--etcd', etcdFlag, '--prefix', 'cli/coord/', '--subset-size', '2', '--subset-mode', 'coordinated'];
 
   const json = await run([...base, '--json']);
@@ -95,7 +96,7 @@ t.test('status --subset-mode coordinated reads the registered clients, registers
   t.ok(fleet.endpoints.every((e) => e.subset === undefined), 'no SUBSET: no client named');
   t.same(
     fleet.clients,
-    ids.map((id, rank) => ({ clientId: id, host: `host-${id}`, pid: 100 + rank, since: '2025-01-02T03:04:05.000Z', rank, keys: coordinatedSubset(rank, 4, ring, 2) })),
+    ids.map((id, rank) => ({ clientId: id, host: `host-${id}`, pid: 100 + rank, since: '2025-01-02T03:04:05.000Z', rank, keys: assignment.get(id) })),
     'the clients by rank, each with its subset as the library computes it',
   );
   t.same(await clientKeys('anchorpool.clients/'), ids.map((id) => `${clientsPrefix}${id}`), 'status registered nothing');
@@ -113,7 +114,7 @@ t.test('status --subset-mode coordinated reads the registered clients, registers
   for (const [rank, id] of ids.entries()) {
     const one = JSON.parse((await run([...base, '--client-id', id, '--json'])).out) as StatusReport;
     t.same(one.subset, { size: 2, mode: 'coordinated', clientId: id, keys: 2, clientsPrefix, rank, clients: 4, registered: true }, `${id}'s place`);
-    t.same(one.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), coordinatedSubset(rank, 4, ring, 2).sort(), `${id}'s subset`);
+    t.same(one.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), [...assignment.get(id)!].sort(), `${id}'s subset`);
     t.equal(one.endpoints.filter((e) => e.subset === '-').length, 6);
     t.equal(one.clients, undefined, 'no client list for one client');
   }
@@ -125,7 +126,7 @@ t.test('status --subset-mode coordinated reads the registered clients, registers
   for (const [id, rank] of [['c0', 0], ['c9', 4]] as const) {
     const absent = JSON.parse((await run([...base, '--client-id', id, '--json'])).out) as StatusReport;
     t.same(absent.subset, { size: 2, mode: 'coordinated', clientId: id, keys: 2, clientsPrefix, rank, clients: 5, registered: false }, `${id} counted at its place`);
-    t.same(absent.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), coordinatedSubset(rank, 5, ring, 2).sort(), `${id}'s subset among 5`);
+    t.same(absent.endpoints.filter((e) => e.subset === 'chosen').map((e) => e.key).sort(), [...assignSubsets([...ids, id], keys, 2).get(id)!].sort(), `${id}'s subset among 5`);
   }
   t.match((await run([...base, '--client-id', 'c0'])).out, /rank 0 of 5 client\(s\) under anchorpool\.clients\/cli\/coord\/, counting c0 there although it is not registered\)/);
   t.same(await clientKeys('anchorpool.clients/'), ids.map((id) => `${clientsPrefix}${id}`), 'still nothing registered by status');
@@ -137,7 +138,8 @@ t.test('status --subset-mode coordinated reads the registered clients, registers
   const counts = custom.endpoints.map((e) => e.clients!);
   t.equal(counts.reduce((a, b) => a + b, 0), 9, 'every client keeps 3 keys');
   t.ok(counts.every((c) => c === 1 || c === 2), `each key in 1 or 2 subsets: ${counts.join(',')}`);
-  t.same(custom.clients!.map((c) => c.keys), [0, 1, 2].map((rank) => coordinatedSubset(rank, 3, ring, 3)));
+  const customAssignment = assignSubsets(['a', 'b', 'c'], keys, 3);
+  t.same(custom.clients!.map((c) => c.keys), ['a', 'b', 'c'].map((id) => customAssignment.get(id)));
   t.match((await run([...base.slice(0, -3), '3', '--subset-mode', 'coordinated', '--clients-prefix', 'fleets/coord-clients'])).out, /each key in 1 to 2 of their subsets/);
 
   // No client registered: every key in none.
@@ -168,7 +170,7 @@ t.test('status --subset-mode coordinated shows the subsets live coordinated pool
   const base = ['status', '--etcd', etcdFlag, '--prefix', 'cli/live/', '--subset-size', '2', '--subset-mode', 'coordinated', '--json'];
   const fleet = JSON.parse((await run(base)).out) as StatusReport;
   t.same(fleet.clients!.map((c) => c.clientId), ['p1', 'p2', 'p3']);
-  t.same([fleet.clients![0]!.keys.sort(), fleet.clients![2]!.keys.sort()], kept, 'the subsets status computes are the ones the pools keep');
+  t.same([[...fleet.clients![0]!.keys].sort(), [...fleet.clients![2]!.keys].sort()], kept, 'the subsets status computes are the ones the pools keep');
   t.same(fleet.endpoints.map((e) => e.clients), [1, 1, 1, 1, 1, 1], '3 × 2 over 6 keys');
   t.match(fleet.clients![0], { host: String, pid: process.pid, since: String }, 'a pool\'s value names its process');
   for (const [i, clientId] of ['p1', 'p3'].entries()) {

@@ -5,7 +5,8 @@ import t from 'tap';
 import { setImmediate as turn } from 'node:timers/promises';
 import { AnchorSet } from '../lib/anchors/anchor-set.js';
 import type { DesiredEntry } from '../lib/anchors/reconcile.js';
-import { rendezvousOrder, ringOrder } from '../lib/anchors/subset.js';
+import { rendezvousOrder } from '../lib/anchors/subset.js';
+import { coordinatedOrder } from '../lib/anchors/coordinated-assignment.js';
 import { fakeAnchors, type FakeAnchor } from './fakes/fake-anchor.js';
 
 const CLIENT = 'client-1';
@@ -145,27 +146,32 @@ t.test('drainAll while an evaluation is queued: nothing opens afterwards', async
   t.equal(fakes.created.length, made, 'no anchor made after drainAll');
 });
 
-t.test('coordinated: nothing until the place is known, then the ring from the place; a failed key widens along the ring', async (t) => {
+t.test("coordinated: nothing until the place is known, then its share of the fleet's assignment; a failed key widens to its next best", async (t) => {
   const fakes = fakeAnchors({ startState: 'READY' });
   const set = new AnchorSet<FakeAnchor>(fakes.factory, { state: () => {}, eligible: () => {} }, { drainTimeoutMillis: 0, subset: { size: 3, mode: 'coordinated', clientId: CLIENT } });
   const keysWithAnchors = () => [...new Set([...set.active()].map((a) => a.key))].sort();
   set.apply(entries(all));
   t.same(keysWithAnchors(), [], 'no anchors while the place among the clients is unknown');
   t.ok(set.subsetAwaitingPlace());
-  const ring = ringOrder(all);
-  set.placeSubset({ rank: 3, clients: 10, registered: true });
-  const start = Math.floor((3 * 20) / 10);
-  t.same(keysWithAnchors(), ring.slice(start, start + 3).sort(), 'rank 3 of 10 over 20 keys: 3 keys of the ring from position 6');
-  t.match(set.subsetReport(), { mode: 'coordinated', coordination: { rank: 3, clients: 10, registered: true } });
-  for (const anchor of [...set.active()].filter((a) => a.key === ring[start + 1])) anchor.drive('TRANSIENT_FAILURE');
+  const fleet = [CLIENT, ...Array.from({ length: 9 }, (_, i) => `peer-${i}`)].sort();
+  const order = coordinatedOrder(CLIENT, fleet, all, 3);
+  set.placeSubset({ rank: fleet.indexOf(CLIENT), clients: 10, registered: true, ids: fleet });
+  t.same(keysWithAnchors(), order.slice(0, 3).sort(), "10 clients over 20 keys: this client's 3 keys of the assignment");
+  t.match(set.subsetReport(), { mode: 'coordinated', coordination: { rank: fleet.indexOf(CLIENT), clients: 10, registered: true } });
+  t.notOk('ids' in set.subsetReport()!.coordination!, 'the report leaves the ids out (thousands of them in a fleet)');
+  for (const anchor of [...set.active()].filter((a) => a.key === order[1])) anchor.drive('TRANSIENT_FAILURE');
   await turn();
-  t.same(keysWithAnchors(), ring.slice(start, start + 4).sort(), 'the next key on the ring joins for the failed one');
-  set.placeSubset({ rank: 3, clients: 5, registered: true });
+  t.same(keysWithAnchors(), order.slice(0, 4).sort(), "the client's next best key joins for the failed one");
+  for (const anchor of [...set.active()].filter((a) => a.key === order[1])) anchor.drive('READY');
   await turn();
-  for (const anchor of set.active()) if (anchor.state !== 'READY' && anchor.key !== ring[start + 1]) anchor.drive('READY');
+  t.same(keysWithAnchors(), order.slice(0, 3).sort(), 'it serves again: the subset narrows back');
+  const half = fleet.filter((id, i) => id === CLIENT || i % 2 === 0).slice(0, 5);
+  const after = coordinatedOrder(CLIENT, half, all, 3).slice(0, 3);
+  set.placeSubset({ rank: half.indexOf(CLIENT), clients: half.length, registered: true, ids: half });
   await turn();
-  const moved = Math.floor((3 * 20) / 5);
-  t.same(keysWithAnchors(), ring.slice(moved, moved + 3).sort(), 'half the clients gone: the place moves to position 12, make before break done');
+  for (const anchor of set.active()) if (anchor.state !== 'READY') anchor.drive('READY');
+  await turn();
+  t.same(keysWithAnchors(), [...after].sort(), `half the clients gone: its share among ${half.length}, make before break done`);
 });
 
 t.test('coordinated: when etcd does not tell the place in time, the subset starts from the rendezvous order', async (t) => {

@@ -34,7 +34,7 @@ import { LivenessWatch, type LivenessCounts, type LivenessWatchSettings } from '
 import type { PickMode } from './anchor-options.js';
 import { KeyWeights } from './key-weights.js';
 import { SlowStartRamps } from './slow-start-ramps.js';
-import { type CoordinationReport, SubsetFilter, type SubsetReport, type SubsetSettings } from './subset-filter.js';
+import { type CoordinationView, SubsetFilter, type SubsetReport, type SubsetSettings } from './subset-filter.js';
 import { Lane } from './lane.js';
 import { ScheduleCursor, type Admit } from './schedule-cursor.js';
 import { reconcile, type DesiredEntry, type LiveEntry } from './reconcile.js';
@@ -404,7 +404,7 @@ export class AnchorSet<A extends Anchor> {
    * etcd): the subset moves to its new place at once, make before break. Undefined: the
    * place could not be learnt in time; the subset starts from the rendezvous order.
    */
-  placeSubset(place: CoordinationReport | undefined): void {
+  placeSubset(place: CoordinationView | undefined): void {
     if (this.#stopped || this.#subsetFrozen || this.#subset === undefined) return;
     const next = this.#subset.place(place);
     if (next !== undefined) this.#applyEntries(next);

@@ -6,8 +6,10 @@
  *
  *   offered entries ──► order ──► chooseSubset ──► keepLeaving ──► reconcile
  *
- * The order: rendezvous, by the client's own hash of each key; or coordinated, the ring
- * read from the client's place among the clients. A coordinated client passes on nothing
+ * The order: rendezvous, by the client's own hash of each key; or coordinated, the
+ * client's share of an assignment every client computes alike from the registered ids and
+ * the keys (coordinated-assignment.ts), then its other keys by rendezvous for widening. A
+ * coordinated client passes on nothing
  * until the owner tells it its place (one etcd listing after start), so it does not
  * connect to one subset only to move to another a moment later; when etcd does not tell
  * in time the owner says so (place undefined) and it starts from the rendezvous order.
@@ -20,7 +22,8 @@
  * evaluation per microtask by the anchor set).
  */
 import type { DesiredEntry } from './reconcile.js';
-import { chooseSubset, coordinatedOrder, keepLeaving, rendezvousRank, type SubsetStanding } from './subset.js';
+import { coordinatedOrder } from './coordinated-assignment.js';
+import { chooseSubset, keepLeaving, rendezvousRank, type SubsetStanding } from './subset.js';
 
 export interface SubsetSettings {
   /** Keys that can serve the client keeps anchors to. */
@@ -30,18 +33,20 @@ export interface SubsetSettings {
   readonly clientId: string;
 }
 
-/** A coordinated client's place among the clients (from etcd). */
-export interface SubsetPlace {
+/** What the owner reports of a coordinated client's registration. */
+export interface CoordinationReport {
+  /** The client's place among the registered ids, sorted, from 0. */
   readonly rank: number;
   readonly clients: number;
-}
-
-/** What the owner reports of a coordinated client's registration. */
-export interface CoordinationReport extends SubsetPlace {
   /** The client's own key is in etcd. */
   readonly registered: boolean;
   /** Another live client holds this client's id. */
   readonly conflict?: string | undefined;
+}
+
+/** What the owner tells a coordinated client (from etcd): the report, and the ids the assignment is computed from (this client's among them). */
+export interface CoordinationView extends CoordinationReport {
+  readonly ids: readonly string[];
 }
 
 export interface SubsetReport {
@@ -59,10 +64,9 @@ export interface SubsetReport {
 export class SubsetFilter {
   #settings: SubsetSettings;
   readonly #serving: (key: string) => boolean;
-  /** Each offered key's rank, computed once per key: by the client id (rendezvous), or on the ring shared by every client (coordinated). */
+  /** Each offered key's rendezvous rank for this client, computed once per key. */
   readonly #ranks = new Map<string, number>();
-  readonly #ringRanks = new Map<string, number>();
-  #place: CoordinationReport | undefined;
+  #place: CoordinationView | undefined;
   /** Coordinated and its place not heard of yet: nothing is passed on. */
   #awaitingPlace: boolean;
   #offered: ReadonlyMap<string, DesiredEntry> = new Map();
@@ -99,7 +103,7 @@ export class SubsetFilter {
    * A coordinated client's place changed, or (undefined) it could not be learnt in time:
    * the subset to apply, or undefined when it is the same.
    */
-  place(place: CoordinationReport | undefined): Map<string, DesiredEntry> | undefined {
+  place(place: CoordinationView | undefined): Map<string, DesiredEntry> | undefined {
     if (this.#settings.mode !== 'coordinated') return undefined;
     this.#awaitingPlace = false;
     this.#place = place ?? this.#place;
@@ -111,7 +115,7 @@ export class SubsetFilter {
   offer(offered: ReadonlyMap<string, DesiredEntry>): Map<string, DesiredEntry> {
     const previous = this.#offered;
     this.#offered = offered;
-    for (const ranks of [this.#ranks, this.#ringRanks]) for (const key of ranks.keys()) if (!offered.has(key)) ranks.delete(key);
+    for (const key of this.#ranks.keys()) if (!offered.has(key)) this.#ranks.delete(key);
     // A key gone, or moved to another address, is not the key that failed.
     for (const key of this.#failed) if (offered.get(key)?.addr !== previous.get(key)?.addr) this.#failed.delete(key);
     this.#order = this.#ordered();
@@ -144,18 +148,18 @@ export class SubsetFilter {
         why: !this.#chosen.has(key) ? ('leaving, until its replacement serves' as const) : this.#failed.has(key) ? ('failed, kept to see it return' as const) : ('chosen' as const),
       }));
     const { size, mode, clientId } = this.#settings;
-    return { size, mode, clientId, ...(this.#place !== undefined && { coordination: this.#place }), offered: this.#offered.size, keys };
-  }
-
-  /** The offered keys in the client's order: rendezvous, or the ring from the client's place once it is known. */
-  #ordered(): string[] {
     const place = this.#place;
-    if (place === undefined) return this.#byRank(this.#ranks, this.#settings.clientId);
-    return coordinatedOrder(place.rank, place.clients, this.#byRank(this.#ringRanks, ''));
+    const coordination = place && { rank: place.rank, clients: place.clients, registered: place.registered, ...(place.conflict !== undefined && { conflict: place.conflict }) };
+    return { size, mode, clientId, ...(coordination !== undefined && { coordination }), offered: this.#offered.size, keys };
   }
 
-  #byRank(ranks: Map<string, number>, id: string): string[] {
-    for (const key of this.#offered.keys()) if (!ranks.has(key)) ranks.set(key, rendezvousRank(id, key));
+  /** The offered keys in the client's order: rendezvous, or its share of the coordinated assignment once its place is known. */
+  #ordered(): string[] {
+    const { clientId, size } = this.#settings;
+    const place = this.#place;
+    if (place !== undefined) return coordinatedOrder(clientId, place.ids, this.#offered.keys(), size);
+    const ranks = this.#ranks;
+    for (const key of this.#offered.keys()) if (!ranks.has(key)) ranks.set(key, rendezvousRank(clientId, key));
     return [...this.#offered.keys()].sort((a, b) => ranks.get(b)! - ranks.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
   }
 

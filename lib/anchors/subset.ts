@@ -67,28 +67,3 @@ export function keepLeaving(chosen: readonly string[], current: ReadonlySet<stri
   }
   return kept;
 }
-
-/**
- * The coordinated order: keys on a ring in the order of their hash (the same ring for
- * every client), read from position ⌊rank × K / clients⌋ on (ranks from the sorted client
- * ids). The client's subset is the first `size` keys of it (with failed ones skipped as in
- * chooseSubset). The starts are evenly spaced, so every key is in ⌊C·S/K⌋ or ⌈C·S/K⌉
- * subsets. Clients that come or go keep the others near their places (with random ids,
- * r/C barely moves); keys that come or go slide the windows, since every start rescales
- * with K while the keys sit at their hash's places (more moves than rendezvous: see
- * docs/fleets.md).
- */
-export function coordinatedOrder(rank: number, clients: number, ring: readonly string[]): string[] {
-  const start = Math.floor((rank * ring.length) / Math.max(1, clients)) % Math.max(1, ring.length);
-  return [...ring.slice(start), ...ring.slice(0, start)];
-}
-
-/** The coordinated subset when every key serves: `size` consecutive keys of the ring from the client's start. */
-export function coordinatedSubset(rank: number, clients: number, ring: readonly string[], size: number): string[] {
-  return coordinatedOrder(rank, clients, ring).slice(0, size);
-}
-
-/** The ring for the coordinated order: keys by a hash of the key alone, the same for every client. */
-export function ringOrder(keys: Iterable<string>): string[] {
-  return rendezvousOrder('', keys);
-}

@@ -42,7 +42,7 @@ export interface ClientReport {
   /** Its place among the sorted ids, from 0. */
   rank: number;
   /** The keys of its subset, every key counted as serving (status dials nothing). */
-  keys: string[];
+  keys: readonly string[];
 }
 
 /**

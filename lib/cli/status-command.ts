@@ -20,12 +20,12 @@ import { createPool } from '../pool/pool.js';
 import type { CommandIo } from './command-io.js';
 import { ETCD_FLAGS_HELP, etcdFlags, sourceOptionsFromFlags } from './etcd-flags.js';
 import { renderReport, reportFromSnapshot, withAnchorStates, withFleet, withSubset, type StatusReport } from './report.js';
-import { chooseSubset, rendezvousOrder, ringOrder } from '../anchors/subset.js';
+import { chooseSubset, rendezvousOrder } from '../anchors/subset.js';
 import { MAX_SUBSET_SIZE } from '../anchors/anchor-options.js';
 import { resolveSourceOptions } from '../discovery/source-options.js';
 import type { CoordinationSettings } from '../discovery/client-membership.js';
 import type { EndpointSnapshot } from '../discovery/source.js';
-import { checkSubsetFlags, clientsPrefixFor, coordinatedSubsetOf, fleetSubsets, listClients, parseSubsetMode, placeOf, type SubsetFlags } from './subset-view.js';
+import { checkSubsetFlags, clientsPrefixFor, fleetSubsets, listClients, parseSubsetMode, placeOf, type SubsetFlags } from './subset-view.js';
 import type { Logger } from '../core/logger.js';
 import { UsageError } from './usage-error.js';
 
@@ -134,8 +134,7 @@ async function withSubsetView(
   });
   const ids = clients.map((c) => c.clientId);
   if (clientId !== undefined) {
-    const place = placeOf(clientId, ids);
-    const chosen = coordinatedSubsetOf(place.rank, place.clients, ringOrder(keys), size);
+    const { subset: chosen, ...place } = placeOf(clientId, ids, keys, size);
     return withSubset(report, { size, mode: 'coordinated', clientId, keys: chosen.map((key) => ({ key, why: 'chosen' })) }, { clientsPrefix: coordination.clientsPrefix, ...place });
   }
   const fleet = fleetSubsets(ids, keys, size);

@@ -2,14 +2,14 @@
  * What `status --subset-size` shows of a subset without dialling: the flags checked as
  * the subset option checks them, and for --subset-mode coordinated the clients under the
  * clients prefix, listed once (read only: status registers nothing, so it moves no
- * client's subset), with each client's subset as the library computes it (subset.ts),
- * every key counted as not failed (nothing was dialled).
+ * client's subset), with each client's subset as the library computes it
+ * (coordinated-assignment.ts), every key counted as not failed (nothing was dialled).
  *
- *   list clients prefix ──► sorted ids ──► rank, count ──► ring from its place ──► subset
+ *   list clients prefix ──► sorted ids (+ the client named) ──► the fleet's assignment ──► subsets
  */
 import type { IKeyValue } from 'etcd3';
 import { anchorOptionsShape } from '../anchors/anchor-options.js';
-import { chooseSubset, coordinatedOrder, ringOrder } from '../anchors/subset.js';
+import { assignSubsets } from '../anchors/coordinated-assignment.js';
 import { coordinationSettings, placeAmong, type CoordinationSettings } from '../discovery/client-membership.js';
 import type { ResolvedEtcdOptions } from '../discovery/source-options.js';
 import { acquireEtcdClient } from '../etcd/etcd-client-share.js';
@@ -106,21 +106,18 @@ export async function listClients(settings: CoordinationSettings, deadline: numb
   }
 }
 
-/** A client's place among the registered ids, by the clients' own rule (placeAmong), and whether it is one of them. */
-export function placeOf(clientId: string, ids: readonly string[]): { rank: number; clients: number; registered: boolean } {
-  return { ...placeAmong(clientId, ids), registered: ids.includes(clientId) };
-}
-
-/** The subset of the client at `rank` of `clients` over `keys`, no key failed (standing 'unknown'). */
-export function coordinatedSubsetOf(rank: number, clients: number, ring: readonly string[], size: number): string[] {
-  return chooseSubset(coordinatedOrder(rank, clients, ring), size, () => 'unknown');
+/** A client's place among the registered ids, by the clients' own rule (placeAmong), whether it is one of them, and its subset over `keys` (no key failed). */
+export function placeOf(clientId: string, ids: readonly string[], keys: Iterable<string>, size: number): { rank: number; clients: number; registered: boolean; subset: readonly string[] } {
+  const { rank, clients, ids: fleet } = placeAmong(clientId, ids);
+  return { rank, clients, registered: ids.includes(clientId), subset: assignSubsets(fleet, keys, size).get(clientId)! };
 }
 
 /** Each registered client's subset, and per key how many of them keep it. */
-export function fleetSubsets(ids: readonly string[], keys: Iterable<string>, size: number): { subsets: string[][]; counts: Map<string, number> } {
-  const ring = ringOrder(keys);
-  const counts = new Map(ring.map((key) => [key, 0]));
-  const subsets = ids.map((_, rank) => coordinatedSubsetOf(rank, ids.length, ring, size));
+export function fleetSubsets(ids: readonly string[], keys: Iterable<string>, size: number): { subsets: (readonly string[])[]; counts: Map<string, number> } {
+  const all = [...keys];
+  const assignment = assignSubsets(ids, all, size);
+  const counts = new Map(all.map((key) => [key, 0]));
+  const subsets = ids.map((id) => assignment.get(id)!);
   for (const subset of subsets) for (const key of subset) counts.set(key, counts.get(key)! + 1);
   return { subsets, counts };
 }

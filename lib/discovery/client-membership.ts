@@ -2,7 +2,8 @@
  * ClientMembership: one subsetting client's place among its peers, for coordinated
  * subsets. The client claims `clientsPrefix + clientId` on an etcd lease (the
  * registration loop of registration.ts, in its 'claim' mode) and watches the prefix; the
- * ids there, sorted, give the client's rank and the number of clients.
+ * ids there are what every client computes the fleet's subsets from
+ * (anchors/coordinated-assignment.ts).
  *
  *   claim prefix+id on a lease ──► keepalive ──► (lost, client replaced) ──► claim again
  *   list prefix at R ──► watch from R+1 ──► (any break, client replaced) ──► list again
@@ -14,7 +15,9 @@
  *
  * It uses the process's shared etcd client (etcd-client-share.ts): the endpoint source
  * on the same connection watches it for half-open connections and renews it; the
- * membership then lists again on the new client.
+ * membership then lists again on the new client. Its key is on the process's shared lease
+ * (shared-lease.ts): one lease and one keepalive for every client in the process, which a
+ * renewed client or an outage shorter than the TTL leaves as it was.
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
@@ -28,6 +31,7 @@ import { type AnchorPoolError, ClientIdTakenError } from '../core/errors.js';
 import { emitSafely } from '../core/emit-safely.js';
 import type { Logger } from '../core/logger.js';
 import { LeaseRegistration } from './registration.js';
+import { acquireSharedLease, type SharedLease } from './shared-lease.js';
 import type { ResolvedEtcdOptions } from './source-options.js';
 
 /** Where a client stands among the clients registered under the prefix. */
@@ -36,6 +40,8 @@ export interface MembershipView {
   readonly rank: number;
   /** Clients registered, this one counted even while its own registration is pending. */
   readonly clients: number;
+  /** Their ids, sorted, this one's among them. */
+  readonly ids: readonly string[];
   /** This client's own key is in etcd on its lease. */
   readonly registered: boolean;
   /** Why its id is not its own: another live client holds it. */
@@ -43,7 +49,7 @@ export interface MembershipView {
 }
 
 export interface MembershipEvents {
-  /** The rank or the client count changed (and the first listing). */
+  /** The registered ids changed (and the first listing). */
   view: [MembershipView];
   /** Another live client holds this client's id. */
   conflict: [ClientIdTakenError];
@@ -63,6 +69,7 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
   readonly #options: MembershipOptions;
   readonly #shared: SharedEtcdClient;
   readonly #registration: LeaseRegistration;
+  readonly #lease: SharedLease;
   readonly #abort = new AbortController();
   readonly #ids = new Set<string>();
   #listed = false;
@@ -80,6 +87,7 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     this.#options = options;
     this.#shared = acquireEtcdClient(options.etcd, options.logger);
     const shared = this.#shared;
+    this.#lease = acquireSharedLease(options.etcd, options.ttlSeconds, options.logger);
     // The value names the process and is unique to this instance: a key with it is this client's own.
     const value = JSON.stringify({ clientId: options.clientId, host: hostname(), pid: process.pid, instance: randomUUID(), since: new Date().toISOString() });
     this.#registration = new LeaseRegistration(
@@ -93,8 +101,8 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
         drainMillis: 0,
         logger: options.logger,
       },
-      // The shared client stays the process's: the registration lets go of its own reference only.
-      { current: () => shared.current(), release: () => undefined },
+      // The shared client and lease stay the process's: close() lets go of them after the registration.
+      { current: () => shared.current(), release: () => undefined, lease: this.#lease },
     );
     this.#registration.on('registered', () => {
       this.#registered = true;
@@ -132,6 +140,7 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     clearTimeout(this.#viewTimer);
     await this.#registration.close();
     await this.#loop;
+    this.#lease.release();
     this.#shared.release();
   }
 
@@ -154,7 +163,7 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     this.#viewTimer = undefined;
     const view = this.#last!;
     const told = this.#told;
-    if (told !== undefined && told.rank === view.rank && told.clients === view.clients && told.registered === view.registered && told.conflict === view.conflict) return;
+    if (told !== undefined && sameIds(told.ids, view.ids) && told.registered === view.registered && told.conflict === view.conflict) return;
     this.#told = view;
     emitSafely(this, 'view', view);
   }
@@ -213,11 +222,9 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
         watcher.cancel().catch(() => undefined);
         resolve();
       };
+      // The key stays: its lease is the process's (shared-lease.ts) and outlives the client.
       const stopHearing = this.#shared.onRenewed((old) => {
-        if (old !== client) return;
-        // The registration's lease was kept alive on the old connection: claim again on the new one.
-        this.#registration.renewed();
-        finish();
+        if (old === client) finish();
       });
       watcher.on('put', (kv: IKeyValue) => {
         const id = this.#idOf(kv);
@@ -241,17 +248,17 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
 }
 
 /**
- * A client's place among the registered ids: its rank among them sorted, and their
- * number, counting itself at its sorted place when its own key is not there (yet).
+ * The fleet a client computes its subset in: the registered ids sorted, itself among them
+ * even when its own key is not there (yet), and its rank among them.
  */
-export function placeAmong(clientId: string, ids: Iterable<string>): { rank: number; clients: number } {
-  let rank = 0;
-  let clients = 1;
-  for (const id of ids) {
-    if (id < clientId) rank += 1;
-    if (id !== clientId) clients += 1;
-  }
-  return { rank, clients };
+export function placeAmong(clientId: string, ids: Iterable<string>): { rank: number; clients: number; ids: string[] } {
+  // Sorted as strings compare (`<`, UTF-16 code units), as every client sorts them.
+  const fleet = [...new Set([...ids, clientId])].sort();
+  return { rank: fleet.indexOf(clientId), clients: fleet.length, ids: fleet };
+}
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }
 
 /** The TTL of a client's registration lease when none is given, in seconds. */

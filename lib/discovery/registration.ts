@@ -15,7 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { ExponentialBackoff, isBrokenCircuitError } from 'cockatiel';
 import { z } from 'zod';
 import { parseAddress } from './address.js';
@@ -29,6 +29,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { normalizePrefix } from './target.js';
 import { MAX_TIMER_MILLIS, MAX_TIMER_SECONDS } from '../core/timer-limit.js';
+import type { SharedLease } from './shared-lease.js';
 
 /** etcd3 arms a ttl×1000 ms timer per lease; longer TTLs would overflow Node's 32-bit timers. */
 export const MAX_TTL_SECONDS = MAX_TIMER_SECONDS;
@@ -170,6 +171,19 @@ export interface RegistrationEtcd {
   current(): Etcd3;
   /** The registration is done with it. */
   release(): void;
+  /** The lease to put the key on, shared with the process's other registrations; absent: a lease of its own per attempt. */
+  readonly lease?: SharedLease;
+}
+
+/** The lease a registration's key is on: an etcd3 lease of its own, or its share of the process's lease. */
+interface HeldLease {
+  readonly id: string;
+  /** It was lost before the key was on it. */
+  lost(): boolean;
+  /** Stops keeping it alive for this registration; the key expires with it (unless others keep a shared one). */
+  release(): void;
+  /** Gives it back: an own lease is revoked, a share let go of. */
+  revoke(): Promise<void>;
 }
 
 interface ResolvedRegistration {
@@ -285,7 +299,7 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
   #wake = new AbortController();
   readonly #backoffs: ExponentialBackoff<unknown>;
   /** The lease the key is on, set only once the put succeeded. */
-  #lease: Lease | undefined;
+  #lease: HeldLease | undefined;
   #leaseId: string | undefined;
   /** The registering loop now running (first registration or a re-registration). */
   #work: Promise<void> = Promise.resolve();
@@ -350,11 +364,6 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
     this.#wake = new AbortController();
   }
 
-  /** The lease's connection is gone (its client was replaced): register again on the current client. */
-  renewed(): void {
-    const lease = this.#lease;
-    if (lease !== undefined) this.#leaseLost(lease, new EtcdUnavailableError('the etcd client was replaced'));
-  }
 
   /** Every call returns the same promise, settled once the key is removed (or given up on), the drain is over and the client closed. */
   close(): Promise<void> {
@@ -412,17 +421,15 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
     }
   }
 
-  /** One try: a new lease, the key put on it. On success the lease becomes the current one. */
+  /** One try: a lease (a new one of its own, or the shared one), the key put on it. On success the lease becomes the current one. */
   async #attempt(deadline: number): Promise<void> {
     const client = this.#etcd.current();
-    const lease = client.lease(this.ttlSeconds, { deadline });
-    lease.on('lost', (err: Error) => this.#leaseLost(lease, err));
-    let id: string;
+    const shared = this.#etcd.lease;
+    const lease = shared === undefined ? await this.#ownLease(client, deadline) : await this.#sharedLease(shared, deadline);
     try {
-      id = await lease.grant();
-      if (this.#options.write === 'put') await lease.put(this.key).value(this.value).options({ deadline }).exec();
-      else await this.#claim(client, id, deadline);
-      if (lease.revoked()) throw new EtcdUnavailableError('the lease was lost while the key was being put');
+      if (this.#options.write === 'put') await client.put(this.key).value(this.value).lease(lease.id).options({ deadline }).exec();
+      else await this.#claim(client, lease.id, deadline);
+      if (lease.lost()) throw new EtcdUnavailableError('the lease was lost while the key was being put');
     } catch (err) {
       // Abandon this lease: stop its keepalives and give it back, best effort. Revoking it
       // cannot delete a key that a later attempt has put on another lease.
@@ -430,7 +437,40 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
       throw err;
     }
     this.#lease = lease;
-    this.#leaseId = id;
+    this.#leaseId = lease.id;
+  }
+
+  /** A lease of its own, kept alive by etcd3 on `client`. */
+  async #ownLease(client: Etcd3, deadline: number): Promise<HeldLease> {
+    const lease = client.lease(this.ttlSeconds, { deadline });
+    let id: string;
+    try {
+      id = await lease.grant();
+    } catch (err) {
+      lease.revoke().catch(() => undefined);
+      throw err;
+    }
+    const held: HeldLease = { id, lost: () => lease.revoked(), release: () => lease.release(), revoke: () => lease.revoke() };
+    lease.on('lost', (err: Error) => this.#leaseLost(held, err));
+    return held;
+  }
+
+  /** Its share of the process's lease: kept alive by the share, lost when etcd ends it. */
+  async #sharedLease(shared: SharedLease, deadline: number): Promise<HeldLease> {
+    const id = await shared.id(deadline);
+    let lost = false;
+    const held: HeldLease = {
+      id,
+      lost: () => lost,
+      release: () => stop(),
+      revoke: async () => stop(),
+    };
+    const stop = shared.onLost((lostId, err) => {
+      if (lostId !== id) return;
+      lost = true;
+      this.#leaseLost(held, err);
+    });
+    return held;
   }
 
   /** Puts the key on lease `id` if no one holds it, or if what holds it is this registration's own earlier write. */
@@ -455,7 +495,7 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
     this.#emitSafely('registered', { key: this.key, leaseId });
   }
 
-  #leaseLost(lease: Lease, err: Error): void {
+  #leaseLost(lease: HeldLease, err: Error): void {
     // Leases of failed attempts and of a closed registration report losses too; only the current one counts.
     if (this.#closing || lease !== this.#lease) return;
     const leaseId = this.#leaseId;

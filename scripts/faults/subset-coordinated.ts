@@ -3,9 +3,9 @@
 // 3 s) in two child processes (subset-clients.ts), half pools (pool.client()) and half
 // plain grpc-js channels on etcd:/// (anchored_round_robin), alternating by id. Every
 // client runs closed-loop Echo calls (2 callers, 10 ms per call on the server) throughout.
-// The client ids are c00…c19, so their ranks are their order, and the second process holds
-// the upper half of the ranks: when it dies, its clients' places on the ring (a contiguous
-// arc of it) are left uncovered until the survivors re-rank.
+// The client ids are c00…c19, and the second process holds c10…c19: when it dies, the keys
+// only its clients held are left uncovered until the survivors hear of it and take them
+// (every key is in ⌊C·S/K⌋ subsets at least, so with C·S ≥ K each key loses some).
 //
 // What is measured, and how:
 // - a backend's connections are counted by the server (Backend.stats(): the remote ports
@@ -15,12 +15,11 @@
 // - the clients' registrations are read from etcd (a listing of the clients prefix with
 //   each sample once etcd is back): a key that lapsed and was put again has a new
 //   create revision;
-// - what the algorithm promises (subset.ts, coordinatedOrder): with the clients ranked
-//   by their sorted ids, client r of C takes S consecutive keys of the ring every client
-//   shares from position ⌊r·K/C⌋, so every key is in ⌊C·S/K⌋ or ⌈C·S/K⌉ subsets. Each
-//   client's expected subset is computed with lib's ringOrder/coordinatedSubset
-//   (lib/internal.js) from the ids alive; the bars on the spread are checked on what was
-//   observed, not on that computation.
+// - what the algorithm promises (coordinated-assignment.ts): every client computes the
+//   fleet's assignment from the registered ids and the keys, and every key is in
+//   ⌊C·S/K⌋ or ⌈C·S/K⌉ subsets. Each client's expected subset is computed with lib's
+//   assignSubsets (lib/internal.js) from the ids alive; the bars on the spread are
+//   checked on what was observed, not on that computation.
 //
 // Phases:
 //   0. start: every client places itself (reported, no bar);
@@ -57,7 +56,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
-import { coordinatedSubset, ringOrder } from '../../lib/internal.js';
+import { assignSubsets } from '../../lib/internal.js';
 import { Backend, killOnExit } from '../../testkit/echo/backend.js';
 import { check, sleep, type FaultCheck, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
@@ -217,7 +216,6 @@ export const subsetCoordinatedScenario: FaultScenario = {
     const keys = names.map((n) => `${PREFIX}${n}`);
     const keyIndex = new Map(keys.map((k, i) => [k, i]));
     const nameIndex = new Map(names.map((n, i) => [n, i]));
-    const ring = ringOrder(keys);
     const specs: ClientSpec[] = Array.from({ length: p.clients }, (_, i) => ({ id: `c${String(i).padStart(2, '0')}`, path: i % 2 === 0 ? 'pool' : 'channel' }));
     const allIds = specs.map((s) => s.id);
     const survivorIds = allIds.slice(0, p.clients / 2);
@@ -228,8 +226,8 @@ export const subsetCoordinatedScenario: FaultScenario = {
 
     /** Per client: the keys (as backend indexes, sorted) the algorithm gives it among `ids`. */
     const expected = (ids: readonly string[]): Map<string, number[]> => {
-      const ranked = [...ids].sort();
-      return new Map(ranked.map((id, rank) => [id, coordinatedSubset(rank, ranked.length, ring, p.size).map((k) => keyIndex.get(k)!).sort((a, b) => a - b)]));
+      const assignment = assignSubsets(ids, keys, p.size);
+      return new Map(ids.map((id) => [id, assignment.get(id)!.map((k) => keyIndex.get(k)!).sort((a, b) => a - b)]));
     };
     /** Per backend: in how many of `subsets`. */
     const countsOf = (subsets: Iterable<readonly number[]>): number[] => {
