@@ -72,19 +72,13 @@ export function coordinatedOrder(clientId: string, ids: Iterable<string>, keys: 
   return [...assigned, ...rest];
 }
 
-/** 64 bits of SHA-256 of an id or a key, mixed once; the pairs (C × K of them) then mix these cheaply. */
-interface Hash64 {
-  readonly hi: number;
-  readonly lo: number;
+/** 32 bits of SHA-256 of an id or a key, mixed once; the pairs (C × K of them) then mix these cheaply. */
+function hash32(text: string, salt: number): number {
+  return mix32((createHash('sha256').update(text).digest().readUInt32BE(0) ^ salt) >>> 0);
 }
 
-function hash64(text: string, salt: number): Hash64 {
-  const digest = createHash('sha256').update(text).digest();
-  return { hi: mix32((digest.readUInt32BE(0) ^ salt) >>> 0), lo: mix32((digest.readUInt32BE(4) ^ salt) >>> 0) };
-}
-
-const clientHash = (id: string): Hash64 => hash64(id, 0);
-const keyHash = (key: string): Hash64 => hash64(key, 0x9e3779b9);
+const clientHash = (id: string): number => hash32(id, 0);
+const keyHash = (key: string): number => hash32(key, 0x9e3779b9);
 
 /** A 32-bit avalanche (the lowbias32 constants). */
 function mix32(x: number): number {
@@ -93,9 +87,9 @@ function mix32(x: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** A pair's score: 53 bits, so ties (broken by index) are rare. */
-function pairScore(client: Hash64, key: Hash64): number {
-  return mix32((client.hi ^ key.hi) >>> 0) * 2 ** 21 + (mix32((client.lo ^ key.lo) >>> 0) >>> 11);
+/** A pair's score, 32 bits; ties (rare) go to the lower index, so every client breaks them alike. */
+function pairScore(client: number, key: number): number {
+  return mix32((client ^ key) >>> 0);
 }
 
 function compute(clients: readonly string[], keys: readonly string[], size: number): Assignment {
@@ -175,7 +169,7 @@ function complete(c: number, held: number[][], size: number, roomOn: (k: number)
 }
 
 /** The `n` keys of best score for a client, best first (ties: lower index first). */
-function topByScore(client: Hash64, keys: readonly Hash64[], n: number): number[] {
+function topByScore(client: number, keys: readonly number[], n: number): number[] {
   const scores = new Float64Array(n);
   const indexes = new Int32Array(n);
   let filled = 0;
@@ -193,11 +187,11 @@ function topByScore(client: Hash64, keys: readonly Hash64[], n: number): number[
   return Array.from(indexes.subarray(0, filled));
 }
 
-function orderByScore(client: Hash64, keys: readonly Hash64[]): number[] {
+function orderByScore(client: number, keys: readonly number[]): number[] {
   return sortedByScore(client, keys.map((_, k) => k), keys);
 }
 
-function sortedByScore(client: Hash64, indexes: readonly number[], keys: readonly Hash64[]): number[] {
+function sortedByScore(client: number, indexes: readonly number[], keys: readonly number[]): number[] {
   return indexes
     .map((k) => ({ k, score: pairScore(client, keys[k]!) }))
     .sort((a, b) => b.score - a.score || a.k - b.k)
