@@ -1,30 +1,23 @@
 /**
- * ClientMembership: one subsetting client's place among its peers, for coordinated
- * subsets. The client claims `clientsPrefix + clientId` on an etcd lease (the
- * registration loop of registration.ts, in its 'claim' mode) and watches the prefix; the
- * ids there are what every client computes the fleet's subsets from
+ * ClientMembership: one subsetting client among its peers, for coordinated subsets. The
+ * client claims `clientsPrefix + clientId` (the registration loop of registration.ts, in
+ * its 'claim' mode) on the process's shared lease (shared-lease.ts), and hears the ids
+ * registered under the prefix from the process's one watch of it (clients-watch.ts);
+ * those ids are what every client computes the fleet's subsets from
  * (anchors/coordinated-assignment.ts).
  *
- *   claim prefix+id on a lease ──► keepalive ──► (lost, client replaced) ──► claim again
- *   list prefix at R ──► watch from R+1 ──► (any break, client replaced) ──► list again
+ *   claim prefix+id on the process's lease ──► (lease ended) ──► claim again
+ *   the process's watch of the prefix ──► ids (once per burst) ──► this client's view
  *
- * While etcd cannot be reached the last view stays, so subsets stay as they were. A
- * client that died leaves the view when its lease ends (one TTL), and the others' ranks
- * close up. An id held by another live client is a conflict: reported (the 'conflict'
- * event, the view's `conflict`), and claimed again until the other's lease ends.
- *
- * It uses the process's shared etcd client (etcd-client-share.ts): the endpoint source
- * on the same connection watches it for half-open connections and renews it; the
- * membership then lists again on the new client. Its key is on the process's shared lease
- * (shared-lease.ts): one lease and one keepalive for every client in the process, which a
- * renewed client or an outage shorter than the TTL leaves as it was.
+ * While etcd cannot be reached the last ids stay, so subsets stay as they were; a renewed
+ * etcd client or an outage shorter than the TTL leaves the key as it was. A client that
+ * died leaves the others' ids when its lease ends (one TTL). An id held by another live
+ * client is a conflict: reported (the 'conflict' event, the view's `conflict`), and
+ * claimed again until the other's lease ends.
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Range, type Etcd3, type IKeyValue } from 'etcd3';
-import { ExponentialBackoff } from 'cockatiel';
 import { acquireEtcdClient, type SharedEtcdClient } from '../etcd/etcd-client-share.js';
 import type { EtcdConnection } from '../etcd/etcd-client.js';
 import { type AnchorPoolError, ClientIdTakenError } from '../core/errors.js';
@@ -32,6 +25,7 @@ import { emitSafely } from '../core/emit-safely.js';
 import type { Logger } from '../core/logger.js';
 import { LeaseRegistration } from './registration.js';
 import { acquireSharedLease, type SharedLease } from './shared-lease.js';
+import { acquireClientsWatch, type ClientsWatch } from './clients-watch.js';
 import type { ResolvedEtcdOptions } from './source-options.js';
 
 /** Where a client stands among the clients registered under the prefix. */
@@ -62,25 +56,17 @@ export interface MembershipOptions extends CoordinationSettings {
   readonly logger: Logger;
 }
 
-/** Changes of the view after the first are emitted this long after the first of a burst. */
-const VIEW_SETTLE_MILLIS = 500;
-
 export class ClientMembership extends EventEmitter<MembershipEvents> {
   readonly #options: MembershipOptions;
   readonly #shared: SharedEtcdClient;
   readonly #registration: LeaseRegistration;
   readonly #lease: SharedLease;
-  readonly #abort = new AbortController();
-  readonly #ids = new Set<string>();
-  #listed = false;
+  readonly #watch: ClientsWatch;
   #registered = false;
   #conflict: string | undefined;
-  #last: MembershipView | undefined;
-  #loop: Promise<void> = Promise.resolve();
   #lateTimer: NodeJS.Timeout | undefined;
-  /** The view last emitted, and the timer that emits the latest one after a burst of changes. */
+  /** The view last emitted. */
   #told: MembershipView | undefined;
-  #viewTimer: NodeJS.Timeout | undefined;
 
   constructor(options: MembershipOptions) {
     super();
@@ -88,6 +74,8 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     this.#shared = acquireEtcdClient(options.etcd, options.logger);
     const shared = this.#shared;
     this.#lease = acquireSharedLease(options.etcd, options.ttlSeconds, options.logger);
+    // Back within a third of a TTL of etcd's return: a lost claim retries when the watch lists again.
+    this.#watch = acquireClientsWatch(options.etcd, options.clientsPrefix, (options.ttlSeconds * 1000) / 3, options.logger);
     // The value names the process and is unique to this instance: a key with it is this client's own.
     const value = JSON.stringify({ clientId: options.clientId, host: hostname(), pid: process.pid, instance: randomUUID(), since: new Date().toISOString() });
     this.#registration = new LeaseRegistration(
@@ -127,123 +115,40 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
 
   start(): void {
     this.#registration.keep();
-    this.#loop = this.#run();
+    this.#watch.onIds(() => this.#publish());
+    // etcd answers: a claim waiting out its backoff (the lease ended in an outage) goes now.
+    this.#watch.onListed(() => {
+      if (!this.#registered) this.#registration.retryNow();
+    });
     this.#lateTimer = setTimeout(() => {
-      if (!this.#listed) emitSafely(this, 'late');
+      if (this.#watch.ids() === undefined) emitSafely(this, 'late');
     }, this.#options.etcd.dialTimeoutMillis).unref();
+    // The process may have listed the prefix already, for another client.
+    this.#publish();
   }
 
-  /** Deletes the client's key (while it is on its lease), revokes the lease, stops watching. */
+  /** Deletes the client's key (while it is on its lease), lets go of the lease and the watch. */
   async close(): Promise<void> {
-    this.#abort.abort();
     clearTimeout(this.#lateTimer);
-    clearTimeout(this.#viewTimer);
+    this.#watch.release();
     await this.#registration.close();
-    await this.#loop;
     this.#lease.release();
     this.#shared.release();
   }
 
-  /** The view from the ids now: this client counted in its place even when its key is not there yet. */
+  /** The view from the ids last heard (this client counted in its place even when its key is not there yet), when it differs from the last told. */
   #publish(): void {
-    if (!this.#listed) return;
+    const ids = this.#watch.ids();
+    if (ids === undefined) return;
     const view: MembershipView = {
-      ...placeAmong(this.#options.clientId, this.#ids),
+      ...placeAmong(this.#options.clientId, ids),
       registered: this.#registered,
       ...(this.#conflict !== undefined && { conflict: this.#conflict }),
     };
-    const first = this.#last === undefined;
-    this.#last = view;
-    if (first) return this.#emitView();
-    // Clients come and go in bursts (a fleet starting, a zone failing): one move per burst, not one per client.
-    this.#viewTimer ??= setTimeout(() => this.#emitView(), VIEW_SETTLE_MILLIS).unref();
-  }
-
-  #emitView(): void {
-    this.#viewTimer = undefined;
-    const view = this.#last!;
     const told = this.#told;
     if (told !== undefined && sameIds(told.ids, view.ids) && told.registered === view.registered && told.conflict === view.conflict) return;
     this.#told = view;
     emitSafely(this, 'view', view);
-  }
-
-  async #run(): Promise<void> {
-    const signal = this.#abort.signal;
-    const { retryInitialMillis, retryMaxMillis } = this.#options.etcd;
-    // Back within a third of a TTL of etcd's return: the claim retries when this lists (see #list).
-    const maxDelay = Math.min(retryMaxMillis, (this.#options.ttlSeconds * 1000) / 3);
-    let backoff = new ExponentialBackoff({ initialDelay: Math.min(retryInitialMillis, maxDelay), maxDelay }).next();
-    while (!signal.aborted) {
-      const client = this.#shared.current();
-      const startedAt = Date.now();
-      try {
-        const revision = await this.#list(client);
-        await this.#watch(client, revision);
-      } catch (err) {
-        if (signal.aborted) return;
-        // A replaced client is not an outage: list again at once on the new one.
-        if (this.#shared.retired(client) !== undefined) continue;
-        this.#options.logger.debug({ error: String(err) }, 'listing the subset clients failed; keeping the last view');
-      }
-      if (signal.aborted) return;
-      if (Date.now() - startedAt < 1000) {
-        await sleep(backoff.duration, undefined, { signal, ref: false }).catch(() => undefined);
-        backoff = backoff.next(undefined);
-      }
-    }
-  }
-
-  async #list(client: Etcd3): Promise<number> {
-    // Keys only: with thousands of clients each listing is read by each of them, and the ids are in the keys.
-    const range = Range.prefix(this.#options.clientsPrefix);
-    const response = await client.kv.range({ key: range.start, range_end: range.end, keys_only: true }, { deadline: Date.now() + this.#options.etcd.dialTimeoutMillis });
-    this.#ids.clear();
-    for (const kv of response.kvs) this.#ids.add(this.#idOf(kv));
-    this.#listed = true;
-    // etcd answers: a claim waiting out its backoff (the lease was lost in an outage) goes now, before the old lease ends.
-    if (!this.#registered) this.#registration.retryNow();
-    this.#publish();
-    return Number(response.header.revision);
-  }
-
-  /** Watches from revision+1 until the stream breaks or the shared client is replaced. */
-  #watch(client: Etcd3, revision: number): Promise<void> {
-    const signal = this.#abort.signal;
-    return new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const watcher = client.watch().inRange(Range.prefix(this.#options.clientsPrefix)).startRevision(String(revision + 1)).watcher();
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        signal.removeEventListener('abort', finish);
-        stopHearing();
-        watcher.cancel().catch(() => undefined);
-        resolve();
-      };
-      // The key stays: its lease is the process's (shared-lease.ts) and outlives the client.
-      const stopHearing = this.#shared.onRenewed((old) => {
-        if (old === client) finish();
-      });
-      watcher.on('put', (kv: IKeyValue) => {
-        const id = this.#idOf(kv);
-        if (this.#ids.has(id)) return;
-        this.#ids.add(id);
-        this.#publish();
-      });
-      watcher.on('delete', (kv: IKeyValue) => {
-        if (this.#ids.delete(this.#idOf(kv))) this.#publish();
-      });
-      watcher.on('disconnected', finish);
-      watcher.on('error', finish);
-      watcher.on('end', finish);
-      signal.addEventListener('abort', finish, { once: true });
-    });
-  }
-
-  #idOf(kv: IKeyValue): string {
-    return kv.key.toString('utf8').slice(this.#options.clientsPrefix.length);
   }
 }
 
