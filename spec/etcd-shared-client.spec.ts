@@ -9,7 +9,8 @@ import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
 import { createSource } from '../lib/discovery/create-source.js';
-import { sharedEtcdClients } from '../lib/etcd/etcd-client-share.js';
+import { acquireEtcdClient, sharedEtcdClients } from '../lib/etcd/etcd-client-share.js';
+import { resolveSourceOptions } from '../lib/discovery/source-options.js';
 import { registerAnchorpool } from '../lib/native/register-anchorpool.js';
 import { silentLogger } from '../lib/core/logger.js';
 import type { EndpointSource } from '../lib/discovery/source.js';
@@ -118,6 +119,25 @@ t.test("a prefix's watchdog finds the connection frozen and renews the shared cl
   }
   t.equal(sharedEtcdClients(), 1, 'still one client');
   await waitFor(() => ourConnections(proxy.port) === 1, { what: 'one connection: the old one was closed' });
+});
+
+t.test('a call that timed out renews the client only when nothing was heard on it within the window', async (t) => {
+  // A share of its own (another dial timeout), so the sources above are not moved.
+  const connection = resolveSourceOptions({ target: 'etcd:///shared/rule/', etcd: { ...etcd, dialTimeoutMillis: 1234 } }).etcd!;
+  const share = acquireEtcdClient(connection, silentLogger);
+  t.teardown(() => share.release());
+  const first = share.current();
+  t.equal(share.renewUnlessHeard(first, 60_000), true, 'never heard from: renewed');
+  t.equal(share.retired(first), 'suspect');
+  const second = share.current();
+  t.not(second, first, 'a new client');
+  share.heard(second);
+  t.equal(share.renewUnlessHeard(second, 60_000), false, 'heard from within the window: kept (a slow call next to calls that answer)');
+  t.equal(share.current(), second);
+  t.equal(share.retired(second), undefined);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(share.renewUnlessHeard(second, 10), true, 'heard from, but longer ago than the window: renewed');
+  t.not(share.current(), second);
 });
 
 t.test('the last close releases the connection', async (t) => {

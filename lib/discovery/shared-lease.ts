@@ -113,7 +113,9 @@ async function keep(entry: Entry): Promise<void> {
   if (id === undefined || entry.keeping) return;
   entry.keeping = true;
   try {
-    const ttl = await keepaliveOnce(entry.etcd.current(), id, Date.now() + Math.min(entry.dialTimeoutMillis, (entry.ttlSeconds * 1000) / 3));
+    const client = entry.etcd.current();
+    const ttl = await keepaliveOnce(client, id, Date.now() + Math.min(entry.dialTimeoutMillis, (entry.ttlSeconds * 1000) / 3));
+    entry.etcd.heard(client);
     if (ttl > 0 || entry.leaseId !== id) return;
     entry.leaseId = undefined;
     entry.logger.warn({ lease: BigInt(id).toString(16).padStart(16, '0') }, 'the shared registration lease ended in etcd; the clients on it register again');

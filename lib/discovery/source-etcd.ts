@@ -168,8 +168,10 @@ export class EtcdEndpointSource extends SourceBase {
         // released while its channel is in TRANSIENT_FAILURE, and grpc-js still makes one
         // attempt after such a close, whose connection nobody owns if etcd is back by then
         // (etcd-client.ts). Anything else, a timeout above all, may be a half-open
-        // connection: start over on a new one.
-        if (!isConnectFailure(err)) shared.renew(client);
+        // connection: start over on a new one, unless other calls on it answered meanwhile.
+        if (!isConnectFailure(err) && !shared.renewUnlessHeard(client, this.#options.dialTimeoutMillis)) {
+          this.logger.debug({ error: error.message }, 'etcd listing failed while other calls on the connection answer; retrying on it');
+        }
         // A listing that fails keeps the reason the resync began with (no-leader, watchdog…).
         if (reason === 'initial') reason = 'reconnect';
         failed = true;
@@ -188,6 +190,7 @@ export class EtcdEndpointSource extends SourceBase {
   async #resync(client: Etcd3, reason: ResyncReason): Promise<number> {
     const startedAt = performance.now();
     const { revision, kvs } = await this.#list(client);
+    this.#shared!.heard(client);
     if (this.#abort.signal.aborted) return revision;
     for (const record of this.state.replace(kvs)) this.reportInvalid(record);
     this.revision = revision;
@@ -272,6 +275,7 @@ export class EtcdEndpointSource extends SourceBase {
             .limit(1)
             .options({ deadline: Date.now() + this.#options.dialTimeoutMillis })
             .exec();
+          this.#shared!.heard(client);
           if (done) return;
           const seen = newest.kvs[0] === undefined ? 0 : Number(newest.kvs[0].mod_revision);
           if (seen <= delivered) return arm();
@@ -293,6 +297,7 @@ export class EtcdEndpointSource extends SourceBase {
       };
       const onData = (response: IWatchResponse): void => {
         if (done) return;
+        this.#shared!.heard(client);
         arm();
         try {
           if (response.events.length === 0) {

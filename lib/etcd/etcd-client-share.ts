@@ -11,7 +11,11 @@
  * resync on the new client (a fresh listing, diffed against their state), so none of
  * them loses or repeats an event; a half-open connection thus costs every prefix on it
  * one resync. Sources renew only the client they used, so several noticing the same bad
- * connection make one new client, not several.
+ * connection make one new client, not several. A listing that merely timed out renews
+ * only when no user has heard from the client within the last `withinMillis`: in a busy
+ * process a slow call next to calls that answer is not a half-open connection, and
+ * renewing would make every prefix list again at the worst moment (a process starting
+ * 50 pools next to 500 did that over and over, and the new pools got no keys for 10 s).
  *
  * The entry also watches the member its watch stream runs on (`leaderCheckMillis`): a
  * member cut off from its peers refuses a `hasleader` call about one election timeout
@@ -40,6 +44,10 @@ export interface SharedEtcdClient {
   hosts(): readonly string[];
   /** `client`, the one the caller used, is suspect: if it is still current, every user moves to a new one. */
   renew(client: Etcd3): void;
+  /** A call on `client` timed out: renew it as above, unless a user heard from it within `withinMillis`. True when renewed. */
+  renewUnlessHeard(client: Etcd3, withinMillis: number): boolean;
+  /** A user got an answer on `client` (a listing, a watch event, a keepalive). */
+  heard(client: Etcd3): void;
   /** Why `client` was replaced (its calls were cancelled for that); undefined while it is not. */
   retired(client: Etcd3): RenewReason | undefined;
   /** Called with the old client when another user renewed it, or a check of the entry's did; returns the unsubscribe. */
@@ -55,6 +63,8 @@ interface Entry {
   autoSync: NodeJS.Timeout | undefined;
   refs: number;
   readonly retired: WeakMap<Etcd3, RenewReason>;
+  /** When each client last answered one of its users. */
+  readonly heard: WeakMap<Etcd3, number>;
   readonly listeners: Set<RenewListener>;
   leaderCheck: NodeJS.Timeout | undefined;
 }
@@ -150,7 +160,7 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
   const key = optionsKey(options);
   let entry = entries.get(key);
   if (entry === undefined) {
-    entry = { client: undefined, hosts: options.hosts, autoSync: undefined, refs: 0, retired: new WeakMap(), listeners: new Set(), leaderCheck: undefined };
+    entry = { client: undefined, hosts: options.hosts, autoSync: undefined, refs: 0, retired: new WeakMap(), heard: new WeakMap(), listeners: new Set(), leaderCheck: undefined };
     entries.set(key, entry);
   }
   const shared = entry;
@@ -170,6 +180,14 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
     hosts: () => [...shared.hosts],
     renew: (client) => {
       if (!released) renewEntry(shared, client, 'suspect', own);
+    },
+    renewUnlessHeard: (client, withinMillis) => {
+      if (released || Date.now() - (shared.heard.get(client) ?? -Infinity) < withinMillis) return false;
+      renewEntry(shared, client, 'suspect', own);
+      return true;
+    },
+    heard: (client) => {
+      shared.heard.set(client, Date.now());
     },
     retired: (client) => shared.retired.get(client),
     onRenewed: (listener) => {
