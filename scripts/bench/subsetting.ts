@@ -870,7 +870,7 @@ async function run(context: BenchContext): Promise<ScenarioResult> {
       );
     }
     if (r.startOpened !== held(r) || r.startClosed > 0) {
-      notes.push(`${measured(r)}: to reach ${int(held(r))} connections at the start the backends saw ${int(r.startOpened)} opened and ${int(r.startClosed)} closed${r.contender.clientsPrefix === undefined ? '' : ' (a coordinated pool computes its subset from its first listing, while the clients are still registering; its subset moves as they register, one move per 500 ms burst)'}.`);
+      notes.push(`${measured(r)}: to reach ${int(held(r))} connections at the start the backends saw ${int(r.startOpened)} opened and ${int(r.startClosed)} closed${r.contender.clientsPrefix === undefined ? '' : ' (a coordinated pool computes its subset from its first listing, while the clients are still registering; its subset moves as they register, once per burst: 500 ms after a change, doubling up to 4 s while changes keep coming)'}.`);
     }
     // Warnings and errors say what the fleet's figures do not (a registration retried, a connection attempt given up).
     const logged = Object.entries((r.changes.at(-1)?.settle.census ?? r.initial.census).logged).sort((x, y) => y[1].count - x[1].count);
