@@ -400,9 +400,10 @@ export class AnchorSet<A extends Anchor> {
   }
 
   /**
-   * A coordinated client's place among the clients changed (the owner follows it in
-   * etcd): the subset moves to its new place at once, make before break. Undefined: the
-   * place could not be learnt in time; the subset starts from the rendezvous order.
+   * The ids of a coordinated client's fleet changed (the owner follows them in etcd): the
+   * subset moves to the client's share of the new assignment at once, make before break.
+   * Undefined: the ids could not be learnt in time; the subset starts from the rendezvous
+   * order.
    */
   placeSubset(place: CoordinationView | undefined): void {
     if (this.#stopped || this.#subsetFrozen || this.#subset === undefined) return;

@@ -8,11 +8,11 @@
  *
  * The order: rendezvous, by the client's own hash of each key; or coordinated, the
  * client's share of an assignment every client computes alike from the registered ids and
- * the keys (coordinated-assignment.ts), then its other keys by rendezvous for widening. A
- * coordinated client passes on nothing
- * until the owner tells it its place (one etcd listing after start), so it does not
- * connect to one subset only to move to another a moment later; when etcd does not tell
- * in time the owner says so (place undefined) and it starts from the rendezvous order.
+ * the keys (coordinated-assignment.ts), then its other keys by its own score there, for
+ * widening. A coordinated client passes on nothing until the owner tells it the ids (one
+ * etcd listing after start), so it does not connect to one subset only to move to another
+ * a moment later; when etcd does not tell in time the owner says so (place undefined) and
+ * it starts from the rendezvous order.
  *
  * It remembers which keys of the subset failed (a first connection in TRANSIENT_FAILURE, or
  * out of rotation after serving: unhealthy, ejected, held out, disconnected) until they

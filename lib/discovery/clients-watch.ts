@@ -14,6 +14,7 @@
  * etcd serves one watch per process, not one per client. While etcd cannot be reached the
  * last list stays.
  */
+import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Range, type Etcd3, type IKeyValue } from 'etcd3';
 import { ExponentialBackoff } from 'cockatiel';
@@ -21,7 +22,6 @@ import { acquireEtcdClient, type SharedEtcdClient } from '../etcd/etcd-client-sh
 import type { EtcdConnection } from '../etcd/etcd-client.js';
 import { emitSafely } from '../core/emit-safely.js';
 import type { Logger } from '../core/logger.js';
-import { EventEmitter } from 'node:events';
 
 export interface ClientsWatch {
   /** The ids published last, sorted; undefined before the first listing. */

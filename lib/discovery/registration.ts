@@ -12,6 +12,9 @@
  * watching etcd stop sending new calls, calls in flight finish), then revokes the lease
  * and closes the etcd client. The value is one parseEndpointValue accepts: native JSON, or byte
  * for byte what etcd's Go endpoints.Manager writes, so Go resolvers read it too.
+ *
+ * Coordinated subset clients use the same loop in its 'claim' mode, with their key on
+ * the process's shared lease (shared-lease.ts) instead of a lease of their own.
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -363,7 +366,6 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
     this.#wake.abort();
     this.#wake = new AbortController();
   }
-
 
   /** Every call returns the same promise, settled once the key is removed (or given up on), the drain is over and the client closed. */
   close(): Promise<void> {
