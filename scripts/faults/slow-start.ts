@@ -38,10 +38,11 @@ import * as grpc from '@grpc/grpc-js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type AnchorPool, createPool } from '../../lib/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
-import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
+import { EchoClient } from '../../testkit/echo/echo-service.js';
 import type { EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { check, sleep, type FaultCheck, type FaultContext, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
+import { ClosedLoop } from './closed-loop.js';
 
 const PREFIX = 'slow-start/';
 const BACKENDS = 3;
@@ -70,51 +71,11 @@ const EXAMPLE_SLOW_START: SlowStart = { windowMillis: 10_000, aggression: 1, min
 
 type Path = 'pool.client()' | 'etcd:///';
 
-interface CallRecord {
-  /** Start, performance.now(). */
-  readonly at: number;
-  readonly millis: number;
-  /** The backend that answered; undefined for a failed call. */
-  readonly server: string | undefined;
-  /** Status code name of a failed call. */
-  readonly failed: string | undefined;
-}
-
-/** `callers` closed-loop Echo callers on one client, recording every call. */
-class ClosedLoop {
-  readonly records: CallRecord[] = [];
-  readonly examples: string[] = [];
-  #running = true;
-  readonly #workers: Promise<void>[];
-
-  constructor(
-    readonly path: Path,
-    readonly slowStart: SlowStart | undefined,
-    client: grpc.Client,
-    callers: number,
-  ) {
-    this.#workers = Array.from({ length: callers }, () => this.#loop(client));
-  }
-
-  async #loop(client: grpc.Client): Promise<void> {
-    while (this.#running) {
-      const at = performance.now();
-      try {
-        const reply = await callEcho(client, CALL_DEADLINE_MILLIS);
-        this.records.push({ at, millis: performance.now() - at, server: reply.server, failed: undefined });
-      } catch (err) {
-        const code = (err as Partial<grpc.ServiceError>).code;
-        const name = typeof code === 'number' ? (grpc.status[code] ?? String(code)) : 'no status';
-        this.records.push({ at, millis: performance.now() - at, server: undefined, failed: name });
-        if (this.examples.length < 3) this.examples.push(`${name}: ${(err as Error).message}`);
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await Promise.allSettled(this.#workers);
-  }
+/** One path's load with one slow-start setting. */
+interface Load {
+  readonly path: Path;
+  readonly slowStart: SlowStart | undefined;
+  readonly loop: ClosedLoop;
 }
 
 /** The nearest-rank percentile (0 < p ≤ 1) of `values`; NaN when empty. */
@@ -189,7 +150,8 @@ async function runPair(context: FaultContext, shared: Shared, slowStart: SlowSta
   const loadStart = performance.now();
   const loads = made.flatMap(({ pool, native }, i) => {
     const settings = i === 0 ? undefined : slowStart;
-    return [new ClosedLoop('pool.client()', settings, pool.client(EchoClient), CALLERS_PER_CLIENT), new ClosedLoop('etcd:///', settings, native, CALLERS_PER_CLIENT)];
+    const load = (path: Path, client: grpc.Client): Load => ({ path, slowStart: settings, loop: new ClosedLoop(client, CALLERS_PER_CLIENT, CALL_DEADLINE_MILLIS) });
+    return [load('pool.client()', pool.client(EchoClient)), load('etcd:///', native)];
   });
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   let stopping: number;
@@ -212,18 +174,18 @@ async function runPair(context: FaultContext, shared: Shared, slowStart: SlowSta
     serverCalls = (await victim.stats()).calls;
   } finally {
     loopDelay.disable();
-    await Promise.all(loads.map((l) => l.stop()));
+    await Promise.all(loads.map((l) => l.loop.stop()));
     for (const { pool, native } of made) {
       native.close();
       await pool.close();
     }
   }
   const rows = loads.map((load): Row => {
-    const settled = load.records.filter((r) => r.at >= loadStart + 500 && r.at < stopping);
-    const after = load.records.filter((r) => r.at >= restartedAt && r.at < restartedAt + AFTER_MILLIS);
+    const settled = load.loop.records.filter((r) => r.at >= loadStart + 500 && r.at < stopping);
+    const after = load.loop.records.filter((r) => r.at >= restartedAt && r.at < restartedAt + AFTER_MILLIS);
     const cold = after.filter((r) => r.server === victim.name);
     const perSecond = Array.from({ length: AFTER_MILLIS / 1000 }, (_, s) => cold.filter((r) => r.at >= restartedAt + s * 1000 && r.at < restartedAt + (s + 1) * 1000).length);
-    const failedRecords = load.records.filter((r) => r.failed !== undefined);
+    const failedRecords = load.loop.records.filter((r) => r.failed !== undefined);
     const byCode = new Map<string, number>();
     for (const r of failedRecords) byCode.set(r.failed!, (byCode.get(r.failed!) ?? 0) + 1);
     const latencies = after.map((r) => r.millis);
@@ -242,7 +204,7 @@ async function runPair(context: FaultContext, shared: Shared, slowStart: SlowSta
       slowOnCold: cold.filter((r) => r.millis >= WARM_UP.delayMillis).length,
       perSecond,
       failed: failedRecords.length,
-      failures: failedRecords.length === 0 ? '0' : `${[...byCode].map(([code, n]) => `${n} ${code}`).join(', ')} (${load.examples.join(' | ')})`,
+      failures: failedRecords.length === 0 ? '0' : `${[...byCode].map(([code, n]) => `${n} ${code}`).join(', ')} (${load.loop.examples.join(' | ')})`,
       firstColdCall: cold.length === 0 ? undefined : Math.min(...cold.map((r) => r.at)) - restartedAt,
     };
   });

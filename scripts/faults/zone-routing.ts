@@ -35,10 +35,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AnchorPool } from '../../lib/index.js';
 import { Backend } from '../../testkit/echo/backend.js';
-import { callEcho, EchoClient } from '../../testkit/echo/echo-service.js';
+import { EchoClient } from '../../testkit/echo/echo-service.js';
 import type { EtcdCluster } from '../../etcd-dev/etcd-dev.mjs';
 import { check, sleep, type FaultCheck, type FaultContext, type FaultScenario } from './fault.js';
 import { FaultRig } from './rig.js';
+import { ClosedLoop, type CallRecord } from './closed-loop.js';
 
 const PREFIX = 'zone-routing/';
 const LOCAL_ZONE = 'a';
@@ -76,46 +77,6 @@ const SETTLED_RUN = 4;
 
 type Path = 'pool.client()' | 'etcd:///';
 type PhaseName = 'all serve' | 'a2 NOT_SERVING' | 'a1+a2 NOT_SERVING' | 'both SERVING again';
-
-interface CallRecord {
-  /** Start, performance.now(). */
-  readonly at: number;
-  /** The backend that answered; undefined for a failed call. */
-  readonly server: string | undefined;
-  readonly failed: string | undefined;
-}
-
-/** `callers` closed-loop Echo callers on one client, recording every call. */
-class ClosedLoop {
-  readonly records: CallRecord[] = [];
-  readonly examples: string[] = [];
-  #running = true;
-  readonly #workers: Promise<void>[];
-
-  constructor(client: grpc.Client, callers: number) {
-    this.#workers = Array.from({ length: callers }, () => this.#loop(client));
-  }
-
-  async #loop(client: grpc.Client): Promise<void> {
-    while (this.#running) {
-      const at = performance.now();
-      try {
-        const reply = await callEcho(client, CALL_DEADLINE_MILLIS);
-        this.records.push({ at, server: reply.server, failed: undefined });
-      } catch (err) {
-        const code = (err as Partial<grpc.ServiceError>).code;
-        const name = typeof code === 'number' ? (grpc.status[code] ?? String(code)) : 'no status';
-        this.records.push({ at, server: undefined, failed: name });
-        if (this.examples.length < 3) this.examples.push(`${name}: ${(err as Error).message}`);
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.#running = false;
-    await Promise.allSettled(this.#workers);
-  }
-}
 
 /** Calls each backend counted on its side in one window, in LAYOUT order, with the window's bounds in ms from its phase's flip. */
 interface Window {
@@ -172,7 +133,7 @@ const SHORT_DURATIONS: Durations = { warmUp: 500, serve: 1500, oneOut: 2500, bot
 
 /** Runs the four phases on one client, reading the backends' call counts every WINDOW_MILLIS. */
 async function runPath(context: FaultContext, path: Path, client: grpc.Client, backends: readonly Backend[], durations: Durations, pool?: AnchorPool): Promise<PathRun> {
-  const load = new ClosedLoop(client, CALLERS_PER_PATH);
+  const load = new ClosedLoop(client, CALLERS_PER_PATH, CALL_DEADLINE_MILLIS);
   const phases: Phase[] = [];
   let first: number | undefined;
   let last: { at: number; calls: number[] } | undefined;
