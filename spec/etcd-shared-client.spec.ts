@@ -121,22 +121,23 @@ t.test("a prefix's watchdog finds the connection frozen and renews the shared cl
   await waitFor(() => ourConnections(proxy.port) === 1, { what: 'one connection: the old one was closed' });
 });
 
-t.test('a call that timed out renews the client only when nothing was heard on it within the window', async (t) => {
+t.test('a call that timed out renews the client only when nothing was heard on it while the call waited', async (t) => {
   // A share of its own (another dial timeout), so the sources above are not moved.
   const connection = resolveSourceOptions({ target: 'etcd:///shared/rule/', etcd: { ...etcd, dialTimeoutMillis: 1234 } }).etcd!;
   const share = acquireEtcdClient(connection, silentLogger);
   t.teardown(() => share.release());
   const first = share.current();
-  t.equal(share.renewUnlessHeard(first, 60_000), true, 'never heard from: renewed');
+  t.equal(share.renewUnlessHeard(first, performance.now() - 60_000), true, 'never heard from: renewed');
   t.equal(share.retired(first), 'suspect');
   const second = share.current();
   t.not(second, first, 'a new client');
+  const callBegan = performance.now();
   share.heard(second);
-  t.equal(share.renewUnlessHeard(second, 60_000), false, 'heard from within the window: kept (a slow call next to calls that answer)');
+  t.equal(share.renewUnlessHeard(second, callBegan), false, 'heard from while the call waited: kept (a slow call next to calls that answer)');
   t.equal(share.current(), second);
   t.equal(share.retired(second), undefined);
   await new Promise((resolve) => setTimeout(resolve, 20));
-  t.equal(share.renewUnlessHeard(second, 10), true, 'heard from, but longer ago than the window: renewed');
+  t.equal(share.renewUnlessHeard(second, performance.now()), true, 'heard from only before the call began: renewed');
   t.not(share.current(), second);
 });
 

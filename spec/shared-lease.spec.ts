@@ -1,8 +1,9 @@
 // The coordinated clients of one process register on one etcd lease (shared-lease.ts),
 // against a real etcd: one lease for all of them; a renewed etcd client keeps it and
 // moves no key; when etcd ends it, every key moves to one new lease; the last client
-// gone revokes it.
+// gone revokes it; a key the process left behind is taken over.
 import t from 'tap';
+import { hostname } from 'node:os';
 import { ClientMembership, coordinationSettings, type MembershipView } from '../lib/discovery/client-membership.js';
 import { resolveSourceOptions } from '../lib/discovery/source-options.js';
 import { acquireEtcdClient } from '../lib/etcd/etcd-client-share.js';
@@ -100,4 +101,26 @@ t.test('clients with another TTL get a lease of their own', async (t) => {
   t.equal(new Set(kvs.map((kv) => kv.lease)).size, 2, 'two TTLs, two leases');
   const { stdout } = await etcdctl(cluster, 'lease', 'timetolive', BigInt(kvs.find((kv) => kv.key.endsWith('/long'))!.lease).toString(16));
   t.match(stdout, new RegExp(`granted with TTL\\(${TTL_SECONDS + 2}s\\)`), "the long client's lease has its TTL");
+});
+
+t.test("a key this process left behind (its client closed without deleting it) is taken over, not a conflict; another process's is", async (t) => {
+  const settings = settingsFor('lease/ghost/');
+  const left = JSON.stringify({ clientId: 'g1', host: hostname(), pid: process.pid, instance: 'closed-long-ago', since: new Date(0).toISOString() });
+  await etcdctl(cluster, 'put', `${settings.clientsPrefix}g1`, left);
+  const elsewhere = JSON.stringify({ clientId: 'g2', host: hostname(), pid: process.pid + 1, instance: 'alive', since: new Date(0).toISOString() });
+  await etcdctl(cluster, 'put', `${settings.clientsPrefix}g2`, elsewhere);
+  const members = ['g1', 'g2'].map((clientId) => new ClientMembership({ ...settings, clientId, logger: silentLogger }));
+  const conflicts: string[] = [];
+  members[1]!.on('conflict', (error) => conflicts.push(error.code));
+  t.teardown(() => Promise.all(members.map((m) => m.close())));
+  for (const m of members) m.start();
+  const kvs = await waitFor(async () => {
+    const all = await registered(settings.clientsPrefix);
+    return all.find((kv) => kv.key.endsWith('/g1'))?.lease !== '0' ? all : false;
+  }, { what: 'g1 on a lease' });
+  const { stdout } = await etcdctl(cluster, 'get', '--print-value-only', `${settings.clientsPrefix}g1`);
+  t.notMatch(stdout, /closed-long-ago/, 'g1 took the key over: its own value now');
+  t.not(kvs.find((kv) => kv.key.endsWith('/g1'))!.lease, '0', 'on the process lease');
+  await waitFor(() => conflicts.length > 0, { what: "g2's conflict" });
+  t.same(conflicts, ['ANCHORPOOL_CLIENT_ID_TAKEN'], "g2's id is held by another process's value: a conflict");
 });

@@ -146,10 +146,11 @@ export interface SubsetOptions {
    * How the subset is chosen. Default 'rendezvous'.
    * - 'rendezvous': each client ranks the keys by a hash of its id and the key (gRFC A68);
    *   no coordination, and a backend's share of the clients varies (about ±1/√(C·S/K)).
-   * - 'coordinated': each client registers under `clientsPrefix` in etcd on a lease, learns
-   *   its rank among the clients and their number, and takes `size` consecutive keys of a
-   *   ring every client shares, from its evenly spaced place: every key is in the same
-   *   number of subsets ±1. Needs an etcd target.
+   * - 'coordinated': each client registers under `clientsPrefix` in etcd (the clients of a
+   *   process on one lease) and computes the fleet's assignment from the registered ids and
+   *   the keys, the same on every client: every key is in the same number of subsets ±1,
+   *   and keys or clients coming or going move about what rendezvous moves. Every client
+   *   under one `clientsPrefix` must use the same `size`. Needs an etcd target.
    */
   mode?: 'rendezvous' | 'coordinated';
   /**

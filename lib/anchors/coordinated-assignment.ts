@@ -42,7 +42,8 @@ const remembered = new Map<string, Assignment>();
 export function assignSubsets(ids: Iterable<string>, keys: Iterable<string>, size: number): Assignment {
   const clients = [...new Set(ids)].sort();
   const ring = [...new Set(keys)].sort();
-  const fingerprint = `${size}\0${clients.join('\n')}\0${ring.join('\n')}`;
+  // JSON, not a join: ids and keys may contain any character.
+  const fingerprint = JSON.stringify([size, clients, ring]);
   const known = remembered.get(fingerprint);
   if (known !== undefined) {
     remembered.delete(fingerprint);

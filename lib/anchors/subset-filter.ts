@@ -57,7 +57,7 @@ export interface SubsetReport {
   readonly coordination?: CoordinationReport | undefined;
   /** Keys offered (the whole prefix). */
   readonly offered: number;
-  /** Keys in the subset now, in rendezvous order, each with why it is there. */
+  /** Keys in the subset now, in the client's order (rendezvous, or its coordinated order), each with why it is there. */
   readonly keys: readonly { readonly key: string; readonly why: 'chosen' | 'failed, kept to see it return' | 'leaving, until its replacement serves' }[];
 }
 

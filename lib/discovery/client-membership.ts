@@ -56,12 +56,27 @@ export interface MembershipOptions extends CoordinationSettings {
   readonly logger: Logger;
 }
 
+/** The values of this process's memberships not closed yet: another value naming this process is one left behind. */
+const liveValues = new Set<string>();
+
+/** A value naming this process (host, pid) that no open membership wrote: its client closed without deleting its key. */
+function abandonedHere(value: string): boolean {
+  if (liveValues.has(value)) return false;
+  try {
+    const parsed = JSON.parse(value) as { host?: unknown; pid?: unknown };
+    return parsed.host === hostname() && parsed.pid === process.pid;
+  } catch {
+    return false;
+  }
+}
+
 export class ClientMembership extends EventEmitter<MembershipEvents> {
   readonly #options: MembershipOptions;
   readonly #shared: SharedEtcdClient;
   readonly #registration: LeaseRegistration;
   readonly #lease: SharedLease;
   readonly #watch: ClientsWatch;
+  readonly #value: string;
   #registered = false;
   #conflict: string | undefined;
   #lateTimer: NodeJS.Timeout | undefined;
@@ -78,12 +93,15 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     this.#watch = acquireClientsWatch(options.etcd, options.clientsPrefix, (options.ttlSeconds * 1000) / 3, options.logger);
     // The value names the process and is unique to this instance: a key with it is this client's own.
     const value = JSON.stringify({ clientId: options.clientId, host: hostname(), pid: process.pid, instance: randomUUID(), since: new Date().toISOString() });
+    this.#value = value;
+    liveValues.add(value);
     this.#registration = new LeaseRegistration(
       {
         etcd: options.etcd,
         key: options.clientsPrefix + options.clientId,
         value,
         write: 'claim',
+        abandoned: abandonedHere,
         ttlSeconds: options.ttlSeconds,
         timeoutMillis: options.etcd.dialTimeoutMillis,
         drainMillis: 0,
@@ -132,6 +150,7 @@ export class ClientMembership extends EventEmitter<MembershipEvents> {
     clearTimeout(this.#lateTimer);
     this.#watch.release();
     await this.#registration.close();
+    liveValues.delete(this.#value);
     this.#lease.release();
     this.#shared.release();
   }

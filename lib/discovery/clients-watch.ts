@@ -22,6 +22,7 @@ import { acquireEtcdClient, type SharedEtcdClient } from '../etcd/etcd-client-sh
 import type { EtcdConnection } from '../etcd/etcd-client.js';
 import { emitSafely } from '../core/emit-safely.js';
 import type { Logger } from '../core/logger.js';
+import { optionsKey } from '../core/options-key.js';
 
 export interface ClientsWatch {
   /** The ids published last, sorted; undefined before the first listing. */
@@ -80,6 +81,7 @@ class PrefixWatch extends EventEmitter<WatchEvents> {
   #changed(): void {
     if (this.published === undefined) return this.#publish();
     if (this.#timer !== undefined) return;
+    // Busy: the last list published was a change too (not the first listing), and recent.
     const busy = performance.now() - this.#publishedAt < BUSY_MILLIS;
     this.#burstMillis = busy ? Math.min(this.#burstMillis * 2, MAX_BURST_MILLIS) : BURST_MILLIS;
     this.#timer = setTimeout(() => this.#publish(), this.#burstMillis).unref();
@@ -90,8 +92,8 @@ class PrefixWatch extends EventEmitter<WatchEvents> {
     const ids = [...this.#ids].sort();
     const last = this.published;
     if (last !== undefined && last.length === ids.length && last.every((id, i) => id === ids[i])) return;
+    if (last !== undefined) this.#publishedAt = performance.now();
     this.published = ids;
-    this.#publishedAt = performance.now();
     emitSafely(this, 'ids', ids);
   }
 
@@ -178,7 +180,7 @@ const watches = new Map<string, PrefixWatch>();
  */
 export function acquireClientsWatch(etcd: EtcdConnection, clientsPrefix: string, maxRetryMillis: number, logger: Logger): ClientsWatch {
   const { watchdogMillis: _watchdog, ...connection } = etcd;
-  const key = `${clientsPrefix}\0${JSON.stringify(connection)}`;
+  const key = optionsKey({ clientsPrefix, connection });
   let watch = watches.get(key);
   if (watch === undefined) {
     watch = new PrefixWatch(etcd, clientsPrefix, maxRetryMillis, logger);

@@ -200,6 +200,12 @@ interface ResolvedRegistration {
    * its own (`value` is unique to it).
    */
   readonly write: 'put' | 'claim';
+  /**
+   * Claim mode: a value another registration wrote that may be taken over all the same
+   * (one of this process's own that has closed without deleting its key: on the process's
+   * shared lease it would otherwise stay as long as the process).
+   */
+  readonly abandoned?: (value: string) => boolean;
   readonly ttlSeconds: number;
   readonly timeoutMillis: number;
   readonly drainMillis: number;
@@ -483,7 +489,8 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
     const held = await client.get(this.key).options({ deadline }).exec();
     const kv = held.kvs[0];
     if (kv === undefined) throw new EtcdUnavailableError('the key was deleted while being claimed; trying again');
-    if (kv.value.toString('utf8') !== this.value) {
+    const heldValue = kv.value.toString('utf8');
+    if (heldValue !== this.value && !this.#options.abandoned?.(heldValue)) {
       throw new ClientIdTakenError(`${JSON.stringify(this.key)} is held by another live client (lease ${hexLease(kv.lease)}, value ${kv.value.toString('utf8').slice(0, 200)})`);
     }
     const moved = await client.if(this.key, 'Mod', '==', kv.mod_revision).then(put()).options({ deadline }).commit();
@@ -548,19 +555,28 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
     this.#leaseId = undefined;
     let revoke = false;
     const fields = { key: this.key, lease: hexLease(leaseId) };
-    if (lease !== undefined && leaseId !== undefined) {
-      // Only while the key is still on our lease: another process may have taken the name over.
-      const removal = this.#etcd.current().if(this.key, 'Lease', '==', leaseId).then(this.#etcd.current().delete().key(this.key)).commit();
+    // A claim identifies its own write by its value (unique to it), and deletes it even when
+    // no attempt reported success: one that timed out may still have been applied, and on a
+    // shared lease the key would stay as long as the process. A put identifies its own by
+    // its lease.
+    const claimed = this.#options.write === 'claim';
+    if (claimed || (lease !== undefined && leaseId !== undefined)) {
+      // Only while the key is still ours: another process may have taken the name over.
+      const etcd = this.#etcd.current();
+      const ours = claimed ? etcd.if(this.key, 'Value', '==', this.value) : etcd.if(this.key, 'Lease', '==', leaseId!);
+      const removal = ours.then(etcd.delete().key(this.key)).commit();
       const outcome = await settleBy(removal, deadline);
       if (outcome.state === 'resolved') {
         revoke = true;
         if (outcome.value.succeeded) this.#logger.info(fields, 'registration removed');
         else this.#logger.info(fields, 'the key was no longer on our lease; left as it is');
       } else {
-        // etcd did not answer: stop the keepalives, the key expires with the lease.
-        lease.release();
+        // etcd did not answer: stop the keepalives, the key expires with the lease (a shared
+        // one lives on for the process's other clients; their next claim of this id takes it over).
+        lease?.release();
         const error = outcome.state === 'rejected' ? (outcome.error instanceof Error ? outcome.error.message : String(outcome.error)) : 'no answer in time';
-        this.#logger.warn({ ...fields, error }, `could not remove the registration; it expires with its lease within ${this.ttlSeconds} s`);
+        const expires = this.#etcd.lease === undefined ? `it expires with its lease within ${this.ttlSeconds} s` : 'it stays until the process lease ends or a client of this process claims the id again';
+        this.#logger.warn({ ...fields, error }, `could not remove the registration; ${expires}`);
       }
     }
     const drainMillis = this.#started ? this.#options.drainMillis : 0;

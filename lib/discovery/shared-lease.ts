@@ -20,6 +20,7 @@ import { acquireEtcdClient, type SharedEtcdClient } from '../etcd/etcd-client-sh
 import type { EtcdConnection } from '../etcd/etcd-client.js';
 import { EtcdUnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { optionsKey } from '../core/options-key.js';
 
 export interface SharedLease {
   readonly ttlSeconds: number;
@@ -50,7 +51,7 @@ const entries = new Map<string, Entry>();
 /** The lease of every coordinated client on this etcd connection with this TTL. */
 export function acquireSharedLease(etcd: EtcdConnection, ttlSeconds: number, logger: Logger): SharedLease {
   const { watchdogMillis: _watchdog, ...connection } = etcd;
-  const key = `${ttlSeconds}\0${JSON.stringify(connection)}`;
+  const key = optionsKey({ ttlSeconds, connection });
   let entry = entries.get(key);
   if (entry === undefined) {
     entry = { key, ttlSeconds, etcd: acquireEtcdClient(etcd, logger), dialTimeoutMillis: etcd.dialTimeoutMillis, logger, refs: 0, leaseId: undefined, granting: undefined, keeping: false, timer: undefined, listeners: new Set() };

@@ -141,6 +141,7 @@ export class EtcdEndpointSource extends SourceBase {
     while (!signal.aborted) {
       let failed = false;
       const startedAt = Date.now();
+      const listingFrom = performance.now();
       const client = shared.current();
       try {
         const revision = await this.#resync(client, reason);
@@ -169,8 +170,8 @@ export class EtcdEndpointSource extends SourceBase {
         // attempt after such a close, whose connection nobody owns if etcd is back by then
         // (etcd-client.ts). Anything else, a timeout above all, may be a half-open
         // connection: start over on a new one, unless other calls on it answered meanwhile.
-        if (!isConnectFailure(err) && !shared.renewUnlessHeard(client, this.#options.dialTimeoutMillis)) {
-          this.logger.debug({ error: error.message }, 'etcd listing failed while other calls on the connection answer; retrying on it');
+        if (!isConnectFailure(err) && !shared.renewUnlessHeard(client, listingFrom)) {
+          this.logger.debug({ error: error.message }, 'etcd listing failed while other calls on the client answered; retrying on it');
         }
         // A listing that fails keeps the reason the resync began with (no-leader, watchdog…).
         if (reason === 'initial') reason = 'reconnect';

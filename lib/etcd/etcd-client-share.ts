@@ -12,10 +12,12 @@
  * them loses or repeats an event; a half-open connection thus costs every prefix on it
  * one resync. Sources renew only the client they used, so several noticing the same bad
  * connection make one new client, not several. A listing that merely timed out renews
- * only when no user has heard from the client within the last `withinMillis`: in a busy
- * process a slow call next to calls that answer is not a half-open connection, and
- * renewing would make every prefix list again at the worst moment (a process starting
- * 50 pools next to 500 did that over and over, and the new pools got no keys for 10 s).
+ * only when no user heard from the client while it waited: in a busy process a slow call
+ * next to calls that answer is not a half-open connection, and renewing would make every
+ * prefix list again at the worst moment (a process starting 50 pools next to 500 did that
+ * over and over, and the new pools got no keys for 10 s). The answers are counted per
+ * client, not per member: with several members, one half-open member's connection is
+ * left to the watchdogs and to the breaker that skips a failing host.
  *
  * The entry also watches the member its watch stream runs on (`leaderCheckMillis`): a
  * member cut off from its peers refuses a `hasleader` call about one election timeout
@@ -44,8 +46,8 @@ export interface SharedEtcdClient {
   hosts(): readonly string[];
   /** `client`, the one the caller used, is suspect: if it is still current, every user moves to a new one. */
   renew(client: Etcd3): void;
-  /** A call on `client` timed out: renew it as above, unless a user heard from it within `withinMillis`. True when renewed. */
-  renewUnlessHeard(client: Etcd3, withinMillis: number): boolean;
+  /** A call on `client` that began at `since` (performance.now()) timed out: renew it as above, unless a user heard from it after `since`. True when renewed. */
+  renewUnlessHeard(client: Etcd3, since: number): boolean;
   /** A user got an answer on `client` (a listing, a watch event, a keepalive). */
   heard(client: Etcd3): void;
   /** Why `client` was replaced (its calls were cancelled for that); undefined while it is not. */
@@ -63,7 +65,7 @@ interface Entry {
   autoSync: NodeJS.Timeout | undefined;
   refs: number;
   readonly retired: WeakMap<Etcd3, RenewReason>;
-  /** When each client last answered one of its users. */
+  /** When each client last answered one of its users (performance.now()). */
   readonly heard: WeakMap<Etcd3, number>;
   readonly listeners: Set<RenewListener>;
   leaderCheck: NodeJS.Timeout | undefined;
@@ -181,13 +183,13 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
     renew: (client) => {
       if (!released) renewEntry(shared, client, 'suspect', own);
     },
-    renewUnlessHeard: (client, withinMillis) => {
-      if (released || Date.now() - (shared.heard.get(client) ?? -Infinity) < withinMillis) return false;
+    renewUnlessHeard: (client, since) => {
+      if (released || (shared.heard.get(client) ?? -Infinity) > since) return false;
       renewEntry(shared, client, 'suspect', own);
       return true;
     },
     heard: (client) => {
-      shared.heard.set(client, Date.now());
+      shared.heard.set(client, performance.now());
     },
     retired: (client) => shared.retired.get(client),
     onRenewed: (listener) => {
