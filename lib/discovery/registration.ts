@@ -569,7 +569,7 @@ export class LeaseRegistration extends EventEmitter<RegistrationEvents> implemen
       if (outcome.state === 'resolved') {
         revoke = true;
         if (outcome.value.succeeded) this.#logger.info(fields, 'registration removed');
-        else this.#logger.info(fields, 'the key was no longer on our lease; left as it is');
+        else this.#logger.info(fields, 'the key was no longer ours (another lease or value); left as it is');
       } else {
         // etcd did not answer: stop the keepalives, the key expires with the lease (a shared
         // one lives on for the process's other clients; their next claim of this id takes it over).
