@@ -11,10 +11,11 @@
  *
  * Why this and not windows on a ring (as deterministic aperture or gRFC A66): a window's
  * start is a position among the keys, and every key that comes or goes shifts the
- * positions of the keys after it, so windows slide across keys that did not change (we
- * measured 23.7% of connections moved for 10% more keys). Here a new key takes the pairs
- * where it scores best, and the room it takes from the others frees their worst pairs: the
- * moves stay near rendezvous's (spec/subset.spec.ts, docs/fleets.md).
+ * positions of the keys after it, so windows slide across keys that did not change (the
+ * bench measured 23.7% of connections closed or opened for 10% more keys, rendezvous
+ * 18.2%). Here a new key takes the pairs where it scores best, and the room it takes from
+ * the others frees their worst pairs: the moves stay near rendezvous's
+ * (spec/coordinated-assignment.spec.ts, docs/fleets.md).
  *
  * Rarely, the last clients to fill find room only on keys they hold already; each then
  * takes a key from a client that lacks one of those keys, which moves there (the rooms are
