@@ -21,6 +21,7 @@ import type { EtcdConnection } from '../etcd/etcd-client.js';
 import { EtcdUnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { optionsKey } from '../core/options-key.js';
+import { OwnedListeners } from '../core/owned-listeners.js';
 
 export interface SharedLease {
   readonly ttlSeconds: number;
@@ -60,22 +61,15 @@ export function acquireSharedLease(etcd: EtcdConnection, ttlSeconds: number, log
   const shared = entry;
   shared.refs += 1;
   let released = false;
-  const own = new Set<(id: string, error: Error) => void>();
+  const listeners = new OwnedListeners(shared.listeners);
   return {
     ttlSeconds,
     id: (deadline) => leaseOf(shared, deadline),
-    onLost: (listener) => {
-      shared.listeners.add(listener);
-      own.add(listener);
-      return () => {
-        shared.listeners.delete(listener);
-        own.delete(listener);
-      };
-    },
+    onLost: (listener) => listeners.add(listener),
     release: () => {
       if (released) return;
       released = true;
-      for (const listener of own) shared.listeners.delete(listener);
+      listeners.clear();
       shared.refs -= 1;
       if (shared.refs === 0) close(shared);
     },

@@ -29,6 +29,7 @@ import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, type EtcdConnection, type ManagedEtcd3 } from './etcd-client.js';
 import type { Logger } from '../core/logger.js';
 import { optionsKey } from '../core/options-key.js';
+import { OwnedListeners } from '../core/owned-listeners.js';
 
 /**
  * Why a client was replaced: a user found it suspect (a probe or call timed out, a stream
@@ -168,7 +169,7 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
   const shared = entry;
   shared.refs += 1;
   let released = false;
-  const own = new Set<RenewListener>();
+  const listeners = new OwnedListeners(shared.listeners);
   return {
     current: () => {
       if (released) throw new Error('anchorpool: the shared etcd client was released');
@@ -181,30 +182,22 @@ export function acquireEtcdClient(etcd: EtcdConnection, logger?: Logger): Shared
     },
     hosts: () => [...shared.hosts],
     renew: (client) => {
-      if (!released) renewEntry(shared, client, 'suspect', own);
+      if (!released) renewEntry(shared, client, 'suspect', listeners.own);
     },
     renewUnlessHeard: (client, since) => {
       if (released || (shared.heard.get(client) ?? -Infinity) > since) return false;
-      renewEntry(shared, client, 'suspect', own);
+      renewEntry(shared, client, 'suspect', listeners.own);
       return true;
     },
     heard: (client) => {
       shared.heard.set(client, performance.now());
     },
     retired: (client) => shared.retired.get(client),
-    onRenewed: (listener) => {
-      shared.listeners.add(listener);
-      own.add(listener);
-      return () => {
-        shared.listeners.delete(listener);
-        own.delete(listener);
-      };
-    },
+    onRenewed: (listener) => listeners.add(listener),
     release: () => {
       if (released) return;
       released = true;
-      for (const listener of own) shared.listeners.delete(listener);
-      own.clear();
+      listeners.clear();
       shared.refs -= 1;
       if (shared.refs > 0) return;
       entries.delete(key);
