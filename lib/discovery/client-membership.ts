@@ -25,7 +25,7 @@ import { emitSafely } from '../core/emit-safely.js';
 import type { Logger } from '../core/logger.js';
 import { LeaseRegistration } from './registration.js';
 import { acquireSharedLease, type SharedLease } from './shared-lease.js';
-import { acquireClientsWatch, type ClientsWatch } from './clients-watch.js';
+import { acquireClientsWatch, sameIds, type ClientsWatch } from './clients-watch.js';
 import type { ResolvedEtcdOptions } from './source-options.js';
 
 /** Where a client stands among the clients registered under the prefix. */
@@ -181,9 +181,6 @@ export function placeAmong(clientId: string, ids: Iterable<string>): { rank: num
   return { rank: fleet.indexOf(clientId), clients: fleet.length, ids: fleet };
 }
 
-function sameIds(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((id, i) => id === b[i]);
-}
 
 /** The TTL of a client's registration lease when none is given, in seconds. */
 export const DEFAULT_CLIENT_TTL_SECONDS = 10;

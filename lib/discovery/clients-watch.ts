@@ -91,7 +91,7 @@ class PrefixWatch extends EventEmitter<WatchEvents> {
     this.#timer = undefined;
     const ids = [...this.#ids].sort();
     const last = this.published;
-    if (last !== undefined && last.length === ids.length && last.every((id, i) => id === ids[i])) return;
+    if (last !== undefined && sameIds(last, ids)) return;
     if (last !== undefined) this.#publishedAt = performance.now();
     this.published = ids;
     emitSafely(this, 'ids', ids);
@@ -172,6 +172,11 @@ class PrefixWatch extends EventEmitter<WatchEvents> {
 }
 
 const watches = new Map<string, PrefixWatch>();
+
+/** Two sorted lists of ids are the same. */
+export function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
+}
 
 /**
  * The ids under `clientsPrefix`, watched once per process for this etcd connection.
